@@ -1,0 +1,28 @@
+"""Shared fixtures: generated media clips (never binary media in git)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.clips import corrupt_clip, make_clip
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory):
+    """A few small clips generated with ffmpeg's lavfi sources, once per session."""
+    folder = tmp_path_factory.mktemp("clips")
+    paths = {
+        "av": make_clip(str(folder / "av.mp4"), duration=2.0, width=320, height=240),
+        "audio": make_clip(str(folder / "audio.m4a"), duration=2.0, video=False),
+        "silent": make_clip(str(folder / "silent.mp4"), duration=2.0, audio=False),
+        "long": make_clip(str(folder / "long.ts"), duration=6.0, width=320, height=240),
+    }
+    paths["corrupt"] = corrupt_clip(paths["long"], str(folder / "corrupt.ts"))
+    text = folder / "notes.txt"
+    text.write_text("this is not a video\n" * 50)
+    paths["text"] = str(text)
+    for path in paths.values():
+        assert os.path.getsize(path) > 0
+    return paths

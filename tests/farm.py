@@ -1,0 +1,212 @@
+"""A real farm for integration tests: the admin as its own process, on a tmp folder.
+
+The admin runs ``python -m transcoder_admin run`` on a generated config; tests drop
+files into incoming folders, wait for what a user would see (outputs, sources moved,
+reports, API answers) and send real signals.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
+        time.sleep(0.1)
+
+
+class Farm:
+    """A configured farm folder and, once started, its admin process."""
+
+    def __init__(
+        self,
+        base: str,
+        customers: dict[str, dict[str, Any]],
+        *,
+        stable_for: float = 0.3,
+        max_jobs: int = 2,
+        local: int = 1,
+        mode: str = "auto",
+        poll_interval: float = 1.0,
+        reports_url: str | None = None,
+        defaults: dict[str, Any] | None = None,
+    ) -> None:
+        self.base = base
+        self.port = free_port()
+        self.media = os.path.join(base, "media")
+        self.temp = os.path.join(base, "tmp")
+        self.config_path = os.path.join(base, "etc", "admin.yaml")
+        self.log_path = os.path.join(base, "admin.log")
+        self.process: subprocess.Popen[bytes] | None = None
+        self.admin_config = {
+            "admin": {"customers": "customers", "name": "test"},
+            "roots": {"default": self.media, "temp": self.temp},
+            "reports": {"url": reports_url or f"sqlite:///{base}/reports.sqlite"},
+            "api": {"listen": f"tcp:{self.port}:interface=127.0.0.1"},
+            "workers": {"local": local, "max-jobs": max_jobs},
+            "monitoring": {"stable-for": stable_for, "mode": mode, "poll-interval": poll_interval},
+            "defaults": defaults or {"max-attempts": 1},
+        }
+        os.makedirs(os.path.join(base, "etc", "customers"), exist_ok=True)
+        with open(self.config_path, "w") as f:
+            yaml.safe_dump(self.admin_config, f)
+        for name, customer in customers.items():
+            self.write_customer(name, customer)
+
+    def write_customer(self, filename: str, customer: dict[str, Any]) -> None:
+        """Write (or replace) one customer file."""
+        path = os.path.join(self.base, "etc", "customers", f"{filename}.yaml")
+        with open(path, "w") as f:
+            yaml.safe_dump(customer, f, allow_unicode=True)
+
+    def remove_customer(self, filename: str) -> None:
+        """Delete one customer file."""
+        os.unlink(os.path.join(self.base, "etc", "customers", f"{filename}.yaml"))
+
+    # -- process -------------------------------------------------------------------
+
+    def start(self, wait: bool = True) -> None:
+        """Start the admin process; wait until its API answers."""
+        log = open(self.log_path, "ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "transcoder_admin",
+                "run",
+                "--config",
+                self.config_path,
+                "--log-level",
+                "debug",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+        )
+        log.close()
+        if wait:
+            wait_for(self._started, 60, "the admin to start")
+
+    def _started(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"admin exited {self.process.returncode}:\n{self.log()}")
+        try:
+            return self.get("/api/v1/health")["state"] in ("started", "paused")
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def signal(self, signum: int) -> None:
+        """Send a signal to the admin."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"admin did not stop on SIGTERM:\n{self.log()[-3000:]}") from None
+
+    def log(self) -> str:
+        """Everything the admin logged."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    # -- API -----------------------------------------------------------------------
+
+    def request(self, method: str, path: str) -> tuple[int, Any]:
+        """An HTTP request to the API; returns (status, decoded JSON)."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def get(self, path: str) -> Any:
+        """GET a path and return its JSON (status must be 200)."""
+        status, body = self.request("GET", path)
+        assert status == 200, (status, body)
+        return body
+
+    # -- files -----------------------------------------------------------------------
+
+    def folder(self, customer: str, kind: str, profile: str) -> str:
+        """A local folder of the default layout (kind: incoming, outgoing, done, …)."""
+        if kind == "work":
+            return os.path.join(self.temp, customer, "work", profile)
+        if kind in ("reports-done", "reports-failed"):
+            return os.path.join(self.media, customer, "reports", kind.split("-")[1], profile)
+        return os.path.join(self.media, customer, "files", kind, profile)
+
+    def drop(self, customer: str, profile: str, relpath: str, source: str) -> str:
+        """Copy a file into incoming the way an upload does: write aside, then rename."""
+        dest = os.path.join(self.folder(customer, "incoming", profile), relpath)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        partial = os.path.join(os.path.dirname(dest), ".upload.part")
+        with open(source, "rb") as src, open(partial, "wb") as out:
+            out.write(src.read())
+        os.replace(partial, dest)
+        return dest
+
+    def reports(self, customer: str, profile: str, outcome: str) -> list[dict[str, Any]]:
+        """Every report file of a profile with that outcome, parsed."""
+        folder = self.folder(customer, f"reports-{outcome}", profile)
+        found = []
+        for path in sorted(
+            glob.glob(os.path.join(glob.escape(folder), "**", "*.yaml"), recursive=True)
+        ):
+            with open(path) as f:
+                found.append(yaml.safe_load(f))
+        return found
+
+    def finished(self, customer: str, profile: str) -> int:
+        """How many files of a profile ended (done or failed), by their reports."""
+        return len(self.reports(customer, profile, "done")) + len(
+            self.reports(customer, profile, "failed")
+        )
+
+
+def dedent(text: str) -> str:
+    """textwrap.dedent, re-exported for tests that write config by hand."""
+    return textwrap.dedent(text)

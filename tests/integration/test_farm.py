@@ -1,0 +1,273 @@
+"""The embedded farm end to end: real admin process, real ffmpeg, real files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import av
+import pytest
+
+from tests.farm import Farm, wait_for
+
+FAIL_3 = [sys.executable, "-c", "import sys; sys.stderr.write('boom: disk full\\n'); sys.exit(3)"]
+
+CUSTOMER = {
+    "name": "ACME",
+    "profiles": {
+        "all": {
+            "allow-without-audio": True,
+            "targets": {
+                "high": {
+                    "type": "audio-video",
+                    "extension": "mp4",
+                    "video": {"codec": "h264", "height": 180},
+                    "audio": {"codec": "aac", "bitrate": 96},
+                },
+                "vp9": {
+                    "type": "video",
+                    "extension": "webm",
+                    "video": {"codec": "vp9", "width": 160, "height": 160},
+                },
+                "sound": {"type": "audio", "extension": "mp3", "audio": {"codec": "mp3"}},
+                "thumbs": {
+                    "type": "thumbnails",
+                    "thumbnails": {"interval": 20, "unit": "frames", "max-count": 3, "width": 80},
+                },
+                "copy": {"type": "identity"},
+            },
+        },
+        "videoonly": {"targets": {"v": {"type": "video", "video": {"height": 120}}}},
+        "post": {
+            "targets": {
+                "a": {"type": "audio", "extension": "m4a", "post-process": FAIL_3},
+            }
+        },
+        "slow": {
+            "transcoding-timeout": 2,
+            "targets": {
+                "a": {
+                    "type": "audio",
+                    "extension": "m4a",
+                    "post-process": ["sleep", "31.4159"],
+                    "post-process-timeout": 60,
+                },
+            },
+        },
+    },
+}
+
+
+@pytest.fixture
+def farm(tmp_path):
+    """A started farm with the ACME customer; stopped after the test."""
+    f = Farm(str(tmp_path), {"acme": CUSTOMER})
+    f.start()
+    yield f
+    f.stop()
+
+
+def probe_streams(path):
+    """(video size or None, has audio) of a media file."""
+    with av.open(path) as c:
+        v = c.streams.video[0] if c.streams.video else None
+        return ((v.width, v.height) if v else None, bool(c.streams.audio))
+
+
+def sleepers():
+    """Processes still running our marker sleep."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"31.4159" in f.read():
+                        found.append(pid)
+            except OSError:
+                pass
+    return found
+
+
+def test_every_target_type_lands_in_outgoing_and_source_in_done(farm, clips):
+    """A clip dropped in a subfolder yields all targets, a done source, a report and a row."""
+    farm.drop("acme", "all", "news/clip.mp4", clips["av"])
+    wait_for(lambda: farm.finished("acme", "all") == 1, 120, "the job to end")
+    out = farm.folder("acme", "outgoing", "all")
+    [report] = farm.reports("acme", "all", "done")
+    assert report["outcome"] == "done", report["failure"]
+    assert probe_streams(f"{out}/news/high/clip.mp4") == ((240, 180), True)
+    assert probe_streams(f"{out}/news/vp9/clip.webm") == ((160, 160), False)
+    assert probe_streams(f"{out}/news/sound/clip.mp3") == (None, True)
+    assert sorted(os.listdir(f"{out}/news/thumbs")) == ["clip.1.jpg", "clip.2.jpg", "clip.3.jpg"]
+    assert probe_streams(f"{out}/news/thumbs/clip.1.jpg")[0] == (80, 60)
+    with open(f"{out}/news/copy/clip.mp4", "rb") as a, open(clips["av"], "rb") as b:
+        assert a.read() == b.read()
+    assert os.path.exists(os.path.join(farm.folder("acme", "done", "all"), "news", "clip.mp4"))
+    assert not os.path.exists(
+        os.path.join(farm.folder("acme", "incoming", "all"), "news", "clip.mp4")
+    )
+    assert os.listdir(farm.folder("acme", "work", "all")) == []
+    commands = [c for t in report["targets"] for c in t["commands"]]
+    assert all(isinstance(c, list) for c in commands) and len(commands) >= 4
+    assert report["source_info"]["video"]["width"] == 320
+    rows = wait_for(lambda: farm.get("/api/v1/reports?customer=ACME")["items"], 20, "the row")
+    assert rows[0]["outcome"] == "done" and rows[0]["relative_path"] == "news/clip.mp4"
+    assert rows[0]["video_codec"] == "h264" and rows[0]["file_size"] == os.path.getsize(clips["av"])
+
+
+@pytest.mark.parametrize(
+    "profile, clip, reason",
+    [
+        ("all", "text", "not a media file"),
+        ("videoonly", "audio", "no video stream for video target 'v'"),
+        ("all", "corrupt", "decode error at "),
+        ("slow", "audio", "timed out after 2 s"),
+        ("post", "audio", "post-process exited 3: boom: disk full"),
+    ],
+)
+def test_failures_say_why_and_leave_nothing_behind(farm, clips, profile, clip, reason):
+    """Each failure puts the source in failed with a report giving a human reason."""
+    name = "in put" + os.path.splitext(clips[clip])[1]
+    farm.drop("acme", profile, name, clips[clip])
+    wait_for(lambda: farm.finished("acme", profile) == 1, 120, "the job to end")
+    [report] = farm.reports("acme", profile, "failed")
+    assert reason in report["failure"]["reason"], report["failure"]
+    assert os.path.exists(os.path.join(farm.folder("acme", "failed", profile), name))
+    assert os.listdir(farm.folder("acme", "incoming", profile)) == []
+    outgoing = farm.folder("acme", "outgoing", profile)
+    assert (
+        not os.path.exists(outgoing)
+        or [f for _, _, files in os.walk(outgoing) for f in files] == []
+    )
+    assert os.listdir(farm.folder("acme", "work", profile)) == []
+    assert sleepers() == []  # the timed-out post-process was killed with its group
+    rows = wait_for(lambda: farm.get("/api/v1/reports?outcome=failed")["items"], 20, "the row")
+    assert reason in rows[0]["failure_reason"]
+
+
+def test_sigterm_during_a_job_leaves_the_source_and_the_next_start_finishes_it(tmp_path, clips):
+    """Stopping mid-job kills the job, keeps the source; the restart does it exactly once."""
+    customer = {
+        "name": "ACME",
+        "profiles": {
+            "p": {
+                "targets": {
+                    "a": {
+                        "type": "audio",
+                        "extension": "m4a",
+                        "post-process": ["sleep", "31.4159"],
+                    },
+                }
+            }
+        },
+    }
+    farm = Farm(str(tmp_path), {"acme": customer})
+    farm.start()
+    try:
+        farm.drop("acme", "p", "clip.m4a", clips["audio"])
+        wait_for(lambda: sleepers(), 60, "the post-process to run")
+        tasks = farm.get("/api/v1/tasks")["items"]
+        assert tasks[0]["relpath"] == "clip.m4a" and tasks[0]["attempt"] == 1
+        assert farm.stop() == 0
+        assert sleepers() == []
+        assert os.listdir(farm.folder("acme", "incoming", "p")) == ["clip.m4a"]
+        assert os.listdir(farm.folder("acme", "work", "p")) == []
+        assert farm.finished("acme", "p") == 0
+        customer["profiles"]["p"]["targets"]["a"]["post-process"] = ["true"]
+        farm.write_customer("acme", customer)
+        farm.start()
+        wait_for(lambda: farm.finished("acme", "p") == 1, 60, "the job to end")
+        assert len(farm.reports("acme", "p", "done")) == 1
+        assert os.listdir(farm.folder("acme", "done", "p")) == ["clip.m4a"]
+        assert os.listdir(farm.folder("acme", "outgoing", "p")) == ["a"]
+    finally:
+        farm.stop()
+
+
+HOSTILE = [
+    "with space.m4a",
+    "quo'te\"s.m4a",
+    "$(touch PWNED).m4a",
+    "semi;colon && echo PWNED.m4a",
+    "new\nline.m4a",
+    "ünïcödé ファイル.m4a",
+    "-leading-dash.m4a",
+    "x" * 190 + ".m4a",
+    "a/b/c/d/e/f/deep.m4a",
+]
+
+
+def test_hostile_names_transcode_and_nothing_runs_through_a_shell(tmp_path, clips):
+    """Every odd name is an ordinary file name end to end."""
+    customer = {
+        "name": "Odd",
+        "profiles": {
+            "p": {
+                "targets": {"a": {"type": "audio", "extension": "mp3"}, "c": {"type": "identity"}}
+            }
+        },
+    }
+    farm = Farm(str(tmp_path), {"odd": customer}, max_jobs=2)
+    farm.start()
+    try:
+        for name in HOSTILE:
+            farm.drop("odd", "p", name, clips["audio"])
+        wait_for(lambda: farm.finished("odd", "p") == len(HOSTILE), 180, "every job")
+        done = farm.reports("odd", "p", "done")
+        assert sorted(r["relpath"] for r in done) == sorted(HOSTILE)
+        out = farm.folder("odd", "outgoing", "p")
+        for name in HOSTILE:
+            stem = name.rsplit(".", 1)[0]
+            folder, _, base = stem.rpartition("/")
+            assert os.path.exists(os.path.join(out, folder, "a", base + ".mp3")), name
+            assert os.path.exists(os.path.join(farm.folder("odd", "done", "p"), name)), name
+        for top, _, files in os.walk(str(tmp_path)):
+            assert "PWNED" not in files, top
+        assert not os.path.exists("PWNED")
+    finally:
+        farm.stop()
+
+
+def test_same_name_dropped_again_is_transcoded_again(farm, clips):
+    """A second file under the same name runs again and replaces the outputs."""
+    farm.drop("acme", "post", "again.m4a", clips["audio"])
+    wait_for(lambda: farm.finished("acme", "post") == 1, 60, "first job")
+    farm.drop("acme", "post", "again.m4a", clips["audio"])
+    wait_for(lambda: farm.finished("acme", "post") == 2, 60, "second job")
+    assert len({r["job_id"] for r in farm.reports("acme", "post", "failed")}) == 2
+
+
+def test_pause_holds_new_jobs_and_resume_runs_them(farm, clips):
+    """While paused, a dropped file waits in the queue; resume runs it."""
+    status, body = farm.request("POST", "/api/v1/pause")
+    assert (status, body["state"]) == (200, "paused")
+    farm.drop("acme", "videoonly", "wait.mp4", clips["av"])
+    queued = wait_for(lambda: farm.get("/api/v1/queue")["items"], 30, "the file to be queued")
+    assert queued[0]["relpath"] == "wait.mp4"
+    assert farm.get("/api/v1/files?state=queued")["items"][0]["relpath"] == "wait.mp4"
+    assert farm.finished("acme", "videoonly") == 0
+    assert farm.request("POST", "/api/v1/pause")[0] == 409
+    status, body = farm.request("POST", "/api/v1/resume")
+    assert (status, body["state"]) == (200, "started")
+    wait_for(lambda: farm.finished("acme", "videoonly") == 1, 60, "the job")
+    assert farm.get("/api/v1/files?state=done")["items"][0]["relpath"] == "wait.mp4"
+    assert farm.get("/api/v1/status")["files"]["done"] == 1
+
+
+def test_sighup_reload_adds_and_removes_customers_without_restart(farm, clips):
+    """A customer file added then SIGHUP: its incoming folder appears and works."""
+    farm.write_customer(
+        "newco", {"name": "NewCo", "profiles": {"p": {"targets": {"c": {"type": "identity"}}}}}
+    )
+    farm.signal(signal.SIGHUP)
+    incoming = farm.folder("newco", "incoming", "p")
+    wait_for(lambda: os.path.isdir(incoming), 30, "the new incoming folder")
+    farm.drop("newco", "p", "x.m4a", clips["audio"])
+    wait_for(lambda: farm.finished("newco", "p") == 1, 60, "the job")
+    farm.remove_customer("newco")
+    status, body = farm.request("POST", "/api/v1/reload")
+    assert status == 200 and body["removed"] == ["NewCo"]
+    farm.write_customer("bad", {"name": "Bad", "profiles": {"p": {"targets": {}}}})
+    status, body = farm.request("POST", "/api/v1/reload")
+    assert status == 422 and any("at least one target" in p for p in body["error"]["problems"])

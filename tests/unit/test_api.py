@@ -1,0 +1,622 @@
+"""Unit tests of the JSON API, served in memory by twisted.web over a fake admin."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_openapi
+from referencing import Registry
+from referencing import Resource as SchemaResource
+from referencing.jsonschema import DRAFT202012
+from treq.testing import StubTreq
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import Site
+
+from transcoder_admin.api import (
+    ROUTES,
+    APIService,
+    build_resource,
+    build_site,
+    check_listen,
+    openapi_document,
+)
+from transcoder_admin.config.errors import ConfigError, ConfigProblem
+from transcoder_admin.errors import InvalidStateError
+
+BASE = "http://127.0.0.1:7667"
+JSON_TYPE = [b"application/json; charset=utf-8"]
+STATES = ("pending", "queued", "transcoding", "done", "failed")
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+class FakeAdmin:
+    """Stands in for the admin with in-memory answers honouring its public methods' contract."""
+
+    def __init__(self) -> None:
+        self.state = "started"
+        self.report_calls: list[dict[str, Any]] = []
+        self.pending_reports: Deferred[dict[str, Any]] | None = None
+        self.pending_reload: Deferred[dict[str, Any]] | None = None
+        self.reload_problems: list[ConfigProblem] = []
+        self.status_error: Exception | None = None
+        self.file_list: list[dict[str, Any]] = [
+            {"customer": "acme", "profile": "web", "relpath": "news/clip one.mov", "state": s}
+            for s in STATES
+        ]
+
+    def health(self) -> dict[str, Any]:
+        """Healthy, in the current state."""
+        return {"status": "ok", "state": self.state, "checks": {"database": "ok"}}
+
+    def status(self) -> dict[str, Any]:
+        """A fixed status, or the configured error."""
+        if self.status_error is not None:
+            raise self.status_error
+        return {
+            "state": self.state,
+            "version": "0.1.0",
+            "uptime": 12.5,
+            "files": {state: 1 for state in STATES},
+            "capacity": 4,
+            "running": 1,
+            "queued": 1,
+            "db_pending": 0,
+        }
+
+    def workers(self) -> list[dict[str, Any]]:
+        """One local worker."""
+        return [{"name": "local-1", "host": "localhost", "capacity": 2, "running": 1}]
+
+    def queue(self) -> list[dict[str, Any]]:
+        """Two queued files, the higher priority first."""
+        return [
+            {
+                "customer": "acme",
+                "profile": "web",
+                "relpath": "news/clip two.mov",
+                "priority": 80,
+                "detected": T0,
+                "queued": T0,
+            },
+            {
+                "customer": "zeta",
+                "profile": "audio",
+                "relpath": "talks/épisode 1.wav",
+                "priority": 50,
+                "detected": T0,
+                "queued": T0,
+            },
+        ]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """One running job."""
+        return [
+            {
+                "job_id": "job-1",
+                "customer": "acme",
+                "profile": "web",
+                "relpath": "news/clip one.mov",
+                "worker": "local-1",
+                "attempt": 1,
+                "started": T0,
+                "progress": {"percent": 42.0, "speed": 1.5, "eta": 30.0, "target": "hd"},
+            }
+        ]
+
+    def files(self, state: str | None) -> list[dict[str, Any]]:
+        """The known files in ``state``, or all of them."""
+        if state is not None and state not in STATES:
+            raise ValueError(f"unknown state {state!r}")
+        return [f for f in self.file_list if state is None or f["state"] == state]
+
+    def reports(self, **filters: Any) -> Deferred[dict[str, Any]]:
+        """One page of fixed reports; ``since`` must be an ISO date."""
+        self.report_calls.append(filters)
+        if self.pending_reports is not None:
+            return self.pending_reports
+        if "since" in filters:
+            try:
+                datetime.fromisoformat(filters["since"])
+            except ValueError:
+                return fail(ValueError(f"since: {filters['since']!r} is not an ISO 8601 time"))
+        offset, limit = filters.get("offset", 0), filters.get("limit", 50)
+        items = [{"id": 1, "customer": "acme", "outcome": "done"}]
+        return succeed({"total": 1, "offset": offset, "limit": limit, "items": items})
+
+    def pause(self) -> Deferred[dict[str, Any]]:
+        """Pause, unless already paused."""
+        if self.state == "paused":
+            return fail(InvalidStateError("the admin is already paused"))
+        self.state = "paused"
+        return succeed({"state": self.state})
+
+    def resume(self) -> Deferred[dict[str, Any]]:
+        """Resume, unless not paused."""
+        if self.state != "paused":
+            return fail(InvalidStateError("the admin is not paused"))
+        self.state = "started"
+        return succeed({"state": self.state})
+
+    def reload(self) -> Deferred[dict[str, Any]]:
+        """Reload, failing with the configured problems if any."""
+        if self.pending_reload is not None:
+            return self.pending_reload
+        if self.reload_problems:
+            return fail(ConfigError(self.reload_problems))
+        return succeed({"added": ["newco"], "removed": [], "changed": ["acme"]})
+
+
+DOCUMENT = openapi_document(ROUTES)
+_REGISTRY = Registry().with_resource(
+    "urn:openapi", SchemaResource.from_contents(DOCUMENT, default_specification=DRAFT202012)
+)
+
+
+def _anchored(schema: Any) -> Any:
+    """The schema with its document-local references pointed at the registered document."""
+    if isinstance(schema, dict):
+        return {
+            key: ("urn:openapi" + value if key == "$ref" else _anchored(value))
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_anchored(value) for value in schema]
+    return schema
+
+
+def documented_schema(path: str, method: str, code: int) -> Any:
+    """The schema the OpenAPI document gives for one answer."""
+    responses = DOCUMENT["paths"][path][method.lower()]["responses"]
+    entry = responses.get(str(code), responses["default"])
+    return _anchored(entry["content"]["application/json"]["schema"])
+
+
+class APITestCase(SynchronousTestCase):
+    """Base: a fake admin behind the real resource tree, reached through StubTreq."""
+
+    def setUp(self) -> None:
+        self.admin = FakeAdmin()
+        self.client: Any = StubTreq(build_resource(self.admin))
+
+    def start(self, method: str, path: str, data: bytes | None = None) -> Deferred[Any]:
+        """Send a request and pump what is ready; return the response Deferred."""
+        d = self.client.request(method, BASE + path, data=data)
+        self.client.flush()
+        return d
+
+    def finish(self, d: Deferred[Any]) -> tuple[Any, bytes]:
+        """The response and its body, once the server has answered."""
+        self.client.flush()
+        response = self.successResultOf(d)
+        body = self.client.content(response)
+        self.client.flush()
+        return response, self.successResultOf(body)
+
+    def call(
+        self, method: str, path: str, code: int = 200, data: bytes | None = None
+    ) -> dict[str, Any]:
+        """Make a request, check its status, JSON type and documented schema; return the JSON."""
+        response, body = self.finish(self.start(method, path, data))
+        self.assertEqual((response.code, body), (code, body))
+        self.assertEqual(response.headers.getRawHeaders(b"content-type"), JSON_TYPE)
+        value = json.loads(body)
+        documented = path.split("?")[0].rstrip("/")
+        if code != 404 and documented in DOCUMENT["paths"]:
+            verb = method if method in ("GET", "POST") else "get"
+            if verb.lower() in DOCUMENT["paths"][documented]:
+                schema = documented_schema(documented, verb, code)
+                Draft202012Validator(
+                    schema,
+                    registry=_REGISTRY,
+                    format_checker=Draft202012Validator.FORMAT_CHECKER,
+                ).validate(value)
+        if code >= 400:
+            self.assertEqual(value["error"]["code"], code)
+        return value
+
+    def error_message(self, method: str, path: str, code: int, data: bytes | None = None) -> str:
+        """Make a request expected to fail with ``code``; return the error message."""
+        return str(self.call(method, path, code, data)["error"]["message"])
+
+
+class ReadTests(APITestCase):
+    """The GET paths answer the admin's values as documented JSON."""
+
+    def test_health(self) -> None:
+        """GET health answers the admin's health."""
+        self.assertEqual(self.call("GET", "/api/v1/health"), self.admin.health())
+
+    def test_status(self) -> None:
+        """GET status answers the admin's status."""
+        self.assertEqual(self.call("GET", "/api/v1/status")["capacity"], 4)
+
+    def test_workers(self) -> None:
+        """GET workers lists every worker with the total."""
+        body = self.call("GET", "/api/v1/workers")
+        self.assertEqual(body, {"items": self.admin.workers(), "total": 1})
+
+    def test_queue_keeps_order_and_sends_times_as_iso(self) -> None:
+        """GET queue keeps dispatch order, non-ASCII names, and sends times as ISO 8601."""
+        items = self.call("GET", "/api/v1/queue")["items"]
+        self.assertEqual(
+            [i["relpath"] for i in items], ["news/clip two.mov", "talks/épisode 1.wav"]
+        )
+        self.assertEqual(items[0]["queued"], "2025-03-01T12:00:00+00:00")
+
+    def test_tasks(self) -> None:
+        """GET tasks lists running jobs with their progress."""
+        items = self.call("GET", "/api/v1/tasks")["items"]
+        self.assertEqual(items[0]["progress"]["percent"], 42.0)
+
+    def test_files_all(self) -> None:
+        """GET files without a state lists every file."""
+        self.assertEqual(self.call("GET", "/api/v1/files")["total"], len(STATES))
+
+    def test_files_by_state(self) -> None:
+        """GET files?state=failed lists only failed files."""
+        body = self.call("GET", "/api/v1/files?state=failed")
+        self.assertEqual([f["state"] for f in body["items"]], ["failed"])
+
+    def test_files_empty_state_means_all(self) -> None:
+        """An empty state value counts as not given."""
+        self.assertEqual(self.call("GET", "/api/v1/files?state=")["total"], len(STATES))
+
+    def test_file_name_that_is_not_utf8(self) -> None:
+        """A file name with undecodable bytes is sent escaped rather than failing the listing."""
+        self.admin.file_list = [{"relpath": "bad\udcff.mov", "state": "failed"}]
+        self.assertEqual(self.call("GET", "/api/v1/files")["items"][0]["relpath"], "bad\udcff.mov")
+
+    def test_reports_passes_filters(self) -> None:
+        """GET reports hands every filter to the admin, offset and limit as integers."""
+        query = (
+            "customer=acme&profile=web&outcome=failed&since=2025-01-01&until=2025-02-01"
+            "&search=clip%20one&offset=20&limit=10"
+        )
+        body = self.call("GET", "/api/v1/reports?" + query)
+        self.assertEqual((body["offset"], body["limit"]), (20, 10))
+        self.assertEqual(
+            self.admin.report_calls,
+            [
+                {
+                    "customer": "acme",
+                    "profile": "web",
+                    "outcome": "failed",
+                    "since": "2025-01-01",
+                    "until": "2025-02-01",
+                    "search": "clip one",
+                    "offset": 20,
+                    "limit": 10,
+                }
+            ],
+        )
+
+    def test_reports_renders_when_the_admin_answers(self) -> None:
+        """GET reports waits for the admin's Deferred and answers once it fires."""
+        self.admin.pending_reports = Deferred()
+        d = self.start("GET", "/api/v1/reports")
+        self.assertNoResult(d)
+        self.admin.pending_reports.callback({"total": 0, "offset": 0, "limit": 50, "items": []})
+        response, body = self.finish(d)
+        self.assertEqual((response.code, json.loads(body)["total"]), (200, 0))
+
+    def test_trailing_slash(self) -> None:
+        """A trailing slash reaches the same resource."""
+        self.assertEqual(self.call("GET", "/api/v1/health/")["status"], "ok")
+
+    def test_head_has_headers_and_no_body(self) -> None:
+        """HEAD answers GET's status and length without a body."""
+        get_response, get_body = self.finish(self.start("GET", "/api/v1/status"))
+        response, body = self.finish(self.start("HEAD", "/api/v1/status"))
+        self.assertEqual((response.code, body), (200, b""))
+        self.assertEqual(response.headers.getRawHeaders(b"content-length"), [b"%d" % len(get_body)])
+        self.assertEqual(response.headers.getRawHeaders(b"content-type"), JSON_TYPE)
+
+
+class ActionTests(APITestCase):
+    """The POST paths call the admin's actions and map its errors."""
+
+    def test_pause_and_resume(self) -> None:
+        """POST pause then POST resume change the admin's state and answer it."""
+        self.assertEqual(self.call("POST", "/api/v1/pause"), {"state": "paused"})
+        self.assertEqual(self.call("POST", "/api/v1/resume"), {"state": "started"})
+
+    def test_pause_twice_conflicts(self) -> None:
+        """A second pause answers 409 with the admin's reason."""
+        self.call("POST", "/api/v1/pause")
+        message = self.error_message("POST", "/api/v1/pause", 409)
+        self.assertIn("already paused", message)
+
+    def test_resume_when_running_conflicts(self) -> None:
+        """Resuming a running admin answers 409."""
+        self.error_message("POST", "/api/v1/resume", 409)
+
+    def test_reload(self) -> None:
+        """POST reload answers what was added, removed and changed."""
+        body = self.call("POST", "/api/v1/reload")
+        self.assertEqual(body, {"added": ["newco"], "removed": [], "changed": ["acme"]})
+
+    def test_reload_with_invalid_config(self) -> None:
+        """An invalid new configuration answers 422 listing every problem."""
+        self.admin.reload_problems = [
+            ConfigProblem("acme.yaml", "profiles.web.priority", "must be 0-100", 900, True),
+            ConfigProblem("zeta.yaml", "name", "is missing"),
+        ]
+        error = self.call("POST", "/api/v1/reload", 422)["error"]
+        self.assertEqual(
+            error["problems"],
+            [
+                "acme.yaml: profiles.web.priority: bad value 900: must be 0-100",
+                "zeta.yaml: name: is missing",
+            ],
+        )
+
+    def test_body_is_ignored(self) -> None:
+        """A small request body does not disturb an action."""
+        self.assertEqual(self.call("POST", "/api/v1/pause", data=b"x" * 65536)["state"], "paused")
+
+    def test_body_over_limit(self) -> None:
+        """A body over 64 KiB answers 413 and the action is not done."""
+        self.error_message("POST", "/api/v1/pause", 413, data=b"x" * 65537)
+        self.assertEqual(self.admin.state, "started")
+
+
+class ErrorTests(APITestCase):
+    """Requests the API refuses get a JSON error, never twisted.web's HTML."""
+
+    def test_unknown_paths(self) -> None:
+        """Paths outside the route table answer a JSON 404."""
+        for path in (
+            "/",
+            "/api",
+            "/api/v1",
+            "/api/v1/",
+            "/api/v2/health",
+            "/api/v1/nothing",
+            "/api/v1/health/more",
+            "/api/v1/health//",
+        ):
+            self.assertIn(path, self.error_message("GET", path, 404))
+
+    def test_wrong_method_on_read(self) -> None:
+        """POST to a read-only path answers 405 and allows GET and HEAD."""
+        response, body = self.finish(self.start("POST", "/api/v1/health"))
+        self.assertEqual(response.code, 405)
+        self.assertEqual(response.headers.getRawHeaders(b"allow"), [b"GET, HEAD"])
+        self.assertEqual(json.loads(body)["error"]["code"], 405)
+
+    def test_wrong_method_on_action(self) -> None:
+        """GET on an action answers 405, allows POST, and does not act."""
+        response, _ = self.finish(self.start("GET", "/api/v1/pause"))
+        self.assertEqual(response.code, 405)
+        self.assertEqual(response.headers.getRawHeaders(b"allow"), [b"POST"])
+        self.assertEqual(self.admin.state, "started")
+
+    def test_unsupported_method(self) -> None:
+        """A method twisted.web does not know answers a JSON 405, not an HTML 501."""
+        self.error_message("DELETE", "/api/v1/files", 405)
+
+    def test_bad_query_values(self) -> None:
+        """Bad query values answer 400 naming the parameter."""
+        for query, word in (
+            ("files?state=lost", "state"),
+            ("reports?limit=501", "limit"),
+            ("reports?limit=ten", "limit"),
+            ("reports?limit=1e3", "limit"),
+            ("reports?offset=-1", "offset"),
+            ("reports?offset=99999999999999999999", "offset"),
+            ("reports?outcome=maybe", "outcome"),
+            ("reports?limit=5&limit=6", "limit"),
+            ("health?verbose=1", "verbose"),
+            ("files?status=done", "status"),
+            ("reports?search=" + "x" * 300, "search"),
+        ):
+            self.assertIn(word, self.error_message("GET", "/api/v1/" + query, 400), query)
+        self.assertEqual(self.admin.report_calls, [])
+
+    def test_query_not_utf8(self) -> None:
+        """A query string that is not UTF-8 answers 400."""
+        self.error_message("GET", "/api/v1/files?state=%ff", 400)
+
+    def test_admin_refuses_filter(self) -> None:
+        """A filter the admin refuses with ValueError answers 400 with its reason."""
+        message = self.error_message("GET", "/api/v1/reports?since=yesterday", 400)
+        self.assertIn("yesterday", message)
+
+    def test_unexpected_error_hides_details(self) -> None:
+        """An unexpected exception answers 500 without its traceback, and is logged."""
+        self.admin.status_error = RuntimeError("db password hunter2")
+        response, body = self.finish(self.start("GET", "/api/v1/status"))
+        self.assertEqual(response.code, 500)
+        self.assertEqual(json.loads(body)["error"]["code"], 500)
+        self.assertNotIn(b"hunter2", body)
+        self.assertNotIn(b"Traceback", body)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_value_error_without_input_is_unexpected(self) -> None:
+        """A ValueError from a call that took no client input is a 500, not a 400."""
+        self.admin.status_error = ValueError("bug")
+        self.error_message("GET", "/api/v1/status", 500)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+
+class ClientGoneTests(APITestCase):
+    """A client that leaves before the answer causes no error."""
+
+    def test_read_is_cancelled(self) -> None:
+        """A reports query is cancelled when its client goes away."""
+        cancelled: list[Deferred[Any]] = []
+        self.admin.pending_reports = Deferred(cancelled.append)
+        d = self.start("GET", "/api/v1/reports")
+        self.assertEqual(cancelled, [])
+        d.cancel()
+        self.client.flush()
+        self.failureResultOf(d)
+        self.assertEqual(cancelled, [self.admin.pending_reports])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_action_goes_on(self) -> None:
+        """A reload goes on when its client goes away, and its late result is dropped quietly."""
+        cancelled: list[Deferred[Any]] = []
+        self.admin.pending_reload = Deferred(cancelled.append)
+        d = self.start("POST", "/api/v1/reload")
+        d.cancel()
+        self.client.flush()
+        self.failureResultOf(d)
+        self.assertEqual(cancelled, [])
+        self.admin.pending_reload.callback({"added": [], "removed": [], "changed": []})
+        self.client.flush()
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class SiteTests(SynchronousTestCase):
+    """The site from build_site, spoken to in raw HTTP over a memory transport."""
+
+    def exchange(self, raw: bytes) -> bytes:
+        """Feed ``raw`` to a fresh connection of the site; return what it wrote back."""
+        site = build_site(FakeAdmin())
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
+        assert protocol is not None
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(raw)
+        return bytes(transport.value())
+
+    def test_large_body_is_refused_without_being_stored(self) -> None:
+        """A 1 MiB POST body answers 413 and is not kept in memory."""
+        body = b"x" * (1 << 20)
+        head = b"POST /api/v1/pause HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+        site = build_site(FakeAdmin())
+        requests: list[Any] = []
+        factory: Any = site.requestFactory
+
+        class Recording(factory):  # type: ignore[misc,valid-type]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                requests.append(self)
+
+        site.requestFactory = Recording
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
+        assert protocol is not None
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(head + body[:200_000])
+        self.assertLessEqual(requests[0].content.tell(), 64 * 1024)
+        protocol.dataReceived(body[200_000:])
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 413 "))
+
+    def test_json_404_at_site_root(self) -> None:
+        """The site answers unknown paths with JSON, not HTML."""
+        answer = self.exchange(b"GET /ui/nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 404 "))
+        self.assertIn(b'{"error": {"code": 404', answer)
+
+    def test_health_over_http(self) -> None:
+        """GET health through the real site answers 200 with a Content-Length."""
+        answer = self.exchange(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 "))
+        self.assertIn(b"Content-Length: ", answer)
+
+
+class OpenAPITests(APITestCase):
+    """The OpenAPI document describes exactly the route table."""
+
+    def test_served_document_is_valid_openapi(self) -> None:
+        """GET openapi.json answers a document that passes the OpenAPI validator."""
+        document = self.call("GET", "/api/v1/openapi.json")
+        self.assertTrue(document["openapi"].startswith("3."))
+        validate_openapi(document)
+        self.assertEqual(document, json.loads(json.dumps(DOCUMENT)))
+
+    def test_every_route_is_documented(self) -> None:
+        """Every route of the table appears with its method, parameters and error schema."""
+        operations = {(path, method) for path, item in DOCUMENT["paths"].items() for method in item}
+        self.assertEqual(operations, {(r.path, r.method.lower()) for r in ROUTES})
+        for route in ROUTES:
+            operation = DOCUMENT["paths"][route.path][route.method.lower()]
+            names = [p["name"] for p in operation.get("parameters", [])]
+            self.assertEqual(names, [p.name for p in route.params])
+            self.assertIn("200", operation["responses"])
+            for code in route.errors:
+                self.assertIn(str(code), operation["responses"])
+        self.assertIn("Error", DOCUMENT["components"]["schemas"])
+
+    def test_enums_are_documented(self) -> None:
+        """The state and outcome parameters carry their allowed values."""
+        files = DOCUMENT["paths"]["/api/v1/files"]["get"]["parameters"]
+        self.assertEqual(files[0]["schema"]["enum"], list(STATES))
+        reports = {
+            p["name"]: p["schema"]
+            for p in DOCUMENT["paths"]["/api/v1/reports"]["get"]["parameters"]
+        }
+        self.assertEqual(reports["outcome"]["enum"], ["done", "failed"])
+        self.assertEqual(reports["limit"]["maximum"], 500)
+
+
+class ListenTests(SynchronousTestCase):
+    """The API listens on loopback only."""
+
+    def test_loopback_endpoints_accepted(self) -> None:
+        """Endpoints bound to 127.0.0.1, ::1, localhost or a UNIX socket pass the check."""
+        for endpoint in (
+            "tcp:7667:interface=127.0.0.1",
+            "tcp:port=7667:interface=localhost",
+            "tcp:7667:127.0.0.1",
+            "tcp6:7667:interface=\\:\\:1",
+            "unix:/run/transcoder/api.sock",
+        ):
+            check_listen(endpoint)
+
+    def test_other_endpoints_refused(self) -> None:
+        """Endpoints reachable from other hosts, or that cannot be checked, raise ValueError."""
+        for endpoint in (
+            "tcp:7667",
+            "tcp:7667:interface=0.0.0.0",
+            "tcp:7667:interface=192.168.1.5",
+            "tcp:7667:interface=127.0.0.1:interface=0.0.0.0",
+            "tcp6:7667:interface=\\:\\:",
+            "systemd:domain=INET:index=0",
+            "tcp:http:interface=127.0.0.1",
+            "nonsense",
+        ):
+            with self.assertRaises(ValueError, msg=endpoint) as caught:
+                check_listen(endpoint)
+            self.assertIn(endpoint, str(caught.exception))
+
+    def test_service_refuses_public_endpoint(self) -> None:
+        """APIService cannot be built for an endpoint open to the network."""
+        with self.assertRaises(ValueError) as caught:
+            APIService(FakeAdmin(), "tcp:7667", reactor=MemoryReactor())
+        self.assertIn("loopback", str(caught.exception))
+
+    def test_service_listens_and_stops(self) -> None:
+        """APIService listens with the API site on start and stops listening on stop."""
+        stopped: Deferred[None] = Deferred()
+
+        class Port:
+            def getHost(self) -> IPv4Address:
+                return IPv4Address("TCP", "127.0.0.1", 7667)
+
+            def stopListening(self) -> Deferred[None]:
+                return stopped
+
+        class Reactor(MemoryReactor):
+            def listenTCP(self, *args: Any, **kwargs: Any) -> Port:
+                super().listenTCP(*args, **kwargs)
+                return Port()
+
+        reactor = Reactor()
+        service = APIService(FakeAdmin(), "tcp:7667:interface=127.0.0.1", reactor=reactor)
+        self.successResultOf(service.startService())
+        [(port, site, _, interface)] = reactor.tcpServers
+        self.assertEqual((port, interface), (7667, "127.0.0.1"))
+        self.assertIsInstance(site, Site)
+        stopping = service.stopService()
+        self.assertNoResult(stopping)
+        stopped.callback(None)
+        self.successResultOf(stopping)

@@ -1,0 +1,286 @@
+"""Configuration loading and every kind of configuration error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from transcoder_admin.config.errors import ConfigError
+from transcoder_admin.config.loader import load_configuration
+
+ADMIN_YAML = """\
+admin:
+  customers: customers
+roots:
+  default: media
+  temp: tmp
+reports:
+  url: sqlite:///var/reports.sqlite
+"""
+
+CUSTOMER_YAML = """\
+name: ACME Corp
+priority: 5
+profiles:
+  web:
+    priority: 10
+    targets:
+      high:
+        type: audio-video
+        video: {codec: h264, height: 360}
+"""
+
+
+def write(folder, name, text):
+    """Write a file below ``folder`` and return its path."""
+    path = os.path.join(folder, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def farm(tmp_path):
+    """A config folder with a valid admin file and one customer."""
+    write(tmp_path, "admin.yaml", ADMIN_YAML)
+    write(tmp_path, "customers/acme.yaml", CUSTOMER_YAML)
+    return tmp_path
+
+
+def errors_of(path):
+    """The rendered problems of an invalid configuration."""
+    with pytest.raises(ConfigError) as info:
+        load_configuration(str(path))
+    return [str(p) for p in info.value.problems]
+
+
+def test_valid_yaml_loads_with_paths_relative_to_the_config_file(farm):
+    """Relative roots and the SQLite path are taken from the config file's folder."""
+    config = load_configuration(str(farm / "admin.yaml"))
+    assert config.roots()["default"] == str(farm / "media")
+    assert config.reports_url() == f"sqlite:///{farm}/var/reports.sqlite"
+    assert list(config.customers) == ["ACME Corp"]
+    assert config.admin.workers.max_jobs == 2
+
+
+def test_ini_admin_and_customer_files_use_the_same_keys(tmp_path):
+    """INI files with [section] and dotted keys load like the YAML form."""
+    write(
+        tmp_path,
+        "admin.ini",
+        """\
+        [admin]
+        customers = customers
+        [roots]
+        default = media
+        temp = tmp
+        [monitoring]
+        stable-for = 2.5
+        mode = poll
+        [defaults]
+        video.codec = vp9
+        """,
+    )
+    write(
+        tmp_path,
+        "customers/acme.ini",
+        """\
+        [customer]
+        name = ACME
+        priority = 3
+        [profile:web]
+        priority = 7
+        [target:web:low]
+        type = audio-video
+        extension = webm
+        video.height = 240
+        post-process = ["/bin/echo", "%(output)s"]
+        """,
+    )
+    config = load_configuration(str(tmp_path / "admin.ini"))
+    assert config.admin.monitoring.stable_for == 2.5
+    assert config.admin.monitoring.mode == "poll"
+    target = config.customers["ACME"].profiles["web"].targets["low"]
+    assert target.video is not None and target.video.height == 240
+    assert target.post_process == ["/bin/echo", "%(output)s"]
+    assert config.admin.defaults.video is not None
+    assert config.admin.defaults.video.codec == "vp9"
+
+
+def test_every_error_is_reported_at_once_naming_file_key_value_and_allowed(farm):
+    """Several mistakes in several files come back together, each precise."""
+    write(
+        farm,
+        "customers/acme.yaml",
+        """\
+        name: ACME
+        priority: 5000
+        profiles:
+          web:
+            colour: blue
+            targets:
+              high:
+                type: audio-video
+                video: {codec: h265x, width: -4}
+                audio: {rate: 12345}
+              thumbs:
+                type: thumbnails
+                thumbnails: {unit: minutes}
+        """,
+    )
+    write(farm, "customers/other.yaml", "name: Other\nprofiles: {}\nbogus: 1\n")
+    problems = errors_of(farm / "admin.yaml")
+    text = "\n".join(problems)
+    acme = str(farm / "customers" / "acme.yaml")
+    assert f"{acme}: priority: bad value 5000" in text
+    assert f"{acme}: profiles.web.colour: unknown key; allowed keys:" in text
+    assert "targets" in text.split("profiles.web.colour")[1].splitlines()[0]
+    assert f"{acme}: profiles.web.targets.high.video.codec: bad value 'h265x'" in text
+    assert "'h264'" in text and "'vp9'" in text
+    assert "profiles.web.targets.high.video.width: bad value -4" in text
+    assert "profiles.web.targets.high.audio.rate: bad value 12345" in text
+    assert "profiles.web.targets.thumbs.thumbnails.unit: bad value 'minutes'" in text
+    assert "'frames'" in text and "'percent'" in text
+    assert "other.yaml: bogus: unknown key" in text
+    assert len(problems) == 7
+
+
+def test_missing_required_keys_are_named(farm):
+    """A customer without a name and a target without a type say so."""
+    write(farm, "customers/acme.yaml", "profiles:\n  web:\n    targets:\n      t: {}\n")
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "acme.yaml: name: required key is missing" in text
+    assert "acme.yaml: profiles.web.targets.t.type: required key is missing" in text
+
+
+def test_admin_file_errors_name_the_key(farm):
+    """Unknown sections, bad modes and missing roots in the admin file are reported."""
+    write(
+        farm,
+        "admin.yaml",
+        """\
+        roots: {default: media}
+        monitoring: {mode: fanotify, stable-for: -1}
+        workers: {max-jobs: 0}
+        colour: red
+        """,
+    )
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "roots: bad value" in text and "temp" in text
+    assert "monitoring.mode: bad value 'fanotify'" in text and "'poll'" in text
+    assert "monitoring.stable-for: bad value -1" in text
+    assert "workers.max-jobs: bad value 0" in text
+    assert "colour: unknown key; allowed keys:" in text
+
+
+def test_syntax_errors_name_the_file(farm):
+    """Broken YAML and INI are reported with the file name."""
+    write(farm, "customers/acme.yaml", "name: [unclosed\n")
+    write(farm, "customers/b.ini", "[customer\nname = B\n")
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "acme.yaml: not valid YAML" in text
+    assert "b.ini: not valid INI" in text
+
+
+def test_unknown_ini_section_is_refused(farm):
+    """An INI customer file with a section we do not know is an error."""
+    write(farm, "customers/c.ini", "[customer]\nname = C\n[profil:web]\npriority = 1\n")
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "c.ini: [profil:web]: unknown section" in text
+
+
+def test_folder_template_that_leaves_its_root_is_an_error(farm):
+    """A profile folder climbing out of its root with .. is refused."""
+    write(
+        farm,
+        "customers/acme.yaml",
+        CUSTOMER_YAML + "    outgoing: 'default:/../../etc/%(profile)s'\n",
+    )
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "profiles.web.outgoing" in text and "leaves its root" in text
+
+
+def test_template_with_unknown_variable_or_root_is_an_error(farm):
+    """Unknown template variables and unknown roots are named."""
+    write(
+        farm,
+        "customers/acme.yaml",
+        CUSTOMER_YAML
+        + "    done: 'default:/%(client)s/done'\n"
+        + "    failed: 'archive:/%(customer)s/failed'\n",
+    )
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "profiles.web.done: unknown template variable 'client'" in text
+    assert "profiles.web.failed: bad value 'archive:/acme-corp/failed': unknown root" in text
+
+
+def test_duplicate_customer_names_and_shared_incoming_folders(farm):
+    """Two files for one customer, or two profiles on one folder, are refused."""
+    write(farm, "customers/acme2.yaml", CUSTOMER_YAML)
+    write(
+        farm,
+        "customers/b.yaml",
+        """\
+        name: B
+        profiles:
+          one: {subdir: same, targets: {t: {type: identity}}}
+          two: {subdir: same, targets: {t: {type: identity}}}
+        """,
+    )
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "acme2.yaml: name: bad value 'ACME Corp': customer name already used" in text
+    assert "b.yaml: profiles.two: bad value" in text and "same incoming folder" in text
+
+
+def test_qmaster_profile_needs_qmaster_targets(farm):
+    """Backend and target types must agree, and qmaster targets need setting/extension."""
+    write(
+        farm,
+        "customers/q.yaml",
+        """\
+        name: Q
+        profiles:
+          mac:
+            backend: qmaster
+            targets:
+              a: {type: audio-video}
+              b: {type: qmaster}
+        """,
+    )
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "profiles.mac.targets.b" in text and "needs 'setting'" in text
+
+
+def test_check_config_command_exits_0_or_1(farm):
+    """`transcoder-admin check-config` prints OK and exits 0, or lists errors and exits 1."""
+    cmd = [sys.executable, "-m", "transcoder_admin", "check-config", "--config"]
+    ok = subprocess.run([*cmd, str(farm / "admin.yaml")], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "OK (1 customers, 1 profiles)" in ok.stdout
+    write(farm, "customers/acme.yaml", "name: ACME\nprofiles: {web: {targets: {}}}\n")
+    bad = subprocess.run([*cmd, str(farm / "admin.yaml")], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "acme.yaml: profiles.web.targets" in bad.stderr
+    assert "at least one target" in bad.stderr
+
+
+def test_check_config_refuses_a_public_api_without_authentication(farm):
+    """The API may only listen on loopback while there is no authentication."""
+    with open(farm / "admin.yaml", "a") as f:
+        f.write("api: {listen: 'tcp:7667:interface=0.0.0.0'}\n")
+    cmd = [sys.executable, "-m", "transcoder_admin", "check-config", "--config"]
+    bad = subprocess.run([*cmd, str(farm / "admin.yaml")], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "api.listen" in bad.stderr
+
+
+def test_shipped_configuration_is_valid():
+    """The config in etc/ passes validation."""
+    here = os.path.dirname(__file__)
+    config = load_configuration(os.path.join(here, "..", "..", "etc", "transcoder-admin.yaml"))
+    assert "Example" in config.customers

@@ -1,0 +1,178 @@
+"""The scheduler as a hypothesis state machine, plus plain ordering tests."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from twisted.internet import defer
+from twisted.internet.task import Clock
+
+from transcoder_admin.scheduler import Scheduler
+
+
+class FakeRunner:
+    """Stands in for the transcoding part: jobs end when the test says so."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.jobs: dict[tuple, defer.Deferred] = {}
+        self.started: list[tuple] = []
+        self.over_capacity: list[tuple] = []
+
+    def free_slots(self) -> int:
+        """Slots left."""
+        return self.capacity - len(self.jobs)
+
+    def run(self, item):
+        """Start a job that ends when finish() is called."""
+        d = defer.Deferred()
+        if self.free_slots() <= 0:
+            self.over_capacity.append(item.key)
+        self.jobs[item.key] = d
+        self.started.append(item.key)
+        return d
+
+    def finish(self, key, outcome: str) -> None:
+        """End a job with an outcome."""
+        self.jobs.pop(key).callback({"outcome": outcome, "job_id": "j"})
+
+
+def make(capacity=1):
+    """A started scheduler over a fake runner, with its ended files counted."""
+    clock = Clock()
+    runner = FakeRunner(capacity)
+    scheduler = Scheduler(runner, clock)
+    ended: Counter = Counter()
+    scheduler.transcoding_done.subscribe(lambda f: ended.update([f.item.key]))
+    scheduler.transcoding_failed.subscribe(lambda f: ended.update([f.item.key]))
+    scheduler.start()
+    return clock, runner, scheduler, ended
+
+
+def test_higher_priority_first_then_oldest():
+    """Order: customer priority × 1000 + profile priority, then detection time."""
+    clock, runner, scheduler, _ = make(capacity=0)
+    scheduler.enqueue(("c", "p", "old-low"), 1_000_050, detected_at=1)
+    scheduler.enqueue(("c", "p", "new-high"), 2_000_001, detected_at=5)
+    scheduler.enqueue(("c", "p", "old-high"), 2_000_001, detected_at=2)
+    assert [i.relpath for i in scheduler.queue()] == ["old-high", "new-high", "old-low"]
+    runner.capacity = 3
+    scheduler.dispatch()
+    assert [k[2] for k in runner.started] == ["old-high", "new-high", "old-low"]
+
+
+def test_pause_stops_new_jobs_but_not_running_ones():
+    """While paused nothing starts; a running job still finishes; resume starts the next."""
+    _, runner, scheduler, ended = make(capacity=1)
+    scheduler.enqueue(("c", "p", "a"), 1, 0)
+    scheduler.pause()
+    scheduler.enqueue(("c", "p", "b"), 1, 1)
+    runner.finish(("c", "p", "a"), "done")
+    assert ended[("c", "p", "a")] == 1
+    assert runner.started == [("c", "p", "a")]
+    scheduler.resume()
+    assert runner.started[-1] == ("c", "p", "b")
+
+
+def test_dequeued_file_never_starts_and_duplicates_are_ignored():
+    """A vanished file is removed from the queue; queueing a queued file is a no-op."""
+    _, runner, scheduler, _ = make(capacity=0)
+    assert scheduler.enqueue(("c", "p", "a"), 1, 0) is not None
+    assert scheduler.enqueue(("c", "p", "a"), 1, 0) is None
+    assert scheduler.dequeue(("c", "p", "a"))
+    runner.capacity = 1
+    scheduler.dispatch()
+    assert runner.started == []
+
+
+class SchedulerMachine(RuleBasedStateMachine):
+    """Random drops, removals, completions, pauses and capacity changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock, self.runner, self.scheduler, self.ended = make(capacity=2)
+        self.names = 0
+        self.removed: set[tuple] = set()
+        self.offered: set[tuple] = set()
+        self.priority: dict[tuple, tuple] = {}
+        self.order_violations: list[tuple] = []
+        self.scheduler.transcoding_started.subscribe(self._check_order)
+
+    def _check_order(self, item) -> None:
+        best = self.scheduler.queue()
+        if best and best[0].sort_key() < item.sort_key():
+            self.order_violations.append((item.key, best[0].key))
+
+    @rule(priority=st.integers(0, 3))
+    def drop_file(self, priority):
+        """A new complete file is queued."""
+        self.names += 1
+        self.clock.advance(1)
+        key = ("c", "p", f"f{self.names}")
+        self.offered.add(key)
+        self.scheduler.enqueue(key, priority, self.clock.seconds())
+
+    @precondition(lambda self: self.scheduler.queue())
+    @rule(index=st.integers(0, 100))
+    def file_vanishes(self, index):
+        """A queued file is removed before it started."""
+        queued = self.scheduler.queue()
+        key = queued[index % len(queued)].key
+        assert self.scheduler.dequeue(key)
+        self.removed.add(key)
+
+    @precondition(lambda self: self.runner.jobs)
+    @rule(index=st.integers(0, 100), outcome=st.sampled_from(["done", "failed"]))
+    def job_ends(self, index, outcome):
+        """A running job ends with an outcome."""
+        keys = sorted(self.runner.jobs)
+        self.runner.finish(keys[index % len(keys)], outcome)
+
+    @rule()
+    def pause(self):
+        """The operator pauses."""
+        self.scheduler.pause()
+
+    @rule()
+    def resume(self):
+        """The operator resumes."""
+        self.scheduler.resume()
+
+    @rule(capacity=st.integers(0, 4))
+    def capacity_changes(self, capacity):
+        """Workers come and go."""
+        self.runner.capacity = capacity
+        self.scheduler.dispatch()
+
+    @invariant()
+    def never_over_capacity_never_twice(self):
+        """No job starts while no slot is free."""
+        assert self.runner.over_capacity == []
+        assert len(set(self.runner.started)) == len(self.runner.started)  # never twice
+
+    @invariant()
+    def each_file_ends_at_most_once_and_priority_holds(self):
+        """No file ends twice; every start took the best queued file."""
+        assert all(count == 1 for count in self.ended.values())
+        assert not self.order_violations
+
+    def teardown(self):
+        """Drain: resume with room and finish everything; every file ends exactly once."""
+        self.runner.capacity = 10**6
+        self.scheduler.resume()
+        while self.runner.jobs:
+            for key in list(self.runner.jobs):
+                self.runner.finish(key, "done")
+        expected = self.offered - self.removed
+        assert set(self.ended) == expected
+        assert all(count == 1 for count in self.ended.values())
+        assert not self.scheduler.queue() and not self.scheduler.running()
+
+
+SchedulerMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None
+)
+TestScheduler = SchedulerMachine.TestCase

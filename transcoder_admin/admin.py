@@ -1,0 +1,440 @@
+"""TranscoderAdmin: wires the parts, runs the start-up chain, owns nothing else.
+
+States: ``stopped → starting → started ⇄ paused (via pausing/resuming) → terminated``.
+Parts hear of each other only through events; the admin subscribes the handlers that
+connect them.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from . import __version__
+from .config.errors import ConfigError
+from .config.loader import Configuration
+from .context import Roots
+from .errors import InvalidStateError
+from .monitoring import FileOffer, Monitoring, ScanProblem
+from .reports.db import ReportsDB
+from .reports.files import row_from_report
+from .scheduler import Finished, QueueItem, Scheduler
+from .store import Store
+from .transcoding import Transcoding
+from .transcoding.specs import JobSpecs, iso
+from .worker.local import InProcessWorkerConnection, JobHost
+
+T = TypeVar("T")
+
+STOPPED, STARTING, STARTED, PAUSING, PAUSED, RESUMING, TERMINATED = (
+    "stopped", "starting", "started", "pausing", "paused", "resuming", "terminated",
+)  # fmt: skip
+# The admin's state machine, declared in one table: (state, input) → next state.
+TRANSITIONS = {
+    (STOPPED, "start"): STARTING,
+    (STARTING, "started"): STARTED,
+    (STARTING, "failed"): TERMINATED,
+    (STARTED, "pause"): PAUSING,
+    (PAUSING, "paused"): PAUSED,
+    (PAUSED, "resume"): RESUMING,
+    (RESUMING, "resumed"): STARTED,
+    (STARTING, "stop"): TERMINATED,
+    (STARTED, "stop"): TERMINATED,
+    (PAUSED, "stop"): TERMINATED,
+    (PAUSING, "stop"): TERMINATED,
+    (RESUMING, "stop"): TERMINATED,
+}
+RECENT_FILES = 500
+FILE_STATES = ("pending", "queued", "transcoding", "done", "failed")
+
+
+class TranscoderAdmin(MultiService):
+    """The admin service: the root of the service tree."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        config: Configuration,
+        store: Store,
+        db: ReportsDB,
+        monitoring: Monitoring,
+        transcoding: Transcoding,
+        scheduler: Scheduler,
+        hosts: list[JobHost],
+        api: Any,
+        reactor: Any,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.store = store
+        self.db = db
+        self.monitoring = monitoring
+        self.transcoding = transcoding
+        self.scheduler = scheduler
+        self.hosts = hosts
+        self.api = api
+        self.reactor = reactor
+        self.state = STOPPED
+        self.started_at: float | None = None
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_FILES)
+        self.boot: defer.Deferred[None] | None = None
+        self.boot_error: str | None = None
+        self._connections: list[InProcessWorkerConnection] = []
+        self._subscriptions: list[Any] = []
+
+    # -- state machine -------------------------------------------------------------
+
+    def _input(self, name: str) -> None:
+        key = (self.state, name)
+        if key not in TRANSITIONS:
+            raise InvalidStateError(f"cannot {name} while {self.state}")
+        self.state = TRANSITIONS[key]
+        self.log.info("admin {state}", state=self.state)
+
+    # -- start-up ------------------------------------------------------------------
+
+    def startService(self) -> None:  # noqa: N802 (Twisted API)
+        """Start the boot chain; ``self.boot`` fires when the admin is started."""
+        super().startService()
+        self.boot = defer.Deferred.fromCoroutine(self._start())
+        self.boot.addErrback(self._boot_failed)
+
+    def _boot_failed(self, failure: Any) -> None:
+        if failure.check(defer.CancelledError):
+            return
+        self.boot_error = failure.getErrorMessage()
+        self.log.critical("start-up failed: {error}", error=self.boot_error)
+        if self.reactor.running:
+            self.reactor.stop()
+
+    def install_sighup(self) -> None:
+        """Reload the customers on SIGHUP (call from the main thread before running)."""
+        import signal
+
+        def on_hup(_signum: int, _frame: Any) -> None:
+            self.reactor.callFromThread(self._reload_logged)
+
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def _reload_logged(self) -> defer.Deferred[Any]:
+        def refused(f: Any) -> None:
+            if f.check(ConfigError):
+                self.log.error("reload refused, keeping the old customers:\n{errors}",
+                               errors=f.value.render())
+            else:
+                self.log.failure("reload failed", f)
+
+        return self.reload().addErrback(refused)
+
+    async def _step(self, what: str, awaitable: Coroutine[Any, Any, T] | defer.Deferred[T]) -> T:
+        timeout = self.config.admin.admin.startup_timeout
+        self.log.info("start-up: {what}", what=what)
+        d: defer.Deferred[T] = defer.ensureDeferred(awaitable)
+        d.addTimeout(timeout, self.reactor)
+        try:
+            return await d
+        except defer.TimeoutError:
+            raise RuntimeError(f"start-up step {what!r} took longer than {timeout:g} s") from None
+
+    async def _start(self) -> None:
+        self._input("start")
+        self.started_at = self.reactor.seconds()
+        self._wire()
+        try:
+            await self._step("open the reports database", self.db.start())
+            await self._step("start local workers", self._start_workers())
+            if self.api is not None:
+                await self._step("start the API", defer.maybeDeferred(self.api.startService))
+            self.monitoring.set_customers(self.store.customers())
+            await self._step(
+                "start monitoring and wait for the first scans", self.monitoring.start()
+            )
+            self.scheduler.start()
+        except Exception:
+            self._input("failed")
+            raise
+        self._input("started")
+        self.log.info(
+            "transcoder admin {version} started: {customers} customers, {slots} slots",
+            version=__version__,
+            customers=len(self.store.config.customers),
+            slots=self.transcoding.capacity(),
+        )
+
+    async def _start_workers(self) -> None:
+        for host in self.hosts:
+            conn = InProcessWorkerConnection(host)
+            self._connections.append(conn)
+            self.transcoding.add_worker(conn)
+
+    def _wire(self) -> None:
+        subs = self._subscriptions
+        subs.append(self.monitoring.file_added.subscribe(self._on_file_added))
+        subs.append(self.monitoring.file_removed.subscribe(self._on_file_removed))
+        subs.append(self.monitoring.fail_to_run.subscribe(self._on_fail_to_run))
+        subs.append(self.scheduler.profile_queued.subscribe(self._on_queued))
+        subs.append(self.scheduler.transcoding_started.subscribe(self._on_started))
+        subs.append(self.scheduler.transcoding_done.subscribe(self._on_finished))
+        subs.append(self.scheduler.transcoding_failed.subscribe(self._on_finished))
+        subs.append(self.scheduler.transcoding_abandoned.subscribe(self._on_abandoned))
+        subs.append(
+            self.transcoding.capacity_changed.subscribe(lambda _: self.scheduler.dispatch())
+        )
+        subs.append(self.store.customer_added.subscribe(self._on_customers_changed))
+        subs.append(self.store.customer_removed.subscribe(self._on_customer_removed))
+        subs.append(self.store.profile_removed.subscribe(self._on_profile_removed))
+        subs.append(self.store.profile_changed.subscribe(self._on_profile_changed))
+
+    # -- event handlers ---------------------------------------------------------------
+
+    def _on_file_added(self, offer: FileOffer) -> None:
+        profile = self.store.profile(offer.customer, offer.profile)
+        if profile is None:
+            return
+        self.scheduler.enqueue(offer.key, profile.priority, offer.detected_at)
+
+    def _on_file_removed(self, offer: FileOffer) -> None:
+        if self.scheduler.dequeue(offer.key):
+            self.log.info(
+                "{customer}/{profile}/{relpath} disappeared before it was transcoded: dequeued",
+                customer=offer.customer,
+                profile=offer.profile,
+                relpath=offer.relpath,
+            )
+
+    def _on_fail_to_run(self, problem: ScanProblem) -> None:
+        self.log.error(
+            "monitoring of {customer}/{profile} cannot run: {message}",
+            customer=problem.customer,
+            profile=problem.profile,
+            message=problem.message,
+        )
+
+    def _on_queued(self, item: QueueItem) -> None:
+        self.log.debug("queued {key}", key=item.key)
+
+    def _on_started(self, item: QueueItem) -> None:
+        self.log.debug("transcoding {key}", key=item.key)
+
+    def _on_finished(self, finished: Finished) -> defer.Deferred[Any] | None:
+        item, report = finished.item, finished.report
+        self.monitoring.release(*item.key)
+        failure = report.get("failure") or {}
+        self.recent.append(
+            {
+                "customer": item.customer,
+                "profile": item.profile,
+                "relpath": item.relpath,
+                "state": report["outcome"],
+                "job_id": report["job_id"],
+                "reason": failure.get("reason"),
+                "finished": (report.get("times") or {}).get("finished"),
+                "report": report.get("report_path"),
+            }
+        )
+        self.log.info(
+            "{outcome}: {customer}/{profile}/{relpath} (job {job_id}){reason}",
+            outcome=report["outcome"],
+            customer=item.customer,
+            profile=item.profile,
+            relpath=item.relpath,
+            job_id=report["job_id"],
+            reason=f": {failure['reason']}" if failure else "",
+        )
+        return self.db.save(row_from_report(report))
+
+    def _on_abandoned(self, item: QueueItem) -> None:
+        self.monitoring.forget(*item.key)
+
+    def _on_customers_changed(self, customer: Any) -> None:
+        self.monitoring.set_customers(self.store.customers())
+        for profile in customer.profiles():
+            self.scheduler.reprioritize(customer.name, profile.name, profile.priority)
+
+    def _on_customer_removed(self, name: str) -> None:
+        self.scheduler.dequeue_where(name)
+        self.monitoring.set_customers(self.store.customers())
+
+    def _on_profile_removed(self, key: tuple[str, str]) -> None:
+        self.scheduler.dequeue_where(*key)
+
+    def _on_profile_changed(self, profile: Any) -> None:
+        self.scheduler.reprioritize(profile.customer.name, profile.name, profile.priority)
+
+    # -- stop -----------------------------------------------------------------------------
+
+    def stopService(self) -> defer.Deferred[None]:  # noqa: N802 (Twisted API)
+        """Orderly stop: no new jobs, running ones killed (sources stay), parts stopped."""
+        return defer.Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        if self.state in (STOPPED, TERMINATED):
+            if self.running:
+                await defer.maybeDeferred(super().stopService)
+            return
+        self._input("stop")
+        self.log.info("stopping: running jobs are killed, their files stay in incoming")
+        if self.boot is not None and not self.boot.called:
+            self.boot.cancel()
+        await self.scheduler_stop()
+        await self.monitoring.stop()
+        if self.api is not None and self.api.running:
+            await defer.maybeDeferred(self.api.stopService)
+        await self.db.stop()
+        for sub in self._subscriptions:
+            sub.unsubscribe()
+        await defer.maybeDeferred(super().stopService)
+        self.log.info("admin stopped")
+
+    async def scheduler_stop(self) -> None:
+        """Stop dispatching and kill running jobs."""
+        self.scheduler.pause()
+        await self.transcoding.cancel_all()
+        await self.scheduler.stop()
+        for conn in self._connections:
+            await conn.disconnect()
+
+    # -- public API used by the JSON API ------------------------------------------------------
+
+    def pause(self) -> defer.Deferred[dict[str, Any]]:
+        """Start no new jobs (running jobs continue)."""
+        try:
+            self._input("pause")
+        except InvalidStateError as e:
+            return defer.fail(e)
+        self.scheduler.pause()
+        self._input("paused")
+        return defer.succeed({"state": self.state})
+
+    def resume(self) -> defer.Deferred[dict[str, Any]]:
+        """Start jobs again."""
+        try:
+            self._input("resume")
+        except InvalidStateError as e:
+            return defer.fail(e)
+        self.scheduler.resume()
+        self._input("resumed")
+        return defer.succeed({"state": self.state})
+
+    def reload(self) -> defer.Deferred[dict[str, Any]]:
+        """Re-read the customer files; errbacks with ConfigError if they are invalid."""
+        d = self.store.reload()
+        return d.addCallback(lambda result: result.to_dict())
+
+    def health(self) -> dict[str, Any]:
+        """Whether the admin runs and its parts are healthy."""
+        checks = {
+            "workers": "ok" if self.transcoding.workers else "no workers",
+            "database": "ok" if self.db.pending == 0 else f"{self.db.pending} rows waiting",
+        }
+        ok = self.state in (STARTED, PAUSED) and all(v == "ok" for v in checks.values())
+        return {"status": "ok" if ok else "degraded", "state": self.state, "checks": checks}
+
+    def status(self) -> dict[str, Any]:
+        """Counts and capacity."""
+        counts = {state: len(self.files(state)) for state in FILE_STATES}
+        return {
+            "state": self.state,
+            "version": __version__,
+            "uptime": (self.reactor.seconds() - self.started_at) if self.started_at else 0.0,
+            "customers": len(self.store.config.customers),
+            "files": counts,
+            "capacity": self.transcoding.capacity(),
+            "free_slots": self.transcoding.free_slots(),
+            "running": len(self.scheduler.running()),
+            "queued": len(self.scheduler.queue()),
+            "reports_pending": self.db.pending,
+        }
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Each worker with its capacity and load."""
+        rows = []
+        for name, conn in sorted(self.transcoding.workers.items()):
+            info = conn.info()
+            info["load"] = self.transcoding.load.get(name, 0)
+            rows.append(info)
+        return rows
+
+    def queue(self) -> list[dict[str, Any]]:
+        """Queued files in dispatch order."""
+        return [
+            {
+                "customer": item.customer,
+                "profile": item.profile,
+                "relpath": item.relpath,
+                "priority": item.priority,
+                "detected": iso(item.detected_at),
+                "queued": iso(item.queued_at),
+            }
+            for item in self.scheduler.queue()
+        ]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Running jobs with their progress."""
+        return self.transcoding.describe()
+
+    def files(self, state: str | None = None) -> list[dict[str, Any]]:
+        """Files the admin knows of, optionally of one state."""
+        if state is not None and state not in FILE_STATES:
+            raise ValueError(f"unknown state {state!r}; allowed: {', '.join(FILE_STATES)}")
+        rows: list[dict[str, Any]] = []
+        if state in (None, "pending"):
+            for row in self.monitoring.pending():
+                rows.append({**row, "detected": iso(row["detected"])})
+        if state in (None, "queued"):
+            rows += [{**q, "state": "queued"} for q in self.queue()]
+        if state in (None, "transcoding"):
+            rows += [
+                {
+                    "customer": t["customer"],
+                    "profile": t["profile"],
+                    "relpath": t["relpath"],
+                    "state": "transcoding",
+                    "job_id": t["job_id"],
+                    "worker": t["worker"],
+                }
+                for t in self.tasks()
+            ]
+        if state in (None, "done", "failed"):
+            rows += [r for r in self.recent if state in (None, r["state"])]
+        return rows
+
+    def reports(self, **filters: Any) -> defer.Deferred[dict[str, Any]]:
+        """Report rows from the database (filtered, paginated)."""
+        return self.db.query(**filters)
+
+
+def create_admin(config: Configuration, reactor: Any = None) -> TranscoderAdmin:
+    """Build the admin and its parts from a configuration (no I/O happens here)."""
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    roots = Roots(config.roots())
+    store = Store(config, reactor)
+    db = ReportsDB(config.reports_url(), config.admin.reports.pool_size, reactor=reactor)
+    monitoring = Monitoring(config.admin.monitoring, roots, reactor)
+    transcoding = Transcoding(JobSpecs(store), reactor)
+    scheduler = Scheduler(transcoding, reactor)
+    workers = config.admin.workers
+    hosts = [
+        JobHost(f"{config.admin.admin.name}-local-{i + 1}", roots, workers.max_jobs, reactor)
+        for i in range(workers.local)
+    ]
+    admin = TranscoderAdmin(
+        config, store, db, monitoring, transcoding, scheduler, hosts, None, reactor
+    )
+    if config.admin.api.enabled:
+        from .api import APIService
+
+        admin.api = APIService(admin, config.admin.api.listen, reactor=reactor)
+    return admin
+
+
+__all__ = ["TranscoderAdmin", "create_admin"]

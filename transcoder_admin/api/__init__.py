@@ -1,0 +1,19 @@
+"""The JSON API under /api/v1/: a thin twisted.web layer over the admin's public methods."""
+
+from .errors import APIError
+from .openapi import openapi_document
+from .resources import build_resource, build_site
+from .routes import ROUTES, Admin, Route
+from .service import APIService, check_listen
+
+__all__ = [
+    "ROUTES",
+    "APIError",
+    "APIService",
+    "Admin",
+    "Route",
+    "build_resource",
+    "build_site",
+    "check_listen",
+    "openapi_document",
+]

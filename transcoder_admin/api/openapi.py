@@ -1,0 +1,96 @@
+"""The OpenAPI 3.1 document of the API, generated from the route table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from transcoder_admin import __version__
+
+from . import schemas
+from .routes import MAX_BODY_BYTES, Param, Route
+
+OPENAPI_VERSION = "3.1.0"
+MEDIA_TYPE = "application/json"
+
+_DESCRIPTION = (
+    "Inspect and steer the Transcoder Admin. Every answer, errors included, is JSON; "
+    'errors look like `{"error": {"code": 404, "message": "..."}}`. HEAD works on '
+    "every GET path, a trailing slash is tolerated, request bodies are ignored but "
+    f"limited to {MAX_BODY_BYTES // 1024} KiB, and unknown query parameters are refused. "
+    "The API listens on loopback only."
+)
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: schemas.Schema) -> dict[str, Any]:
+    """A response ``content`` entry holding JSON of the given schema."""
+    return {MEDIA_TYPE: {"schema": schema}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    """An error response with the common error schema."""
+    return {"description": description, "content": _json(_ERROR_REF)}
+
+
+def _parameter(param: Param) -> dict[str, Any]:
+    """The OpenAPI description of one query parameter."""
+    schema: dict[str, Any] = {"type": param.kind}
+    if param.enum:
+        schema["enum"] = list(param.enum)
+    if param.minimum is not None:
+        schema["minimum"] = param.minimum
+    if param.maximum is not None:
+        schema["maximum"] = param.maximum
+    if param.max_length is not None:
+        schema["maxLength"] = param.max_length
+    return {
+        "name": param.name,
+        "in": "query",
+        "required": False,
+        "description": param.description + " An empty value counts as not given.",
+        "schema": schema,
+    }
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    """The OpenAPI operation object of one route."""
+    responses: dict[str, Any] = {
+        "200": {"description": route.summary, "content": _json(route.response)},
+        "400": _error("A query parameter is unknown, repeated or has a bad value."),
+    }
+    if route.method == "POST":
+        responses["413"] = _error(f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    for code, description in sorted(route.errors.items()):
+        responses[str(code)] = _error(description)
+    responses["default"] = _error("Any other error, e.g. 404, 405 or 500.")
+    operation: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "tags": ["actions" if route.method == "POST" else "inspection"],
+        "responses": responses,
+    }
+    if route.params:
+        operation["parameters"] = [_parameter(param) for param in route.params]
+    return operation
+
+
+def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
+    """Build the OpenAPI document that describes exactly ``routes``."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Transcoder Admin API",
+            "version": __version__,
+            "description": _DESCRIPTION,
+        },
+        "tags": [
+            {"name": "inspection", "description": "Read the admin's state."},
+            {"name": "actions", "description": "Steer the admin."},
+        ],
+        "paths": paths,
+        "components": {"schemas": {"Error": schemas.ERROR}},
+    }

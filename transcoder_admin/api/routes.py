@@ -1,0 +1,293 @@
+"""The route table: every path, method and query parameter of the API, in one place.
+
+The resources dispatch on it and the OpenAPI document is generated from it, so
+the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from twisted.internet.defer import Deferred
+
+from . import schemas
+from .errors import APIError
+
+PREFIX = "/api/v1/"
+MAX_LIMIT = 500
+MAX_BODY_BYTES = 64 * 1024
+OUTCOMES = ("done", "failed")
+
+
+class Admin(Protocol):
+    """The admin's public methods, the only ones the API calls."""
+
+    def health(self) -> Mapping[str, Any]: ...
+    def status(self) -> Mapping[str, Any]: ...
+    def workers(self) -> Sequence[Mapping[str, Any]]: ...
+    def queue(self) -> Sequence[Mapping[str, Any]]: ...
+    def tasks(self) -> Sequence[Mapping[str, Any]]: ...
+    def files(self, state: str | None, /) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def reports(self) -> Callable[..., Deferred[Any]]: ...
+    def pause(self) -> Deferred[Any]: ...
+    def resume(self) -> Deferred[Any]: ...
+    def reload(self) -> Deferred[Any]: ...
+
+
+Params = Mapping[str, str | int]
+Handler = Callable[[Admin, Params], Any]
+
+
+def _shown(raw: str) -> str:
+    """A client-supplied value quoted for an error message, cut to a readable length."""
+    return repr(raw if len(raw) <= 60 else raw[:60] + "…")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One optional query parameter, with the rules its value must follow."""
+
+    name: str
+    description: str
+    kind: Literal["string", "integer"] = "string"
+    enum: tuple[str, ...] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    max_length: int | None = None
+
+    def parse(self, raw: str) -> str | int:
+        """Check ``raw`` and return the value to hand to the admin, or raise a 400 APIError."""
+        if self.kind == "integer":
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+                raise APIError(
+                    400, f"query parameter {self.name!r}: {_shown(raw)} is not a whole number"
+                )
+            number = int(raw)
+            if self.minimum is not None and number < self.minimum:
+                raise APIError(400, f"query parameter {self.name!r} must be ≥ {self.minimum}")
+            if self.maximum is not None and number > self.maximum:
+                raise APIError(400, f"query parameter {self.name!r} must be ≤ {self.maximum}")
+            return number
+        if self.enum and raw not in self.enum:
+            allowed = ", ".join(self.enum)
+            raise APIError(
+                400, f"query parameter {self.name!r}: {_shown(raw)} is not one of {allowed}"
+            )
+        if self.max_length is not None and len(raw) > self.max_length:
+            raise APIError(
+                400, f"query parameter {self.name!r} is longer than {self.max_length} characters"
+            )
+        return raw
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation: a path under /api/v1/, a method, and the admin call behind it."""
+
+    name: str
+    method: Literal["GET", "POST"]
+    operation_id: str
+    summary: str
+    handler: Handler
+    response: schemas.Schema
+    params: tuple[Param, ...] = ()
+    errors: Mapping[int, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        """The full URL path, e.g. ``/api/v1/health``."""
+        return PREFIX + self.name
+
+    def parse_query(self, pairs: Iterable[tuple[str, str]]) -> dict[str, str | int]:
+        """Check the query string's name/value pairs; empty values count as not given."""
+        known = {param.name: param for param in self.params}
+        values: dict[str, str | int] = {}
+        seen: set[str] = set()
+        for name, raw in pairs:
+            param = known.get(name)
+            if param is None:
+                allowed = ", ".join(known) or "none"
+                raise APIError(400, f"unknown query parameter {_shown(name)} (allowed: {allowed})")
+            if name in seen:
+                raise APIError(400, f"query parameter {name!r} given more than once")
+            seen.add(name)
+            if raw != "":
+                values[name] = param.parse(raw)
+        return values
+
+
+def _listing(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Wrap a complete list as ``{"items": [...], "total": n}``."""
+    return {"items": list(items), "total": len(items)}
+
+
+def _health(admin: Admin, params: Params) -> Any:
+    """The admin's health, as is."""
+    return admin.health()
+
+
+def _status(admin: Admin, params: Params) -> Any:
+    """The admin's status, as is."""
+    return admin.status()
+
+
+def _workers(admin: Admin, params: Params) -> Any:
+    """The workers as a listing."""
+    return _listing(admin.workers())
+
+
+def _queue(admin: Admin, params: Params) -> Any:
+    """The queued files, in dispatch order, as a listing."""
+    return _listing(admin.queue())
+
+
+def _tasks(admin: Admin, params: Params) -> Any:
+    """The running jobs as a listing."""
+    return _listing(admin.tasks())
+
+
+def _files(admin: Admin, params: Params) -> Any:
+    """The files in one state (or all) as a listing."""
+    state = params.get("state")
+    return _listing(admin.files(str(state) if state is not None else None))
+
+
+def _reports(admin: Admin, params: Params) -> Any:
+    """One page of reports, filtered by the query parameters."""
+    return admin.reports(**params)
+
+
+def _pause(admin: Admin, params: Params) -> Any:
+    """Ask the admin to pause."""
+    return admin.pause()
+
+
+def _resume(admin: Admin, params: Params) -> Any:
+    """Ask the admin to resume."""
+    return admin.resume()
+
+
+def _reload(admin: Admin, params: Params) -> Any:
+    """Ask the admin to reload its configuration."""
+    return admin.reload()
+
+
+def _openapi(admin: Admin, params: Params) -> Any:
+    """This API's OpenAPI document."""
+    from .openapi import openapi_document  # the document module imports this one
+
+    return openapi_document(ROUTES)
+
+
+def _text(name: str, description: str, max_length: int = 256) -> Param:
+    """A free-text query parameter."""
+    return Param(name, description, max_length=max_length)
+
+
+_REPORT_PARAMS = (
+    _text("customer", "Only reports of this customer."),
+    _text("profile", "Only reports of this profile."),
+    Param("outcome", "Only reports with this outcome.", enum=OUTCOMES),
+    _text("since", "Only reports of jobs finished at or after this ISO 8601 time.", 64),
+    _text("until", "Only reports of jobs finished before this ISO 8601 time.", 64),
+    _text("search", "Only reports whose source path contains this text."),
+    Param("offset", "Reports to skip.", kind="integer", minimum=0, maximum=10**9),
+    Param("limit", "Reports to return at most.", kind="integer", minimum=0, maximum=MAX_LIMIT),
+)
+
+_NOT_NOW = {409: "The admin cannot do that in its current state."}
+
+ROUTES: tuple[Route, ...] = (
+    Route("health", "GET", "getHealth", "Whether the admin is healthy.", _health, schemas.HEALTH),
+    Route(
+        "status",
+        "GET",
+        "getStatus",
+        "The admin's state, counts and capacity.",
+        _status,
+        schemas.STATUS,
+    ),
+    Route(
+        "workers",
+        "GET",
+        "getWorkers",
+        "The workers.",
+        _workers,
+        schemas.listing(schemas.WORKER, "Every worker."),
+    ),
+    Route(
+        "queue",
+        "GET",
+        "getQueue",
+        "The queued files in dispatch order.",
+        _queue,
+        schemas.listing(schemas.QUEUED_FILE, "Queued files, next to dispatch first."),
+    ),
+    Route(
+        "tasks",
+        "GET",
+        "getTasks",
+        "The running jobs with their progress.",
+        _tasks,
+        schemas.listing(schemas.TASK, "Running jobs."),
+    ),
+    Route(
+        "files",
+        "GET",
+        "getFiles",
+        "The files the admin knows, optionally in one state only.",
+        _files,
+        schemas.listing(schemas.FILE, "Files."),
+        params=(Param("state", "Only files in this state.", enum=schemas.FILE_STATES),),
+    ),
+    Route(
+        "reports",
+        "GET",
+        "getReports",
+        "One page of job reports, filtered.",
+        _reports,
+        schemas.REPORTS,
+        params=_REPORT_PARAMS,
+    ),
+    Route(
+        "openapi.json",
+        "GET",
+        "getOpenAPI",
+        "This OpenAPI document.",
+        _openapi,
+        schemas.OPENAPI,
+    ),
+    Route(
+        "pause",
+        "POST",
+        "pause",
+        "Pause the admin.",
+        _pause,
+        schemas.ACTION,
+        errors=_NOT_NOW,
+    ),
+    Route(
+        "resume",
+        "POST",
+        "resume",
+        "Resume the admin after a pause.",
+        _resume,
+        schemas.ACTION,
+        errors=_NOT_NOW,
+    ),
+    Route(
+        "reload",
+        "POST",
+        "reload",
+        "Reload the customers' configuration without a restart.",
+        _reload,
+        schemas.RELOAD,
+        errors={
+            **_NOT_NOW,
+            422: "The new configuration is invalid; `problems` lists every problem.",
+        },
+    ),
+)

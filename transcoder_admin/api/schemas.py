@@ -1,0 +1,169 @@
+"""JSON Schemas (OpenAPI 3.1 dialect) of the API's response bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Schema = dict[str, Any]
+
+FILE_STATES = ("pending", "queued", "transcoding", "done", "failed")
+
+_TEXT: Schema = {"type": "string"}
+_COUNT: Schema = {"type": "integer", "minimum": 0}
+_TIME: Schema = {
+    "type": ["string", "null"],
+    "format": "date-time",
+    "description": "ISO 8601 date and time.",
+}
+_OBJECT: Schema = {"type": "object", "additionalProperties": True}
+
+
+def listing(item: Schema, description: str) -> Schema:
+    """The schema of a complete list answer: ``{"items": [...], "total": n}``."""
+    return {
+        "type": "object",
+        "description": description,
+        "required": ["items", "total"],
+        "properties": {
+            "items": {"type": "array", "items": item},
+            "total": {**_COUNT, "description": "Number of items."},
+        },
+    }
+
+
+ERROR: Schema = {
+    "type": "object",
+    "description": "Every error answer, whatever its status.",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "integer", "description": "The HTTP status code."},
+                "message": {"type": "string", "description": "What went wrong."},
+                "problems": {
+                    "type": "array",
+                    "items": _TEXT,
+                    "description": "Every configuration problem found (reload only).",
+                },
+            },
+        }
+    },
+}
+
+HEALTH: Schema = {
+    "type": "object",
+    "required": ["status", "state", "checks"],
+    "properties": {
+        "status": {"enum": ["ok", "degraded"]},
+        "state": {**_TEXT, "description": "The admin's state, e.g. started or paused."},
+        "checks": {**_OBJECT, "description": "One entry per health check."},
+    },
+}
+
+STATUS: Schema = {
+    **_OBJECT,
+    "required": ["state"],
+    "description": (
+        "The admin's state, version, uptime, counts of files per state, capacity, "
+        "running and queued jobs and database rows waiting to be written."
+    ),
+    "properties": {
+        "state": _TEXT,
+        "version": _TEXT,
+    },
+}
+
+WORKER: Schema = {**_OBJECT, "description": "One worker, as the admin sees it."}
+
+QUEUED_FILE: Schema = {
+    **_OBJECT,
+    "required": ["customer", "profile", "relpath", "priority", "detected", "queued"],
+    "properties": {
+        "customer": _TEXT,
+        "profile": _TEXT,
+        "relpath": {**_TEXT, "description": "Path of the source under incoming."},
+        "priority": {"type": "integer"},
+        "detected": _TIME,
+        "queued": _TIME,
+    },
+}
+
+TASK: Schema = {
+    **_OBJECT,
+    "required": [
+        "job_id",
+        "customer",
+        "profile",
+        "relpath",
+        "worker",
+        "attempt",
+        "started",
+        "progress",
+    ],
+    "properties": {
+        "job_id": _TEXT,
+        "customer": _TEXT,
+        "profile": _TEXT,
+        "relpath": _TEXT,
+        "worker": {"type": ["string", "null"]},
+        "attempt": {"type": "integer", "minimum": 1},
+        "started": _TIME,
+        "progress": {
+            **_OBJECT,
+            "required": ["percent", "speed", "eta", "target"],
+            "properties": {
+                "percent": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
+                "speed": {
+                    "type": ["number", "null"],
+                    "description": "Media seconds transcoded per wall-clock second.",
+                },
+                "eta": {"type": ["number", "null"], "description": "Seconds left."},
+                "target": {"type": ["string", "null"], "description": "Target now running."},
+            },
+        },
+    },
+}
+
+FILE: Schema = {
+    **_OBJECT,
+    "description": "One file the admin knows, with its state.",
+    "properties": {
+        "customer": _TEXT,
+        "profile": _TEXT,
+        "relpath": _TEXT,
+        "state": {"enum": list(FILE_STATES)},
+    },
+}
+
+REPORTS: Schema = {
+    "type": "object",
+    "required": ["total", "offset", "limit", "items"],
+    "properties": {
+        "total": {**_COUNT, "description": "Reports matching the filters, all pages."},
+        "offset": _COUNT,
+        "limit": _COUNT,
+        "items": {"type": "array", "items": {**_OBJECT, "description": "One report row."}},
+    },
+}
+
+ACTION: Schema = {
+    **_OBJECT,
+    "description": "What the admin did, e.g. its new state.",
+    "properties": {"state": _TEXT},
+}
+
+_NAMES: Schema = {"type": "array", "items": _TEXT}
+
+RELOAD: Schema = {
+    **_OBJECT,
+    "required": ["added", "removed", "changed"],
+    "properties": {"added": _NAMES, "removed": _NAMES, "changed": _NAMES},
+}
+
+OPENAPI: Schema = {
+    **_OBJECT,
+    "required": ["openapi", "info", "paths"],
+    "description": "This document.",
+}

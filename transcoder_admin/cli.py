@@ -1,0 +1,150 @@
+"""The ``transcoder-admin`` command: run, check-config, upgrade-db, replay-reports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
+
+from . import __version__
+from .config.errors import ConfigError
+from .config.loader import Configuration, load_configuration
+
+DEFAULT_CONFIG = "etc/transcoder-admin.yaml"
+
+
+def start_logging(fmt: str = "text", level: str = "info") -> None:
+    """Log to stdout (journald under systemd) as text or JSON lines."""
+    observer: Any = (
+        jsonFileLogObserver(sys.stdout) if fmt == "json" else textFileLogObserver(sys.stdout)
+    )
+    predicate: Any = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    filtered: Any = FilteringLogObserver(observer, [predicate])
+    globalLogBeginner.beginLoggingTo([filtered], redirectStandardIO=False)
+
+
+def _load(path: str) -> Configuration | None:
+    try:
+        return load_configuration(path)
+    except ConfigError as e:
+        print(e.render(), file=sys.stderr)
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate the admin config and every customer file; 0 when valid."""
+    config = _load(args.config)
+    if config is None:
+        return 1
+    from .api import check_listen
+
+    try:
+        check_listen(config.admin.api.listen)
+    except ValueError as e:
+        print(f"{config.path}: api.listen: {e}", file=sys.stderr)
+        return 1
+    profiles = sum(len(c.profiles) for c in config.customers.values())
+    print(f"{config.path}: OK ({len(config.customers)} customers, {profiles} profiles)")
+    return 0
+
+
+def cmd_upgrade_db(args: argparse.Namespace) -> int:
+    """Bring the reports database schema to the current revision."""
+    config = _load(args.config)
+    if config is None:
+        return 1
+    from .reports.db import upgrade
+
+    upgrade(config.reports_url())
+    print("reports database is up to date")
+    return 0
+
+
+def cmd_replay_reports(args: argparse.Namespace) -> int:
+    """Re-save rows from report files (after a database outage); idempotent."""
+    config = _load(args.config)
+    if config is None:
+        return 1
+    from twisted.internet import defer, task
+
+    from .context import Roots, StoreContext
+    from .reports.db import ReportsDB
+    from .reports.files import find_reports, replay_reports
+
+    roots = Roots(config.roots())
+    paths: list[str] = []
+    for customer in StoreContext(config).customers():
+        for profile in customer.profiles():
+            for key in ("done-reports", "failed-reports"):
+                paths.extend(find_reports(roots.local(profile.folder(key))))
+
+    async def main(reactor: Any) -> None:
+        db = ReportsDB(config.reports_url(), config.admin.reports.pool_size, reactor=reactor)
+        await db.start()
+        try:
+            count = await replay_reports(db, paths)
+            print(f"replayed {count} reports")
+        finally:
+            await db.stop()
+
+    task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the admin until SIGTERM/SIGINT; SIGHUP reloads the customers."""
+    config = _load(args.config)
+    if config is None:
+        return 1
+    start_logging(args.log_format or config.admin.admin.log_format, args.log_level)
+    from twisted.internet import reactor as _reactor
+
+    from .admin import create_admin
+
+    reactor: Any = _reactor
+    admin = create_admin(config, reactor)
+    reactor.callWhenRunning(admin.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", admin.stopService)
+    admin.install_sighup()
+    reactor.run()
+    return 1 if admin.boot_error else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="transcoder-admin", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", default=DEFAULT_CONFIG, help="admin config file (YAML or INI)")
+        p.set_defaults(func=func)
+        return p
+
+    run = add("run", cmd_run, "run the admin (and its local workers)")
+    run.add_argument("--log-format", choices=["text", "json"], default=None)
+    run.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
+    add("check-config", cmd_check_config, "validate the configuration and exit 0 or 1")
+    add("upgrade-db", cmd_upgrade_db, "upgrade the reports database schema")
+    add("replay-reports", cmd_replay_reports, "re-save database rows from report files")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Virtual paths (``root:/relative/path``), path-safe names and folder templates.
+
+A virtual path names a root and a path inside it; each host maps root names to local
+folders.  Nothing computed here may leave its root: templates and file names that would
+are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ..config.errors import ConfigProblem
+
+if TYPE_CHECKING:
+    from ..config.loader import Configuration
+
+DEFAULT_FOLDERS = {
+    "incoming": "default:/%(customer)s/files/incoming/%(profile)s/",
+    "outgoing": "default:/%(customer)s/files/outgoing/%(profile)s/",
+    "done": "default:/%(customer)s/files/done/%(profile)s/",
+    "failed": "default:/%(customer)s/files/failed/%(profile)s/",
+    "links": "default:/%(customer)s/files/links/%(profile)s/",
+    "work": "temp:/%(customer)s/work/%(profile)s/",
+    "config": "default:/%(customer)s/configs/%(profile)s/",
+    "done-reports": "default:/%(customer)s/reports/done/%(profile)s/",
+    "failed-reports": "default:/%(customer)s/reports/failed/%(profile)s/",
+}
+DEFAULT_OUTPUT_FILE = "%(stem)s.%(extension)s"
+DEFAULT_THUMBNAIL_FILE = "%(stem)s.%(index)d.%(extension)s"
+DEFAULT_REPORT_FILE = "%(name)s.%(job)s.yaml"
+
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+_VIRTUAL = re.compile(r"^([A-Za-z0-9_-]+):(/.*)$", re.DOTALL)
+
+
+class PathEscapeError(ValueError):
+    """A path would resolve outside its configured root."""
+
+
+def safe_name(name: str) -> str:
+    """A lowercased, path-safe folder name: letters, digits, ``.``, ``_`` and ``-``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    cleaned = _UNSAFE.sub("-", ascii_name.lower()).strip("-.")
+    return cleaned or "_"
+
+
+def split_virtual(virtual: str) -> tuple[str, str]:
+    """``root:/a/b`` → ``("root", "a/b")``, refusing ``..`` that climbs out of the root."""
+    match = _VIRTUAL.match(virtual)
+    if not match:
+        raise ValueError(f"{virtual!r} is not a virtual path (expected root:/path)")
+    root, rel = match.group(1), match.group(2)
+    if "\x00" in rel:
+        raise PathEscapeError(f"{virtual!r} contains a NUL byte")
+    normalized = os.path.normpath("/" + rel.lstrip("/"))
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else 1
+        if depth < 0:
+            raise PathEscapeError(f"{virtual!r} leaves its root {root!r}")
+    return root, normalized.lstrip("/")
+
+
+def join_virtual(folder: str, *names: str) -> str:
+    """A virtual path below ``folder``; each name must stay inside it."""
+    root, rel = split_virtual(folder)
+    for name in names:
+        if not name:
+            continue
+        for part in name.split("/"):
+            if part in ("..",) or "\x00" in part:
+                raise PathEscapeError(f"{name!r} would leave {folder!r}")
+    joined = "/".join([rel] + [n.strip("/") for n in names if n and n.strip("/")]).strip("/")
+    return f"{root}:/{joined}"
+
+
+class Roots:
+    """Root name → local folder on this host; turns virtual paths into local ones."""
+
+    def __init__(self, mapping: Mapping[str, str]) -> None:
+        self.mapping = {name: os.path.abspath(path) for name, path in mapping.items()}
+
+    def local(self, virtual: str) -> str:
+        """The local path of a virtual path; raises PathEscapeError if it would escape."""
+        root, rel = split_virtual(virtual)
+        try:
+            base = self.mapping[root]
+        except KeyError:
+            raise PathEscapeError(f"{virtual!r} names an unknown root {root!r}") from None
+        path = os.path.normpath(os.path.join(base, rel)) if rel else base
+        if path != base and not path.startswith(base.rstrip("/") + "/"):
+            raise PathEscapeError(f"{virtual!r} leaves its root {root!r}")
+        return path
+
+    def contains(self, local_path: str) -> bool:
+        """Whether a local path (symlinks resolved) lies inside one of the roots."""
+        real = os.path.realpath(local_path)
+        for base in self.mapping.values():
+            real_base = os.path.realpath(base)
+            if real == real_base or real.startswith(real_base.rstrip("/") + "/"):
+                return True
+        return False
+
+
+def expand(template: str, variables: Mapping[str, object]) -> str:
+    """Expand a ``%(name)s`` template; raise ValueError naming an unknown variable."""
+    try:
+        return template % variables
+    except KeyError as e:
+        allowed = ", ".join(sorted(variables))
+        raise ValueError(f"unknown template variable {e.args[0]!r}; allowed: {allowed}") from None
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"bad template {template!r}: {e}") from None
+
+
+def check_configuration(config: Configuration) -> list[ConfigProblem]:
+    """Problems no schema can see: templates, roots that escape, name clashes."""
+    from . import StoreContext
+
+    problems: list[ConfigProblem] = []
+    roots = config.admin.roots
+    for customer_name, customer in config.customers.items():
+        path = config.customer_files.get(customer_name, config.path)
+        store = StoreContext(config)
+        cust = store.customer(customer_name)
+        seen_incoming: dict[str, str] = {}
+        for profile_name, profile in customer.profiles.items():
+            prof = cust.profile(profile_name)
+            for key in DEFAULT_FOLDERS:
+                where = f"profiles.{profile_name}.{key}"
+                try:
+                    virtual = prof.folder(key)
+                    root, _ = split_virtual(virtual)
+                    if root not in roots:
+                        problems.append(
+                            ConfigProblem(
+                                path,
+                                where,
+                                f"unknown root {root!r}; roots: {', '.join(roots)}",
+                                virtual,
+                                True,
+                            )
+                        )
+                except (ValueError, PathEscapeError) as e:
+                    problems.append(ConfigProblem(path, where, str(e)))
+            try:
+                incoming = prof.folder("incoming")
+                if incoming in seen_incoming:
+                    problems.append(
+                        ConfigProblem(
+                            path,
+                            f"profiles.{profile_name}",
+                            f"same incoming folder as profile {seen_incoming[incoming]!r}",
+                            incoming,
+                            True,
+                        )
+                    )
+                seen_incoming[incoming] = profile_name
+            except (ValueError, PathEscapeError):
+                pass
+            subdirs: dict[str, str] = {}
+            for target_name in profile.targets:
+                targ = prof.target(target_name)
+                where = f"profiles.{profile_name}.targets.{target_name}"
+                try:
+                    targ.check_templates()
+                except (ValueError, PathEscapeError) as e:
+                    problems.append(ConfigProblem(path, where, str(e)))
+                key = f"{targ.subdir}/{targ.extension}"
+                if targ.type != "thumbnails" and key in subdirs:
+                    problems.append(
+                        ConfigProblem(
+                            path,
+                            where,
+                            f"writes the same files as target {subdirs[key]!r} "
+                            "(same subdir and extension)",
+                        )
+                    )
+                subdirs[key] = target_name
+    return problems

@@ -1,0 +1,5 @@
+"""Exceptions the admin's public methods raise, shared by the core and its front ends."""
+
+
+class InvalidStateError(Exception):
+    """The admin cannot do that in its current state."""

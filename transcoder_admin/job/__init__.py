@@ -1,0 +1,1 @@
+"""What a worker runs for one file: analyse, transcode, verify, commit."""

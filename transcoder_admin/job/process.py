@@ -1,0 +1,183 @@
+"""Running an external program (ffmpeg, a post-process command) as an argv list.
+
+Each program runs in its own process group (started through ``setsid``) at the job's
+nice level, so a timeout or a cancel kills the program *and* everything it started.
+Standard output can be parsed as ffmpeg ``-progress`` blocks; the tail of standard
+error is kept for the report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet import defer, error, protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..media.progress import Progress, ProgressParser
+
+TAIL_BYTES = 4096
+_SETSID = shutil.which("setsid")
+_PY_SETSID = "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])"
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """How a program ended."""
+
+    argv: list[str]
+    exit_code: int | None
+    signal: int | None
+    stderr_tail: str
+    timed_out: bool
+    cancelled: bool
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        """True when it exited 0 on its own."""
+        return self.exit_code == 0 and not self.timed_out and not self.cancelled
+
+
+def group_argv(argv: Sequence[str], nice: int = 0) -> list[str]:
+    """The argv that runs ``argv`` in a new session (and process group) at ``nice``."""
+    inner = list(argv)
+    if nice:
+        nice_bin = shutil.which("nice")
+        if nice_bin:
+            inner = [nice_bin, "-n", str(nice), *inner]
+    if _SETSID:
+        return [_SETSID, *inner]
+    return [sys.executable, "-c", _PY_SETSID, *inner]
+
+
+class _GroupProcess(protocol.ProcessProtocol):
+    log = Logger()
+
+    def __init__(
+        self,
+        argv: list[str],
+        on_progress: Callable[[Progress], Any] | None,
+        clock: Any,
+    ) -> None:
+        self.argv = argv
+        self.on_progress = on_progress
+        self.clock = clock
+        self.parser = ProgressParser() if on_progress else None
+        self.stderr = bytearray()
+        self.started = clock.seconds()
+        self.finished: defer.Deferred[ProcessResult] = defer.Deferred()
+        self.timed_out = False
+        self.cancelled = False
+        self.pid: int | None = None
+
+    def connectionMade(self) -> None:  # noqa: N802 (Twisted API)
+        transport: Any = self.transport
+        self.pid = transport.pid
+        transport.closeStdin()
+
+    def outReceived(self, data: bytes) -> None:  # noqa: N802
+        if self.parser is None or self.on_progress is None:
+            return
+        for progress in self.parser.feed(data):
+            try:
+                self.on_progress(progress)
+            except Exception:
+                self.log.failure("progress callback failed")
+
+    def errReceived(self, data: bytes) -> None:  # noqa: N802
+        self.stderr += data
+        if len(self.stderr) > TAIL_BYTES * 2:
+            del self.stderr[: len(self.stderr) - TAIL_BYTES]
+
+    def kill_group(self) -> None:
+        """SIGKILL the whole process group (the program and its children)."""
+        if self.pid is None:
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def processEnded(self, reason: Failure) -> None:  # noqa: N802
+        # The leader is gone; make sure nothing it started lives on.
+        self.kill_group()
+        exit_code: int | None = None
+        sig: int | None = None
+        value = reason.value
+        if isinstance(value, error.ProcessDone):
+            exit_code = 0
+        elif isinstance(value, error.ProcessTerminated):
+            exit_code = value.exitCode
+            sig = value.signal
+        tail = bytes(self.stderr[-TAIL_BYTES:]).decode("utf-8", "replace").strip()
+        self.finished.callback(
+            ProcessResult(
+                argv=self.argv,
+                exit_code=exit_code,
+                signal=sig,
+                stderr_tail=tail,
+                timed_out=self.timed_out,
+                cancelled=self.cancelled,
+                elapsed=self.clock.seconds() - self.started,
+            )
+        )
+
+
+class RunningProcess:
+    """A started program: wait for ``result``, or ``cancel()`` it."""
+
+    def __init__(self, proto: _GroupProcess, timeout_call: Any) -> None:
+        self._proto = proto
+        self._timeout_call = timeout_call
+        self.result = proto.finished
+
+    @property
+    def pid(self) -> int | None:
+        """The process id (also the process group id)."""
+        return self._proto.pid
+
+    def cancel(self) -> None:
+        """Kill the program's whole process group; ``result`` fires with cancelled=True."""
+        self._proto.cancelled = True
+        self._proto.kill_group()
+
+
+def spawn(
+    reactor: Any,
+    argv: Sequence[str],
+    *,
+    timeout: float | None = None,
+    nice: int = 0,
+    on_progress: Callable[[Progress], Any] | None = None,
+    env: dict[str, str] | None = None,
+    path: str | None = None,
+) -> RunningProcess:
+    """Start ``argv`` (a list, never a shell string) in its own process group."""
+    argv = [str(a) for a in argv]
+    proto = _GroupProcess(argv, on_progress, reactor)
+    full = group_argv(argv, nice)
+    environment = dict(os.environ if env is None else env)
+    reactor.spawnProcess(proto, full[0], full, env=environment, path=path)
+    timeout_call = None
+    if timeout is not None:
+
+        def expire() -> None:
+            proto.timed_out = True
+            proto.kill_group()
+
+        timeout_call = reactor.callLater(timeout, expire)
+
+        def cancel_timer(result: ProcessResult) -> ProcessResult:
+            if timeout_call.active():
+                timeout_call.cancel()
+            return result
+
+        proto.finished.addBoth(cancel_timer)
+    return RunningProcess(proto, timeout_call)

@@ -1,0 +1,526 @@
+"""One transcoder job: analyse the source, produce every target, verify, then commit.
+
+This module is what a worker runs for one file; it knows nothing of the admin.  A job
+works in two phases, as the acknowledgement protocol of DESIGN.md §6 asks:
+
+1. :meth:`Job.run` analyses the source and writes every output under the job's private
+   *work* folder, verifying each one; it fires with the outcome (done or failed), having
+   moved nothing.
+2. :meth:`Job.commit`, called once the admin has acknowledged that outcome, renames the
+   outputs into *outgoing* (all or nothing), writes the report and moves the source to
+   *done* or *failed*, last.
+
+:meth:`Job.abort` (shutdown, cancel) kills the job's processes and removes its work
+files, leaving the source where it is.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import resource
+import shutil
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+
+from ..context.paths import PathEscapeError, Roots, expand
+from ..media.ffmpeg import (
+    command_environment,
+    decode_check_command,
+    decoded_enough,
+    find_ffmpeg,
+    input_arg,
+    target_command,
+    thumbnails_command,
+)
+from ..media.probe import MediaInfo, NotMediaError, probe
+from ..media.progress import Progress
+from ..prognosis import (
+    CANCELLED,
+    POST_PROCESS,
+    Failure,
+    JobFailed,
+    decode_failure,
+    missing_stream,
+    source_failure,
+    system_failure,
+)
+from ..reports.files import write_report
+from .process import ProcessResult, RunningProcess, spawn
+
+CHECKSUM_CHUNK = 1 << 20
+
+
+def now_iso(clock: Any) -> str:
+    """The clock's time as an ISO 8601 UTC string."""
+    return datetime.fromtimestamp(clock.seconds(), UTC).isoformat()
+
+
+def file_checksum(path: str) -> str:
+    """``sha256:<hex>`` of a file (run off the reactor thread)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHECKSUM_CHUNK):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def _stat_info(path: str) -> dict[str, Any]:
+    st = os.stat(path)
+    return {
+        "size": st.st_size,
+        "ctime": datetime.fromtimestamp(st.st_ctime, UTC).isoformat(),
+        "mtime": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
+        "checksum": file_checksum(path),
+    }
+
+
+def move_into(src: str, dest: str, tag: str) -> None:
+    """Move ``src`` to ``dest`` atomically, even across filesystems, replacing ``dest``."""
+    folder = os.path.dirname(dest)
+    os.makedirs(folder, exist_ok=True)
+    try:
+        os.replace(src, dest)
+        return
+    except OSError as e:
+        if e.errno != 18:  # EXDEV: copy next to the destination, then rename there
+            raise
+    partial = os.path.join(folder, f".{tag}.partial")
+    shutil.copy2(src, partial)
+    os.replace(partial, dest)
+    os.unlink(src)
+
+
+class Job:
+    """A transcoder job for one file (``spec`` is the admin's job configuration)."""
+
+    log = Logger()
+
+    def __init__(self, spec: dict[str, Any], roots: Roots, worker: str, reactor: Any) -> None:
+        self.spec = spec
+        self.roots = roots
+        self.worker = worker
+        self.reactor = reactor
+        self.job_id: str = spec["job_id"]
+        self.progress: dict[str, Any] = {"percent": 0.0, "speed": None, "eta": None}
+        self.outcome: dict[str, Any] | None = None
+        self._process: RunningProcess | None = None
+        self._aborted = False
+        self._deadline: float | None = None
+        self._outputs: list[tuple[str, str]] = []  # (work path, final local path)
+        self._target_results: list[dict[str, Any]] = []
+        self._info: MediaInfo | None = None
+        self._source_file: dict[str, Any] | None = None
+        self._started = ""
+        self._started_at = 0.0
+        self._cpu_start = 0.0
+        self._committed = False
+        self._last_progress: Progress | None = None
+
+    # -- paths -------------------------------------------------------------------
+
+    def local(self, virtual: str) -> str:
+        """The local path of a virtual path of this job (inside this worker's roots)."""
+        return self.roots.local(virtual)
+
+    @property
+    def work_dir(self) -> str:
+        """The job's private work folder."""
+        return self.local(self.spec["work"])
+
+    def _thread(self, f: Any, *args: Any) -> defer.Deferred[Any]:
+        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), f, *args)
+
+    # -- phase 1 -----------------------------------------------------------------
+
+    def run(self) -> defer.Deferred[dict[str, Any]]:
+        """Produce and verify every output in the work folder; fire with the outcome."""
+        return defer.Deferred.fromCoroutine(self._run())
+
+    async def _run(self) -> dict[str, Any]:
+        self._started = now_iso(self.reactor)
+        self._started_at = self.reactor.seconds()
+        self._cpu_start = _children_cpu()
+        timeout = float(self.spec["transcoding_timeout"])
+        self._deadline = self._started_at + timeout
+        failure: Failure | None = None
+        try:
+            await self._thread(os.makedirs, self.work_dir, 0o755, True)
+            await self._analyse()
+            for target in self.spec["targets"]:
+                self._check_streams(target)
+            for index, target in enumerate(self.spec["targets"]):
+                if self._aborted:
+                    raise JobFailed(Failure(CANCELLED, "cancelled"))
+                await self._run_target(index, target)
+        except JobFailed as e:
+            failure = e.failure
+        except PathEscapeError as e:
+            failure = Failure("source", f"refused path: {e}")
+        except Exception as e:  # a bug or the machine: say so, retry elsewhere
+            self.log.failure("job {job_id} crashed", job_id=self.job_id)
+            failure = Failure("system", f"job crashed: {type(e).__name__}: {e}")
+        if self._aborted:
+            failure = Failure(CANCELLED, "cancelled")
+        self.outcome = self._report(failure)
+        return self.outcome
+
+    async def _analyse(self) -> None:
+        source = self.local(self.spec["source"])
+        try:
+            self._source_file = await self._thread(_stat_info, source)
+        except FileNotFoundError:
+            raise source_failure("the source file disappeared before it was transcoded") from None
+        except OSError as e:
+            raise system_failure(f"cannot read the source: {e.strerror}") from None
+        try:
+            self._info = await self._thread(probe, source)
+        except FileNotFoundError:
+            raise source_failure("the source file disappeared before it was transcoded") from None
+        except NotMediaError as e:
+            raise source_failure(str(e) or "not a media file") from None
+
+    def _check_streams(self, target: dict[str, Any]) -> None:
+        info = self._info
+        assert info is not None
+        kind, name = target["type"], target["name"]
+        if kind in ("video", "thumbnails") and info.video is None:
+            raise missing_stream("video", kind, name)
+        if kind == "audio" and info.audio is None:
+            raise missing_stream("audio", kind, name)
+        if kind == "audio-video":
+            if info.video is None and not target.get("allow_without_video"):
+                raise missing_stream("video", kind, name)
+            if info.audio is None and not target.get("allow_without_audio"):
+                raise missing_stream("audio", kind, name)
+
+    def _remaining(self) -> float:
+        assert self._deadline is not None
+        return max(0.1, self._deadline - self.reactor.seconds())
+
+    async def _exec(
+        self,
+        argv: list[str],
+        *,
+        target: str,
+        timeout: float | None = None,
+        duration: float | None = None,
+    ) -> ProcessResult:
+        """Run one program for this job, tracking progress, within the job's deadline."""
+        limit = self._remaining() if timeout is None else min(timeout, self._remaining())
+        job_limit = timeout is None or timeout >= self._remaining()
+
+        self._last_progress = None
+
+        def on_progress(p: Progress) -> None:
+            self._last_progress = p
+            self.progress = {
+                "percent": p.percent(duration),
+                "speed": p.speed,
+                "eta": p.eta(duration),
+                "target": target,
+            }
+
+        self._process = spawn(
+            self.reactor,
+            argv,
+            timeout=limit,
+            nice=int(self.spec.get("process_priority", 0)),
+            on_progress=on_progress,
+            env=command_environment(),
+        )
+        try:
+            result = await self._process.result
+        finally:
+            self._process = None
+        if result.cancelled or self._aborted:
+            raise JobFailed(Failure(CANCELLED, "cancelled", target))
+        if result.timed_out and job_limit:
+            total = float(self.spec["transcoding_timeout"])
+            raise system_failure(f"timed out after {total:g} s", target)
+        return result
+
+    def _ffmpeg(self) -> str:
+        return find_ffmpeg(self.spec.get("ffmpeg"))
+
+    async def _decode_check(self, source: str, target: str) -> float:
+        """Decode the whole source; raise a source failure naming where it broke."""
+        assert self._info is not None
+        duration = self._info.duration
+        argv = decode_check_command(self._ffmpeg(), source)
+        result = await self._exec(argv, target=target, duration=duration)
+        last = self._last_progress
+        decoded = last.out_time if last else 0.0
+        percent = last.percent(duration) if last and duration else None
+        if not result.ok:
+            raise decode_failure(percent if percent is not None else 0.0)
+        absolute, relative = self._tolerances()
+        if duration and not decoded_enough(decoded, duration, absolute, relative):
+            raise decode_failure(100.0 * decoded / duration)
+        return decoded
+
+    def _tolerances(self) -> tuple[float, float]:
+        return (
+            float(self.spec.get("duration_tolerance", 0.5)),
+            float(self.spec.get("duration_tolerance_percent", 2.0)),
+        )
+
+    async def _run_target(self, index: int, target: dict[str, Any]) -> None:
+        info = self._info
+        assert info is not None
+        source = self.local(self.spec["source"])
+        name = target["name"]
+        final_folder = self.local(target["output_folder"])
+        result: dict[str, Any] = {
+            "name": name,
+            "type": target["type"],
+            "outcome": "failed",
+            "reason": None,
+            "outputs": [],
+            "commands": [],
+            "invalid_output": False,
+        }
+        self._target_results.append(result)
+        tag = f"{index:02d}"
+        try:
+            produced: list[tuple[str, str]] = []
+            if target["type"] == "identity":
+                await self._decode_check(source, name)
+                ext = os.path.splitext(target["output_name"])[1]
+                work = os.path.join(self.work_dir, f"{tag}-identity{ext}")
+                await self._thread(shutil.copyfile, source, work)
+                produced.append((work, os.path.join(final_folder, target["output_name"])))
+            elif target["type"] == "thumbnails":
+                produced = await self._thumbnails(tag, target, source, final_folder, result)
+            else:
+                ext = target.get("extension") or "out"
+                work = os.path.join(self.work_dir, f"{tag}-{target['type']}.{ext}")
+                argv = target_command(self._ffmpeg(), source, work, target, info)
+                result["commands"].append(argv)
+                run = await self._exec(argv, target=name, duration=info.duration)
+                if not run.ok:
+                    await self._explain_ffmpeg_failure(source, name, run)
+                await self._verify(work, target)
+                produced.append((work, os.path.join(final_folder, target["output_name"])))
+            for work, _final in produced:
+                await self._post_process(target, work, result)
+        except JobFailed as e:
+            result["reason"] = e.failure.reason
+            result["invalid_output"] = e.failure.invalid_output
+            raise
+        result["outcome"] = "done"
+        result["outputs"] = [self._virtual_output(target, final) for _w, final in produced]
+        self._outputs.extend(produced)
+
+    def _virtual_output(self, target: dict[str, Any], final: str) -> str:
+        return target["output_folder"].rstrip("/") + "/" + os.path.basename(final)
+
+    async def _explain_ffmpeg_failure(self, source: str, target: str, run: ProcessResult) -> None:
+        """ffmpeg failed: a source that does not decode is the source's fault."""
+        await self._decode_check(source, target)
+        code = run.exit_code if run.exit_code is not None else f"signal {run.signal}"
+        raise system_failure(f"ffmpeg exited {code} for target {target!r}: {_tail(run)}", target)
+
+    async def _verify(self, work: str, target: dict[str, Any]) -> None:
+        """An output must open, have the expected streams and the source's duration."""
+        assert self._info is not None
+        name = target["name"]
+        try:
+            out = await self._thread(probe, work)
+        except NotMediaError as e:
+            raise system_failure(f"output of target {name!r} is invalid: {e}", name, True) from None
+        want_video = target["type"] in ("audio-video", "video") and self._info.video is not None
+        want_audio = target["type"] in ("audio-video", "audio") and self._info.audio is not None
+        if want_video and out.video is None:
+            raise system_failure(f"output of target {name!r} has no video stream", name, True)
+        if want_audio and out.audio is None:
+            raise system_failure(f"output of target {name!r} has no audio stream", name, True)
+        expected = self._info.duration
+        if expected and out.duration is not None:
+            absolute, relative = self._tolerances()
+            if abs(out.duration - expected) > max(absolute, expected * relative / 100.0):
+                raise system_failure(
+                    f"output of target {name!r} lasts {out.duration:.2f} s, "
+                    f"the source {expected:.2f} s",
+                    name,
+                    True,
+                )
+
+    async def _thumbnails(
+        self,
+        tag: str,
+        target: dict[str, Any],
+        source: str,
+        final_folder: str,
+        result: dict[str, Any],
+    ) -> list[tuple[str, str]]:
+        assert self._info is not None
+        ext = target.get("extension") or "jpg"
+        pattern = os.path.join(self.work_dir, f"{tag}-thumb.%d.{ext}")
+        argv = thumbnails_command(self._ffmpeg(), source, pattern, target, self._info)
+        result["commands"].append(argv)
+        run = await self._exec(argv, target=target["name"], duration=self._info.duration)
+        if not run.ok:
+            await self._explain_ffmpeg_failure(source, target["name"], run)
+        prefix = os.path.join(self.work_dir, f"{tag}-thumb.")
+        found = sorted(
+            glob.glob(glob.escape(prefix) + "*"),
+            key=lambda p: int(p[len(prefix) :].split(".")[0]),
+        )
+        if not found:
+            raise system_failure(f"target {target['name']!r} produced no thumbnail", target["name"])
+        source_name = os.path.basename(self.spec["relpath"])
+        stem, dot, _ = source_name.rpartition(".")
+        if not dot:
+            stem = source_name
+        produced = []
+        for index, path in enumerate(found, start=1):
+            variables = {
+                "stem": stem,
+                "name": source_name,
+                "extension": ext,
+                "ext": ext,
+                "index": index,
+                "target": target["name"],
+            }
+            name = expand(target["output_template"], variables)
+            produced.append((path, os.path.join(final_folder, name)))
+        return produced
+
+    async def _post_process(
+        self, target: dict[str, Any], work: str, result: dict[str, Any]
+    ) -> None:
+        command = target.get("post_process") or []
+        if not command:
+            return
+        variables = {
+            "output": work,
+            "outputs": work,
+            "source": self.local(self.spec["source"]),
+            "target": target["name"],
+            "customer": self.spec["customer"],
+            "profile": self.spec["profile"],
+            "job": self.job_id,
+        }
+        argv = [expand(arg, variables) for arg in command]
+        result["commands"].append(argv)
+        timeout = float(target.get("post_process_timeout") or 60)
+        run = await self._exec(argv, target=target["name"], timeout=timeout)
+        if run.timed_out:
+            raise JobFailed(
+                Failure(POST_PROCESS, f"post-process timed out after {timeout:g} s", target["name"])
+            )
+        if not run.ok:
+            code = run.exit_code if run.exit_code is not None else f"signal {run.signal}"
+            raise JobFailed(
+                Failure(POST_PROCESS, f"post-process exited {code}: {_tail(run)}", target["name"])
+            )
+
+    def _report(self, failure: Failure | None) -> dict[str, Any]:
+        spec = self.spec
+        success = failure is None
+        return {
+            "job_id": self.job_id,
+            "attempt": spec["attempt"],
+            "customer": spec["customer"],
+            "profile": spec["profile"],
+            "relpath": spec["relpath"],
+            "source": spec["source"],
+            "report_path": spec["report_done" if success else "report_failed"],
+            "outcome": "done" if success else "failed",
+            "failure": failure.to_dict() if failure else None,
+            "backend": spec.get("backend", "ffmpeg"),
+            "worker": self.worker,
+            "machine": socket.gethostname(),
+            "file": self._source_file,
+            "source_info": self._info.to_dict() if self._info else None,
+            "times": {
+                "detected": spec.get("detected"),
+                "queued": spec.get("queued"),
+                "started": self._started,
+                "finished": now_iso(self.reactor),
+            },
+            "cpu_time": round(_children_cpu() - self._cpu_start, 3),
+            "real_time": round(self.reactor.seconds() - self._started_at, 3),
+            "targets": self._target_results,
+            "comment": None,
+        }
+
+    # -- phase 2 -----------------------------------------------------------------
+
+    def commit(self) -> defer.Deferred[dict[str, Any]]:
+        """Move outputs, write the report, move the source last; fire with the report."""
+        if self.outcome is None:
+            raise RuntimeError(f"job {self.job_id} has no outcome to commit")
+        if self._committed:
+            return defer.succeed(self.outcome)
+        self._committed = True
+        return self._thread(self._commit_files, self.outcome)
+
+    def _commit_files(self, report: dict[str, Any]) -> dict[str, Any]:
+        spec = self.spec
+        source = self.local(spec["source"])
+        if report["outcome"] == "done":
+            try:
+                self._move_outputs()
+            except OSError as e:
+                failure = Failure("system", f"cannot move outputs to outgoing: {e}")
+                report.update(
+                    outcome="failed",
+                    failure=failure.to_dict(),
+                    report_path=spec["report_failed"],
+                )
+        done = report["outcome"] == "done"
+        destination = self.local(spec["done"] if done else spec["failed"])
+        write_report(self.local(report["report_path"]), report)
+        if os.path.lexists(source):
+            move_into(source, destination, f"{self.job_id}-source")
+        self._cleanup()
+        return report
+
+    def _move_outputs(self) -> None:
+        """All or nothing: if one output cannot be moved, the moved ones are removed."""
+        moved: list[str] = []
+        try:
+            for work, final in self._outputs:
+                move_into(work, final, f"{self.job_id}-{len(moved)}")
+                moved.append(final)
+        except OSError:
+            for final in moved:
+                try:
+                    os.unlink(final)
+                except OSError:
+                    pass
+            raise
+
+    def _cleanup(self) -> None:
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    # -- abort -------------------------------------------------------------------
+
+    def abort(self) -> defer.Deferred[None]:
+        """Kill the job's running program and remove its work files; the source stays."""
+        self._aborted = True
+        if self._process is not None:
+            self._process.cancel()
+        if self._committed:
+            return defer.succeed(None)
+        return self._thread(self._cleanup)
+
+
+def _tail(run: ProcessResult, limit: int = 400) -> str:
+    text = " | ".join(line for line in run.stderr_tail.splitlines()[-5:] if line.strip())
+    return text[-limit:] if text else "(no error output)"
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+__all__ = ["Job", "file_checksum", "input_arg"]

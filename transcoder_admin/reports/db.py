@@ -1,0 +1,781 @@
+"""The reports database: schema checks, migrations, and the ``ReportsDB`` service.
+
+SQL runs only in ``ReportsDB``'s own bounded thread pool; every method returns a
+Deferred and hands back plain dicts and lists. Saving a row is an idempotent upsert by
+job id, retried with back-off while the database is unreachable: a database that is
+down delays rows, it never loses them (DESIGN.md 7, CONVENTIONS.md 10).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, make_url
+from twisted.application.service import Service
+from twisted.internet import defer, task, threads
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from .files import parse_time
+from .model import COLUMNS, DATETIME_COLUMNS, OUTCOMES, transcode_reports
+
+T = TypeVar("T")
+
+UPGRADE_HINT = "run: transcoder-admin upgrade-db --config <your config>"
+URL_FORMS = "sqlite:///PATH or postgresql+psycopg2://USER@HOST/DATABASE"
+MAX_LIMIT = 500
+ORDER_COLUMNS = (
+    "finish_time",
+    "start_time",
+    "queueing_time",
+    "detection_time",
+    "customer",
+    "profile",
+    "relative_path",
+    "outcome",
+    "job_id",
+    "file_size",
+    "cpu_time",
+    "real_time",
+)
+_REQUIRED = ("job_id", "customer", "profile", "relative_path", "outcome")
+_DEFAULTS = {"attempt_count": 1, "invalid_output": False}
+_MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+# Execution option that makes the SQLite "begin" hook take the write lock up front.
+_WRITE = "transcoder_write"
+SQLITE_BUSY_TIMEOUT = 5.0
+POSTGRES_CONNECT_TIMEOUT = 10
+
+_log = Logger(namespace="transcoder_admin.reports.db")
+
+
+class StaleSchemaError(Exception):
+    """The database schema is not the one this version expects; the message says why."""
+
+    def __init__(self, message: str, current: str | None, expected: str) -> None:
+        super().__init__(message)
+        self.current = current
+        self.expected = expected
+
+
+# --- engines and schema -------------------------------------------------------------
+
+
+def check_url(url: str | URL) -> URL:
+    """Parse a reports database URL; raise ValueError unless it is SQLite or psycopg2."""
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as e:
+        raise ValueError(f"reports database URL is not valid ({e}); use {URL_FORMS}") from e
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg2"):
+        return parsed
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "postgresql":
+        raise ValueError(
+            f"reports database URL {shown} must name its driver: "
+            "use postgresql+psycopg2://USER@HOST/DATABASE"
+        )
+    raise ValueError(f"reports database URL {shown} is not supported; use {URL_FORMS}")
+
+
+def create_reports_engine(url: str | URL, pool_size: int = 4) -> Engine:
+    """Create the engine for a reports URL (SQLite: WAL, busy timeout, BEGIN IMMEDIATE).
+
+    No connection is opened until the engine is used.
+    """
+    parsed = check_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        args: dict[str, Any] = {}
+        if "timeout" not in parsed.query:
+            args["timeout"] = SQLITE_BUSY_TIMEOUT
+        engine = create_engine(parsed, connect_args=args)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    args = {}
+    if "connect_timeout" not in parsed.query:
+        args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT
+    return create_engine(
+        parsed, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, connect_args=args
+    )
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # SQLAlchemy's documented pysqlite recipe: the driver never emits BEGIN itself
+    # (so transactions and DDL behave), the "begin" hook below does.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # Writers take the write lock when the transaction starts, so a busy database
+    # waits for the busy timeout instead of failing half-way through with SQLITE_BUSY.
+    if conn.get_execution_options().get(_WRITE):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", _MIGRATIONS)
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+@functools.cache
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_alembic_config())
+
+
+def head_revision() -> str:
+    """The revision of the newest migration, which this version of the code expects."""
+    head = _script().get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations found in {_MIGRATIONS}")
+    return head
+
+
+def current_revision(url: str) -> str | None:
+    """The revision the database at ``url`` is at (None: not managed by Alembic yet)."""
+    path = _sqlite_path(check_url(url))
+    if path is not None and not os.path.exists(path):
+        return None  # without creating the file
+    engine = create_reports_engine(url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str) -> None:
+    """Upgrade the database at ``url`` to the newest revision, creating it if empty."""
+    engine = create_reports_engine(url, pool_size=1)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        _prepare_sqlite_folder(engine.url)
+        with engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                before = MigrationContext.configure(conn).get_current_heads()
+                unknown = [r for r in before if not _known(r)]
+                if unknown:
+                    raise StaleSchemaError(
+                        f"reports database {shown} is at revision {', '.join(unknown)}, "
+                        f"which this version of transcoder-admin does not know (expected "
+                        f"{head_revision()}): was it written by a newer version?",
+                        ", ".join(unknown),
+                        head_revision(),
+                    )
+                _upgrade_on(conn)
+    finally:
+        engine.dispose()
+    _log.info(
+        "reports database {url} upgraded from revision {before} to {head}",
+        url=shown,
+        before=", ".join(before) or "none",
+        head=head_revision(),
+    )
+
+
+def check_schema(url: str) -> None:
+    """Accept a database at the newest revision, create an empty one, refuse the rest.
+
+    Raise StaleSchemaError (naming both revisions and the upgrade command) for a
+    database at another revision or with tables but no Alembic version.
+    """
+    engine = create_reports_engine(url, pool_size=1)
+    try:
+        created = _check_schema_on(engine)
+    finally:
+        engine.dispose()
+    if created:
+        _log.info(
+            "created the reports database {url} at revision {revision}",
+            url=engine.url.render_as_string(hide_password=True),
+            revision=created,
+        )
+
+
+def _known(revision: str) -> bool:
+    try:
+        return _script().get_revision(revision) is not None
+    except Exception:
+        return False
+
+
+def _upgrade_on(conn: Connection) -> None:
+    config = _alembic_config()
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
+
+
+def _prepare_sqlite_folder(url: URL) -> None:
+    """Create a SQLite file's folder if only that last folder is missing.
+
+    Only the last one: a missing mount point must not be papered over by creating
+    a new, empty tree in its place.
+    """
+    path = _sqlite_path(url)
+    if path is None:
+        return
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder) and os.path.isdir(os.path.dirname(folder)):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            pass
+
+
+def _sqlite_path(url: URL) -> str | None:
+    """The absolute path of a SQLite database file (None: not SQLite, or in memory)."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
+
+
+def _check_schema_on(engine: Engine) -> str | None:
+    """Check the schema (creating it in an empty database); return the created revision."""
+    head = head_revision()
+    shown = engine.url.render_as_string(hide_password=True)
+    _prepare_sqlite_folder(engine.url)
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE: True})
+        with conn.begin():
+            tables = sorted(inspect(conn).get_table_names())
+            if not tables:
+                _upgrade_on(conn)
+                return head
+            if "alembic_version" not in tables:
+                raise StaleSchemaError(
+                    f"reports database {shown} has tables ({', '.join(tables)}) but no "
+                    f"alembic_version: its revision is unknown, expected {head}; {UPGRADE_HINT}",
+                    None,
+                    head,
+                )
+            heads = MigrationContext.configure(conn).get_current_heads()
+    if heads != (head,):
+        current = ", ".join(heads) or "none"
+        unknown = "" if all(_known(r) for r in heads) else " (unknown to this version)"
+        raise StaleSchemaError(
+            f"reports database {shown} is at revision {current}{unknown}, "
+            f"expected {head}; {UPGRADE_HINT}",
+            current if heads else None,
+            head,
+        )
+    return None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a database error may go away by itself (unreachable, locked, disconnected)."""
+    if isinstance(error, sa_exc.DBAPIError):
+        return error.connection_invalidated or isinstance(error, sa_exc.OperationalError)
+    return isinstance(error, sa_exc.DisconnectionError | sa_exc.TimeoutError)
+
+
+def _describe(error: BaseException) -> str:
+    """A short description of a database error: the driver's message, no SQL."""
+    orig = getattr(error, "orig", None) or error
+    lines = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {lines[0] if lines else ''}"
+
+
+# --- the service ----------------------------------------------------------------------
+
+
+class ReportsDB(Service):
+    """The reports database: owns the engine and a bounded thread pool for its SQL.
+
+    ``start()`` opens it and checks (or creates) the schema; ``stop()`` waits a bounded
+    time for queued writes, then stops the threads and disposes of the engine. All
+    query methods return Deferreds and are called from the reactor thread.
+    """
+
+    log = Logger()
+    name = "reports-db"
+
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = 4,
+        reactor: Any = None,
+        *,
+        retry_delay: float = 0.5,
+        max_retry_delay: float = 30.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        """Keep the settings; nothing is opened until ``start()``."""
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be at least 1, not {pool_size}")
+        self._url = check_url(url)
+        self._threads = 1 if self._url.get_backend_name() == "sqlite" else pool_size
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self._retry_delay = retry_delay
+        self._max_retry_delay = max_retry_delay
+        self._stop_timeout = stop_timeout
+        self._engine: Engine | None = None
+        self._pool: ThreadPool | None = None
+        self._shutdown_trigger: Any = None
+        self._starting: defer.Deferred[None] | None = None
+        self._stopping: defer.Deferred[None] | None = None
+        self._start_result = _Outcome()
+        self._stop_result = _Outcome()
+        self._writes: dict[defer.Deferred[None], str] = {}
+
+    @property
+    def display_url(self) -> str:
+        """The database URL with its password hidden, for logs and the status API."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def pending(self) -> int:
+        """How many rows are waiting to be written (queued, in flight or retrying)."""
+        return len(self._writes)
+
+    # -- life cycle
+
+    def startService(self) -> None:
+        """Start as a child service: same as ``start()``, failures are logged."""
+        self.start().addErrback(self._log_start_failure)
+
+    def stopService(self) -> defer.Deferred[None]:
+        """Stop as a child service: same as ``stop()``."""
+        return self.stop()
+
+    def start(self) -> defer.Deferred[None]:
+        """Open the database and check its schema, creating it if empty.
+
+        Unreachable databases are retried with back-off until they answer or the
+        returned Deferred is cancelled; a stale schema fails with StaleSchemaError.
+        Calling it again returns the outcome of the first call.
+        """
+        if self._starting is None:
+            if self._stopping is not None:
+                return defer.fail(RuntimeError("the reports database was stopped"))
+            Service.startService(self)
+            self._engine = create_reports_engine(self._url, self._threads)
+            self._pool = ThreadPool(minthreads=0, maxthreads=self._threads, name="reports-db")
+            self._pool.start()
+            self._shutdown_trigger = self.reactor.addSystemEventTrigger(
+                "during", "shutdown", self._stop_threads
+            )
+            self._starting = defer.Deferred.fromCoroutine(self._start())
+            self._starting.addBoth(self._start_result.set)
+        starting = self._starting
+        return self._start_result.observe(canceller=lambda _: starting.cancel())
+
+    async def _start(self) -> None:
+        assert self._engine is not None
+        delay = self._retry_delay
+        while True:
+            try:
+                created = await self._in_thread(_check_schema_on, self._engine)
+                break
+            except Exception as e:
+                if isinstance(e, defer.CancelledError) or not is_transient(e):
+                    raise
+                self.log.warn(
+                    "reports database {url} unreachable ({error}); retrying in {delay}s",
+                    url=self.display_url,
+                    error=_describe(e),
+                    delay=delay,
+                )
+                await task.deferLater(self.reactor, delay, lambda: None)
+                delay = min(delay * 2, self._max_retry_delay)
+        if created:
+            self.log.info(
+                "created the reports database {url} at revision {revision}",
+                url=self.display_url,
+                revision=created,
+            )
+        else:
+            self.log.info("reports database {url} is ready", url=self.display_url)
+
+    def _log_start_failure(self, failure: Failure) -> None:
+        self.log.error(
+            "reports database {url} did not start: {error}",
+            url=self.display_url,
+            error=failure.getErrorMessage(),
+        )
+
+    def stop(self) -> defer.Deferred[None]:
+        """Wait (a bounded time) for queued writes, then stop the threads and the engine.
+
+        Writes still waiting after ``stop_timeout`` seconds are abandoned: their
+        Deferreds fail with CancelledError and their job ids are logged, so their
+        report files can be replayed.
+        """
+        if self._stopping is None:
+            self._stopping = defer.Deferred.fromCoroutine(self._stop())
+            self._stopping.addBoth(self._stop_result.set)
+        return self._stop_result.observe()
+
+    async def _stop(self) -> None:
+        if self._starting is not None and not self._starting.called:
+            self._starting.cancel()
+        if self._writes:
+            await self._drain()
+        await self._stop_threads_later()
+        if self.running:
+            Service.stopService(self)
+        self.log.info("reports database {url} closed", url=self.display_url)
+
+    async def _drain(self) -> None:
+        self.log.info(
+            "waiting up to {timeout}s for {count} report row(s) to be written",
+            timeout=self._stop_timeout,
+            count=len(self._writes),
+        )
+        settled = [_settled(d) for d in self._writes]
+        gathered = defer.gatherResults(settled).addTimeout(self._stop_timeout, self.reactor)
+        try:
+            await gathered
+        except defer.TimeoutError:
+            abandoned = dict(self._writes)
+            self.log.warn(
+                "gave up on {count} report row(s) not yet written (jobs {jobs}); "
+                "replay their report files once the database is back",
+                count=len(abandoned),
+                jobs=", ".join(sorted(abandoned.values())),
+            )
+            for d in abandoned:
+                d.cancel()
+
+    async def _stop_threads_later(self) -> None:
+        """Dispose of the engine in the pool, then stop the pool without blocking."""
+        pool, engine = self._pool, self._engine
+        if pool is None or engine is None:
+            return
+        self._pool = None
+        if self._shutdown_trigger is not None:
+            self.reactor.removeSystemEventTrigger(self._shutdown_trigger)
+            self._shutdown_trigger = None
+        try:
+            # In the pool: SQLite connections may only be closed by their own thread.
+            disposing = threads.deferToThreadPool(self.reactor, pool, engine.dispose)
+            await disposing.addTimeout(self._stop_timeout, self.reactor)
+        except defer.TimeoutError:
+            self.log.warn("a reports database call is still running; abandoning it")
+            # Joining a thread stuck in a database call would block the reactor.
+            threading.Thread(target=pool.stop, name="reports-db-stop", daemon=True).start()
+            return
+        pool.stop()
+
+    def _stop_threads(self) -> None:
+        """Reactor shutdown without stop(): stop the pool's threads so the process can exit."""
+        self._shutdown_trigger = None
+        pool, engine = self._pool, self._engine
+        self._pool = None
+        if pool is not None and engine is not None:
+            pool.callInThread(engine.dispose)
+            pool.stop()
+
+    # -- running SQL
+
+    def _in_thread(self, f: Callable[..., T], *args: Any) -> defer.Deferred[T]:
+        if self._pool is None:
+            return defer.fail(RuntimeError("the reports database is not started"))
+        return threads.deferToThreadPool(self.reactor, self._pool, f, *args)
+
+    def _run(self, thd: Callable[[Connection], T], *, write: bool = False) -> defer.Deferred[T]:
+        """Run ``thd(conn)`` in a transaction on a pool thread."""
+        engine = self._engine
+
+        def in_thread() -> T:
+            assert engine is not None
+            with engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{_WRITE: True})
+                with conn.begin():
+                    return thd(conn)
+
+        return self._in_thread(in_thread)
+
+    # -- the repository
+
+    def save(self, row: dict[str, Any]) -> defer.Deferred[None]:
+        """Insert or update the row of ``row["job_id"]``; retry until the database answers.
+
+        A row from an older attempt never replaces a newer attempt's. Fails (and logs
+        the job id) for a row the database refuses, e.g. an impossible value.
+        """
+        job_id = str(row.get("job_id")) if isinstance(row, dict) else "?"
+        try:
+            values = _row_values(row)
+        except ValueError as e:
+            self.log.error(
+                "not saving the report row of job {job_id}: {error}", job_id=job_id, error=e
+            )
+            return defer.fail(e)
+        if self._engine is None or self._stopping is not None:
+            return defer.fail(RuntimeError("the reports database is not running"))
+        d = defer.Deferred.fromCoroutine(self._save(job_id, values))
+        self._writes[d] = job_id
+
+        def forget(result: object) -> object:
+            self._writes.pop(d, None)
+            return result
+
+        d.addBoth(forget)
+        return d
+
+    async def _save(self, job_id: str, values: dict[str, Any]) -> None:
+        postgres = self._url.get_backend_name() == "postgresql"
+        insert: Any = postgresql.insert if postgres else sqlite.insert
+        table = transcode_reports
+
+        def thd(conn: Connection) -> None:
+            statement = insert(table).values(values)
+            statement = statement.on_conflict_do_update(
+                index_elements=[table.c.job_id],
+                set_={c: statement.excluded[c] for c in values if c != "job_id"},
+                where=table.c.attempt_count <= statement.excluded.attempt_count,
+            )
+            conn.execute(statement)
+
+        attempts = 0
+        delay = self._retry_delay
+        while True:
+            attempts += 1
+            try:
+                await self._run(thd, write=True)
+                break
+            except defer.CancelledError:
+                raise
+            except Exception as e:
+                if not is_transient(e):
+                    self.log.error(
+                        "the database refused the report row of job {job_id}: {error}",
+                        job_id=job_id,
+                        error=_describe(e),
+                    )
+                    raise
+                # The first failure is news; the retries that follow are not.
+                emit = self.log.warn if attempts == 1 else self.log.debug
+                emit(
+                    "could not write the report row of job {job_id} ({error}); "
+                    "retrying in {delay}s (attempt {attempts}), until the database answers",
+                    job_id=job_id,
+                    error=_describe(e),
+                    delay=delay,
+                    attempts=attempts,
+                )
+                await task.deferLater(self.reactor, delay, lambda: None)
+                delay = min(delay * 2, self._max_retry_delay)
+        if attempts > 1:
+            self.log.info(
+                "wrote the report row of job {job_id} after {attempts} attempts",
+                job_id=job_id,
+                attempts=attempts,
+            )
+
+    def get(self, job_id: str) -> defer.Deferred[dict[str, Any] | None]:
+        """The row of ``job_id`` (times as ISO 8601 strings), or None."""
+
+        def thd(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(
+                select(transcode_reports).where(transcode_reports.c.job_id == job_id)
+            ).first()
+            return None if row is None else _row_dict(row._mapping)
+
+        return self._run(thd)
+
+    def query(
+        self,
+        *,
+        customer: str | None = None,
+        profile: str | None = None,
+        outcome: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        search: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        order: str = "finish_time desc",
+    ) -> defer.Deferred[dict[str, Any]]:
+        """One page of rows matching the filters, with the total count of matches.
+
+        ``since``/``until`` bound the finish time (``since <= finish_time < until``;
+        a time without a timezone is UTC); ``search`` is a case-insensitive substring
+        of the relative path; ``limit`` is capped at 500. Bad arguments fail with
+        ValueError. Fires with ``{"total", "offset", "limit", "items"}``.
+        """
+        t = transcode_reports
+        try:
+            conditions = []
+            for column, value in (("customer", customer), ("profile", profile)):
+                if value is not None:
+                    if not isinstance(value, str):
+                        raise ValueError(f"{column} must be a string, not {value!r}")
+                    conditions.append(t.c[column] == value)
+            if outcome is not None:
+                if outcome not in OUTCOMES:
+                    raise ValueError(
+                        f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}"
+                    )
+                conditions.append(t.c.outcome == outcome)
+            since_time = parse_time(since, "since")
+            until_time = parse_time(until, "until")
+            if since_time is not None:
+                conditions.append(t.c.finish_time >= since_time)
+            if until_time is not None:
+                conditions.append(t.c.finish_time < until_time)
+            if search:
+                if not isinstance(search, str):
+                    raise ValueError(f"search must be a string, not {search!r}")
+                conditions.append(t.c.relative_path.icontains(search, autoescape=True))
+            offset = _count_argument("offset", offset)
+            limit = min(_count_argument("limit", limit), MAX_LIMIT)
+            ordering = _ordering(order)
+        except ValueError as e:
+            return defer.fail(e)
+
+        def thd(conn: Connection) -> dict[str, Any]:
+            total = conn.execute(select(func.count()).select_from(t).where(*conditions)).scalar()
+            rows = conn.execute(
+                select(t).where(*conditions).order_by(*ordering).offset(offset).limit(limit)
+            ).all()
+            return {
+                "total": int(total or 0),
+                "offset": offset,
+                "limit": limit,
+                "items": [_row_dict(row._mapping) for row in rows],
+            }
+
+        return self._run(thd)
+
+    def count_by_outcome(self) -> defer.Deferred[dict[str, int]]:
+        """How many rows have each outcome: ``{"done": n, "failed": m}``."""
+        t = transcode_reports
+
+        def thd(conn: Connection) -> dict[str, int]:
+            counts = dict.fromkeys(OUTCOMES, 0)
+            query = select(t.c.outcome, func.count()).group_by(t.c.outcome)
+            for outcome, count in conn.execute(query):
+                counts[outcome] = int(count)
+            return counts
+
+        return self._run(thd)
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+class _Outcome:
+    """The outcome of a one-time operation, given to each caller in its own Deferred."""
+
+    def __init__(self) -> None:
+        self._result: Any = None
+        self._done = False
+        self._waiting: list[defer.Deferred[Any]] = []
+
+    def set(self, result: Any) -> None:
+        self._result, self._done = result, True
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(result) if not isinstance(result, Failure) else d.errback(result)
+
+    def observe(self, canceller: Callable[[defer.Deferred[Any]], None] | None = None) -> Any:
+        if self._done:
+            if isinstance(self._result, Failure):
+                return defer.fail(self._result)
+            return defer.succeed(self._result)
+        d: defer.Deferred[Any] = defer.Deferred(canceller)
+        self._waiting.append(d)
+        return d
+
+
+def _settled(d: defer.Deferred[Any]) -> defer.Deferred[None]:
+    """A Deferred that fires (with None) when ``d`` fires, whatever its result."""
+    settled: defer.Deferred[None] = defer.Deferred()
+
+    def fire(result: object) -> object:
+        if not settled.called:
+            settled.callback(None)
+        return result
+
+    d.addBoth(fire)
+    return settled
+
+
+def _row_values(row: dict[str, Any]) -> dict[str, Any]:
+    """Check a row's keys and normalise its times to UTC; every column gets a value."""
+    if not isinstance(row, dict):
+        raise ValueError(f"a report row must be a dict, not {type(row).__name__}")
+    unknown = sorted(set(row) - set(COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown column(s) {', '.join(map(str, unknown))}")
+    missing = [c for c in _REQUIRED if row.get(c) in (None, "")]
+    if missing:
+        raise ValueError(f"missing required column(s) {', '.join(missing)}")
+    values = {c: row.get(c) for c in COLUMNS}
+    for column, default in _DEFAULTS.items():
+        if values[column] is None:
+            values[column] = default
+    for column in DATETIME_COLUMNS:
+        values[column] = parse_time(values[column], column)
+    return values
+
+
+def _row_dict(mapping: Any) -> dict[str, Any]:
+    """A plain dict of a result row, with times as ISO 8601 strings in UTC."""
+    out = dict(mapping)
+    for column in DATETIME_COLUMNS:
+        value = out.get(column)
+        if isinstance(value, datetime):
+            # SQLite keeps no timezone: every stored time is UTC.
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            out[column] = value.isoformat()
+    return out
+
+
+def _count_argument(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, not {value!r}")
+    return value
+
+
+def _ordering(order: str) -> list[Any]:
+    """``"<column> [asc|desc]"`` → ORDER BY clauses, ties broken by job id."""
+    parts = order.split() if isinstance(order, str) else []
+    direction = parts[1].lower() if len(parts) == 2 else "asc"
+    if (
+        not parts
+        or len(parts) > 2
+        or parts[0] not in ORDER_COLUMNS
+        or direction
+        not in (
+            "asc",
+            "desc",
+        )
+    ):
+        raise ValueError(
+            f"order must be '<column> [asc|desc]' with a column among "
+            f"{', '.join(ORDER_COLUMNS)}, not {order!r}"
+        )
+    column = transcode_reports.c[parts[0]]
+    key = column.desc() if direction == "desc" else column.asc()
+    return [key.nulls_last(), transcode_reports.c.job_id.asc()]

@@ -1,0 +1,277 @@
+"""Report files: YAML written atomically beside the job's outputs, and replayed into the DB.
+
+A report is a mapping of basic types produced by the job runner (see ``row_from_report``
+for the keys used here). Report files are the source of truth: rows can always be
+rebuilt from them with ``replay_reports``, which is safe to run at any time because
+saving a row is idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+
+from .model import FAILURE_KINDS, OUTCOMES
+
+if TYPE_CHECKING:
+    from .db import ReportsDB
+
+REPORT_SUFFIX = ".yaml"
+_REPLAY_BATCH = 100
+
+log = Logger(namespace="transcoder_admin.reports.files")
+
+
+def write_report(path: str, report: dict[str, Any]) -> None:
+    """Write ``report`` as YAML to ``path`` atomically, creating its folders.
+
+    The file appears complete or not at all: a temporary file in the same folder is
+    written, flushed to disk and renamed over ``path``.
+    """
+    text = yaml.dump(
+        report, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=False
+    )
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # A short, dot-prefixed temporary name: ignored by scanners, never too long.
+    fd, tmp_path = tempfile.mkstemp(prefix=".report-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fchmod(stream.fileno(), 0o644)
+            os.fsync(stream.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_path)
+        raise
+    _fsync_folder(folder)
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper whose strings always load back unchanged."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    # PyYAML emits these line separators raw in plain or single-quoted scalars and
+    # reads them back as line breaks; double quotes escape them.
+    if any(c in data for c in "\x85\u2028\u2029"):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+    return dumper.represent_str(data)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make the rename durable (POSIX); harmless where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_report(path: str) -> dict[str, Any]:
+    """Read a report file; raise ValueError naming the file if it is not a YAML mapping."""
+    with open(path, encoding="utf-8") as stream:
+        try:
+            report = yaml.safe_load(stream)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(report, dict):
+        raise ValueError(f"{path}: a report must be a mapping, not {type(report).__name__}")
+    return report
+
+
+def find_reports(folder: str) -> Iterator[str]:
+    """Yield every report file (``*.yaml``, not hidden) below ``folder``, in sorted order."""
+    for parent, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(REPORT_SUFFIX) and not name.startswith("."):
+                yield os.path.join(parent, name)
+
+
+def row_from_report(report: dict[str, Any]) -> dict[str, Any]:
+    """Map a report (the job runner's shape) to a ``transcode_reports`` row.
+
+    Times become timezone-aware UTC datetimes; missing optional parts become None.
+    Raise ValueError naming the key when a required key is missing or a value is wrong.
+    """
+    file = _mapping(report, "file")
+    info = _mapping(report, "source_info")
+    video = _mapping(info, "video", "source_info.video")
+    audio = _mapping(info, "audio", "source_info.audio")
+    times = _mapping(report, "times")
+    failure = _mapping(report, "failure")
+    targets = report.get("targets") or []
+    if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
+        raise ValueError("targets: expected a list of mappings")
+
+    outcome = _required_str(report, "outcome")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome: {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    failure_kind = _optional(failure, "kind", str, "failure.kind")
+    if failure_kind is not None and failure_kind not in FAILURE_KINDS:
+        raise ValueError(f"failure.kind: {failure_kind!r} is not one of {', '.join(FAILURE_KINDS)}")
+    attempt = report.get("attempt", 1)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise ValueError(f"attempt: expected a positive integer, not {attempt!r}")
+
+    if video:
+        file_type = "video"
+    elif audio:
+        file_type = "audio"
+    else:
+        file_type = "unknown"
+    return {
+        "job_id": _required_str(report, "job_id"),
+        "customer": _required_str(report, "customer"),
+        "profile": _required_str(report, "profile"),
+        "relative_path": _required_str(report, "relpath"),
+        "report_path": _optional(report, "report_path", str),
+        "checksum": _optional(file, "checksum", str, "file.checksum"),
+        "file_size": _optional(file, "size", int, "file.size"),
+        "file_type": file_type,
+        "mime_type": _optional(info, "mime_type", str, "source_info.mime_type"),
+        "audio_codec": _optional(audio, "codec", str, "source_info.audio.codec"),
+        "video_codec": _optional(video, "codec", str, "source_info.video.codec"),
+        "creation_time": parse_time(file.get("ctime"), "file.ctime"),
+        "modification_time": parse_time(file.get("mtime"), "file.mtime"),
+        "detection_time": parse_time(times.get("detected"), "times.detected"),
+        "queueing_time": parse_time(times.get("queued"), "times.queued"),
+        "start_time": parse_time(times.get("started"), "times.started"),
+        "finish_time": parse_time(times.get("finished"), "times.finished"),
+        "cpu_time": _optional_float(report, "cpu_time"),
+        "real_time": _optional_float(report, "real_time"),
+        "attempt_count": attempt,
+        "machine_name": _optional(report, "machine", str),
+        "worker_name": _optional(report, "worker", str),
+        "outcome": outcome,
+        "failure_kind": failure_kind,
+        "failure_reason": _optional(failure, "reason", str, "failure.reason"),
+        "invalid_output": any(bool(t.get("invalid_output")) for t in targets),
+        "comment": _optional(report, "comment", str),
+        "backend": _optional(report, "backend", str),
+        "source_duration": _optional_float(info, "duration", "source_info.duration"),
+    }
+
+
+def parse_time(value: object, key: str = "time") -> datetime | None:
+    """Turn an ISO 8601 string or datetime into an aware UTC datetime (None stays None).
+
+    A value without a timezone is taken as UTC.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as e:
+            raise ValueError(f"{key}: {value!r} is not an ISO 8601 time") from e
+    if not isinstance(value, datetime):
+        raise ValueError(f"{key}: expected an ISO 8601 time, not {value!r}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def replay_reports(db: ReportsDB, paths: Iterable[str]) -> defer.Deferred[int]:
+    """Save the row of every report file in ``paths``; fire with how many were saved.
+
+    Files are read (and ``paths`` iterated, which may walk a tree) off the reactor
+    thread, in batches. A file that cannot be read or mapped is logged and skipped;
+    the replay goes on.
+    """
+    return defer.Deferred.fromCoroutine(_replay(db, iter(paths)))
+
+
+async def _replay(db: ReportsDB, paths: Iterator[str]) -> int:
+    reactor = db.reactor
+    saved = skipped = 0
+    while True:
+        batch, bad = await threads.deferToThreadPool(
+            reactor, reactor.getThreadPool(), _read_batch, paths, _REPLAY_BATCH
+        )
+        for path, error in bad:
+            log.warn("skipping report {path}: {error}", path=path, error=error)
+        skipped += len(bad)
+        if not batch and not bad:
+            break
+        results = await defer.DeferredList([db.save(row) for row in batch], consumeErrors=True)
+        for ok, _ in results:
+            if ok:
+                saved += 1
+            else:
+                skipped += 1  # save() has logged why
+    log.info(
+        "replayed {saved} report(s) into the database, {skipped} skipped",
+        saved=saved,
+        skipped=skipped,
+    )
+    return saved
+
+
+def _read_batch(
+    paths: Iterator[str], size: int
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Read up to ``size`` reports (in a thread): their rows, and (path, error) of bad ones."""
+    rows: list[dict[str, Any]] = []
+    bad: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            rows.append(row_from_report(read_report(path)))
+        except (OSError, ValueError) as e:
+            bad.append((path, str(e)))
+        if len(rows) + len(bad) >= size:
+            break
+    return rows, bad
+
+
+def _mapping(parent: dict[str, Any], key: str, name: str | None = None) -> dict[str, Any]:
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{name or key}: expected a mapping, not {value!r}")
+    return value
+
+
+def _required_str(parent: dict[str, Any], key: str) -> str:
+    value = parent.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key}: required, a non-empty string (got {value!r})")
+    return value
+
+
+def _optional(parent: dict[str, Any], key: str, kind: type, name: str | None = None) -> Any:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ValueError(f"{name or key}: expected {kind.__name__}, not {value!r}")
+    return value
+
+
+def _optional_float(parent: dict[str, Any], key: str, name: str | None = None) -> float | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name or key}: expected a number, not {value!r}")
+    return float(value)

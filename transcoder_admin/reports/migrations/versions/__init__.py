@@ -1,0 +1,1 @@
+"""Alembic revisions of the reports database, oldest first."""

@@ -1,0 +1,226 @@
+"""The scheduler: the queue of complete files, ordered by priority then detection time.
+
+Priority is customer priority × 1000 + profile priority (higher first); ties go to the
+file detected first.  The scheduler starts a job whenever the transcoding part has a
+free slot, unless it is paused (running jobs go on).  Emits ``profile-queued``,
+``transcoding-started``, ``transcoding-failed`` and ``transcoding-done``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .events import Event
+
+FileKey = tuple[str, str, str]
+
+
+class JobAbandoned(Exception):
+    """A job was given up without an outcome (shutdown): its file stays in incoming."""
+
+
+@dataclass(eq=False)
+class QueueItem:
+    """A file waiting for (or in) transcoding."""
+
+    key: FileKey
+    priority: int
+    detected_at: float
+    queued_at: float = 0.0
+    started_at: float | None = None
+    seq: int = 0
+    removed: bool = field(default=False, repr=False)
+
+    @property
+    def customer(self) -> str:
+        """The file's customer."""
+        return self.key[0]
+
+    @property
+    def profile(self) -> str:
+        """The file's profile."""
+        return self.key[1]
+
+    @property
+    def relpath(self) -> str:
+        """The file's path under the profile's incoming folder."""
+        return self.key[2]
+
+    def sort_key(self) -> tuple[int, float, int]:
+        """Heap order: higher priority, then older, then first queued."""
+        return (-self.priority, self.detected_at, self.seq)
+
+    def __lt__(self, other: QueueItem) -> bool:
+        return self.sort_key() < other.sort_key()
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A file's job ended with a report."""
+
+    item: QueueItem
+    report: dict[str, Any]
+
+
+class Runner(Protocol):
+    """What the scheduler needs of the transcoding part."""
+
+    def free_slots(self) -> int:
+        """How many more jobs can start now."""
+
+    def run(self, item: QueueItem) -> defer.Deferred[dict[str, Any]]:
+        """Run the file's job (all attempts) and fire with its final report."""
+
+
+class Scheduler:
+    """The priority queue and the dispatch loop."""
+
+    log = Logger()
+
+    def __init__(self, runner: Runner, clock: Any) -> None:
+        self.runner = runner
+        self.clock = clock
+        self.profile_queued: Event[QueueItem] = Event("profile-queued")
+        self.transcoding_started: Event[QueueItem] = Event("transcoding-started")
+        self.transcoding_failed: Event[Finished] = Event("transcoding-failed")
+        self.transcoding_done: Event[Finished] = Event("transcoding-done")
+        self.transcoding_abandoned: Event[QueueItem] = Event("transcoding-abandoned")
+        self._heap: list[QueueItem] = []
+        self._queued: dict[FileKey, QueueItem] = {}
+        self._running: dict[FileKey, QueueItem] = {}
+        self._seq = itertools.count()
+        self._jobs: set[defer.Deferred[Any]] = set()
+        self.paused = False
+        self.started = False
+        self._dispatching = False
+
+    # -- queue -------------------------------------------------------------------------
+
+    def enqueue(self, key: FileKey, priority: int, detected_at: float) -> QueueItem | None:
+        """Queue a complete file; None when it is already queued or running."""
+        if key in self._queued or key in self._running:
+            return None
+        item = QueueItem(key, priority, detected_at, self.clock.seconds(), seq=next(self._seq))
+        self._queued[key] = item
+        heapq.heappush(self._heap, item)
+        self.profile_queued.fire(item)
+        self.dispatch()
+        return item
+
+    def dequeue(self, key: FileKey) -> bool:
+        """Remove a queued file (it vanished, or its profile went away)."""
+        item = self._queued.pop(key, None)
+        if item is None:
+            return False
+        item.removed = True
+        if len(self._heap) > 64 and len(self._queued) < len(self._heap) // 2:
+            self._heap = [i for i in self._heap if not i.removed]
+            heapq.heapify(self._heap)
+        return True
+
+    def dequeue_where(self, customer: str, profile: str | None = None) -> int:
+        """Remove every queued file of a customer (or one of its profiles)."""
+        keys = [
+            k for k in self._queued if k[0] == customer and (profile is None or k[1] == profile)
+        ]
+        for k in keys:
+            self.dequeue(k)
+        return len(keys)
+
+    def reprioritize(self, customer: str, profile: str, priority: int) -> None:
+        """A profile's priority changed: re-order its queued files."""
+        changed = False
+        for item in self._queued.values():
+            if item.key[:2] == (customer, profile) and item.priority != priority:
+                item.priority = priority
+                changed = True
+        if changed:
+            heapq.heapify(self._heap)
+
+    def queue(self) -> list[QueueItem]:
+        """Queued files in dispatch order."""
+        return sorted(self._queued.values())
+
+    def running(self) -> list[QueueItem]:
+        """Files whose job runs now."""
+        return list(self._running.values())
+
+    def state_of(self, key: FileKey) -> str | None:
+        """``queued``, ``transcoding`` or None."""
+        if key in self._running:
+            return "transcoding"
+        if key in self._queued:
+            return "queued"
+        return None
+
+    # -- control -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin dispatching."""
+        self.started = True
+        self.dispatch()
+
+    def pause(self) -> None:
+        """Start no new jobs; running ones continue."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Start jobs again."""
+        self.paused = False
+        self.dispatch()
+
+    def stop(self) -> defer.Deferred[Any]:
+        """Start no new jobs; fires when every running job has ended or been abandoned."""
+        self.started = False
+        return defer.gatherResults(list(self._jobs), consumeErrors=True).addBoth(lambda _: None)
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Start as many jobs as there are free slots (never re-entrant)."""
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            while self.started and not self.paused and self._heap:
+                if self.runner.free_slots() <= 0:
+                    break
+                item = heapq.heappop(self._heap)
+                if item.removed:
+                    continue
+                del self._queued[item.key]
+                self._start(item)
+        finally:
+            self._dispatching = False
+
+    def _start(self, item: QueueItem) -> None:
+        item.started_at = self.clock.seconds()
+        self._running[item.key] = item
+        d = defer.maybeDeferred(self.runner.run, item)
+        self.transcoding_started.fire(item)
+        self._jobs.add(d)
+        d.addBoth(self._finished, item, d)
+
+    def _finished(self, result: Any, item: QueueItem, d: defer.Deferred[Any]) -> None:
+        self._jobs.discard(d)
+        self._running.pop(item.key, None)
+        if isinstance(result, Failure):
+            if result.check(JobAbandoned):
+                self.transcoding_abandoned.fire(item)
+            else:
+                self.log.failure(
+                    "job for {relpath} ended without a report", result, relpath=item.relpath
+                )
+                self.transcoding_abandoned.fire(item)
+        elif result.get("outcome") == "done":
+            self.transcoding_done.fire(Finished(item, result))
+        else:
+            self.transcoding_failed.fire(Finished(item, result))
+        self.dispatch()

@@ -1,0 +1,248 @@
+"""Transcoding: runs each file's job on a worker until an outcome is acknowledged.
+
+A transcoding task picks the worker with the most free slots, starts the job, and on
+a system failure (crash, timeout, lost worker) tries again with the next attempt
+number, up to the profile's ``max-attempts``.  Source failures are final at once.  The
+outcome is acknowledged only when it is final, so the worker moves files exactly once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..events import Event
+from ..prognosis import SYSTEM, Failure
+from ..scheduler import JobAbandoned, QueueItem
+from ..worker.interfaces import WorkerConnection, WorkerGone
+from .specs import iso
+
+SpecFactory = Callable[[QueueItem, str, int], dict[str, Any]]
+
+
+def new_job_id(clock: Any) -> str:
+    """A sortable, unique job id: UTC time plus random hex."""
+    stamp = datetime.fromtimestamp(clock.seconds(), UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Task:
+    """One file's transcoding: its current attempt and worker."""
+
+    item: QueueItem
+    job_id: str = ""
+    attempt: int = 0
+    worker: str | None = None
+    started_at: float = 0.0
+    spec: dict[str, Any] = field(default_factory=dict)
+    stopping: bool = False
+
+
+class Transcoding:
+    """Workers, their load, and the transcoding tasks."""
+
+    log = Logger()
+
+    def __init__(self, make_spec: SpecFactory, clock: Any) -> None:
+        self.make_spec = make_spec
+        self.clock = clock
+        self.workers: dict[str, WorkerConnection] = {}
+        self.load: dict[str, int] = {}
+        self.tasks: dict[tuple[str, str, str], Task] = {}
+        self.capacity_changed: Event[int] = Event("capacity-changed")
+        self.worker_added: Event[str] = Event("worker-added")
+        self.worker_removed: Event[str] = Event("worker-removed")
+        self._waiting: list[defer.Deferred[None]] = []
+        self._stopping = False
+
+    # -- workers -------------------------------------------------------------------
+
+    def add_worker(self, conn: WorkerConnection) -> None:
+        """A worker joined: its slots become available."""
+        self.workers[conn.name] = conn
+        self.load.setdefault(conn.name, 0)
+        self.worker_added.fire(conn.name)
+        self._capacity_changed()
+
+    def remove_worker(self, name: str) -> None:
+        """A worker left: it gets no more jobs."""
+        if self.workers.pop(name, None) is not None:
+            self.load.pop(name, None)
+            self.worker_removed.fire(name)
+            self._capacity_changed()
+
+    def capacity(self) -> int:
+        """Sum of every worker's slots."""
+        return sum(w.max_jobs for w in self.workers.values())
+
+    def free_slots(self) -> int:
+        """Slots not taken by a running job."""
+        if self._stopping:
+            return 0
+        return sum(max(0, w.max_jobs - self.load.get(n, 0)) for n, w in self.workers.items())
+
+    def _capacity_changed(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
+        self.capacity_changed.fire(self.free_slots())
+
+    def pick_worker(self) -> WorkerConnection | None:
+        """The worker with the most free slots (ties: the least loaded, then by name)."""
+        best: WorkerConnection | None = None
+        best_key: tuple[int, int, str] | None = None
+        for name, worker in self.workers.items():
+            free = worker.max_jobs - self.load.get(name, 0)
+            if free <= 0:
+                continue
+            key = (-free, self.load.get(name, 0), name)
+            if best_key is None or key < best_key:
+                best, best_key = worker, key
+        return best
+
+    def _wait_for_slot(self) -> defer.Deferred[None]:
+        d: defer.Deferred[None] = defer.Deferred()
+        self._waiting.append(d)
+        return d
+
+    # -- tasks ---------------------------------------------------------------------
+
+    def run(self, item: QueueItem) -> defer.Deferred[dict[str, Any]]:
+        """Run the file's job through every attempt it needs; fire with the final report."""
+        task = Task(item)
+        self.tasks[item.key] = task
+
+        def forget(result: Any) -> Any:
+            self.tasks.pop(item.key, None)
+            return result
+
+        return defer.Deferred.fromCoroutine(self._run(task)).addBoth(forget)
+
+    async def _run(self, task: Task) -> dict[str, Any]:
+        while True:
+            task.attempt += 1
+            worker = self.pick_worker()
+            while worker is None:
+                if self._stopping:
+                    raise JobAbandoned(task.item.relpath)
+                await self._wait_for_slot()
+                worker = self.pick_worker()
+            task.job_id = new_job_id(self.clock)
+            task.worker = worker.name
+            task.started_at = self.clock.seconds()
+            try:
+                task.spec = self.make_spec(task.item, task.job_id, task.attempt)
+            except Exception as e:
+                self.log.failure("cannot build the job for {relpath}", relpath=task.item.relpath)
+                raise JobAbandoned(f"cannot build the job: {e}") from e
+            self.load[worker.name] = self.load.get(worker.name, 0) + 1
+            try:
+                report = await self._attempt(task, worker)
+            finally:
+                if worker.name in self.load:
+                    self.load[worker.name] -= 1
+                    self._capacity_changed()
+            if report is not None:
+                return report
+
+    async def _attempt(self, task: Task, worker: WorkerConnection) -> dict[str, Any] | None:
+        """One attempt; None means "try again"."""
+        spec = task.spec
+        self.log.info(
+            "job {job_id} (attempt {attempt}) for {customer}/{profile}/{relpath} on {worker}",
+            job_id=task.job_id,
+            attempt=task.attempt,
+            customer=task.item.customer,
+            profile=task.item.profile,
+            relpath=task.item.relpath,
+            worker=worker.name,
+        )
+        failure: Failure | None
+        outcome: dict[str, Any] | None
+        try:
+            outcome = await worker.start_job(spec)
+        except WorkerGone:
+            outcome = None
+            failure = Failure(SYSTEM, f"worker {worker.name!r} was lost")
+        else:
+            failure = Failure.from_dict(outcome["failure"]) if outcome.get("failure") else None
+        if self._stopping or task.stopping or (failure is not None and failure.kind == "cancelled"):
+            if outcome is not None:
+                await worker.cancel_job(task.job_id)
+            raise JobAbandoned(task.item.relpath)
+        if failure is not None and failure.retryable and task.attempt < spec["max_attempts"]:
+            self.log.warn(
+                "job {job_id} attempt {attempt} failed ({reason}); trying again",
+                job_id=task.job_id,
+                attempt=task.attempt,
+                reason=failure.reason,
+            )
+            if outcome is not None:
+                await worker.cancel_job(task.job_id)
+            return None
+        if outcome is None:
+            assert failure is not None
+            return await self._fail_without_worker(task, failure)
+        try:
+            return await worker.acknowledge(task.job_id)
+        except WorkerGone:
+            return await self._fail_without_worker(
+                task, Failure(SYSTEM, f"worker {worker.name!r} was lost before committing")
+            )
+
+    async def _fail_without_worker(self, task: Task, failure: Failure) -> dict[str, Any]:
+        """The job died without a committed outcome: have any worker fail the source."""
+        while True:
+            worker = self.pick_worker() or next(iter(self.workers.values()), None)
+            if worker is None:
+                if self._stopping:
+                    raise JobAbandoned(task.item.relpath)
+                await self._wait_for_slot()
+                continue
+            try:
+                report: dict[str, Any] = await worker.fail_source(task.spec, failure.to_dict())
+                return report
+            except WorkerGone:
+                continue
+
+    def cancel_all(self) -> defer.Deferred[Any]:
+        """Shutdown: stop every running job; their files stay in incoming."""
+        self._stopping = True
+        calls = []
+        for task in self.tasks.values():
+            task.stopping = True
+            worker = self.workers.get(task.worker or "")
+            if worker is not None and task.job_id:
+                calls.append(worker.cancel_job(task.job_id))
+        self._capacity_changed()
+        return defer.gatherResults(calls, consumeErrors=True).addBoth(lambda _: None)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Running tasks with worker, attempt and progress (for the API)."""
+        rows = []
+        for task in self.tasks.values():
+            worker = self.workers.get(task.worker or "")
+            progress = worker.job_progress(task.job_id) if worker and task.job_id else {}
+            rows.append(
+                {
+                    "job_id": task.job_id,
+                    "customer": task.item.customer,
+                    "profile": task.item.profile,
+                    "relpath": task.item.relpath,
+                    "worker": task.worker,
+                    "attempt": task.attempt,
+                    "started": iso(task.started_at),
+                    "progress": progress,
+                }
+            )
+        return rows
+
+
+__all__ = ["Transcoding", "Task", "new_job_id"]

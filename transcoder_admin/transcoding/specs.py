@@ -1,0 +1,35 @@
+"""Job configurations, built from the profile as it is when the job starts.
+
+Running jobs keep the settings they started with: a reload changes only jobs that
+start after it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..scheduler import QueueItem
+from ..store import Store
+
+
+def iso(t: float | None) -> str | None:
+    """A clock time as ISO 8601 UTC."""
+    return datetime.fromtimestamp(t, UTC).isoformat() if t is not None else None
+
+
+class JobSpecs:
+    """Builds the job configuration of a queued file."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __call__(self, item: QueueItem, job_id: str, attempt: int) -> dict[str, Any]:
+        """The job configuration (basic types) for one attempt at one file."""
+        profile = self.store.profile(item.customer, item.profile)
+        if profile is None:
+            raise LookupError(f"profile {item.customer}/{item.profile} no longer exists")
+        spec = profile.file(item.relpath).job_spec(job_id, attempt)
+        spec["detected"] = iso(item.detected_at)
+        spec["queued"] = iso(item.queued_at)
+        return spec

@@ -1,0 +1,1 @@
+"""Workers: the job host and the connections the admin talks to."""

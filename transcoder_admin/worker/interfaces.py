@@ -1,0 +1,95 @@
+"""The seam between the admin and its workers (CONVENTIONS.md 9).
+
+Domain code talks to an :class:`IWorkerConnection`; the in-process implementation is in
+:mod:`transcoder_admin.worker.local`, the Perspective Broker one puts the same calls on
+the wire.  Everything crossing it is basic types (dicts, lists, strings, numbers, None).
+Every method is called on the reactor thread and returns a Deferred.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from twisted.internet import defer
+from zope.interface import Attribute, Interface
+
+
+class WorkerGone(Exception):
+    """The worker went away (disconnected, stopped) while a call was in flight."""
+
+
+class UnknownJob(Exception):
+    """The worker has no job with that id (finished and acknowledged, or never started)."""
+
+
+class IWorkerConnection(Interface):
+    """The admin's handle on one worker."""
+
+    name = Attribute("The worker's unique name.")
+    max_jobs = Attribute("How many jobs the worker runs at once.")
+
+    def info():  # type: ignore[misc]
+        """Basic facts as a dict: name, host, roots, max_jobs, running, state."""
+
+    def running_jobs():  # type: ignore[misc]
+        """Ids of the jobs the worker runs now (including finished, unacknowledged ones)."""
+
+    def start_job(spec):  # type: ignore[misc]
+        """Start a job from its configuration; Deferred fires with the outcome report.
+
+        The outcome is final for the job's work but nothing has moved yet: the worker
+        waits for :meth:`acknowledge` before it touches outgoing, done or failed.
+        Errbacks with WorkerGone if the worker is lost.
+        """
+
+    def acknowledge(job_id):  # type: ignore[misc]
+        """The admin has the outcome: commit it (move files, write the report).
+
+        Fires with the final report. Errbacks with UnknownJob or WorkerGone.
+        """
+
+    def job_progress(job_id):  # type: ignore[misc]
+        """Progress of a running job: {percent, speed, eta, target} (sync, may be stale)."""
+
+    def cancel_job(job_id):  # type: ignore[misc]
+        """Kill the job's processes and remove its work files; the source stays.
+
+        Fires when the job is quiet.
+        """
+
+    def fail_source(spec, failure):  # type: ignore[misc]
+        """Move a job's source to failed and write its failure report (the job is gone).
+
+        Used when a job died without an acknowledged outcome. Fires with the report.
+        """
+
+    def when_disconnected():  # type: ignore[misc]
+        """A Deferred that fires when the connection is lost."""
+
+
+class WorkerConnection(Protocol):
+    """The static type of an :class:`IWorkerConnection` provider (for mypy)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def max_jobs(self) -> int: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def running_jobs(self) -> list[str]: ...
+
+    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]: ...
+
+    def acknowledge(self, job_id: str) -> defer.Deferred[dict[str, Any]]: ...
+
+    def job_progress(self, job_id: str) -> dict[str, Any]: ...
+
+    def cancel_job(self, job_id: str) -> defer.Deferred[None]: ...
+
+    def fail_source(
+        self, spec: dict[str, Any], failure: dict[str, Any]
+    ) -> defer.Deferred[dict[str, Any]]: ...
+
+    def when_disconnected(self) -> defer.Deferred[None]: ...
