@@ -25,7 +25,7 @@ test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check transcoder_admin tests benchmarks
+	$(BIN)/ruff check transcoder_admin tests benchmarks twisted
 	$(BIN)/mypy
 
 bench: install

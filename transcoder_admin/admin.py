@@ -12,7 +12,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from twisted.application.service import MultiService
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from . import __version__
@@ -20,6 +20,7 @@ from .config.errors import ConfigError
 from .config.loader import Configuration
 from .context import Roots
 from .errors import InvalidStateError
+from .janitor import clean_work_folders
 from .monitoring import FileOffer, Monitoring, ScanProblem
 from .reports.db import ReportsDB
 from .reports.files import row_from_report
@@ -148,6 +149,8 @@ class TranscoderAdmin(MultiService):
         self._wire()
         try:
             await self._step("open the reports database", self.db.start())
+            if self.hosts:
+                await self._step("remove work files left by a crash", self._clean_work())
             await self._step("start local workers", self._start_workers())
             if self.api is not None:
                 await self._step("start the API", defer.maybeDeferred(self.api.startService))
@@ -165,6 +168,18 @@ class TranscoderAdmin(MultiService):
             version=__version__,
             customers=len(self.store.config.customers),
             slots=self.transcoding.capacity(),
+        )
+
+    async def _clean_work(self) -> None:
+        """Local workers are ours alone: any job folder in their work folders is stale."""
+        roots = Roots(self.config.roots())
+        folders = {
+            roots.local(profile.folder("work"))
+            for customer in self.store.customers()
+            for profile in customer.profiles()
+        }
+        await threads.deferToThreadPool(
+            self.reactor, self.reactor.getThreadPool(), clean_work_folders, sorted(folders)
         )
 
     async def _start_workers(self) -> None:

@@ -271,3 +271,122 @@ def test_sighup_reload_adds_and_removes_customers_without_restart(farm, clips):
     farm.write_customer("bad", {"name": "Bad", "profiles": {"p": {"targets": {}}}})
     status, body = farm.request("POST", "/api/v1/reload")
     assert status == 422 and any("at least one target" in p for p in body["error"]["problems"])
+
+
+def test_sigkill_during_a_job_then_restart_cleans_up_and_finishes_once(tmp_path, clips):
+    """After SIGKILL the orphan post-process is killed, work files removed, file done once."""
+    customer = {
+        "name": "ACME",
+        "profiles": {
+            "p": {
+                "targets": {
+                    "a": {
+                        "type": "audio",
+                        "extension": "m4a",
+                        "post-process": ["sleep", "31.4159"],
+                    },
+                }
+            }
+        },
+    }
+    farm = Farm(str(tmp_path), {"acme": customer})
+    farm.start()
+    try:
+        farm.drop("acme", "p", "clip.m4a", clips["audio"])
+        wait_for(lambda: sleepers(), 60, "the post-process to run")
+        farm.signal(signal.SIGKILL)
+        assert farm.process is not None
+        farm.process.wait(30)
+        assert sleepers(), "the job's process group lives on after SIGKILL of the admin"
+        assert os.listdir(farm.folder("acme", "work", "p")) != []
+        customer["profiles"]["p"]["targets"]["a"]["post-process"] = ["true"]
+        farm.write_customer("acme", customer)
+        farm.start()
+        wait_for(lambda: farm.finished("acme", "p") == 1, 60, "the job to end")
+        assert sleepers() == []
+        assert os.listdir(farm.folder("acme", "work", "p")) == []
+        assert len(farm.reports("acme", "p", "done")) == 1
+        assert os.listdir(farm.folder("acme", "done", "p")) == ["clip.m4a"]
+        assert "janitor: removed stale work folder" in farm.log()
+    finally:
+        farm.stop()
+
+
+def test_system_failure_is_retried_up_to_max_attempts(tmp_path, clips):
+    """A timeout is a system failure: attempt 2 runs, then the file fails with the reason."""
+    customer = {
+        "name": "R",
+        "profiles": {
+            "p": {
+                "max-attempts": 2,
+                "transcoding-timeout": 1,
+                "targets": {"a": {"type": "audio", "post-process": ["sleep", "31.4159"]}},
+            }
+        },
+    }
+    farm = Farm(str(tmp_path), {"r": customer})
+    farm.start()
+    try:
+        farm.drop("r", "p", "x.m4a", clips["audio"])
+        wait_for(lambda: farm.finished("r", "p") == 1, 60, "the job to end")
+        [report] = farm.reports("r", "p", "failed")
+        assert report["attempt"] == 2
+        assert report["failure"]["reason"] == "timed out after 1 s"
+        assert report["failure"]["kind"] == "system"
+        assert farm.log().count("trying again") == 1
+        assert sleepers() == []
+    finally:
+        farm.stop()
+
+
+def test_file_removed_while_queued_leaves_the_queue(farm, clips):
+    """A queued file deleted by the customer is dequeued and never runs."""
+    farm.request("POST", "/api/v1/pause")
+    path = farm.drop("acme", "videoonly", "gone.mp4", clips["av"])
+    wait_for(lambda: farm.get("/api/v1/queue")["items"], 30, "the file to be queued")
+    os.unlink(path)
+    wait_for(lambda: not farm.get("/api/v1/queue")["items"], 30, "the file to leave the queue")
+    farm.request("POST", "/api/v1/resume")
+    assert farm.finished("acme", "videoonly") == 0
+    assert "disappeared before it was transcoded: dequeued" in farm.log()
+
+
+def test_running_task_shows_progress(tmp_path, clips):
+    """/api/v1/tasks shows the job's worker, attempt and progress while it runs."""
+    customer = {
+        "name": "P",
+        "profiles": {
+            "p": {
+                "process-priority": 5,
+                "targets": {
+                    "v": {
+                        "type": "video",
+                        "video": {
+                            "codec": "av1",
+                            "height": 360,
+                            "upscale": True,
+                            "preset": "veryslow",
+                        },
+                    }
+                },
+            }
+        },
+    }
+    farm = Farm(str(tmp_path), {"p": customer})
+    farm.start()
+    try:
+        farm.drop("p", "p", "long.ts", clips["long"])
+        task = wait_for(
+            lambda: [
+                t
+                for t in farm.get("/api/v1/tasks")["items"]
+                if (t["progress"] or {}).get("percent")
+            ],
+            60,
+            "progress",
+        )[0]
+        assert task["worker"] == "test-local-1" and task["attempt"] == 1
+        assert 0 < task["progress"]["percent"] <= 100
+        wait_for(lambda: farm.finished("p", "p") == 1, 300, "the job to end")
+    finally:
+        farm.stop()

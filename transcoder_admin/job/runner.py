@@ -29,6 +29,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from ..context.paths import PathEscapeError, Roots, expand
+from ..janitor import record_process
 from ..media.ffmpeg import (
     command_environment,
     decode_check_command,
@@ -234,6 +235,8 @@ class Job:
             on_progress=on_progress,
             env=command_environment(),
         )
+        if self._process.pid is not None:
+            record_process(self.work_dir, self._process.pid)
         try:
             result = await self._process.result
         finally:
