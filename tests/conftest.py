@@ -26,3 +26,32 @@ def clips(tmp_path_factory):
     for path in paths.values():
         assert os.path.getsize(path) > 0
     return paths
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards.
+
+    Skipped when TRANSCODER_TEST_POSTGRES_URL is unset, unless
+    TRANSCODER_TEST_REQUIRE_POSTGRES=1 (CI), which turns the skip into a failure.
+    """
+    import uuid
+
+    import sqlalchemy as sa
+
+    base = os.environ.get("TRANSCODER_TEST_POSTGRES_URL")
+    if not base:
+        if os.environ.get("TRANSCODER_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail("TRANSCODER_TEST_POSTGRES_URL is not set but PostgreSQL is required")
+        pytest.skip("TRANSCODER_TEST_POSTGRES_URL is not set")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()

@@ -390,3 +390,64 @@ def test_running_task_shows_progress(tmp_path, clips):
         wait_for(lambda: farm.finished("p", "p") == 1, 300, "the job to end")
     finally:
         farm.stop()
+
+
+def test_reports_land_in_postgresql(tmp_path, clips, postgres_url):
+    """With a postgresql+psycopg2 URL the admin creates the schema and writes rows there."""
+    import sqlalchemy as sa
+
+    customer = {"name": "PG", "profiles": {"p": {"targets": {"c": {"type": "identity"}}}}}
+    farm = Farm(str(tmp_path), {"pg": customer}, reports_url=postgres_url)
+    farm.start()
+    try:
+        farm.drop("pg", "p", "a.m4a", clips["audio"])
+        farm.drop("pg", "p", "b.txt", clips["text"])
+        wait_for(lambda: farm.finished("pg", "p") == 2, 60, "both jobs")
+        body = wait_for(
+            lambda: (lambda b: b if b["total"] == 2 else None)(
+                farm.get("/api/v1/reports?customer=PG")
+            ),
+            20,
+            "both rows",
+        )
+        assert {r["outcome"] for r in body["items"]} == {"done", "failed"}
+    finally:
+        farm.stop()
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT relative_path, outcome, failure_reason FROM transcode_reports")
+        ).all()
+    engine.dispose()
+    rows = sorted(rows)
+    assert rows[0] == ("a.m4a", "done", None)
+    assert rows[1][:2] == ("b.txt", "failed")
+    assert rows[1][2].startswith("not a media file")
+
+
+def test_twistd_runs_the_same_service(tmp_path, clips):
+    """`twistd -n transcoder-admin --config PATH` serves the farm and stops on SIGTERM."""
+    import shutil
+    import subprocess
+
+    twistd = shutil.which("twistd", path=os.path.dirname(sys.executable))
+    assert twistd, "twistd is installed with Twisted"
+    customer = {"name": "T", "profiles": {"p": {"targets": {"c": {"type": "identity"}}}}}
+    farm = Farm(str(tmp_path), {"t": customer})
+    log = open(farm.log_path, "ab")
+    farm.process = subprocess.Popen(
+        [twistd, "-n", "--pidfile=", "transcoder-admin", "--config", farm.config_path],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=str(tmp_path),
+    )
+    log.close()
+    try:
+        wait_for(farm._started, 60, "twistd to start the admin")
+        farm.drop("t", "p", "a.m4a", clips["audio"])
+        wait_for(lambda: farm.finished("t", "p") == 1, 60, "the job")
+        assert len(farm.reports("t", "p", "done")) == 1
+    finally:
+        # twistd re-raises the signal it stopped on once the shutdown is complete
+        assert farm.stop() in (0, -signal.SIGTERM)
+    assert "admin stopped" in farm.log()

@@ -97,6 +97,48 @@ def move_into(src: str, dest: str, tag: str) -> None:
     os.unlink(src)
 
 
+def build_report(
+    spec: dict[str, Any], worker: str, clock: Any, failure: Failure | None
+) -> dict[str, Any]:
+    """The report of a job, with what is known without running it."""
+    success = failure is None
+    return {
+        "job_id": spec["job_id"],
+        "attempt": spec["attempt"],
+        "customer": spec["customer"],
+        "profile": spec["profile"],
+        "relpath": spec["relpath"],
+        "source": spec["source"],
+        "report_path": spec["report_done" if success else "report_failed"],
+        "outcome": "done" if success else "failed",
+        "failure": failure.to_dict() if failure else None,
+        "backend": spec.get("backend", "ffmpeg"),
+        "worker": worker,
+        "machine": socket.gethostname(),
+        "file": None,
+        "source_info": None,
+        "times": {
+            "detected": spec.get("detected"),
+            "queued": spec.get("queued"),
+            "started": spec.get("started"),
+            "finished": now_iso(clock),
+        },
+        "cpu_time": None,
+        "real_time": None,
+        "targets": [],
+        "comment": None,
+    }
+
+
+def fail_source(roots: Roots, spec: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """Write a failure report and move the source to failed (run off the reactor)."""
+    write_report(roots.local(spec["report_failed"]), report)
+    source = roots.local(spec["source"])
+    if os.path.lexists(source):
+        move_into(source, roots.local(spec["failed"]), spec["job_id"] + "-source")
+    return report
+
+
 class Job:
     """A transcoder job for one file (``spec`` is the admin's job configuration)."""
 
@@ -425,34 +467,16 @@ class Job:
             )
 
     def _report(self, failure: Failure | None) -> dict[str, Any]:
-        spec = self.spec
-        success = failure is None
-        return {
-            "job_id": self.job_id,
-            "attempt": spec["attempt"],
-            "customer": spec["customer"],
-            "profile": spec["profile"],
-            "relpath": spec["relpath"],
-            "source": spec["source"],
-            "report_path": spec["report_done" if success else "report_failed"],
-            "outcome": "done" if success else "failed",
-            "failure": failure.to_dict() if failure else None,
-            "backend": spec.get("backend", "ffmpeg"),
-            "worker": self.worker,
-            "machine": socket.gethostname(),
-            "file": self._source_file,
-            "source_info": self._info.to_dict() if self._info else None,
-            "times": {
-                "detected": spec.get("detected"),
-                "queued": spec.get("queued"),
-                "started": self._started,
-                "finished": now_iso(self.reactor),
-            },
-            "cpu_time": round(_children_cpu() - self._cpu_start, 3),
-            "real_time": round(self.reactor.seconds() - self._started_at, 3),
-            "targets": self._target_results,
-            "comment": None,
-        }
+        report = build_report(self.spec, self.worker, self.reactor, failure)
+        report.update(
+            file=self._source_file,
+            source_info=self._info.to_dict() if self._info else None,
+            cpu_time=round(_children_cpu() - self._cpu_start, 3),
+            real_time=round(self.reactor.seconds() - self._started_at, 3),
+            targets=self._target_results,
+        )
+        report["times"]["started"] = self._started
+        return report
 
     # -- phase 2 -----------------------------------------------------------------
 

@@ -6,7 +6,6 @@ what ``workers.local`` in-process workers run in the admin's own process.
 
 from __future__ import annotations
 
-import os
 import socket
 from typing import Any
 
@@ -15,8 +14,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..context.paths import Roots
-from ..job.runner import Job, move_into, now_iso
-from ..reports.files import write_report
+from ..job.runner import Job, build_report, fail_source
+from ..prognosis import Failure
 from .interfaces import IWorkerConnection, UnknownJob, WorkerGone
 
 
@@ -76,41 +75,11 @@ class JobHost:
         """Move the source to failed and write a failure report for a job that died."""
         from twisted.internet import threads
 
-        report = {
-            "job_id": spec["job_id"],
-            "attempt": spec["attempt"],
-            "customer": spec["customer"],
-            "profile": spec["profile"],
-            "relpath": spec["relpath"],
-            "source": spec["source"],
-            "report_path": spec["report_failed"],
-            "outcome": "failed",
-            "failure": failure,
-            "backend": spec.get("backend", "ffmpeg"),
-            "worker": self.name,
-            "machine": socket.gethostname(),
-            "file": None,
-            "source_info": None,
-            "times": {
-                "detected": spec.get("detected"),
-                "queued": spec.get("queued"),
-                "started": spec.get("started"),
-                "finished": now_iso(self.reactor),
-            },
-            "cpu_time": None,
-            "real_time": None,
-            "targets": [],
-            "comment": "the job ended without an acknowledged outcome",
-        }
-
-        def move() -> dict[str, Any]:
-            write_report(self.roots.local(spec["report_failed"]), report)
-            source = self.roots.local(spec["source"])
-            if os.path.lexists(source):
-                move_into(source, self.roots.local(spec["failed"]), spec["job_id"] + "-source")
-            return report
-
-        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), move)
+        report = build_report(spec, self.name, self.reactor, Failure.from_dict(failure))
+        report["comment"] = "the job ended without an acknowledged outcome"
+        return threads.deferToThreadPool(
+            self.reactor, self.reactor.getThreadPool(), fail_source, self.roots, spec, report
+        )
 
     def stop(self) -> defer.Deferred[Any]:
         """Abort every job (shutdown): processes killed, work files removed."""
