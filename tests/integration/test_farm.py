@@ -89,6 +89,12 @@ def sleepers():
     return found
 
 
+def nice_of(pid):
+    """The nice value of a process (field 19 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
 def test_every_target_type_lands_in_outgoing_and_source_in_done(farm, clips):
     """A clip dropped in a subfolder yields all targets, a done source, a report and a row."""
     farm.drop("acme", "all", "news/clip.mp4", clips["av"])
@@ -294,6 +300,7 @@ def test_sigkill_during_a_job_then_restart_cleans_up_and_finishes_once(tmp_path,
     try:
         farm.drop("acme", "p", "clip.m4a", clips["audio"])
         wait_for(lambda: sleepers(), 60, "the post-process to run")
+        assert [nice_of(pid) for pid in sleepers()] == [10]  # process-priority → nice
         farm.signal(signal.SIGKILL)
         assert farm.process is not None
         farm.process.wait(30)
@@ -451,3 +458,45 @@ def test_twistd_runs_the_same_service(tmp_path, clips):
         # twistd re-raises the signal it stopped on once the shutdown is complete
         assert farm.stop() in (0, -signal.SIGTERM)
     assert "admin stopped" in farm.log()
+
+
+def test_poll_mode_without_inotify_takes_files(tmp_path, clips):
+    """With monitoring.mode poll (network filesystems) the periodic scan alone works."""
+    customer = {"name": "N", "profiles": {"p": {"targets": {"c": {"type": "identity"}}}}}
+    farm = Farm(str(tmp_path), {"n": customer}, mode="poll", poll_interval=0.5)
+    farm.start()
+    try:
+        farm.drop("n", "p", "deep/er/a.m4a", clips["audio"])
+        wait_for(lambda: farm.finished("n", "p") == 1, 60, "the job")
+        assert os.path.exists(os.path.join(farm.folder("n", "done", "p"), "deep/er/a.m4a"))
+    finally:
+        farm.stop()
+
+
+def test_reload_leaves_running_jobs_with_the_settings_they_started_with(tmp_path, clips):
+    """A job running during a reload finishes with its old target; the next uses the new."""
+    customer = {
+        "name": "H",
+        "profiles": {
+            "p": {
+                "targets": {
+                    "a": {"type": "audio", "extension": "m4a", "post-process": ["sleep", "2"]}
+                }
+            }
+        },
+    }
+    farm = Farm(str(tmp_path), {"h": customer})
+    farm.start()
+    try:
+        farm.drop("h", "p", "first.m4a", clips["audio"])
+        wait_for(lambda: farm.get("/api/v1/tasks")["items"], 30, "the first job to start")
+        customer["profiles"]["p"]["targets"]["a"] = {"type": "audio", "extension": "mp3"}
+        farm.write_customer("h", customer)
+        status, body = farm.request("POST", "/api/v1/reload")
+        assert status == 200 and body["changed"] == ["H"]
+        farm.drop("h", "p", "second.m4a", clips["audio"])
+        wait_for(lambda: farm.finished("h", "p") == 2, 60, "both jobs")
+        out = os.path.join(farm.folder("h", "outgoing", "p"), "a")
+        assert sorted(os.listdir(out)) == ["first.m4a", "second.mp3"]
+    finally:
+        farm.stop()
