@@ -1,1 +1,1 @@
-"""Benchmarks (make bench); results in BENCHMARKS.md."""
+"""Benchmarks of the transcoder admin run as a real process (``python -m benchmarks.run``)."""

@@ -95,21 +95,18 @@ class Farm:
 
     # -- process -------------------------------------------------------------------
 
+    #: ``--log-level`` of the admin process (the benchmarks use a production level).
+    log_level = "debug"
+    #: How long ``start`` waits for the API to answer.
+    start_timeout = 60.0
+
     def start(self, wait: bool = True) -> None:
         """Start the admin process; wait until its API answers."""
         log = open(self.log_path, "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        argv = [sys.executable, "-m", "transcoder_admin", "run", "--config", self.config_path]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "transcoder_admin",
-                "run",
-                "--config",
-                self.config_path,
-                "--log-level",
-                "debug",
-            ],
+            [*argv, "--log-level", self.log_level],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
@@ -117,7 +114,7 @@ class Farm:
         )
         log.close()
         if wait:
-            wait_for(self._started, 60, "the admin to start")
+            wait_for(self._started, self.start_timeout, "the admin to start")
 
     def _started(self) -> bool:
         assert self.process is not None

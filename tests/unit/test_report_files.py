@@ -22,7 +22,7 @@ from transcoder_admin.reports.model import COLUMNS
 
 HOSTILE_NAMES = [
     "clip one.mov",
-    "it's \"quoted\".mov",
+    'it\'s "quoted".mov',
     "new\nline.mov",
     "dollar $HOME; rm -rf x.mov",
     "non-ascii éàü 日本語 🎬.mov",

@@ -1,28 +1,22 @@
-"""The reports database: schema checks, migrations, and the ``ReportsDB`` service.
+"""The reports database service: ``ReportsDB`` runs every statement in its own threads.
 
-SQL runs only in ``ReportsDB``'s own bounded thread pool; every method returns a
-Deferred and hands back plain dicts and lists. Saving a row is an idempotent upsert by
-job id, retried with back-off while the database is unreachable: a database that is
-down delays rows, it never loses them (DESIGN.md 7, CONVENTIONS.md 10).
+SQL runs only in ``ReportsDB``'s bounded thread pool; every method returns a Deferred
+and hands back plain dicts and lists. Saving a row is an idempotent upsert by job id,
+retried with back-off while the database is unreachable: a database that is down
+delays rows, it never loses them (DESIGN.md 7, CONVENTIONS.md 10). The schema checks
+and upgrades live in ``schema`` and are importable from here too.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, func, inspect, select
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import Connection
 from twisted.application.service import Service
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
@@ -31,11 +25,31 @@ from twisted.python.threadpool import ThreadPool
 
 from .files import parse_time
 from .model import COLUMNS, DATETIME_COLUMNS, OUTCOMES, transcode_reports
+from .schema import (
+    WRITE_OPTION,
+    StaleSchemaError,
+    check_schema,
+    check_schema_on,
+    check_url,
+    create_reports_engine,
+    current_revision,
+    describe_error,
+    head_revision,
+    is_transient,
+    upgrade,
+)
+
+__all__ = [
+    "ReportsDB",
+    "StaleSchemaError",
+    "check_schema",
+    "current_revision",
+    "head_revision",
+    "upgrade",
+]
 
 T = TypeVar("T")
 
-UPGRADE_HINT = "run: transcoder-admin upgrade-db --config <your config>"
-URL_FORMS = "sqlite:///PATH or postgresql+psycopg2://USER@HOST/DATABASE"
 MAX_LIMIT = 500
 ORDER_COLUMNS = (
     "finish_time",
@@ -53,255 +67,6 @@ ORDER_COLUMNS = (
 )
 _REQUIRED = ("job_id", "customer", "profile", "relative_path", "outcome")
 _DEFAULTS = {"attempt_count": 1, "invalid_output": False}
-_MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
-# Execution option that makes the SQLite "begin" hook take the write lock up front.
-_WRITE = "transcoder_write"
-SQLITE_BUSY_TIMEOUT = 5.0
-POSTGRES_CONNECT_TIMEOUT = 10
-
-_log = Logger(namespace="transcoder_admin.reports.db")
-
-
-class StaleSchemaError(Exception):
-    """The database schema is not the one this version expects; the message says why."""
-
-    def __init__(self, message: str, current: str | None, expected: str) -> None:
-        super().__init__(message)
-        self.current = current
-        self.expected = expected
-
-
-# --- engines and schema -------------------------------------------------------------
-
-
-def check_url(url: str | URL) -> URL:
-    """Parse a reports database URL; raise ValueError unless it is SQLite or psycopg2."""
-    try:
-        parsed = make_url(url)
-    except sa_exc.ArgumentError as e:
-        raise ValueError(f"reports database URL is not valid ({e}); use {URL_FORMS}") from e
-    if parsed.drivername in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg2"):
-        return parsed
-    shown = parsed.render_as_string(hide_password=True)
-    if parsed.get_backend_name() == "postgresql":
-        raise ValueError(
-            f"reports database URL {shown} must name its driver: "
-            "use postgresql+psycopg2://USER@HOST/DATABASE"
-        )
-    raise ValueError(f"reports database URL {shown} is not supported; use {URL_FORMS}")
-
-
-def create_reports_engine(url: str | URL, pool_size: int = 4) -> Engine:
-    """Create the engine for a reports URL (SQLite: WAL, busy timeout, BEGIN IMMEDIATE).
-
-    No connection is opened until the engine is used.
-    """
-    parsed = check_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        args: dict[str, Any] = {}
-        if "timeout" not in parsed.query:
-            args["timeout"] = SQLITE_BUSY_TIMEOUT
-        engine = create_engine(parsed, connect_args=args)
-        event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
-        return engine
-    args = {}
-    if "connect_timeout" not in parsed.query:
-        args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT
-    return create_engine(
-        parsed, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, connect_args=args
-    )
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # SQLAlchemy's documented pysqlite recipe: the driver never emits BEGIN itself
-    # (so transactions and DDL behave), the "begin" hook below does.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-    finally:
-        cursor.close()
-
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    # Writers take the write lock when the transaction starts, so a busy database
-    # waits for the busy timeout instead of failing half-way through with SQLITE_BUSY.
-    if conn.get_execution_options().get(_WRITE):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.exec_driver_sql("BEGIN")
-
-
-def _alembic_config() -> Config:
-    config = Config()
-    config.set_main_option("script_location", _MIGRATIONS)
-    config.set_main_option("path_separator", "os")
-    return config
-
-
-@functools.cache
-def _script() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_alembic_config())
-
-
-def head_revision() -> str:
-    """The revision of the newest migration, which this version of the code expects."""
-    head = _script().get_current_head()
-    if head is None:
-        raise RuntimeError(f"no migrations found in {_MIGRATIONS}")
-    return head
-
-
-def current_revision(url: str) -> str | None:
-    """The revision the database at ``url`` is at (None: not managed by Alembic yet)."""
-    path = _sqlite_path(check_url(url))
-    if path is not None and not os.path.exists(path):
-        return None  # without creating the file
-    engine = create_reports_engine(url, pool_size=1)
-    try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    finally:
-        engine.dispose()
-
-
-def upgrade(url: str) -> None:
-    """Upgrade the database at ``url`` to the newest revision, creating it if empty."""
-    engine = create_reports_engine(url, pool_size=1)
-    shown = engine.url.render_as_string(hide_password=True)
-    try:
-        _prepare_sqlite_folder(engine.url)
-        with engine.connect() as conn:
-            conn.execution_options(**{_WRITE: True})
-            with conn.begin():
-                before = MigrationContext.configure(conn).get_current_heads()
-                unknown = [r for r in before if not _known(r)]
-                if unknown:
-                    raise StaleSchemaError(
-                        f"reports database {shown} is at revision {', '.join(unknown)}, "
-                        f"which this version of transcoder-admin does not know (expected "
-                        f"{head_revision()}): was it written by a newer version?",
-                        ", ".join(unknown),
-                        head_revision(),
-                    )
-                _upgrade_on(conn)
-    finally:
-        engine.dispose()
-    _log.info(
-        "reports database {url} upgraded from revision {before} to {head}",
-        url=shown,
-        before=", ".join(before) or "none",
-        head=head_revision(),
-    )
-
-
-def check_schema(url: str) -> None:
-    """Accept a database at the newest revision, create an empty one, refuse the rest.
-
-    Raise StaleSchemaError (naming both revisions and the upgrade command) for a
-    database at another revision or with tables but no Alembic version.
-    """
-    engine = create_reports_engine(url, pool_size=1)
-    try:
-        created = _check_schema_on(engine)
-    finally:
-        engine.dispose()
-    if created:
-        _log.info(
-            "created the reports database {url} at revision {revision}",
-            url=engine.url.render_as_string(hide_password=True),
-            revision=created,
-        )
-
-
-def _known(revision: str) -> bool:
-    try:
-        return _script().get_revision(revision) is not None
-    except Exception:
-        return False
-
-
-def _upgrade_on(conn: Connection) -> None:
-    config = _alembic_config()
-    config.attributes["connection"] = conn
-    command.upgrade(config, "head")
-
-
-def _prepare_sqlite_folder(url: URL) -> None:
-    """Create a SQLite file's folder if only that last folder is missing.
-
-    Only the last one: a missing mount point must not be papered over by creating
-    a new, empty tree in its place.
-    """
-    path = _sqlite_path(url)
-    if path is None:
-        return
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder) and os.path.isdir(os.path.dirname(folder)):
-        try:
-            os.mkdir(folder)
-        except FileExistsError:
-            pass
-
-
-def _sqlite_path(url: URL) -> str | None:
-    """The absolute path of a SQLite database file (None: not SQLite, or in memory)."""
-    database = url.database
-    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    if database.startswith("file:"):
-        return None
-    return os.path.abspath(database)
-
-
-def _check_schema_on(engine: Engine) -> str | None:
-    """Check the schema (creating it in an empty database); return the created revision."""
-    head = head_revision()
-    shown = engine.url.render_as_string(hide_password=True)
-    _prepare_sqlite_folder(engine.url)
-    with engine.connect() as conn:
-        conn.execution_options(**{_WRITE: True})
-        with conn.begin():
-            tables = sorted(inspect(conn).get_table_names())
-            if not tables:
-                _upgrade_on(conn)
-                return head
-            if "alembic_version" not in tables:
-                raise StaleSchemaError(
-                    f"reports database {shown} has tables ({', '.join(tables)}) but no "
-                    f"alembic_version: its revision is unknown, expected {head}; {UPGRADE_HINT}",
-                    None,
-                    head,
-                )
-            heads = MigrationContext.configure(conn).get_current_heads()
-    if heads != (head,):
-        current = ", ".join(heads) or "none"
-        unknown = "" if all(_known(r) for r in heads) else " (unknown to this version)"
-        raise StaleSchemaError(
-            f"reports database {shown} is at revision {current}{unknown}, "
-            f"expected {head}; {UPGRADE_HINT}",
-            current if heads else None,
-            head,
-        )
-    return None
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether a database error may go away by itself (unreachable, locked, disconnected)."""
-    if isinstance(error, sa_exc.DBAPIError):
-        return error.connection_invalidated or isinstance(error, sa_exc.OperationalError)
-    return isinstance(error, sa_exc.DisconnectionError | sa_exc.TimeoutError)
-
-
-def _describe(error: BaseException) -> str:
-    """A short description of a database error: the driver's message, no SQL."""
-    orig = getattr(error, "orig", None) or error
-    lines = str(orig).strip().splitlines()
-    return f"{type(orig).__name__}: {lines[0] if lines else ''}"
-
-
-# --- the service ----------------------------------------------------------------------
 
 
 class ReportsDB(Service):
@@ -344,6 +109,7 @@ class ReportsDB(Service):
         self._start_result = _Outcome()
         self._stop_result = _Outcome()
         self._writes: dict[defer.Deferred[None], str] = {}
+        self._drained: defer.Deferred[None] | None = None
 
     @property
     def display_url(self) -> str:
@@ -378,6 +144,7 @@ class ReportsDB(Service):
             Service.startService(self)
             self._engine = create_reports_engine(self._url, self._threads)
             self._pool = ThreadPool(minthreads=0, maxthreads=self._threads, name="reports-db")
+            self._pool.threadFactory = _DaemonThread
             self._pool.start()
             self._shutdown_trigger = self.reactor.addSystemEventTrigger(
                 "during", "shutdown", self._stop_threads
@@ -392,7 +159,7 @@ class ReportsDB(Service):
         delay = self._retry_delay
         while True:
             try:
-                created = await self._in_thread(_check_schema_on, self._engine)
+                created = await self._in_thread(check_schema_on, self._engine)
                 break
             except Exception as e:
                 if isinstance(e, defer.CancelledError) or not is_transient(e):
@@ -400,7 +167,7 @@ class ReportsDB(Service):
                 self.log.warn(
                     "reports database {url} unreachable ({error}); retrying in {delay}s",
                     url=self.display_url,
-                    error=_describe(e),
+                    error=describe_error(e),
                     delay=delay,
                 )
                 await task.deferLater(self.reactor, delay, lambda: None)
@@ -415,6 +182,8 @@ class ReportsDB(Service):
             self.log.info("reports database {url} is ready", url=self.display_url)
 
     def _log_start_failure(self, failure: Failure) -> None:
+        if failure.check(defer.CancelledError):
+            return  # stopped while starting: not an error
         self.log.error(
             "reports database {url} did not start: {error}",
             url=self.display_url,
@@ -449,10 +218,9 @@ class ReportsDB(Service):
             timeout=self._stop_timeout,
             count=len(self._writes),
         )
-        settled = [_settled(d) for d in self._writes]
-        gathered = defer.gatherResults(settled).addTimeout(self._stop_timeout, self.reactor)
+        self._drained = defer.Deferred()
         try:
-            await gathered
+            await self._drained.addTimeout(self._stop_timeout, self.reactor)
         except defer.TimeoutError:
             abandoned = dict(self._writes)
             self.log.warn(
@@ -508,7 +276,7 @@ class ReportsDB(Service):
             assert engine is not None
             with engine.connect() as conn:
                 if write:
-                    conn.execution_options(**{_WRITE: True})
+                    conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
                     return thd(conn)
 
@@ -537,6 +305,8 @@ class ReportsDB(Service):
 
         def forget(result: object) -> object:
             self._writes.pop(d, None)
+            if not self._writes and self._drained is not None and not self._drained.called:
+                self._drained.callback(None)
             return result
 
         d.addBoth(forget)
@@ -570,7 +340,7 @@ class ReportsDB(Service):
                     self.log.error(
                         "the database refused the report row of job {job_id}: {error}",
                         job_id=job_id,
-                        error=_describe(e),
+                        error=describe_error(e),
                     )
                     raise
                 # The first failure is news; the retries that follow are not.
@@ -579,7 +349,7 @@ class ReportsDB(Service):
                     "could not write the report row of job {job_id} ({error}); "
                     "retrying in {delay}s (attempt {attempts}), until the database answers",
                     job_id=job_id,
-                    error=_describe(e),
+                    error=describe_error(e),
                     delay=delay,
                     attempts=attempts,
                 )
@@ -684,6 +454,18 @@ class ReportsDB(Service):
 # --- helpers ----------------------------------------------------------------------------
 
 
+class _DaemonThread(threading.Thread):
+    """A pool thread that never keeps the process alive.
+
+    stop() and reactor shutdown stop the pool in order; if neither ran (a crash), an
+    interrupted transaction simply rolls back, and exiting beats hanging.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.daemon = True
+
+
 class _Outcome:
     """The outcome of a one-time operation, given to each caller in its own Deferred."""
 
@@ -706,19 +488,6 @@ class _Outcome:
         d: defer.Deferred[Any] = defer.Deferred(canceller)
         self._waiting.append(d)
         return d
-
-
-def _settled(d: defer.Deferred[Any]) -> defer.Deferred[None]:
-    """A Deferred that fires (with None) when ``d`` fires, whatever its result."""
-    settled: defer.Deferred[None] = defer.Deferred()
-
-    def fire(result: object) -> object:
-        if not settled.called:
-            settled.callback(None)
-        return result
-
-    d.addBoth(fire)
-    return settled
 
 
 def _row_values(row: dict[str, Any]) -> dict[str, Any]:
