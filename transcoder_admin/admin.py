@@ -8,7 +8,7 @@ connect them.
 from __future__ import annotations
 
 import collections
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from twisted.application.service import MultiService
@@ -52,6 +52,9 @@ TRANSITIONS = {
 }
 RECENT_FILES = 500
 FILE_STATES = ("pending", "queued", "transcoding", "done", "failed")
+FINISHED = ("done", "failed")
+#: Rows per page of /queue and /files unless the client asks for another limit.
+PAGE_LIMIT = 100
 
 
 class TranscoderAdmin(MultiService):
@@ -193,7 +196,6 @@ class TranscoderAdmin(MultiService):
         subs.append(self.monitoring.file_added.subscribe(self._on_file_added))
         subs.append(self.monitoring.file_removed.subscribe(self._on_file_removed))
         subs.append(self.monitoring.fail_to_run.subscribe(self._on_fail_to_run))
-        subs.append(self.scheduler.profile_queued.subscribe(self._on_queued))
         subs.append(self.scheduler.transcoding_started.subscribe(self._on_started))
         subs.append(self.scheduler.transcoding_done.subscribe(self._on_finished))
         subs.append(self.scheduler.transcoding_failed.subscribe(self._on_finished))
@@ -230,9 +232,6 @@ class TranscoderAdmin(MultiService):
             profile=problem.profile,
             message=problem.message,
         )
-
-    def _on_queued(self, item: QueueItem) -> None:
-        self.log.debug("queued {key}", key=item.key)
 
     def _on_started(self, item: QueueItem) -> None:
         self.log.debug("transcoding {key}", key=item.key)
@@ -352,8 +351,15 @@ class TranscoderAdmin(MultiService):
         return {"status": "ok" if ok else "degraded", "state": self.state, "checks": checks}
 
     def status(self) -> dict[str, Any]:
-        """Counts and capacity."""
-        counts = {state: len(self.files(state)) for state in FILE_STATES}
+        """Counts and capacity; cheap whatever the length of the queue."""
+        running = self.scheduler.running_count()
+        queued = self.scheduler.queued_count()
+        counts = {
+            "pending": len(self.monitoring.pending()),
+            "queued": queued,
+            "transcoding": running,
+            **{state: sum(1 for r in self.recent if r["state"] == state) for state in FINISHED},
+        }
         return {
             "state": self.state,
             "version": __version__,
@@ -362,8 +368,8 @@ class TranscoderAdmin(MultiService):
             "files": counts,
             "capacity": self.transcoding.capacity(),
             "free_slots": self.transcoding.free_slots(),
-            "running": len(self.scheduler.running()),
-            "queued": len(self.scheduler.queue()),
+            "running": running,
+            "queued": queued,
             "reports_pending": self.db.pending,
         }
 
@@ -376,36 +382,32 @@ class TranscoderAdmin(MultiService):
             rows.append(info)
         return rows
 
-    def queue(self) -> list[dict[str, Any]]:
-        """Queued files in dispatch order."""
-        return [
-            {
-                "customer": item.customer,
-                "profile": item.profile,
-                "relpath": item.relpath,
-                "priority": item.priority,
-                "detected": iso(item.detected_at),
-                "queued": iso(item.queued_at),
-            }
-            for item in self.scheduler.queue()
-        ]
+    def queue(self, offset: int = 0, limit: int = PAGE_LIMIT) -> dict[str, Any]:
+        """One page of the queued files in dispatch order."""
+        return _page([self._queued_source()], offset, limit)
 
     def tasks(self) -> list[dict[str, Any]]:
         """Running jobs with their progress."""
         return self.transcoding.describe()
 
-    def files(self, state: str | None = None) -> list[dict[str, Any]]:
-        """Files the admin knows of, optionally of one state."""
+    def files(
+        self, state: str | None = None, offset: int = 0, limit: int = PAGE_LIMIT
+    ) -> dict[str, Any]:
+        """One page of the files the admin knows of, optionally of one state.
+
+        In the order pending, queued (dispatch order), transcoding, recently finished.
+        """
         if state is not None and state not in FILE_STATES:
             raise ValueError(f"unknown state {state!r}; allowed: {', '.join(FILE_STATES)}")
-        rows: list[dict[str, Any]] = []
+        sources: list[_Source] = []
         if state in (None, "pending"):
-            for row in self.monitoring.pending():
-                rows.append({**row, "detected": iso(row["detected"])})
+            pending = self.monitoring.pending()
+            sources.append(_listed([{**r, "detected": iso(r["detected"])} for r in pending]))
         if state in (None, "queued"):
-            rows += [{**q, "state": "queued"} for q in self.queue()]
+            count, rows = self._queued_source()
+            sources.append((count, lambda n: [{**q, "state": "queued"} for q in rows(n)]))
         if state in (None, "transcoding"):
-            rows += [
+            running = [
                 {
                     "customer": t["customer"],
                     "profile": t["profile"],
@@ -416,13 +418,60 @@ class TranscoderAdmin(MultiService):
                 }
                 for t in self.tasks()
             ]
+            sources.append(_listed(running))
         if state in (None, "done", "failed"):
-            rows += [r for r in self.recent if state in (None, r["state"])]
-        return rows
+            sources.append(_listed([r for r in self.recent if state in (None, r["state"])]))
+        return _page(sources, offset, limit)
+
+    def _queued_source(self) -> _Source:
+        def rows(first: int) -> list[dict[str, Any]]:
+            return [
+                {
+                    "customer": item.customer,
+                    "profile": item.profile,
+                    "relpath": item.relpath,
+                    "priority": item.priority,
+                    "detected": iso(item.detected_at),
+                    "queued": iso(item.queued_at),
+                }
+                for item in self.scheduler.queue(first)
+            ]
+
+        return self.scheduler.queued_count(), rows
 
     def reports(self, **filters: Any) -> defer.Deferred[dict[str, Any]]:
         """Report rows from the database (filtered, paginated)."""
         return self.db.query(**filters)
+
+
+#: A part of a listing: how many rows it has, and a function giving its first n rows.
+_Source = tuple[int, Callable[[int], list[dict[str, Any]]]]
+
+
+def _listed(rows: list[dict[str, Any]]) -> _Source:
+    """A part of a listing that is already a list."""
+    return len(rows), lambda first: rows[:first]
+
+
+def _page(sources: list[_Source], offset: int, limit: int) -> dict[str, Any]:
+    """``limit`` rows from ``offset`` of the sources one after the other, and the total.
+
+    Only the sources the page reaches are asked for rows.
+    """
+    total = sum(count for count, _rows in sources)
+    items: list[dict[str, Any]] = []
+    skip, want = offset, limit
+    for count, rows in sources:
+        if want <= 0:
+            break
+        if skip >= count:
+            skip -= count
+            continue
+        part = rows(skip + want)[skip:]
+        items += part
+        want -= len(part)
+        skip = 0
+    return {"total": total, "offset": offset, "limit": limit, "items": items}
 
 
 def create_admin(config: Configuration, reactor: Any = None) -> TranscoderAdmin:

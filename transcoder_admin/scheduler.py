@@ -144,9 +144,22 @@ class Scheduler:
         if changed:
             heapq.heapify(self._heap)
 
-    def queue(self) -> list[QueueItem]:
-        """Queued files in dispatch order."""
-        return sorted(self._queued.values())
+    def queue(self, first: int | None = None) -> list[QueueItem]:
+        """Queued files in dispatch order; only the ``first`` ones when given.
+
+        The first page of a long queue costs one pass over it, not a sort.
+        """
+        if first is None:
+            return sorted(self._queued.values())
+        return heapq.nsmallest(first, self._queued.values())
+
+    def queued_count(self) -> int:
+        """How many files wait in the queue."""
+        return len(self._queued)
+
+    def running_count(self) -> int:
+        """How many jobs run now."""
+        return len(self._running)
 
     def running(self) -> list[QueueItem]:
         """Files whose job runs now."""

@@ -114,8 +114,14 @@ def test_every_target_type_lands_in_outgoing_and_source_in_done(farm, clips):
         os.path.join(farm.folder("acme", "incoming", "all"), "news", "clip.mp4")
     )
     assert os.listdir(farm.folder("acme", "work", "all")) == []
-    commands = [c for t in report["targets"] for c in t["commands"]]
-    assert all(isinstance(c, list) for c in commands) and len(commands) >= 4
+    commands = {t["name"]: t["commands"] for t in report["targets"]}
+    assert all(isinstance(c, list) and c for t in commands.values() for c in t), commands
+    # Every target names the ffmpeg runs it took, the identity copy its full decode.
+    assert all(commands.values()), commands
+    [check] = commands["copy"]
+    assert "-xerror" in check and check[-3:] == ["-f", "null", "-"], check
+    # The job's CPU time is its own programs' (several ffmpeg runs, well under a minute).
+    assert 0 < report["cpu_time"] < 60
     assert report["source_info"]["video"]["width"] == 320
     rows = wait_for(lambda: farm.get("/api/v1/reports?customer=ACME")["items"], 20, "the row")
     assert rows[0]["outcome"] == "done" and rows[0]["relative_path"] == "news/clip.mp4"

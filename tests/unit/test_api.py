@@ -35,6 +35,11 @@ STATES = ("pending", "queued", "transcoding", "done", "failed")
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
+def page(items: list[dict[str, Any]], offset: int, limit: int) -> dict[str, Any]:
+    """The admin's page of a list."""
+    return {"total": len(items), "offset": offset, "limit": limit, "items": items[offset:][:limit]}
+
+
 class FakeAdmin:
     """Stands in for the admin with in-memory answers honouring its public methods' contract."""
 
@@ -73,7 +78,11 @@ class FakeAdmin:
         """One local worker."""
         return [{"name": "local-1", "host": "localhost", "capacity": 2, "running": 1}]
 
-    def queue(self) -> list[dict[str, Any]]:
+    def queue(self, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        """One page of two queued files, the higher priority first."""
+        return page(self.queued_files(), offset, limit)
+
+    def queued_files(self) -> list[dict[str, Any]]:
         """Two queued files, the higher priority first."""
         return [
             {
@@ -109,11 +118,14 @@ class FakeAdmin:
             }
         ]
 
-    def files(self, state: str | None) -> list[dict[str, Any]]:
-        """The known files in ``state``, or all of them."""
+    def files(
+        self, state: str | None = None, offset: int = 0, limit: int = 100
+    ) -> dict[str, Any]:
+        """One page of the known files in ``state``, or of all of them."""
         if state is not None and state not in STATES:
             raise ValueError(f"unknown state {state!r}")
-        return [f for f in self.file_list if state is None or f["state"] == state]
+        chosen = [f for f in self.file_list if state is None or f["state"] == state]
+        return page(chosen, offset, limit)
 
     def reports(self, **filters: Any) -> Deferred[dict[str, Any]]:
         """One page of fixed reports; ``since`` must be an ISO date."""
@@ -248,6 +260,18 @@ class ReadTests(APITestCase):
             [i["relpath"] for i in items], ["news/clip two.mov", "talks/épisode 1.wav"]
         )
         self.assertEqual(items[0]["queued"], "2025-03-01T12:00:00+00:00")
+
+    def test_queue_pages(self) -> None:
+        """GET queue?offset=1&limit=1 answers the second file and the total of all pages."""
+        body = self.call("GET", "/api/v1/queue?offset=1&limit=1")
+        self.assertEqual(body["total"], 2)
+        self.assertEqual((body["offset"], body["limit"]), (1, 1))
+        self.assertEqual([i["relpath"] for i in body["items"]], ["talks/épisode 1.wav"])
+
+    def test_files_pages(self) -> None:
+        """GET files with a limit answers that many files and the total."""
+        body = self.call("GET", "/api/v1/files?limit=2")
+        self.assertEqual((len(body["items"]), body["total"]), (2, len(STATES)))
 
     def test_tasks(self) -> None:
         """GET tasks lists running jobs with their progress."""
@@ -414,6 +438,9 @@ class ErrorTests(APITestCase):
             ("reports?limit=5&limit=6", "limit"),
             ("health?verbose=1", "verbose"),
             ("files?status=done", "status"),
+            ("files?limit=501", "limit"),
+            ("queue?offset=-1", "offset"),
+            ("queue?limit=many", "limit"),
             ("reports?search=" + "x" * 300, "search"),
         ):
             self.assertIn(word, self.error_message("GET", "/api/v1/" + query, 400), query)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from twisted.internet import defer
@@ -176,3 +176,14 @@ SchedulerMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=40, deadline=None
 )
 TestScheduler = SchedulerMachine.TestCase
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), max_size=40), st.integers(0, 45))
+def test_first_page_of_the_queue_is_the_start_of_the_whole_queue(files, first):
+    """queue(first) gives the first files of the dispatch order without sorting them all."""
+    scheduler = Scheduler(FakeRunner(0), Clock())
+    scheduler.start()
+    for n, (priority, detected) in enumerate(files):
+        scheduler.enqueue(("c", "p", f"f{n}"), priority, float(detected))
+    assert scheduler.queue(first) == scheduler.queue()[:first]
+    assert scheduler.queued_count() == len(files)

@@ -27,9 +27,11 @@ class Admin(Protocol):
     def health(self) -> Mapping[str, Any]: ...
     def status(self) -> Mapping[str, Any]: ...
     def workers(self) -> Sequence[Mapping[str, Any]]: ...
-    def queue(self) -> Sequence[Mapping[str, Any]]: ...
+    def queue(self, offset: int = ..., limit: int = ...) -> Mapping[str, Any]: ...
     def tasks(self) -> Sequence[Mapping[str, Any]]: ...
-    def files(self, state: str | None, /) -> Sequence[Mapping[str, Any]]: ...
+    def files(
+        self, state: str | None = ..., offset: int = ..., limit: int = ...
+    ) -> Mapping[str, Any]: ...
     @property
     def reports(self) -> Callable[..., Deferred[Any]]: ...
     def pause(self) -> Deferred[Any]: ...
@@ -140,8 +142,8 @@ def _workers(admin: Admin, params: Params) -> Any:
 
 
 def _queue(admin: Admin, params: Params) -> Any:
-    """The queued files, in dispatch order, as a listing."""
-    return _listing(admin.queue())
+    """One page of the queued files, in dispatch order."""
+    return admin.queue(**_paging(params))
 
 
 def _tasks(admin: Admin, params: Params) -> Any:
@@ -150,9 +152,14 @@ def _tasks(admin: Admin, params: Params) -> Any:
 
 
 def _files(admin: Admin, params: Params) -> Any:
-    """The files in one state (or all) as a listing."""
+    """One page of the files in one state (or all)."""
     state = params.get("state")
-    return _listing(admin.files(str(state) if state is not None else None))
+    return admin.files(str(state) if state is not None else None, **_paging(params))
+
+
+def _paging(params: Params) -> dict[str, int]:
+    """The ``offset`` and ``limit`` a client gave (the admin's defaults otherwise)."""
+    return {name: int(params[name]) for name in ("offset", "limit") if name in params}
 
 
 def _reports(admin: Admin, params: Params) -> Any:
@@ -187,6 +194,16 @@ def _text(name: str, description: str, max_length: int = 256) -> Param:
     return Param(name, description, max_length=max_length)
 
 
+def _paging_params(what: str) -> tuple[Param, Param]:
+    """``offset`` and ``limit`` of a paginated listing of ``what``."""
+    return (
+        Param("offset", f"{what} to skip.", kind="integer", minimum=0, maximum=10**9),
+        Param(
+            "limit", f"{what} to return at most.", kind="integer", minimum=0, maximum=MAX_LIMIT
+        ),
+    )
+
+
 _REPORT_PARAMS = (
     _text("customer", "Only reports of this customer."),
     _text("profile", "Only reports of this profile."),
@@ -194,8 +211,7 @@ _REPORT_PARAMS = (
     _text("since", "Only reports of jobs finished at or after this ISO 8601 time.", 64),
     _text("until", "Only reports of jobs finished before this ISO 8601 time.", 64),
     _text("search", "Only reports whose source path contains this text."),
-    Param("offset", "Reports to skip.", kind="integer", minimum=0, maximum=10**9),
-    Param("limit", "Reports to return at most.", kind="integer", minimum=0, maximum=MAX_LIMIT),
+    *_paging_params("Reports"),
 )
 
 _NOT_NOW = {409: "The admin cannot do that in its current state."}
@@ -224,7 +240,8 @@ ROUTES: tuple[Route, ...] = (
         "getQueue",
         "The queued files in dispatch order.",
         _queue,
-        schemas.listing(schemas.QUEUED_FILE, "Queued files, next to dispatch first."),
+        schemas.page(schemas.QUEUED_FILE, "Queued files, next to dispatch first."),
+        params=_paging_params("Files"),
     ),
     Route(
         "tasks",
@@ -240,8 +257,11 @@ ROUTES: tuple[Route, ...] = (
         "getFiles",
         "The files the admin knows, optionally in one state only.",
         _files,
-        schemas.listing(schemas.FILE, "Files."),
-        params=(Param("state", "Only files in this state.", enum=schemas.FILE_STATES),),
+        schemas.page(schemas.FILE, "Files: pending, queued, transcoding, recently finished."),
+        params=(
+            Param("state", "Only files in this state.", enum=schemas.FILE_STATES),
+            *_paging_params("Files"),
+        ),
     ),
     Route(
         "reports",

@@ -31,6 +31,21 @@ def listing(item: Schema, description: str) -> Schema:
     }
 
 
+def page(item: Schema, description: str) -> Schema:
+    """The schema of one page of a longer list: its items and the total of all pages."""
+    return {
+        "type": "object",
+        "description": description,
+        "required": ["total", "offset", "limit", "items"],
+        "properties": {
+            "total": {**_COUNT, "description": "Items on all pages."},
+            "offset": {**_COUNT, "description": "Items skipped before this page."},
+            "limit": {**_COUNT, "description": "Items on a page at most."},
+            "items": {"type": "array", "items": item},
+        },
+    }
+
+
 ERROR: Schema = {
     "type": "object",
     "description": "Every error answer, whatever its status.",
@@ -137,16 +152,9 @@ FILE: Schema = {
     },
 }
 
-REPORTS: Schema = {
-    "type": "object",
-    "required": ["total", "offset", "limit", "items"],
-    "properties": {
-        "total": {**_COUNT, "description": "Reports matching the filters, all pages."},
-        "offset": _COUNT,
-        "limit": _COUNT,
-        "items": {"type": "array", "items": {**_OBJECT, "description": "One report row."}},
-    },
-}
+REPORTS: Schema = page(
+    {**_OBJECT, "description": "One report row."}, "Reports matching the filters, newest first."
+)
 
 ACTION: Schema = {
     **_OBJECT,

@@ -24,6 +24,7 @@ from ..media.progress import Progress, ProgressParser
 
 TAIL_BYTES = 4096
 _SETSID = shutil.which("setsid")
+log = Logger()
 _PY_SETSID = "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])"
 
 
@@ -38,6 +39,8 @@ class ProcessResult:
     timed_out: bool
     cancelled: bool
     elapsed: float
+    #: CPU seconds (user + system) the program used, from its own rusage; None if unknown.
+    cpu_time: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,6 +79,7 @@ class _GroupProcess(protocol.ProcessProtocol):
         self.timed_out = False
         self.cancelled = False
         self.pid: int | None = None
+        self.cpu_time: float | None = None
 
     def connectionMade(self) -> None:  # noqa: N802 (Twisted API)
         transport: Any = self.transport
@@ -126,6 +130,7 @@ class _GroupProcess(protocol.ProcessProtocol):
                 timed_out=self.timed_out,
                 cancelled=self.cancelled,
                 elapsed=self.clock.seconds() - self.started,
+                cpu_time=self.cpu_time,
             )
         )
 
@@ -149,6 +154,35 @@ class RunningProcess:
         self._proto.kill_group()
 
 
+def _reap_with_rusage(transport: Any, proto: _GroupProcess) -> None:
+    """Reap the program with ``wait4`` so that its own CPU time is known.
+
+    Twisted reaps with ``waitpid``, which drops the child's resource usage, and
+    ``RUSAGE_CHILDREN`` mixes every job's programs when a worker runs several jobs.
+    This replaces the transport's ``reapProcess`` with the same steps around ``wait4``.
+    The program's pid is ffmpeg's own: ``setsid`` and ``nice`` exec in place.
+    """
+    from twisted.internet.process import unregisterReapProcessHandler
+
+    if not hasattr(transport, "reapProcess") or not hasattr(os, "wait4"):
+        return  # not a POSIX process transport: CPU time stays unknown
+
+    def reap() -> None:
+        try:
+            pid, status, usage = os.wait4(transport.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid = 0
+        except OSError:
+            log.failure("failed to reap process {pid}", pid=transport.pid)
+            pid = 0
+        if pid:
+            proto.cpu_time = usage.ru_utime + usage.ru_stime
+            unregisterReapProcessHandler(pid, transport)
+            transport.processEnded(status)
+
+    transport.reapProcess = reap
+
+
 def spawn(
     reactor: Any,
     argv: Sequence[str],
@@ -164,7 +198,8 @@ def spawn(
     proto = _GroupProcess(argv, on_progress, reactor)
     full = group_argv(argv, nice)
     environment = dict(os.environ if env is None else env)
-    reactor.spawnProcess(proto, full[0], full, env=environment, path=path)
+    transport = reactor.spawnProcess(proto, full[0], full, env=environment, path=path)
+    _reap_with_rusage(transport, proto)
     timeout_call = None
     if timeout is not None:
 

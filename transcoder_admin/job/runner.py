@@ -19,7 +19,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-import resource
 import shutil
 import socket
 from datetime import UTC, datetime
@@ -161,7 +160,7 @@ class Job:
         self._source_file: dict[str, Any] | None = None
         self._started = ""
         self._started_at = 0.0
-        self._cpu_start = 0.0
+        self._cpu_time = 0.0
         self._committed = False
         self._last_progress: Progress | None = None
 
@@ -188,7 +187,6 @@ class Job:
     async def _run(self) -> dict[str, Any]:
         self._started = now_iso(self.reactor)
         self._started_at = self.reactor.seconds()
-        self._cpu_start = _children_cpu()
         timeout = float(self.spec["transcoding_timeout"])
         self._deadline = self._started_at + timeout
         failure: Failure | None = None
@@ -283,6 +281,7 @@ class Job:
             result = await self._process.result
         finally:
             self._process = None
+        self._cpu_time += result.cpu_time or 0.0
         if result.cancelled or self._aborted:
             raise JobFailed(Failure(CANCELLED, "cancelled", target))
         if result.timed_out and job_limit:
@@ -293,11 +292,15 @@ class Job:
     def _ffmpeg(self) -> str:
         return find_ffmpeg(self.spec.get("ffmpeg"))
 
-    async def _decode_check(self, source: str, target: str) -> float:
+    async def _decode_check(
+        self, source: str, target: str, commands: list[list[str]] | None = None
+    ) -> float:
         """Decode the whole source; raise a source failure naming where it broke."""
         assert self._info is not None
         duration = self._info.duration
         argv = decode_check_command(self._ffmpeg(), source)
+        if commands is not None:
+            commands.append(argv)
         result = await self._exec(argv, target=target, duration=duration)
         last = self._last_progress
         decoded = last.out_time if last else 0.0
@@ -335,7 +338,7 @@ class Job:
         try:
             produced: list[tuple[str, str]] = []
             if target["type"] == "identity":
-                await self._decode_check(source, name)
+                await self._decode_check(source, name, result["commands"])
                 ext = os.path.splitext(target["output_name"])[1]
                 work = os.path.join(self.work_dir, f"{tag}-identity{ext}")
                 await self._thread(shutil.copyfile, source, work)
@@ -471,7 +474,7 @@ class Job:
         report.update(
             file=self._source_file,
             source_info=self._info.to_dict() if self._info else None,
-            cpu_time=round(_children_cpu() - self._cpu_start, 3),
+            cpu_time=round(self._cpu_time, 3),
             real_time=round(self.reactor.seconds() - self._started_at, 3),
             targets=self._target_results,
         )
@@ -543,11 +546,6 @@ class Job:
 def _tail(run: ProcessResult, limit: int = 400) -> str:
     text = " | ".join(line for line in run.stderr_tail.splitlines()[-5:] if line.strip())
     return text[-limit:] if text else "(no error output)"
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 __all__ = ["Job", "file_checksum", "input_arg"]

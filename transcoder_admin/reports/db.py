@@ -110,6 +110,7 @@ class ReportsDB(Service):
         self._stop_result = _Outcome()
         self._writes: dict[defer.Deferred[None], str] = {}
         self._drained: defer.Deferred[None] | None = None
+        self._upsert = _upsert_statement(self._url.get_backend_name())
 
     @property
     def display_url(self) -> str:
@@ -313,18 +314,10 @@ class ReportsDB(Service):
         return d
 
     async def _save(self, job_id: str, values: dict[str, Any]) -> None:
-        postgres = self._url.get_backend_name() == "postgresql"
-        insert: Any = postgresql.insert if postgres else sqlite.insert
-        table = transcode_reports
+        statement = self._upsert
 
         def thd(conn: Connection) -> None:
-            statement = insert(table).values(values)
-            statement = statement.on_conflict_do_update(
-                index_elements=[table.c.job_id],
-                set_={c: statement.excluded[c] for c in values if c != "job_id"},
-                where=table.c.attempt_count <= statement.excluded.attempt_count,
-            )
-            conn.execute(statement)
+            conn.execute(statement, values)
 
         attempts = 0
         delay = self._retry_delay
@@ -488,6 +481,21 @@ class _Outcome:
         d: defer.Deferred[Any] = defer.Deferred(canceller)
         self._waiting.append(d)
         return d
+
+
+def _upsert_statement(backend: str) -> Any:
+    """The insert-or-update of one report row, built once: every row binds all columns.
+
+    A row from an older attempt never replaces a newer attempt's row.
+    """
+    insert: Any = postgresql.insert if backend == "postgresql" else sqlite.insert
+    table = transcode_reports
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.job_id],
+        set_={c: statement.excluded[c] for c in COLUMNS if c != "job_id"},
+        where=table.c.attempt_count <= statement.excluded.attempt_count,
+    )
 
 
 def _row_values(row: dict[str, Any]) -> dict[str, Any]:
