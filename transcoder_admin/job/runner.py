@@ -80,6 +80,15 @@ def _stat_info(path: str) -> dict[str, Any]:
     }
 
 
+def _prepare(work_dir: str, source: str, display_matrix: bool) -> tuple[dict[str, Any], MediaInfo]:
+    """A job's first steps, in one trip to a thread: work folder, source facts, probe."""
+    try:
+        os.makedirs(work_dir, 0o755, exist_ok=True)
+    except OSError as e:
+        raise system_failure(f"cannot make the work folder: {e.strerror}") from None
+    return _stat_info(source), probe(source, display_matrix)
+
+
 def move_into(src: str, dest: str, tag: str) -> None:
     """Move ``src`` to ``dest`` atomically, even across filesystems, replacing ``dest``."""
     folder = os.path.dirname(dest)
@@ -138,6 +147,10 @@ def fail_source(roots: Roots, spec: dict[str, Any], report: dict[str, Any]) -> d
     return report
 
 
+#: Target types whose outputs are made from the decoded picture.
+PICTURE_TARGETS = ("audio-video", "video", "thumbnails")
+
+
 class Job:
     """A transcoder job for one file (``spec`` is the admin's job configuration)."""
 
@@ -191,7 +204,6 @@ class Job:
         self._deadline = self._started_at + timeout
         failure: Failure | None = None
         try:
-            await self._thread(os.makedirs, self.work_dir, 0o755, True)
             await self._analyse()
             for target in self.spec["targets"]:
                 self._check_streams(target)
@@ -212,19 +224,22 @@ class Job:
         return self.outcome
 
     async def _analyse(self) -> None:
+        """Make the work folder, note the source's size, times and checksum, probe it."""
         source = self.local(self.spec["source"])
         try:
-            self._source_file = await self._thread(_stat_info, source)
-        except FileNotFoundError:
-            raise source_failure("the source file disappeared before it was transcoded") from None
-        except OSError as e:
-            raise system_failure(f"cannot read the source: {e.strerror}") from None
-        try:
-            self._info = await self._thread(probe, source)
+            self._source_file, self._info = await self._thread(
+                _prepare, self.work_dir, source, self._needs_picture()
+            )
         except FileNotFoundError:
             raise source_failure("the source file disappeared before it was transcoded") from None
         except NotMediaError as e:
             raise source_failure(str(e) or "not a media file") from None
+        except OSError as e:
+            raise system_failure(f"cannot read the source: {e.strerror}") from None
+
+    def _needs_picture(self) -> bool:
+        """Whether a target scales or rotates the picture (the rotation must be known)."""
+        return any(t["type"] in PICTURE_TARGETS for t in self.spec["targets"])
 
     def _check_streams(self, target: dict[str, Any]) -> None:
         info = self._info
@@ -379,7 +394,7 @@ class Job:
         assert self._info is not None
         name = target["name"]
         try:
-            out = await self._thread(probe, work)
+            out = await self._thread(probe, work, False)
         except NotMediaError as e:
             raise system_failure(f"output of target {name!r} is invalid: {e}", name, True) from None
         want_video = target["type"] in ("audio-video", "video") and self._info.video is not None

@@ -147,9 +147,12 @@ def _first_frame_rotation(container: Any, stream: Any) -> float | None:
     return None
 
 
-def _rotation(container: Any, stream: Any) -> int:
-    """Clockwise rotation from the display matrix, else the legacy 'rotate' tag."""
-    ccw = _first_frame_rotation(container, stream)
+def _rotation(container: Any, stream: Any, display_matrix: bool = True) -> int:
+    """Clockwise rotation from the display matrix, else the legacy 'rotate' tag.
+
+    Reading the display matrix decodes a frame; ``display_matrix=False`` skips it.
+    """
+    ccw = _first_frame_rotation(container, stream) if display_matrix else None
     if ccw:
         return _normalise_rotation(-ccw)
     try:
@@ -165,11 +168,11 @@ def _fraction(value: Any) -> Fraction | None:
     return frac if frac > 0 else None
 
 
-def _video_info(container: Any, stream: Any) -> VideoInfo:
+def _video_info(container: Any, stream: Any, display_matrix: bool = True) -> VideoInfo:
     width, height = int(stream.width or 0), int(stream.height or 0)
     sar = _fraction(stream.sample_aspect_ratio) or Fraction(1)
     rate = _fraction(stream.average_rate) or _fraction(stream.guessed_rate)
-    rotation = _rotation(container, stream)
+    rotation = _rotation(container, stream, display_matrix)
     display_width = max(1, round(width * sar)) if width else 0
     display_height = height
     if rotation in (90, 270):
@@ -224,8 +227,14 @@ def _mime_type(path: str, format_name: str, container: Any, has_video: bool) -> 
     return guessed or "application/octet-stream"
 
 
-def probe(path: str) -> MediaInfo:
-    """Analyse ``path``; raise NotMediaError unless it has an audio or video stream."""
+def probe(path: str, display_matrix: bool = True) -> MediaInfo:
+    """Analyse ``path``; raise NotMediaError unless it has an audio or video stream.
+
+    The rotation of the picture comes from the display matrix, which costs the decode
+    of the first frame; callers that do not scale or rotate the picture (an identity
+    copy, checking an output's streams) pass ``display_matrix=False`` and get the
+    legacy 'rotate' tag only.
+    """
     size = os.stat(path).st_size  # a missing file is an OSError, not "not media"
     if size == 0:
         raise NotMediaError("not a media file: the file is empty")
@@ -258,7 +267,7 @@ def probe(path: str) -> MediaInfo:
             and (duration is None or format_name.endswith("_pipe") or format_name == "image2")
         ):
             raise NotMediaError("not a media file: a still image")
-        video = _video_info(container, videos[0]) if videos else None
+        video = _video_info(container, videos[0], display_matrix) if videos else None
         audio = None
         if audios:
             stream = audios[0]

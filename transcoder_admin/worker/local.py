@@ -38,7 +38,7 @@ class JobHost:
             raise ValueError(f"job {job_id} is already running on {self.name}")
         job = Job(spec, self.roots, self.name, self.reactor)
         self.jobs[job_id] = job
-        self.log.info(
+        self.log.debug(
             "job {job_id} started on {worker}: {relpath}",
             job_id=job_id,
             worker=self.name,
