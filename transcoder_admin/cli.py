@@ -1,4 +1,4 @@
-"""The ``transcoder-admin`` command: run, check-config, upgrade-db, replay-reports."""
+"""The ``transcoder-admin`` command: run, check-config, upgrade-db, replay-reports, qmaster."""
 
 from __future__ import annotations
 
@@ -119,6 +119,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if admin.boot_error else 0
 
 
+def cmd_qmaster(args: argparse.Namespace) -> int:
+    """Submit, query, wait for or cancel a Compressor batch (see docs/qmaster.md)."""
+    from .qmaster.shell import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="transcoder-admin", description=__doc__)
@@ -137,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("check-config", cmd_check_config, "validate the configuration and exit 0 or 1")
     add("upgrade-db", cmd_upgrade_db, "upgrade the reports database schema")
     add("replay-reports", cmd_replay_reports, "re-save database rows from report files")
+    from .qmaster.shell import add_arguments as add_qmaster_arguments
+
+    qmaster_help = "submit, query or wait for Compressor batches (Qmaster) from the shell"
+    qmaster = sub.add_parser("qmaster", help=qmaster_help, description=qmaster_help)
+    add_qmaster_arguments(qmaster)
+    qmaster.set_defaults(func=cmd_qmaster)
     return parser
 
 
