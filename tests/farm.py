@@ -63,6 +63,7 @@ class Farm:
     ) -> None:
         self.base = base
         self.port = free_port()
+        self.manager_port = free_port()
         self.media = os.path.join(base, "media")
         self.temp = os.path.join(base, "tmp")
         self.config_path = os.path.join(base, "etc", "admin.yaml")
@@ -73,6 +74,7 @@ class Farm:
             "roots": {"default": self.media, "temp": self.temp},
             "reports": {"url": reports_url or f"sqlite:///{base}/reports.sqlite"},
             "api": {"listen": f"tcp:{self.port}:interface=127.0.0.1"},
+            "manager": {"listen": f"tcp:{self.manager_port}:interface=127.0.0.1"},
             "workers": {"local": local, "max-jobs": max_jobs},
             "monitoring": {"stable-for": stable_for, "mode": mode, "poll-interval": poll_interval},
             "defaults": defaults or {"max-attempts": 1},

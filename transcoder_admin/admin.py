@@ -22,13 +22,14 @@ from .context import Roots
 from .errors import InvalidStateError
 from .janitor import clean_work_folders
 from .monitoring import FileOffer, Monitoring, ScanProblem
+from .proxy import WorkerProxy
+from .proxy.cluster import Cluster, HeldJob
 from .reports.db import ReportsDB
 from .reports.files import row_from_report
 from .scheduler import Finished, QueueItem, Scheduler
 from .store import Store
 from .transcoding import Transcoding
 from .transcoding.specs import JobSpecs, iso
-from .worker.local import InProcessWorkerConnection, JobHost
 
 T = TypeVar("T")
 
@@ -70,7 +71,7 @@ class TranscoderAdmin(MultiService):
         monitoring: Monitoring,
         transcoding: Transcoding,
         scheduler: Scheduler,
-        hosts: list[JobHost],
+        cluster: Cluster,
         api: Any,
         reactor: Any,
     ) -> None:
@@ -81,7 +82,7 @@ class TranscoderAdmin(MultiService):
         self.monitoring = monitoring
         self.transcoding = transcoding
         self.scheduler = scheduler
-        self.hosts = hosts
+        self.cluster = cluster
         self.api = api
         self.reactor = reactor
         self.state = STOPPED
@@ -89,8 +90,9 @@ class TranscoderAdmin(MultiService):
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_FILES)
         self.boot: defer.Deferred[None] | None = None
         self.boot_error: str | None = None
-        self._connections: list[InProcessWorkerConnection] = []
         self._subscriptions: list[Any] = []
+        self._offers: dict[tuple[str, str, str], FileOffer] = {}  # offered while held
+        self._auto_paused = False
 
     # -- state machine -------------------------------------------------------------
 
@@ -152,9 +154,13 @@ class TranscoderAdmin(MultiService):
         self._wire()
         try:
             await self._step("open the reports database", self.db.start())
-            if self.hosts:
-                await self._step("remove work files left by a crash", self._clean_work())
-            await self._step("start local workers", self._start_workers())
+            cluster = self.cluster
+            await self._step("read the journal of running jobs", cluster.open_journal())
+            self.transcoding.journal = cluster.journal
+            await self._step("start the manager", cluster.start_manager())
+            cluster.start_liveness()
+            await self._step("start the local workers", cluster.start_local_workers())
+            await self._step("remove work files left by a crash", self._clean_work())
             if self.api is not None:
                 await self._step("start the API", defer.maybeDeferred(self.api.startService))
             self.monitoring.set_customers(self.store.customers())
@@ -174,25 +180,33 @@ class TranscoderAdmin(MultiService):
         )
 
     async def _clean_work(self) -> None:
-        """Local workers are ours alone: any job folder in their work folders is stale."""
+        """Remove work folders of jobs no worker runs (and kill their leftover processes)."""
         roots = Roots(self.config.roots())
         folders = {
             roots.local(profile.folder("work"))
             for customer in self.store.customers()
             for profile in customer.profiles()
         }
+        keep = {held.job_id for held in self.cluster.held.values()}
+        for proxy in self.cluster.workers.proxies.values():
+            keep |= proxy.reported | set(proxy.jobs)
         await threads.deferToThreadPool(
-            self.reactor, self.reactor.getThreadPool(), clean_work_folders, sorted(folders)
+            self.reactor,
+            self.reactor.getThreadPool(),
+            clean_work_folders,
+            sorted(folders),
+            sorted(keep),
         )
-
-    async def _start_workers(self) -> None:
-        for host in self.hosts:
-            conn = InProcessWorkerConnection(host)
-            self._connections.append(conn)
-            self.transcoding.add_worker(conn)
 
     def _wire(self) -> None:
         subs = self._subscriptions
+        workers, managers = self.cluster.workers, self.cluster.managers
+        subs.append(workers.link_up.subscribe(self._on_worker_up))
+        subs.append(workers.link_down.subscribe(self._on_worker_down))
+        subs.append(managers.attached.subscribe(self._on_manager_attached))
+        subs.append(managers.detached.subscribe(self._on_manager_detached))
+        subs.append(self.cluster.released.subscribe(self._on_held_released))
+        self.cluster.on_unknown_job(self._on_unknown_job)
         subs.append(self.monitoring.file_added.subscribe(self._on_file_added))
         subs.append(self.monitoring.file_removed.subscribe(self._on_file_removed))
         subs.append(self.monitoring.fail_to_run.subscribe(self._on_fail_to_run))
@@ -211,10 +225,65 @@ class TranscoderAdmin(MultiService):
     # -- event handlers ---------------------------------------------------------------
 
     def _on_file_added(self, offer: FileOffer) -> None:
+        if self.cluster.held_job(offer.key) is not None:
+            self._offers[offer.key] = offer  # its job may still run on a worker
+            return
         profile = self.store.profile(offer.customer, offer.profile)
         if profile is None:
             return
         self.scheduler.enqueue(offer.key, profile.priority, offer.detected_at)
+
+    # -- workers and their jobs ------------------------------------------------------
+
+    def _on_worker_up(self, proxy: WorkerProxy) -> None:
+        self.cluster.release_missing(proxy, proxy.reported)
+        self.transcoding.add_worker(proxy)
+
+    def _on_worker_down(self, proxy: WorkerProxy) -> None:
+        self.transcoding.remove_worker(proxy.name)
+
+    def _on_unknown_job(self, proxy: WorkerProxy, job: dict[str, Any]) -> None:
+        """A worker runs a job this admin did not start: adopt it, or cancel it."""
+        job_id, spec = str(job.get("job_id")), job.get("spec") or {}
+        key = tuple(job.get("key") or ())
+        held = self.cluster.held_job(key) if len(key) == 3 else None  # type: ignore[arg-type]
+        if held is not None and held.job_id == job_id and spec:
+            self.cluster.take(held.key)
+            self._offers.pop(held.key, None)
+            item = self.scheduler.adopt(
+                held.key,
+                held.priority,
+                held.detected_at,
+                lambda item: self.transcoding.adopt(item, spec, proxy),
+            )
+            if item is not None:
+                return
+        self.log.warn(
+            "worker {worker} runs job {job_id} (attempt {attempt}) that is no longer "
+            "current: cancelled, it moves nothing",
+            worker=proxy.name,
+            job_id=job_id,
+            attempt=job.get("attempt"),
+        )
+        self.cluster.workers.call(proxy.name, "cancel_job", job_id).addErrback(lambda _: None)
+
+    def _on_held_released(self, held: HeldJob) -> None:
+        offer = self._offers.pop(held.key, None)
+        if offer is None:
+            return  # not offered (yet): it is queued when it is, as a first attempt
+        self.scheduler.enqueue(held.key, held.priority, offer.detected_at, held.attempt)
+
+    def _on_manager_detached(self, where: str) -> None:
+        if self.state == STARTED:
+            self.log.warn("manager detached: pausing until it is back (running jobs go on)")
+            self._auto_paused = True
+            self.pause()
+
+    def _on_manager_attached(self, where: str) -> None:
+        if self._auto_paused and self.state == PAUSED:
+            self._auto_paused = False
+            self.log.info("manager attached again: resuming")
+            self.resume()
 
     def _on_file_removed(self, offer: FileOffer) -> None:
         if self.scheduler.dequeue(offer.key):
@@ -297,6 +366,7 @@ class TranscoderAdmin(MultiService):
         if self.boot is not None and not self.boot.called:
             self.boot.cancel()
         await self.scheduler_stop()
+        await self.cluster.stop()
         await self.monitoring.stop()
         if self.api is not None and self.api.running:
             await defer.maybeDeferred(self.api.stopService)
@@ -311,8 +381,6 @@ class TranscoderAdmin(MultiService):
         self.scheduler.pause()
         await self.transcoding.cancel_all()
         await self.scheduler.stop()
-        for conn in self._connections:
-            await conn.disconnect()
 
     # -- public API used by the JSON API ------------------------------------------------------
 
@@ -374,10 +442,10 @@ class TranscoderAdmin(MultiService):
         }
 
     def workers(self) -> list[dict[str, Any]]:
-        """Each worker with its capacity and load."""
+        """Each worker with its host, roots, capacity, load, state and last heartbeat."""
         rows = []
-        for name, conn in sorted(self.transcoding.workers.items()):
-            info = conn.info()
+        for name, proxy in sorted(self.cluster.workers.proxies.items()):
+            info = proxy.info()
             info["load"] = self.transcoding.load.get(name, 0)
             rows.append(info)
         return rows
@@ -486,13 +554,9 @@ def create_admin(config: Configuration, reactor: Any = None) -> TranscoderAdmin:
     monitoring = Monitoring(config.admin.monitoring, roots, reactor)
     transcoding = Transcoding(JobSpecs(store), reactor)
     scheduler = Scheduler(transcoding, reactor)
-    workers = config.admin.workers
-    hosts = [
-        JobHost(f"{config.admin.admin.name}-local-{i + 1}", roots, workers.max_jobs, reactor)
-        for i in range(workers.local)
-    ]
+    cluster = Cluster(config, reactor)
     admin = TranscoderAdmin(
-        config, store, db, monitoring, transcoding, scheduler, hosts, None, reactor
+        config, store, db, monitoring, transcoding, scheduler, cluster, None, reactor
     )
     if config.admin.api.enabled:
         from .api import APIService

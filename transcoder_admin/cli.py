@@ -1,4 +1,5 @@
-"""The ``transcoder-admin`` command: run, check-config, upgrade-db, replay-reports, qmaster."""
+"""The ``transcoder-admin`` command: run, manager, worker, check-config, upgrade-db,
+replay-reports, qmaster."""
 
 from __future__ import annotations
 
@@ -119,6 +120,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if admin.boot_error else 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a worker (see transcoder_admin/worker/command.py)."""
+    from .worker.command import run
+
+    return run(args)
+
+
+def cmd_manager(args: argparse.Namespace) -> int:
+    """Run a standalone manager on ``manager.listen`` with ``manager.credentials``."""
+    config = _load(args.config)
+    if config is None:
+        return 1
+    from .manager.command import run
+
+    start_logging(args.log_format or config.admin.admin.log_format, args.log_level)
+    return run(config)
+
+
 def cmd_qmaster(args: argparse.Namespace) -> int:
     """Submit, query, wait for or cancel a Compressor batch (see docs/qmaster.md)."""
     from .qmaster.shell import run
@@ -141,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", cmd_run, "run the admin (and its local workers)")
     run.add_argument("--log-format", choices=["text", "json"], default=None)
     run.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
+    manager = add("manager", cmd_manager, "run a standalone manager (PB broker)")
+    manager.add_argument("--log-format", choices=["text", "json"], default=None)
+    manager.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
+    from .worker.command import add_arguments as add_worker_arguments
+
+    worker_help = "run a worker: connect to the manager and run the admin's jobs"
+    worker = sub.add_parser("worker", help=worker_help, description=worker_help)
+    add_worker_arguments(worker)
+    worker.set_defaults(func=cmd_worker)
     add("check-config", cmd_check_config, "validate the configuration and exit 0 or 1")
     add("upgrade-db", cmd_upgrade_db, "upgrade the reports database schema")
     add("replay-reports", cmd_replay_reports, "re-save database rows from report files")

@@ -65,6 +65,20 @@ def kill_recorded(work_dir: str) -> int:
     return killed
 
 
+def clean_work_folder(path: str) -> int:
+    """Kill a job folder's leftover process groups and remove it; how many were killed."""
+    if not os.path.isdir(path):
+        return 0
+    killed = kill_recorded(path)
+    shutil.rmtree(path, ignore_errors=True)
+    log.info(
+        "janitor: removed stale work folder {path} (killed {killed} process groups)",
+        path=path,
+        killed=killed,
+    )
+    return killed
+
+
 def clean_work_folders(folders: Iterable[str], keep: Iterable[str] = ()) -> list[str]:
     """Kill leftover processes and remove stale job folders (run off the reactor)."""
     keep_set = set(keep)
@@ -77,12 +91,6 @@ def clean_work_folders(folders: Iterable[str], keep: Iterable[str] = ()) -> list
         for entry in entries:
             if entry.name in keep_set or not entry.is_dir(follow_symlinks=False):
                 continue
-            killed = kill_recorded(entry.path)
-            shutil.rmtree(entry.path, ignore_errors=True)
+            clean_work_folder(entry.path)
             removed.append(entry.path)
-            log.info(
-                "janitor: removed stale work folder {path} (killed {killed} process groups)",
-                path=entry.path,
-                killed=killed,
-            )
     return removed

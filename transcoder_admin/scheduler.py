@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +37,8 @@ class QueueItem:
     queued_at: float = 0.0
     started_at: float | None = None
     seq: int = 0
+    #: Attempts already made at this file (by an admin before a crash).
+    attempts: int = 0
     removed: bool = field(default=False, repr=False)
 
     @property
@@ -103,11 +106,15 @@ class Scheduler:
 
     # -- queue -------------------------------------------------------------------------
 
-    def enqueue(self, key: FileKey, priority: int, detected_at: float) -> QueueItem | None:
+    def enqueue(
+        self, key: FileKey, priority: int, detected_at: float, attempts: int = 0
+    ) -> QueueItem | None:
         """Queue a complete file; None when it is already queued or running."""
         if key in self._queued or key in self._running:
             return None
-        item = QueueItem(key, priority, detected_at, self.clock.seconds(), seq=next(self._seq))
+        item = QueueItem(
+            key, priority, detected_at, self.clock.seconds(), seq=next(self._seq), attempts=attempts
+        )
         self._queued[key] = item
         heapq.heappush(self._heap, item)
         self.profile_queued.fire(item)
@@ -213,10 +220,32 @@ class Scheduler:
         finally:
             self._dispatching = False
 
-    def _start(self, item: QueueItem) -> None:
+    def adopt(
+        self,
+        key: FileKey,
+        priority: int,
+        detected_at: float,
+        run: Callable[[QueueItem], defer.Deferred[dict[str, Any]]],
+    ) -> QueueItem | None:
+        """A job for this file runs already (it outlived the previous admin): track it.
+
+        ``run(item)`` waits for that job instead of starting one. None if the file is
+        already queued or running.
+        """
+        if key in self._queued or key in self._running:
+            return None
+        item = QueueItem(key, priority, detected_at, self.clock.seconds(), seq=next(self._seq))
+        self._start(item, run)
+        return item
+
+    def _start(
+        self,
+        item: QueueItem,
+        run: Callable[[QueueItem], defer.Deferred[dict[str, Any]]] | None = None,
+    ) -> None:
         item.started_at = self.clock.seconds()
         self._running[item.key] = item
-        d = defer.maybeDeferred(self.runner.run, item)
+        d = defer.maybeDeferred(run or self.runner.run, item)
         self.transcoding_started.fire(item)
         self._jobs.add(d)
         d.addBoth(self._finished, item, d)

@@ -11,6 +11,10 @@ import pytest
 
 from tests.farm import Farm, wait_for
 
+#: The duration of the post-process that must be killed: unique to this test run, so
+#: that runs of the suite side by side do not see each other's sleepers.
+SLEEP_MARK = f"31.{os.getpid() % 10000:04d}"
+
 FAIL_3 = [sys.executable, "-c", "import sys; sys.stderr.write('boom: disk full\\n'); sys.exit(3)"]
 
 CUSTOMER = {
@@ -50,7 +54,7 @@ CUSTOMER = {
                 "a": {
                     "type": "audio",
                     "extension": "m4a",
-                    "post-process": ["sleep", "31.4159"],
+                    "post-process": ["sleep", SLEEP_MARK],
                     "post-process-timeout": 60,
                 },
             },
@@ -75,6 +79,12 @@ def probe_streams(path):
         return ((v.width, v.height) if v else None, bool(c.streams.audio))
 
 
+def post_processed(post: list[str], **profile: object) -> dict:
+    """A customer whose profile p has one audio target with a post-process command."""
+    target = {"type": "audio", "extension": "m4a", "post-process": post}
+    return {"name": "ACME", "profiles": {"p": {**profile, "targets": {"a": target}}}}
+
+
 def sleepers():
     """Processes still running our marker sleep."""
     found = []
@@ -82,7 +92,7 @@ def sleepers():
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if b"31.4159" in f.read():
+                    if SLEEP_MARK.encode() in f.read():
                         found.append(pid)
             except OSError:
                 pass
@@ -160,20 +170,7 @@ def test_failures_say_why_and_leave_nothing_behind(farm, clips, profile, clip, r
 
 def test_sigterm_during_a_job_leaves_the_source_and_the_next_start_finishes_it(tmp_path, clips):
     """Stopping mid-job kills the job, keeps the source; the restart does it exactly once."""
-    customer = {
-        "name": "ACME",
-        "profiles": {
-            "p": {
-                "targets": {
-                    "a": {
-                        "type": "audio",
-                        "extension": "m4a",
-                        "post-process": ["sleep", "31.4159"],
-                    },
-                }
-            }
-        },
-    }
+    customer = post_processed(["sleep", SLEEP_MARK])
     farm = Farm(str(tmp_path), {"acme": customer})
     farm.start()
     try:
@@ -285,42 +282,53 @@ def test_sighup_reload_adds_and_removes_customers_without_restart(farm, clips):
     assert status == 422 and any("at least one target" in p for p in body["error"]["problems"])
 
 
-def test_sigkill_during_a_job_then_restart_cleans_up_and_finishes_once(tmp_path, clips):
-    """After SIGKILL the orphan post-process is killed, work files removed, file done once."""
-    customer = {
-        "name": "ACME",
-        "profiles": {
-            "p": {
-                "targets": {
-                    "a": {
-                        "type": "audio",
-                        "extension": "m4a",
-                        "post-process": ["sleep", "31.4159"],
-                    },
-                }
-            }
-        },
-    }
+def test_sigkill_of_the_admin_during_a_job_then_restart_adopts_the_job(tmp_path, clips):
+    """The local worker outlives the admin; the restarted admin adopts it and its job."""
+    customer = post_processed(["sleep", "2.5"])
+    farm = Farm(str(tmp_path), {"acme": customer})
+    farm.start()
+    try:
+        farm.drop("acme", "p", "clip.m4a", clips["audio"])
+        wait_for(lambda: farm.get("/api/v1/tasks")["items"], 60, "the job to start")
+        [worker] = farm.get("/api/v1/workers")["items"]
+        farm.signal(signal.SIGKILL)
+        assert farm.process is not None
+        farm.process.wait(30)
+        farm.start()
+        wait_for(lambda: farm.finished("acme", "p") == 1, 60, "the job to end")
+        [report] = farm.reports("acme", "p", "done")
+        assert report["attempt"] == 1  # adopted, not started again
+        assert os.listdir(farm.folder("acme", "done", "p")) == ["clip.m4a"]
+        assert os.listdir(farm.folder("acme", "work", "p")) == []
+        log = farm.log()
+        assert "survived the last admin: adopted" in log and "adopted job" in log
+        [again] = farm.get("/api/v1/workers")["items"]
+        assert again["pid"] == worker["pid"]  # the same process: still one local worker
+    finally:
+        farm.stop()
+
+
+def test_sigkill_of_a_worker_during_a_job_kills_its_leftovers_and_retries(tmp_path, clips):
+    """A local worker killed outright is restarted; the job runs again as attempt 2."""
+    customer = post_processed(["sleep", SLEEP_MARK], **{"max-attempts": 2})
     farm = Farm(str(tmp_path), {"acme": customer})
     farm.start()
     try:
         farm.drop("acme", "p", "clip.m4a", clips["audio"])
         wait_for(lambda: sleepers(), 60, "the post-process to run")
         assert [nice_of(pid) for pid in sleepers()] == [10]  # process-priority → nice
-        farm.signal(signal.SIGKILL)
-        assert farm.process is not None
-        farm.process.wait(30)
-        assert sleepers(), "the job's process group lives on after SIGKILL of the admin"
-        assert os.listdir(farm.folder("acme", "work", "p")) != []
+        [worker] = farm.get("/api/v1/workers")["items"]
+        os.kill(worker["pid"], signal.SIGKILL)
         customer["profiles"]["p"]["targets"]["a"]["post-process"] = ["true"]
         farm.write_customer("acme", customer)
-        farm.start()
-        wait_for(lambda: farm.finished("acme", "p") == 1, 60, "the job to end")
-        assert sleepers() == []
+        farm.signal(signal.SIGHUP)
+        wait_for(lambda: farm.finished("acme", "p") == 1, 90, "the job to end")
+        [report] = farm.reports("acme", "p", "done")
+        assert report["attempt"] == 2
+        assert sleepers() == []  # the dead worker's post-process was killed
         assert os.listdir(farm.folder("acme", "work", "p")) == []
-        assert len(farm.reports("acme", "p", "done")) == 1
-        assert os.listdir(farm.folder("acme", "done", "p")) == ["clip.m4a"]
-        assert "janitor: removed stale work folder" in farm.log()
+        [again] = farm.get("/api/v1/workers")["items"]
+        assert again["pid"] != worker["pid"]
     finally:
         farm.stop()
 
@@ -333,7 +341,7 @@ def test_system_failure_is_retried_up_to_max_attempts(tmp_path, clips):
             "p": {
                 "max-attempts": 2,
                 "transcoding-timeout": 1,
-                "targets": {"a": {"type": "audio", "post-process": ["sleep", "31.4159"]}},
+                "targets": {"a": {"type": "audio", "post-process": ["sleep", SLEEP_MARK]}},
             }
         },
     }

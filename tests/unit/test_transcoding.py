@@ -29,6 +29,7 @@ class FakeWorker:
         self.acked: list[str] = []
         self.cancelled: list[str] = []
         self.failed_sources: list[tuple[dict, dict]] = []
+        self.cleaned: list[str] = []
 
     def info(self):
         """Basic facts."""
@@ -55,6 +56,17 @@ class FakeWorker:
             d.callback(
                 {"job_id": job_id, "outcome": "failed" if failure else "done", "failure": failure}
             )
+
+    def job_outcome(self, job_id, attempt):
+        """Adopt a running job: it ends via outcome()."""
+        d = defer.Deferred()
+        self.pending[job_id] = d
+        return d
+
+    def clean_job(self, spec):
+        """Record."""
+        self.cleaned.append(spec["job_id"])
+        return defer.succeed(0)
 
     def acknowledge(self, job_id):
         """Commit."""

@@ -43,6 +43,15 @@ class Configuration:
         """Root name → absolute local folder."""
         return {name: resolve_path(self.base_dir, p) for name, p in self.admin.roots.items()}
 
+    def manager_credentials(self) -> str | None:
+        """The manager's credentials file, absolute."""
+        path = self.admin.manager.credentials
+        return resolve_path(self.base_dir, path) if path else None
+
+    def state_dir(self) -> str:
+        """The admin's own state (local workers' pid files, secret, job journal)."""
+        return os.path.join(self.roots()["temp"], ".transcoder-admin")
+
     def reports_url(self) -> str:
         """The database URL, with a relative SQLite path made absolute."""
         url = self.admin.reports.url

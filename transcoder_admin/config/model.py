@@ -270,9 +270,13 @@ class APISection(Section):
 
 
 class ManagerSection(Section):
-    """``manager``: the Perspective Broker manager endpoint."""
+    """``manager``: the Perspective Broker manager (embedded, or a standalone one)."""
 
     listen: str = "tcp:7632:interface=127.0.0.1"
+    connect: str | None = Field(None, description="endpoint of a standalone manager")
+    credentials: str | None = Field(
+        None, description="name:password file: remote workers (listen) or admin (connect)"
+    )
 
 
 class WorkersSection(Section):
@@ -281,6 +285,16 @@ class WorkersSection(Section):
     local: Annotated[int, Field(ge=0, le=256)] = 1
     max_jobs: Annotated[int, Field(ge=1, le=256)] = 2
     lost_timeout: PositiveFloat = 60
+    heartbeat_interval: PositiveFloat = 5
+
+    @model_validator(mode="after")
+    def _beats_before_lost(self) -> WorkersSection:
+        if self.heartbeat_interval * 2 > self.lost_timeout:
+            raise ValueError(
+                f"heartbeat-interval ({self.heartbeat_interval:g} s) must be at most half "
+                f"of lost-timeout ({self.lost_timeout:g} s)"
+            )
+        return self
 
 
 class MonitoringSection(Section):

@@ -21,6 +21,7 @@ from ..events import Event
 from ..prognosis import SYSTEM, Failure
 from ..scheduler import JobAbandoned, QueueItem
 from ..worker.interfaces import WorkerConnection, WorkerGone
+from .journal import Journal
 from .specs import iso
 
 SpecFactory = Callable[[QueueItem, str, int], dict[str, Any]]
@@ -61,6 +62,7 @@ class Transcoding:
         self.worker_removed: Event[str] = Event("worker-removed")
         self._waiting: list[defer.Deferred[None]] = []
         self._stopping = False
+        self.journal: Journal | None = None
 
     # -- workers -------------------------------------------------------------------
 
@@ -72,9 +74,8 @@ class Transcoding:
         self._capacity_changed()
 
     def remove_worker(self, name: str) -> None:
-        """A worker left: it gets no more jobs."""
+        """A worker left (for now): it gets no more jobs; its running ones go on."""
         if self.workers.pop(name, None) is not None:
-            self.load.pop(name, None)
             self.worker_removed.fire(name)
             self._capacity_changed()
 
@@ -116,61 +117,112 @@ class Transcoding:
 
     def run(self, item: QueueItem) -> defer.Deferred[dict[str, Any]]:
         """Run the file's job through every attempt it needs; fire with the final report."""
-        task = Task(item)
-        self.tasks[item.key] = task
+        task = Task(item, attempt=item.attempts)
+        return self._track(task, self._run(task))
+
+    def adopt(
+        self, item: QueueItem, spec: dict[str, Any], worker: WorkerConnection
+    ) -> defer.Deferred[dict[str, Any]]:
+        """Take over a job a worker runs already (it outlived the previous admin)."""
+        task = Task(item, job_id=str(spec["job_id"]), attempt=int(spec["attempt"]))
+        task.worker, task.spec, task.started_at = worker.name, spec, self.clock.seconds()
+        self.log.info(
+            "adopted job {job_id} (attempt {attempt}) for {relpath} on {worker}",
+            job_id=task.job_id,
+            attempt=task.attempt,
+            relpath=item.relpath,
+            worker=worker.name,
+        )
+        return self._track(task, self._run(task, adopted=worker))
+
+    def _track(self, task: Task, work: Any) -> defer.Deferred[dict[str, Any]]:
+        self.tasks[task.item.key] = task
 
         def forget(result: Any) -> Any:
-            self.tasks.pop(item.key, None)
+            if self.tasks.get(task.item.key) is task:
+                del self.tasks[task.item.key]
             return result
 
-        return defer.Deferred.fromCoroutine(self._run(task)).addBoth(forget)
+        return defer.Deferred.fromCoroutine(work).addBoth(forget)
 
-    async def _run(self, task: Task) -> dict[str, Any]:
+    async def _run(self, task: Task, adopted: WorkerConnection | None = None) -> dict[str, Any]:
         while True:
-            task.attempt += 1
-            worker = self.pick_worker()
-            while worker is None:
-                if self._stopping:
-                    raise JobAbandoned(task.item.relpath)
-                await self._wait_for_slot()
-                worker = self.pick_worker()
-            task.job_id = new_job_id(self.clock)
-            task.worker = worker.name
-            task.started_at = self.clock.seconds()
-            try:
-                task.spec = self.make_spec(task.item, task.job_id, task.attempt)
-            except Exception as e:
-                self.log.failure("cannot build the job for {relpath}", relpath=task.item.relpath)
-                raise JobAbandoned(f"cannot build the job: {e}") from e
+            worker = adopted
+            if worker is None:
+                task.attempt += 1
+                worker = await self._next_worker(task)
+                task.job_id = new_job_id(self.clock)
+                task.worker = worker.name
+                task.started_at = self.clock.seconds()
+                try:
+                    task.spec = self.make_spec(task.item, task.job_id, task.attempt)
+                except Exception as e:
+                    self.log.failure(
+                        "cannot build the job for {relpath}", relpath=task.item.relpath
+                    )
+                    raise JobAbandoned(f"cannot build the job: {e}") from e
+                if task.attempt > int(task.spec["max_attempts"]):
+                    failure = Failure(SYSTEM, f"gave up after {task.attempt - 1} attempts")
+                    return await self._fail_without_worker(task, failure)
             self.load[worker.name] = self.load.get(worker.name, 0) + 1
+            if self.journal is not None:
+                self.journal.started(
+                    task.job_id,
+                    list(task.item.key),
+                    task.attempt,
+                    worker.name,
+                    priority=task.item.priority,
+                    detected_at=task.item.detected_at,
+                )
             try:
-                report = await self._attempt(task, worker)
+                report = await self._attempt(task, worker, adopted is not None)
             finally:
+                adopted = None
+                if self.journal is not None:
+                    self.journal.ended(task.job_id)
                 if worker.name in self.load:
                     self.load[worker.name] -= 1
                     self._capacity_changed()
             if report is not None:
                 return report
 
-    async def _attempt(self, task: Task, worker: WorkerConnection) -> dict[str, Any] | None:
+    async def _next_worker(self, task: Task) -> WorkerConnection:
+        worker = self.pick_worker()
+        while worker is None:
+            if self._stopping:
+                raise JobAbandoned(task.item.relpath)
+            await self._wait_for_slot()
+            worker = self.pick_worker()
+        return worker
+
+    async def _attempt(
+        self, task: Task, worker: WorkerConnection, adopted: bool = False
+    ) -> dict[str, Any] | None:
         """One attempt; None means "try again"."""
         spec = task.spec
-        self.log.info(
-            "job {job_id} (attempt {attempt}) for {customer}/{profile}/{relpath} on {worker}",
-            job_id=task.job_id,
-            attempt=task.attempt,
-            customer=task.item.customer,
-            profile=task.item.profile,
-            relpath=task.item.relpath,
-            worker=worker.name,
-        )
+        if not adopted:
+            self.log.info(
+                "job {job_id} (attempt {attempt}) for {customer}/{profile}/{relpath} on {w}",
+                job_id=task.job_id,
+                attempt=task.attempt,
+                customer=task.item.customer,
+                profile=task.item.profile,
+                relpath=task.item.relpath,
+                w=worker.name,
+            )
         failure: Failure | None
         outcome: dict[str, Any] | None
         try:
-            outcome = await worker.start_job(spec)
-        except WorkerGone:
+            if adopted:
+                outcome = await worker.job_outcome(task.job_id, task.attempt)
+            else:
+                outcome = await worker.start_job(spec)
+        except WorkerGone as e:
             outcome = None
             failure = Failure(SYSTEM, f"worker {worker.name!r} was lost")
+            if not self._stopping and not task.stopping:
+                self.log.warn("job {job_id}: {error}", job_id=task.job_id, error=e)
+                self._clean(task.spec, worker.name)
         else:
             failure = Failure.from_dict(outcome["failure"]) if outcome.get("failure") else None
         if self._stopping or task.stopping or (failure is not None and failure.kind == "cancelled"):
@@ -197,6 +249,27 @@ class Transcoding:
                 task, Failure(SYSTEM, f"worker {worker.name!r} was lost before committing")
             )
 
+    def _clean(self, spec: dict[str, Any], prefer: str) -> None:
+        """Best effort: have a worker remove what a dead attempt left behind."""
+
+        async def clean() -> None:
+            worker = self.workers.get(prefer)
+            while worker is None:
+                if self._stopping:
+                    return
+                await self._wait_for_slot()  # the worker comes back, or another has room
+                worker = self.workers.get(prefer) or self.pick_worker()
+            await worker.clean_job(spec)
+
+        d = defer.Deferred.fromCoroutine(clean())
+        d.addErrback(
+            lambda f: self.log.warn(
+                "could not clean up after job {job_id}: {error}",
+                job_id=spec.get("job_id"),
+                error=f.getErrorMessage(),
+            )
+        )
+
     async def _fail_without_worker(self, task: Task, failure: Failure) -> dict[str, Any]:
         """The job died without a committed outcome: have any worker fail the source."""
         while True:
@@ -216,7 +289,7 @@ class Transcoding:
         """Shutdown: stop every running job; their files stay in incoming."""
         self._stopping = True
         calls = []
-        for task in self.tasks.values():
+        for task in list(self.tasks.values()):
             task.stopping = True
             worker = self.workers.get(task.worker or "")
             if worker is not None and task.job_id:

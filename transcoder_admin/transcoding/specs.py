@@ -30,6 +30,9 @@ class JobSpecs:
         if profile is None:
             raise LookupError(f"profile {item.customer}/{item.profile} no longer exists")
         spec = profile.file(item.relpath).job_spec(job_id, attempt)
+        spec["key"] = list(item.key)
+        spec["priority"] = item.priority
+        spec["detected_at"] = item.detected_at
         spec["detected"] = iso(item.detected_at)
         spec["queued"] = iso(item.queued_at)
         return spec

@@ -42,6 +42,12 @@ class IWorkerConnection(Interface):
         Errbacks with WorkerGone if the worker is lost.
         """
 
+    def job_outcome(job_id, attempt):  # type: ignore[misc]
+        """Wait for the outcome of a job the worker already runs (adopted after a restart).
+
+        Errbacks with WorkerGone if the worker is lost or no longer has the job.
+        """
+
     def acknowledge(job_id):  # type: ignore[misc]
         """The admin has the outcome: commit it (move files, write the report).
 
@@ -63,6 +69,12 @@ class IWorkerConnection(Interface):
         Used when a job died without an acknowledged outcome. Fires with the report.
         """
 
+    def clean_job(spec):  # type: ignore[misc]
+        """Kill what a dead attempt left running and remove its work folder (best effort).
+
+        Fires with the number of process groups killed.
+        """
+
     def when_disconnected():  # type: ignore[misc]
         """A Deferred that fires when the connection is lost."""
 
@@ -82,6 +94,8 @@ class WorkerConnection(Protocol):
 
     def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]: ...
 
+    def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[dict[str, Any]]: ...
+
     def acknowledge(self, job_id: str) -> defer.Deferred[dict[str, Any]]: ...
 
     def job_progress(self, job_id: str) -> dict[str, Any]: ...
@@ -91,5 +105,7 @@ class WorkerConnection(Protocol):
     def fail_source(
         self, spec: dict[str, Any], failure: dict[str, Any]
     ) -> defer.Deferred[dict[str, Any]]: ...
+
+    def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]: ...
 
     def when_disconnected(self) -> defer.Deferred[None]: ...

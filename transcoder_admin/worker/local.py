@@ -6,6 +6,7 @@ what ``workers.local`` in-process workers run in the admin's own process.
 
 from __future__ import annotations
 
+import collections
 import socket
 from typing import Any
 
@@ -14,9 +15,13 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..context.paths import Roots
+from ..janitor import clean_work_folder
 from ..job.runner import Job, build_report, fail_source
 from ..prognosis import Failure
 from .interfaces import IWorkerConnection, UnknownJob, WorkerGone
+
+#: How many committed reports a host remembers for repeated acknowledgements.
+COMMITTED_KEPT = 256
 
 
 class JobHost:
@@ -30,6 +35,9 @@ class JobHost:
         self.max_jobs = max_jobs
         self.reactor = reactor
         self.jobs: dict[str, Job] = {}
+        #: Reports of recently committed jobs: an acknowledgement repeated after a lost
+        #: connection gets the same answer instead of an error.
+        self.committed: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
 
     def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
         """Start a job; fires with its outcome (nothing moved yet)."""
@@ -46,18 +54,56 @@ class JobHost:
         )
         return job.run()
 
-    def acknowledge(self, job_id: str) -> defer.Deferred[dict[str, Any]]:
-        """Commit a finished job's outcome and forget the job."""
+    def acknowledge(
+        self, job_id: str, attempt: int | None = None
+    ) -> defer.Deferred[dict[str, Any]]:
+        """Commit a finished job's outcome and forget the job.
+
+        ``attempt`` is the fencing token: an acknowledgement for another attempt than
+        the job's is refused, so files only ever move for the admin's current attempt.
+        """
+        if job_id in self.committed:
+            return defer.succeed(self.committed[job_id])
         job = self.jobs.get(job_id)
         if job is None or job.outcome is None:
             return defer.fail(UnknownJob(job_id))
+        if attempt is not None and int(job.spec.get("attempt", 0)) != int(attempt):
+            return defer.fail(UnknownJob(f"{job_id} is attempt {job.spec.get('attempt')}"))
         d = job.commit()
 
         def forget(result: Any) -> Any:
-            self.jobs.pop(job_id, None)
+            if self.jobs.get(job_id) is job:
+                del self.jobs[job_id]
+            if isinstance(result, dict):
+                self.committed[job_id] = result
+                while len(self.committed) > COMMITTED_KEPT:
+                    self.committed.popitem(last=False)
             return result
 
         return d.addBoth(forget)
+
+    def describe_jobs(self, with_specs: bool = False) -> list[dict[str, Any]]:
+        """Every job the host holds: running, or finished and waiting for acknowledgement."""
+        rows = []
+        for job_id, job in self.jobs.items():
+            row: dict[str, Any] = {
+                "job_id": job_id,
+                "attempt": int(job.spec.get("attempt", 0)),
+                "key": list(job.spec.get("key") or []),
+                "state": "running" if job.outcome is None else "finished",
+                "progress": dict(job.progress),
+            }
+            if with_specs:
+                row["spec"] = job.spec
+            rows.append(row)
+        return rows
+
+    def outcome(self, job_id: str) -> dict[str, Any] | None:
+        """A finished job's outcome (None while it runs); UnknownJob if there is no job."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise UnknownJob(job_id)
+        return job.outcome
 
     def cancel_job(self, job_id: str) -> defer.Deferred[None]:
         """Kill a job and remove its work files; the source stays in incoming."""
@@ -79,6 +125,17 @@ class JobHost:
         report["comment"] = "the job ended without an acknowledged outcome"
         return threads.deferToThreadPool(
             self.reactor, self.reactor.getThreadPool(), fail_source, self.roots, spec, report
+        )
+
+    def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:
+        """Kill a dead attempt's leftover process groups and remove its work folder."""
+        from twisted.internet import threads
+
+        if str(spec.get("job_id")) in self.jobs:
+            return defer.succeed(0)  # it is alive here: nothing to clean
+        work = self.roots.local(spec["work"])
+        return threads.deferToThreadPool(
+            self.reactor, self.reactor.getThreadPool(), clean_work_folder, work
         )
 
     def stop(self) -> defer.Deferred[Any]:
@@ -131,6 +188,10 @@ class InProcessWorkerConnection:
         except Exception:
             return defer.fail()
 
+    def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[dict[str, Any]]:
+        """In-process jobs never outlive their admin: there is nothing to adopt."""
+        return defer.fail(WorkerGone(f"{self.host.name} has no job {job_id} to adopt"))
+
     def acknowledge(self, job_id: str) -> defer.Deferred[dict[str, Any]]:
         """Commit a finished job."""
         if not self._connected:
@@ -148,6 +209,10 @@ class InProcessWorkerConnection:
     def fail_source(self, spec: dict[str, Any], failure: dict[str, Any]) -> defer.Deferred[Any]:
         """Move a dead job's source to failed."""
         return self.host.fail_source(spec, failure)
+
+    def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:
+        """Clean a dead attempt's leftovers."""
+        return self.host.clean_job(spec)
 
     def when_disconnected(self) -> defer.Deferred[None]:
         """Fires when :meth:`disconnect` is called."""

@@ -1,0 +1,360 @@
+"""The manager: the Perspective Broker broker between the admin and its workers.
+
+Workers log in with ``twisted.cred`` credentials (their name and password), hand the
+manager a *mind* to call them on, and report what they run.  The admin attaches either
+in this very process (the embedded manager of ``transcoder-admin run``) or over PB as
+the reserved user ``admin`` (a standalone ``transcoder-admin manager``).  The manager
+holds no policy: it relays the admin's calls to a worker and the workers' news to every
+attached admin.  Only basic types cross the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from twisted.application.service import Service
+from twisted.cred import checkers, error, portal
+from twisted.cred import credentials as cred
+from twisted.internet import defer, endpoints
+from twisted.logger import Logger
+from twisted.spread import pb
+from zope.interface import implementer
+
+from .credentials import ADMIN_USER, CredentialsError, load_credentials, read_secret_file
+
+log = Logger()
+
+
+class WorkerNotAttached(pb.Error):
+    """The admin called a worker that is not logged in to the manager."""
+
+
+class ManagerListener(Protocol):
+    """What an attached admin hears of the workers (plain values only)."""
+
+    def worker_attached(self, name: str, info: dict[str, Any], jobs: list[Any]) -> Any: ...
+
+    def worker_detached(self, name: str) -> Any: ...
+
+    def worker_heartbeat(self, name: str, state: dict[str, Any]) -> Any: ...
+
+    def job_finished(self, name: str, job_id: str, outcome: dict[str, Any]) -> Any: ...
+
+
+@dataclass
+class WorkerLink:
+    """A logged-in worker: its mind (to call it), its facts and its jobs."""
+
+    name: str
+    mind: Any
+    broker: Any
+    info: dict[str, Any] = field(default_factory=dict)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Manager:
+    """The broker's state: logged-in workers and attached admins."""
+
+    def __init__(self) -> None:
+        self.workers: dict[str, WorkerLink] = {}
+        self.listeners: list[ManagerListener] = []
+
+    # -- admins
+
+    def attach(self, listener: ManagerListener) -> dict[str, dict[str, Any]]:
+        """An admin attaches; returns every logged-in worker with its facts and jobs."""
+        self.listeners.append(listener)
+        return {
+            name: {"info": link.info, "jobs": link.jobs} for name, link in self.workers.items()
+        }
+
+    def detach(self, listener: ManagerListener) -> None:
+        """An admin went away; the workers and their jobs stay."""
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+
+    def _tell(self, method: str, *args: Any) -> None:
+        for listener in list(self.listeners):
+            try:
+                result = getattr(listener, method)(*args)
+            except Exception:
+                log.failure("admin listener {method} failed", method=method)
+                continue
+            if isinstance(result, defer.Deferred):
+                result.addErrback(_not_taken, method)
+
+    def call_worker(self, name: str, method: str, *args: Any) -> defer.Deferred[Any]:
+        """Call ``remote_<method>`` on a worker's mind."""
+        link = self.workers.get(name)
+        if link is None:
+            return defer.fail(WorkerNotAttached(f"worker {name!r} is not attached"))
+        return link.mind.callRemote(method, *args)
+
+    def drop_worker(self, name: str) -> None:
+        """Close a worker's connection (it was declared lost); it may log in again."""
+        link = self.workers.get(name)
+        if link is not None and link.broker is not None and link.broker.transport:
+            link.broker.transport.loseConnection()
+
+    # -- workers
+
+    def worker_login(self, name: str, mind: Any, broker: Any) -> WorkerLink:
+        """A worker logged in; a previous connection under its name is closed."""
+        old = self.workers.pop(name, None)
+        if old is not None:
+            log.warn("worker {name} logged in again; closing its previous connection", name=name)
+            if old.broker is not None and old.broker.transport:
+                old.broker.transport.loseConnection()
+            self._tell("worker_detached", name)
+        link = WorkerLink(name, mind, broker)
+        self.workers[name] = link
+        return link
+
+    def worker_hello(self, link: WorkerLink, info: dict[str, Any], jobs: list[Any]) -> None:
+        """A worker said who it is and what it runs; the admins hear of it."""
+        if self.workers.get(link.name) is not link:
+            return
+        link.info = dict(info, name=link.name)
+        link.jobs = list(jobs)
+        log.info(
+            "worker {name} attached from {host} ({max_jobs} slots, {jobs} jobs)",
+            name=link.name,
+            host=info.get("host"),
+            max_jobs=info.get("max_jobs"),
+            jobs=len(jobs),
+        )
+        self._tell("worker_attached", link.name, link.info, link.jobs)
+
+    def worker_logout(self, link: WorkerLink) -> None:
+        """A worker's connection ended."""
+        if self.workers.get(link.name) is link:
+            del self.workers[link.name]
+            log.info("worker {name} detached", name=link.name)
+            self._tell("worker_detached", link.name)
+
+    def heartbeat(self, link: WorkerLink, state: dict[str, Any]) -> None:
+        """A worker is alive; ``state`` has its jobs and their progress."""
+        if self.workers.get(link.name) is link:
+            link.jobs = list(state.get("jobs", []))
+            self._tell("worker_heartbeat", link.name, state)
+
+    def job_finished(self, link: WorkerLink, job_id: str, outcome: dict[str, Any]) -> None:
+        """A worker's job has an outcome (nothing moved yet)."""
+        if self.workers.get(link.name) is link:
+            self._tell("job_finished", link.name, job_id, outcome)
+
+
+class WorkerAvatar(pb.Avatar):
+    """The perspective of one logged-in worker."""
+
+    def __init__(self, manager: Manager, link: WorkerLink) -> None:
+        self.manager = manager
+        self.link = link
+
+    def perspective_hello(self, info: dict[str, Any], jobs: list[Any]) -> None:
+        """The worker's facts and its jobs, sent right after login."""
+        self.manager.worker_hello(self.link, _plain_dict(info), list(jobs))
+
+    def perspective_heartbeat(self, state: dict[str, Any]) -> None:
+        """Sent every few seconds."""
+        self.manager.heartbeat(self.link, _plain_dict(state))
+
+    def perspective_job_finished(self, job_id: str, outcome: dict[str, Any]) -> None:
+        """A job ended; the worker waits for the admin's acknowledgement."""
+        self.manager.job_finished(self.link, str(job_id), _plain_dict(outcome))
+
+    def logout(self) -> None:
+        """The connection ended."""
+        self.manager.worker_logout(self.link)
+
+
+class AdminAvatar(pb.Avatar):
+    """The perspective of a remote admin (standalone manager)."""
+
+    def __init__(self, manager: Manager, mind: Any) -> None:
+        self.manager = manager
+        self.mind = mind
+        self.listener = _RemoteListener(mind)
+
+    def perspective_attach(self) -> dict[str, dict[str, Any]]:
+        """Start hearing of workers; answers the workers logged in now."""
+        return self.manager.attach(self.listener)
+
+    def perspective_call_worker(self, name: str, method: str, *args: Any) -> Any:
+        """Relay a call to a worker."""
+        return self.manager.call_worker(str(name), str(method), *args)
+
+    def perspective_drop_worker(self, name: str) -> None:
+        """Close a lost worker's connection."""
+        self.manager.drop_worker(str(name))
+
+    def logout(self) -> None:
+        """The admin went away."""
+        self.manager.detach(self.listener)
+
+
+class _RemoteListener:
+    """A :class:`ManagerListener` whose calls go to a remote admin's mind."""
+
+    def __init__(self, mind: Any) -> None:
+        self.mind = mind
+
+    def worker_attached(self, name: str, info: dict[str, Any], jobs: list[Any]) -> Any:
+        return self.mind.callRemote("worker_attached", name, info, jobs)
+
+    def worker_detached(self, name: str) -> Any:
+        return self.mind.callRemote("worker_detached", name)
+
+    def worker_heartbeat(self, name: str, state: dict[str, Any]) -> Any:
+        return self.mind.callRemote("worker_heartbeat", name, state)
+
+    def job_finished(self, name: str, job_id: str, outcome: dict[str, Any]) -> Any:
+        return self.mind.callRemote("job_finished", name, job_id, outcome)
+
+
+@implementer(portal.IRealm)
+class ManagerRealm:
+    """Gives workers a WorkerAvatar and the ``admin`` user an AdminAvatar."""
+
+    def __init__(self, manager: Manager) -> None:
+        self.manager = manager
+
+    def requestAvatar(  # noqa: N802 (Twisted API)
+        self, avatar_id: bytes | str, mind: Any, *interfaces: Any
+    ) -> tuple[Any, Any, Any]:
+        if pb.IPerspective not in interfaces:
+            raise NotImplementedError("only Perspective Broker logins")
+        name = avatar_id.decode() if isinstance(avatar_id, bytes) else avatar_id
+        if mind is None:
+            raise error.UnauthorizedLogin("a login must bring a mind to call back")
+        avatar: WorkerAvatar | AdminAvatar
+        if name == ADMIN_USER:
+            avatar = AdminAvatar(self.manager, mind)
+        else:
+            broker = getattr(mind, "broker", None)
+            link = self.manager.worker_login(name, mind, broker)
+            avatar = WorkerAvatar(self.manager, link)
+        return pb.IPerspective, avatar, avatar.logout
+
+
+class LoggingPortal(portal.Portal):
+    """A portal that logs every refused login with the peer's address (never a secret)."""
+
+    def login(self, creds: Any, mind: Any, *interfaces: Any) -> defer.Deferred[Any]:
+        d = super().login(creds, mind, *interfaces)
+
+        def refused(failure: Any) -> Any:
+            if failure.check(error.UnauthorizedLogin, error.UnhandledCredentials):
+                broker = getattr(creds, "broker", None)
+                peer = broker.transport.getPeer() if broker and broker.transport else "?"
+                user = getattr(creds, "username", "?")
+                if isinstance(user, bytes):
+                    user = user.decode("utf-8", "replace")
+                log.warn("login refused for {user!r} from {peer}", user=user, peer=peer)
+            return failure
+
+        return d.addErrback(refused)
+
+
+class ManagerService(Service):
+    """Listens on an endpoint string for workers (and a remote admin)."""
+
+    log = Logger()
+    name = "manager"
+
+    def __init__(
+        self, manager: Manager, listen: str, users: dict[str, bytes], reactor: Any
+    ) -> None:
+        self.manager = manager
+        self.listen = listen
+        self.users = users
+        self.reactor = reactor
+        self.port: Any = None
+
+    def add_user(self, name: str, password: bytes) -> None:
+        """Allow one more login (the admin's local workers)."""
+        self.users[name] = password
+
+    def factory(self) -> pb.PBServerFactory:
+        """The PB server factory with the manager's portal."""
+        realm: Any = ManagerRealm(self.manager)  # zope interfaces are invisible to mypy
+        checker: Any = _LiveChecker(self.users)
+        p = LoggingPortal(realm, [checker])
+        return pb.PBServerFactory(p)
+
+    def start(self) -> defer.Deferred[Any]:
+        """Start listening; fires with the listening port."""
+        endpoint = endpoints.serverFromString(self.reactor, self.listen)
+        d = endpoint.listen(self.factory())
+
+        def listening(port: Any) -> Any:
+            self.port = port
+            self.log.info("manager listening on {where}", where=_describe(port, self.listen))
+            return port
+
+        return d.addCallback(listening)
+
+    def stopService(self) -> defer.Deferred[Any] | None:  # noqa: N802 (Twisted API)
+        Service.stopService(self)
+        port, self.port = self.port, None
+        if port is None:
+            return None
+        for link in list(self.manager.workers.values()):
+            if link.broker is not None and link.broker.transport:
+                link.broker.transport.loseConnection()
+        return defer.maybeDeferred(port.stopListening)
+
+
+@implementer(checkers.ICredentialsChecker)
+class _LiveChecker:
+    """Checks against the current user table (users added after start count)."""
+
+    credentialInterfaces = (  # noqa: N815 (Twisted API)
+        cred.IUsernamePassword,
+        cred.IUsernameHashedPassword,
+    )
+
+    def __init__(self, users: dict[str, bytes]) -> None:
+        self.users = users
+
+    def requestAvatarId(self, creds: Any) -> defer.Deferred[Any]:  # noqa: N802
+        name = creds.username.decode() if isinstance(creds.username, bytes) else creds.username
+        secret = self.users.get(name)
+        if secret is None:
+            return defer.fail(error.UnauthorizedLogin("unknown user"))
+        return defer.maybeDeferred(creds.checkPassword, secret).addCallback(
+            lambda ok: name if ok else defer.fail(error.UnauthorizedLogin("wrong password"))
+        )
+
+
+def _not_taken(failure: Any, method: str) -> None:
+    log.warn("an admin did not take {method}: {error}", method=method, error=failure.value)
+
+
+def _describe(port: Any, listen: str) -> str:
+    try:
+        host = port.getHost()
+        return f"{host.host}:{host.port}"
+    except Exception:
+        return listen
+
+
+def _plain_dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise pb.Error(f"expected a dict, got {type(value).__name__}")
+    return value
+
+
+__all__ = [
+    "ADMIN_USER",
+    "AdminAvatar",
+    "CredentialsError",
+    "Manager",
+    "ManagerListener",
+    "ManagerRealm",
+    "ManagerService",
+    "WorkerNotAttached",
+    "load_credentials",
+    "read_secret_file",
+]

@@ -1,0 +1,531 @@
+"""The admin's view of the cluster: its manager and the workers logged in to it.
+
+:class:`ManagerSet` attaches the admin to its manager (the embedded one in this process,
+or a standalone one over PB) and fires ``attached``/``detached``.  :class:`WorkerSet`
+keeps one :class:`WorkerProxy` per worker, an :class:`IWorkerConnection` whose calls
+go through the manager, and fires ``worker-added``/``worker-removed`` (a worker is
+removed when it has been silent for ``workers.lost-timeout`` seconds, not when one TCP
+connection drops) and ``worker-attached``/``worker-detached`` as its link comes and
+goes (events ``link_up``/``link_down``).  Liveness is measured on the injected clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from twisted.spread import pb
+from zope.interface import implementer
+
+from ..events import Event
+from ..manager import ADMIN_USER, Manager
+from ..pblink import PBLink
+from ..worker.interfaces import IWorkerConnection, UnknownJob, WorkerGone
+
+#: Errors of a call that may not have reached the worker (the link went down).
+LINK_ERRORS = (pb.PBConnectionLost, pb.DeadReferenceError)
+_NOT_ATTACHED = "transcoder_admin.manager.WorkerNotAttached"
+_UNKNOWN_JOB = "transcoder_admin.worker.daemon.RemoteUnknownJob"
+
+
+def _is_link_error(failure: Any) -> bool:
+    return bool(failure.check(*LINK_ERRORS, _NOT_ATTACHED))
+
+
+@implementer(IWorkerConnection)
+class WorkerProxy:
+    """The admin's handle on one worker, through the manager."""
+
+    log = Logger()
+
+    def __init__(self, workers: WorkerSet, name: str) -> None:
+        self.workers = workers
+        self.name = name
+        self.facts: dict[str, Any] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}  # job id → last reported state
+        self.attached = False
+        self.lost = False
+        self.last_heard = 0.0
+        self.reported: set[str] = set()  # job ids of the last hello
+        self._outcomes: dict[str, defer.Deferred[dict[str, Any]]] = {}
+        self._attempts: dict[str, int] = {}
+        self._state_change: list[defer.Deferred[None]] = []
+        self._disconnected: list[defer.Deferred[None]] = []
+
+    # -- facts
+
+    @property
+    def max_jobs(self) -> int:
+        """The worker's slots."""
+        return int(self.facts.get("max_jobs", 0))
+
+    def info(self) -> dict[str, Any]:
+        """Name, host, roots, capacity, load, state and last heartbeat."""
+        clock = self.workers.clock
+        return {
+            "name": self.name,
+            "host": self.facts.get("host"),
+            "roots": dict(self.facts.get("roots", {})),
+            "max_jobs": self.max_jobs,
+            "running": len(self.jobs),
+            "state": "lost" if self.lost else "attached" if self.attached else "detached",
+            "last_heartbeat": _iso(self.last_heard) if self.last_heard else None,
+            "silent_for": round(clock.seconds() - self.last_heard, 3) if self.last_heard else None,
+            "pid": self.facts.get("pid"),
+            "kind": "process",
+        }
+
+    def running_jobs(self) -> list[str]:
+        """Ids of the jobs the worker last reported."""
+        return list(self.jobs)
+
+    def job_progress(self, job_id: str) -> dict[str, Any]:
+        """The job's progress from the last heartbeat."""
+        return dict(self.jobs.get(job_id, {}).get("progress", {}))
+
+    # -- calls
+
+    def _call(self, method: str, *args: Any) -> defer.Deferred[Any]:
+        if self.lost:
+            return defer.fail(WorkerGone(self.name))
+        return self.workers.call(self.name, method, *args)
+
+    async def _call_until_done(self, method: str, *args: Any) -> Any:
+        """Call; if the link drops, wait for the worker to come back and call again.
+
+        Only for idempotent calls (acknowledge, cancel, fail_source).
+        """
+        while True:
+            if self.lost:
+                raise WorkerGone(self.name)
+            if not self.attached:
+                await self._wait_state_change()
+                continue
+            ok, value = await self._call(method, *args).addCallbacks(
+                lambda v: (True, v), lambda f: (False, f)
+            )
+            if ok:
+                return value
+            if not _is_link_error(value):
+                raise _local_error(value)
+            await self._wait_state_change()
+
+    def _wait_state_change(self) -> defer.Deferred[None]:
+        d: defer.Deferred[None] = defer.Deferred()
+        self._state_change.append(d)
+        return d
+
+    def _state_changed(self) -> None:
+        waiting, self._state_change = self._state_change, []
+        for d in waiting:
+            d.callback(None)
+
+    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
+        """Start a job; fires with its outcome when the worker reports it."""
+        job_id = str(spec["job_id"])
+        outcome: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        self._outcomes[job_id] = outcome
+        self._attempts[job_id] = int(spec.get("attempt", 0))
+        self.jobs[job_id] = {"job_id": job_id, "state": "starting", "progress": {}}
+
+        def started(_: Any) -> None:
+            if self.jobs.get(job_id, {}).get("state") == "starting":
+                self.jobs[job_id]["state"] = "running"
+
+        def refused(failure: Any) -> None:
+            if _is_link_error(failure):
+                return  # the next hello says whether it started
+            self._settle(job_id, _local_error(failure))
+
+        self._call("start_job", spec).addCallbacks(started, refused)
+        return outcome
+
+    def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[dict[str, Any]]:
+        """Wait for the outcome of a job the worker already runs (adopted)."""
+        outcome: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        self._outcomes[job_id] = outcome
+        self._attempts[job_id] = attempt
+        state = self.jobs.get(job_id, {}).get("state")
+        if state == "finished":
+            self._fetch_outcome(job_id)
+        return outcome
+
+    def acknowledge(self, job_id: str) -> defer.Deferred[dict[str, Any]]:
+        """Let the worker commit the outcome of the current attempt."""
+        attempt = self._attempts.get(job_id, 0)
+
+        def done(report: Any) -> Any:
+            self.jobs.pop(job_id, None)
+            self._attempts.pop(job_id, None)
+            return report
+
+        d = defer.Deferred.fromCoroutine(self._call_until_done("acknowledge", job_id, attempt))
+        return d.addCallback(done)
+
+    def cancel_job(self, job_id: str) -> defer.Deferred[None]:
+        """Kill the job on the worker and remove its work files."""
+        self._settle(job_id, WorkerGone(f"job {job_id} was cancelled on {self.name}"))
+        self._attempts.pop(job_id, None)
+        self.jobs.pop(job_id, None)
+        if not self.attached:
+            return defer.succeed(None)
+        return self._call("cancel_job", job_id).addBoth(lambda _: None)
+
+    def fail_source(self, spec: dict[str, Any], failure: dict[str, Any]) -> defer.Deferred[Any]:
+        """Have the worker move a dead job's source to failed."""
+        return defer.Deferred.fromCoroutine(self._call_until_done("fail_source", spec, failure))
+
+    def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:
+        """Have the worker kill a dead attempt's leftovers and remove its work folder."""
+        return self._call("clean_job", spec)
+
+    def when_disconnected(self) -> defer.Deferred[None]:
+        """Fires when the worker is lost."""
+        d: defer.Deferred[None] = defer.Deferred()
+        if self.lost:
+            d.callback(None)
+        else:
+            self._disconnected.append(d)
+        return d
+
+    # -- news from the manager
+
+    def _settle(self, job_id: str, result: Any) -> None:
+        d = self._outcomes.pop(job_id, None)
+        if d is None or d.called:
+            return
+        if isinstance(result, dict):
+            d.callback(result)
+        else:
+            d.errback(result)
+
+    def _fetch_outcome(self, job_id: str) -> None:
+        def got(outcome: Any) -> None:
+            if isinstance(outcome, dict):
+                self._settle(job_id, outcome)
+
+        def failed(failure: Any) -> None:
+            if failure.check(_UNKNOWN_JOB):
+                self._settle(job_id, WorkerGone(f"{self.name} no longer has job {job_id}"))
+
+        self._call("outcome", job_id).addCallbacks(got, failed)
+
+    def hello(self, facts: dict[str, Any], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The worker (re)attached with its jobs; returns the jobs the admin did not know."""
+        self.facts = dict(facts)
+        self.attached = True
+        self.last_heard = self.workers.clock.seconds()
+        reported = {str(j["job_id"]): j for j in jobs}
+        self.reported = set(reported)
+        unknown = [j for job_id, j in reported.items() if job_id not in self._outcomes]
+        # Jobs we wait for that the worker no longer has: lost with its previous life.
+        # (A start request in flight died with the old connection, before this hello.)
+        for job_id in [j for j in self._outcomes if j not in reported]:
+            self._settle(job_id, WorkerGone(f"{self.name} restarted without job {job_id}"))
+        self.jobs = {
+            job_id: {k: v for k, v in j.items() if k != "spec"}
+            for job_id, j in reported.items()
+            if job_id in self._outcomes
+        }
+        for job_id, j in reported.items():
+            if job_id in self._outcomes and j.get("state") == "finished":
+                self._fetch_outcome(job_id)
+        self._state_changed()
+        return unknown
+
+    def heartbeat(self, state: dict[str, Any]) -> None:
+        """The worker is alive; note its jobs' states and progress."""
+        self.last_heard = self.workers.clock.seconds()
+        for j in state.get("jobs", []):
+            job_id = str(j.get("job_id"))
+            if job_id in self._outcomes:
+                before = self.jobs.get(job_id, {}).get("state")
+                self.jobs[job_id] = j
+                if j.get("state") == "finished" and before != "finished":
+                    self._fetch_outcome(job_id)
+
+    def finished(self, job_id: str, outcome: dict[str, Any]) -> None:
+        """A job's outcome arrived."""
+        self.last_heard = self.workers.clock.seconds()
+        if job_id in self.jobs:
+            self.jobs[job_id]["state"] = "finished"
+        self._settle(job_id, outcome)
+
+    def detached(self) -> None:
+        """The link dropped; the worker may come back before it counts as lost."""
+        self.attached = False
+        self._state_changed()
+
+    def declare_lost(self) -> None:
+        """Silent too long: every job it had fails over; it may come back as new."""
+        self.lost = True
+        self.attached = False
+        for job_id in list(self._outcomes):
+            self._settle(job_id, WorkerGone(f"worker {self.name!r} was lost"))
+        self._state_changed()
+        waiting, self._disconnected = self._disconnected, []
+        for d in waiting:
+            d.callback(None)
+
+
+class RemoteError(Exception):
+    """A worker refused a call; the message is the worker's."""
+
+
+def _local_error(failure: Any) -> Exception:
+    """A local exception for a failed remote call (PB sends copies of failures)."""
+    if failure.check(_UNKNOWN_JOB):
+        return UnknownJob(failure.getErrorMessage())
+    if isinstance(failure.value, Exception) and not isinstance(failure.value, pb.RemoteError):
+        return failure.value
+    return RemoteError(failure.getErrorMessage())
+
+
+def _iso(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+class WorkerSet:
+    """Every worker the admin knows, by name; decides when one is lost."""
+
+    log = Logger()
+
+    def __init__(self, clock: Any, lost_timeout: float) -> None:
+        self.clock = clock
+        self.lost_timeout = lost_timeout
+        self.proxies: dict[str, WorkerProxy] = {}
+        self.worker_added: Event[WorkerProxy] = Event("worker-added")
+        self.worker_removed: Event[str] = Event("worker-removed")
+        self.link_up: Event[WorkerProxy] = Event("worker-attached")
+        self.link_down: Event[WorkerProxy] = Event("worker-detached")
+        #: Called with (proxy, job) for each job a worker reports that the admin did not
+        #: start in this life: adopt it or cancel it.
+        self.on_unknown_job: Callable[[WorkerProxy, dict[str, Any]], Any] = _cancel
+        self.manager: Any = None  # set by ManagerSet: call(name, method, *args), drop(name)
+        self._check: task.LoopingCall | None = None
+
+    def start(self) -> None:
+        """Check liveness a few times per lost-timeout."""
+        self._check = task.LoopingCall(self.check)
+        self._check.clock = self.clock
+        self._check.start(max(0.1, self.lost_timeout / 10), now=False)
+
+    def stop(self) -> None:
+        """Stop checking."""
+        if self._check is not None and self._check.running:
+            self._check.stop()
+
+    def call(self, name: str, method: str, *args: Any) -> defer.Deferred[Any]:
+        """Call a worker through the manager."""
+        if self.manager is None:
+            return defer.fail(pb.PBConnectionLost("no manager"))
+        return self.manager.call_worker(name, method, *args)
+
+    def check(self) -> None:
+        """Declare lost every worker silent for longer than lost-timeout."""
+        now = self.clock.seconds()
+        for name, proxy in list(self.proxies.items()):
+            if now - proxy.last_heard > self.lost_timeout:
+                self.log.warn(
+                    "worker {name} silent for {silent:.1f} s (lost-timeout {timeout:g} s): "
+                    "lost; its jobs start again elsewhere",
+                    name=name,
+                    silent=now - proxy.last_heard,
+                    timeout=self.lost_timeout,
+                )
+                self.lose(name)
+
+    def lose(self, name: str) -> None:
+        """Forget a worker; its running jobs fail over."""
+        proxy = self.proxies.pop(name, None)
+        if proxy is None:
+            return
+        was_attached = proxy.attached
+        proxy.declare_lost()
+        if was_attached:
+            self.link_down.fire(proxy)
+        self.worker_removed.fire(name)
+        if self.manager is not None:
+            self.manager.drop_worker(name)
+
+    # -- the ManagerListener side
+
+    def worker_attached(self, name: str, info: dict[str, Any], jobs: list[Any]) -> None:
+        """A worker logged in (again) with its jobs."""
+        proxy = self.proxies.get(name)
+        new = proxy is None
+        if proxy is None:
+            proxy = self.proxies[name] = WorkerProxy(self, name)
+        unknown = proxy.hello(info, list(jobs))
+        for job in unknown:
+            self.on_unknown_job(proxy, job)
+        if new:
+            self.worker_added.fire(proxy)
+        self.link_up.fire(proxy)
+
+    def worker_detached(self, name: str) -> None:
+        """A worker's link dropped."""
+        proxy = self.proxies.get(name)
+        if proxy is not None and proxy.attached:
+            proxy.detached()
+            self.link_down.fire(proxy)
+
+    def worker_heartbeat(self, name: str, state: dict[str, Any]) -> None:
+        """A worker's heartbeat."""
+        proxy = self.proxies.get(name)
+        if proxy is not None:
+            proxy.heartbeat(state)
+
+    def job_finished(self, name: str, job_id: str, outcome: dict[str, Any]) -> None:
+        """A job's outcome."""
+        proxy = self.proxies.get(name)
+        if proxy is not None:
+            proxy.finished(job_id, outcome)
+        else:
+            self.log.warn(
+                "outcome of job {job_id} from unknown worker {name} ignored",
+                job_id=job_id,
+                name=name,
+            )
+
+    def all_detached(self) -> None:
+        """The manager went away: every worker's link is down (none is lost yet)."""
+        for name in list(self.proxies):
+            self.worker_detached(name)
+
+
+def _cancel(proxy: WorkerProxy, job: dict[str, Any]) -> None:
+    proxy.workers.call(proxy.name, "cancel_job", job["job_id"]).addErrback(lambda _: None)
+
+
+class _AdminMind(pb.Referenceable):
+    """What a standalone manager calls on this admin."""
+
+    def __init__(self, workers: WorkerSet) -> None:
+        self.workers = workers
+
+    def remote_worker_attached(self, name: str, info: Any, jobs: Any) -> None:  # noqa: D102
+        self.workers.worker_attached(name, info, jobs)
+
+    def remote_worker_detached(self, name: str) -> None:  # noqa: D102
+        self.workers.worker_detached(name)
+
+    def remote_worker_heartbeat(self, name: str, state: Any) -> None:  # noqa: D102
+        self.workers.worker_heartbeat(name, state)
+
+    def remote_job_finished(self, name: str, job_id: str, outcome: Any) -> None:  # noqa: D102
+        self.workers.job_finished(name, job_id, outcome)
+
+
+class _EmbeddedLink:
+    """The admin attached to a manager in its own process."""
+
+    def __init__(self, manager: Manager, workers: WorkerSet) -> None:
+        self.manager = manager
+        self.workers = workers
+
+    def attach(self) -> dict[str, dict[str, Any]]:
+        return self.manager.attach(self.workers)
+
+    def call_worker(self, name: str, method: str, *args: Any) -> defer.Deferred[Any]:
+        return self.manager.call_worker(name, method, *args)
+
+    def drop_worker(self, name: str) -> None:
+        self.manager.drop_worker(name)
+
+
+class _RemoteLink:
+    """The admin attached to a standalone manager over PB."""
+
+    def __init__(self, perspective: Any) -> None:
+        self.perspective = perspective
+
+    def call_worker(self, name: str, method: str, *args: Any) -> defer.Deferred[Any]:
+        return self.perspective.callRemote("call_worker", name, method, *args)
+
+    def drop_worker(self, name: str) -> None:
+        self.perspective.callRemote("drop_worker", name).addErrback(lambda _: None)
+
+
+class ManagerSet(Service):
+    """The admin's link to its manager: ``attached`` and ``detached`` events."""
+
+    log = Logger()
+
+    def __init__(self, workers: WorkerSet, reactor: Any) -> None:
+        self.workers = workers
+        self.reactor = reactor
+        self.attached: Event[str] = Event("attached")
+        self.detached: Event[str] = Event("detached")
+        self.is_attached = False
+        self._embedded: Manager | None = None
+        self._link: PBLink | None = None
+        self._first: defer.Deferred[None] = defer.Deferred()
+
+    def use_embedded(self, manager: Manager) -> None:
+        """Attach to the manager running in this process."""
+        self._embedded = manager
+
+    def use_remote(self, endpoint: str, password: bytes) -> None:
+        """Attach to a standalone manager at ``endpoint`` as the ``admin`` user."""
+        self._link = PBLink(
+            self.reactor,
+            endpoint,
+            ADMIN_USER,
+            password,
+            _AdminMind(self.workers),
+            on_login=self._logged_in,
+            on_lost=self._lost,
+            what="admin",
+        )
+
+    def start(self) -> defer.Deferred[None]:
+        """Attach; fires when attached the first time."""
+        if self._embedded is not None:
+            link = _EmbeddedLink(self._embedded, self.workers)
+            self.workers.manager = link
+            self._attached("embedded", link.attach())
+            return defer.succeed(None)
+        assert self._link is not None, "use_embedded() or use_remote() first"
+        self._link.start()
+        return self._first
+
+    async def _logged_in(self, perspective: Any) -> None:
+        self.workers.manager = _RemoteLink(perspective)
+        snapshot = await perspective.callRemote("attach")
+        assert self._link is not None
+        self._attached(self._link.endpoint, snapshot)
+
+    def _attached(self, where: str, snapshot: dict[str, dict[str, Any]]) -> None:
+        self.is_attached = True
+        self.log.info(
+            "attached to the manager ({where}): {count} workers", where=where, count=len(snapshot)
+        )
+        for name, entry in snapshot.items():
+            if entry.get("info"):
+                self.workers.worker_attached(name, entry["info"], entry.get("jobs", []))
+        self.attached.fire(where)
+        if not self._first.called:
+            self._first.callback(None)
+
+    def _lost(self) -> None:
+        self.is_attached = False
+        self.workers.manager = None
+        self.workers.all_detached()
+        assert self._link is not None
+        self.detached.fire(self._link.endpoint)
+
+    def stop(self) -> None:
+        """Detach (the workers keep running their jobs)."""
+        if self._link is not None:
+            self._link.stop()
+        if self._embedded is not None:
+            self._embedded.detach(self.workers)
+
+
+__all__ = ["ManagerSet", "WorkerProxy", "WorkerSet"]

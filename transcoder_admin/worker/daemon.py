@@ -1,0 +1,193 @@
+"""The worker daemon: ``transcoder-admin worker``.
+
+Connects to the manager (an endpoint string: TCP or TLS), logs in with its name and
+password on every connection, says what it runs, sends heartbeats, and runs the
+admin's jobs with its own roots through a :class:`JobHost`.  Jobs outlive the link:
+when the manager or the admin goes away the worker keeps running them, reconnects with
+back-off, and reports them again, finished ones with their outcome, so the admin can
+adopt them.  Files move only on the admin's acknowledgement of the current attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from twisted.spread import pb
+
+from ..context.paths import Roots
+from ..pblink import PBLink
+from .interfaces import UnknownJob
+from .local import JobHost
+
+#: Seconds between heartbeats unless told otherwise.
+HEARTBEAT_INTERVAL = 5.0
+#: Longest wait between two connection attempts (s).
+MAX_RECONNECT_DELAY = 5.0
+
+
+class RemoteUnknownJob(pb.Error):
+    """The worker has no such job (or not for that attempt)."""
+
+
+class WorkerMind(pb.Referenceable):
+    """What the manager (for the admin) may call on this worker."""
+
+    def __init__(self, daemon: WorkerDaemon) -> None:
+        self.daemon = daemon
+
+    def remote_start_job(self, spec: dict[str, Any]) -> bool:  # noqa: D102
+        return self.daemon.start_job(spec)
+
+    def remote_acknowledge(self, job_id: str, attempt: int) -> defer.Deferred[Any]:  # noqa: D102
+        return _remote_errors(self.daemon.host.acknowledge(job_id, attempt))
+
+    def remote_outcome(self, job_id: str) -> Any:  # noqa: D102
+        try:
+            return self.daemon.host.outcome(job_id)
+        except UnknownJob as e:
+            raise RemoteUnknownJob(str(e)) from None
+
+    def remote_cancel_job(self, job_id: str) -> defer.Deferred[Any]:  # noqa: D102
+        return self.daemon.host.cancel_job(job_id).addCallback(lambda _: True)
+
+    def remote_fail_source(  # noqa: D102
+        self, spec: dict[str, Any], failure: dict[str, Any]
+    ) -> defer.Deferred[Any]:
+        return self.daemon.host.fail_source(spec, failure)
+
+    def remote_clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:  # noqa: D102
+        return self.daemon.host.clean_job(spec)
+
+    def remote_ping(self) -> bool:  # noqa: D102
+        return True
+
+
+def _remote_errors(d: defer.Deferred[Any]) -> defer.Deferred[Any]:
+    def translate(failure: Any) -> Any:
+        if failure.check(UnknownJob):
+            raise RemoteUnknownJob(str(failure.value))
+        return failure
+
+    return d.addErrback(translate)
+
+
+class WorkerDaemon(Service):
+    """One worker: a link to the manager and the jobs it runs."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        name: str,
+        manager: str,
+        password: bytes,
+        roots: Roots,
+        max_jobs: int,
+        reactor: Any,
+        *,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        max_reconnect_delay: float = MAX_RECONNECT_DELAY,
+    ) -> None:
+        self.name = name
+        self.manager = manager
+        self.roots = roots
+        self.max_jobs = max_jobs
+        self.reactor = reactor
+        self.heartbeat_interval = heartbeat_interval
+        self.max_reconnect_delay = max_reconnect_delay
+        self.host = JobHost(name, roots, max_jobs, reactor)
+        self.mind = WorkerMind(self)
+        self.link = PBLink(
+            reactor,
+            manager,
+            name,
+            password,
+            self.mind,
+            on_login=self._logged_in,
+            on_lost=lambda: None,
+            what=f"worker {name}",
+            max_delay=max_reconnect_delay,
+        )
+        self._heartbeat: task.LoopingCall | None = None
+        self.connected_once: defer.Deferred[None] = defer.Deferred()
+
+    # -- life cycle
+
+    def startService(self) -> None:  # noqa: N802 (Twisted API)
+        Service.startService(self)
+        self.link.start()
+        self._heartbeat = task.LoopingCall(self._beat)
+        self._heartbeat.clock = self.reactor
+        self._heartbeat.start(self.heartbeat_interval, now=False)
+
+    def stopService(self) -> defer.Deferred[Any]:  # noqa: N802 (Twisted API)
+        Service.stopService(self)
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        self.link.stop()
+        self.log.info("worker {name} stopping: its jobs are cancelled", name=self.name)
+        return self.host.stop()
+
+    def info(self) -> dict[str, Any]:
+        """What the admin learns of this worker."""
+        return {
+            "name": self.name,
+            "host": socket.gethostname(),
+            "roots": dict(self.roots.mapping),
+            "max_jobs": self.max_jobs,
+            "pid": os.getpid(),
+            "heartbeat_interval": self.heartbeat_interval,
+        }
+
+    # -- the link
+
+    async def _logged_in(self, perspective: Any) -> None:
+        await perspective.callRemote("hello", self.info(), self.host.describe_jobs(True))
+        self.log.info(
+            "worker {name} attached to the manager at {manager} ({jobs} jobs)",
+            name=self.name,
+            manager=self.manager,
+            jobs=len(self.host.jobs),
+        )
+        if not self.connected_once.called:
+            self.connected_once.callback(None)
+
+    @property
+    def perspective(self) -> Any:
+        """The manager's perspective while logged in, else None."""
+        return self.link.perspective
+
+    def _beat(self) -> None:
+        if self.perspective is None:
+            return
+        state = {"jobs": self.host.describe_jobs(), "time": self.reactor.seconds()}
+        self.perspective.callRemote("heartbeat", state).addErrback(lambda _: None)
+
+    # -- jobs
+
+    def start_job(self, spec: dict[str, Any]) -> bool:
+        """Start a job for the admin; its outcome goes back through the manager."""
+        job_id = str(spec["job_id"])
+        if job_id in self.host.jobs:
+            return True  # a repeated request after a lost link: it runs already
+        d = self.host.start_job(spec)
+        d.addCallback(self._finished, job_id)
+        d.addErrback(lambda f: self.log.failure("job {job_id} failed", f, job_id=job_id))
+        return True
+
+    def _finished(self, outcome: dict[str, Any], job_id: str) -> None:
+        if job_id not in self.host.jobs:
+            return  # cancelled meanwhile
+        if self.perspective is not None:
+            # If this is lost, the next hello lists the job as finished with its outcome.
+            self.perspective.callRemote("job_finished", job_id, outcome).addErrback(
+                lambda _: None
+            )
+
+
+__all__ = ["WorkerDaemon", "WorkerMind", "RemoteUnknownJob"]
