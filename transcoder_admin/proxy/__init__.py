@@ -51,6 +51,7 @@ class WorkerProxy:
         self.last_heard = 0.0
         self.reported: set[str] = set()  # job ids of the last hello
         self._outcomes: dict[str, defer.Deferred[dict[str, Any]]] = {}
+        self._finished: dict[str, dict[str, Any]] = {}  # outcomes not yet acknowledged
         self._attempts: dict[str, int] = {}
         self._state_change: list[defer.Deferred[None]] = []
         self._disconnected: list[defer.Deferred[None]] = []
@@ -157,10 +158,10 @@ class WorkerProxy:
         """Let the worker commit the outcome of the current attempt."""
         attempt = self._attempts.get(job_id, 0)
 
-        def done(report: Any) -> Any:
+        def done(changes: dict[str, Any]) -> dict[str, Any]:
             self.jobs.pop(job_id, None)
             self._attempts.pop(job_id, None)
-            return report
+            return {**self._finished.pop(job_id, {}), **changes}
 
         d = defer.Deferred.fromCoroutine(self._call_until_done("acknowledge", job_id, attempt))
         return d.addCallback(done)
@@ -168,6 +169,7 @@ class WorkerProxy:
     def cancel_job(self, job_id: str) -> defer.Deferred[None]:
         """Kill the job on the worker and remove its work files."""
         self._settle(job_id, WorkerGone(f"job {job_id} was cancelled on {self.name}"))
+        self._finished.pop(job_id, None)
         self._attempts.pop(job_id, None)
         self.jobs.pop(job_id, None)
         if not self.attached:
@@ -198,6 +200,7 @@ class WorkerProxy:
         if d is None or d.called:
             return
         if isinstance(result, dict):
+            self._finished[job_id] = result
             d.callback(result)
         else:
             d.errback(result)
@@ -265,6 +268,7 @@ class WorkerProxy:
         self.attached = False
         for job_id in list(self._outcomes):
             self._settle(job_id, WorkerGone(f"worker {self.name!r} was lost"))
+        self._finished.clear()
         self._state_changed()
         waiting, self._disconnected = self._disconnected, []
         for d in waiting:
@@ -346,10 +350,12 @@ class WorkerSet:
         if proxy is None:
             return
         was_attached = proxy.attached
-        proxy.declare_lost()
+        # Out of the pool before its jobs fail over, so that none starts again on it.
+        proxy.attached = False
         if was_attached:
             self.link_down.fire(proxy)
         self.worker_removed.fire(name)
+        proxy.declare_lost()
         if self.manager is not None:
             self.manager.drop_worker(name)
 

@@ -43,8 +43,10 @@ class WorkerMind(pb.Referenceable):
     def remote_start_job(self, spec: dict[str, Any]) -> bool:  # noqa: D102
         return self.daemon.start_job(spec)
 
-    def remote_acknowledge(self, job_id: str, attempt: int) -> defer.Deferred[Any]:  # noqa: D102
-        return _remote_errors(self.daemon.host.acknowledge(job_id, attempt))
+    def remote_acknowledge(self, job_id: str, attempt: int) -> defer.Deferred[Any]:
+        """Commit; answers only what committing changed (the admin has the outcome)."""
+        d = self.daemon.host.acknowledge(job_id, attempt)
+        return _remote_errors(d).addCallback(committed_changes)
 
     def remote_outcome(self, job_id: str) -> Any:  # noqa: D102
         try:
@@ -65,6 +67,15 @@ class WorkerMind(pb.Referenceable):
 
     def remote_ping(self) -> bool:  # noqa: D102
         return True
+
+
+#: The report fields committing may change (a failed move turns "done" into "failed").
+COMMIT_FIELDS = ("outcome", "failure", "report_path")
+
+
+def committed_changes(report: dict[str, Any]) -> dict[str, Any]:
+    """The part of a committed report the admin does not have from the outcome."""
+    return {k: report.get(k) for k in COMMIT_FIELDS}
 
 
 def _remote_errors(d: defer.Deferred[Any]) -> defer.Deferred[Any]:
@@ -111,7 +122,9 @@ class WorkerDaemon(Service):
             on_login=self._logged_in,
             on_lost=lambda: None,
             what=f"worker {name}",
-            max_delay=max_reconnect_delay,
+            # Try again at least as often as heartbeats are due: a worker that outlived
+            # its admin must be back before the new admin's lost-timeout gives its jobs up.
+            max_delay=min(max_reconnect_delay, heartbeat_interval),
         )
         self._heartbeat: task.LoopingCall | None = None
         self.connected_once: defer.Deferred[None] = defer.Deferred()
