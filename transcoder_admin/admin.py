@@ -92,6 +92,7 @@ class TranscoderAdmin(MultiService):
         self.boot_error: str | None = None
         self._subscriptions: list[Any] = []
         self._offers: dict[tuple[str, str, str], FileOffer] = {}  # offered while held
+        self.qmaster: Any = None  # the Compressor backend, when configured
         self._auto_paused = False
 
     # -- state machine -------------------------------------------------------------
@@ -160,6 +161,8 @@ class TranscoderAdmin(MultiService):
             await self._step("start the manager", cluster.start_manager())
             cluster.start_liveness()
             await self._step("start the local workers", cluster.start_local_workers())
+            if self.qmaster is not None:
+                self.transcoding.add_worker(self.qmaster)
             await self._step("remove work files left by a crash", self._clean_work())
             if self.api is not None:
                 await self._step("start the API", defer.maybeDeferred(self.api.startService))
@@ -231,7 +234,9 @@ class TranscoderAdmin(MultiService):
         profile = self.store.profile(offer.customer, offer.profile)
         if profile is None:
             return
-        self.scheduler.enqueue(offer.key, profile.priority, offer.detected_at)
+        self.scheduler.enqueue(
+            offer.key, profile.priority, offer.detected_at, backend=profile.config.backend
+        )
 
     # -- workers and their jobs ------------------------------------------------------
 
@@ -381,6 +386,8 @@ class TranscoderAdmin(MultiService):
         self.scheduler.pause()
         await self.transcoding.cancel_all()
         await self.scheduler.stop()
+        if self.qmaster is not None:
+            await self.qmaster.disconnect()
 
     # -- public API used by the JSON API ------------------------------------------------------
 
@@ -412,7 +419,7 @@ class TranscoderAdmin(MultiService):
     def health(self) -> dict[str, Any]:
         """Whether the admin runs and its parts are healthy."""
         checks = {
-            "workers": "ok" if self.transcoding.workers else "no workers",
+            "workers": "ok" if self.cluster.workers.proxies else "no workers",
             "database": "ok" if self.db.pending == 0 else f"{self.db.pending} rows waiting",
         }
         ok = self.state in (STARTED, PAUSED) and all(v == "ok" for v in checks.values())
@@ -444,9 +451,12 @@ class TranscoderAdmin(MultiService):
     def workers(self) -> list[dict[str, Any]]:
         """Each worker with its host, roots, capacity, load, state and last heartbeat."""
         rows = []
-        for name, proxy in sorted(self.cluster.workers.proxies.items()):
-            info = proxy.info()
-            info["load"] = self.transcoding.load.get(name, 0)
+        workers: list[Any] = [p for _n, p in sorted(self.cluster.workers.proxies.items())]
+        if self.qmaster is not None:
+            workers.append(self.qmaster)
+        for worker in workers:
+            info = worker.info()
+            info["load"] = self.transcoding.load.get(worker.name, 0)
             rows.append(info)
         return rows
 
@@ -558,6 +568,13 @@ def create_admin(config: Configuration, reactor: Any = None) -> TranscoderAdmin:
     admin = TranscoderAdmin(
         config, store, db, monitoring, transcoding, scheduler, cluster, None, reactor
     )
+    if config.admin.qmaster is not None:
+        from .qmaster.backend import qmaster_worker
+        from .qmaster.settings import QmasterSettings
+
+        section = config.admin.qmaster
+        settings = QmasterSettings.from_mapping(section.client_settings())
+        admin.qmaster = qmaster_worker(settings, section.max_batches, roots, reactor)
     if config.admin.api.enabled:
         from .api import APIService
 

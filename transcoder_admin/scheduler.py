@@ -39,6 +39,8 @@ class QueueItem:
     seq: int = 0
     #: Attempts already made at this file (by an admin before a crash).
     attempts: int = 0
+    #: Which kind of worker runs it: "ffmpeg" workers, or the "qmaster" backend.
+    backend: str = "ffmpeg"
     removed: bool = field(default=False, repr=False)
 
     @property
@@ -75,8 +77,8 @@ class Finished:
 class Runner(Protocol):
     """What the scheduler needs of the transcoding part."""
 
-    def free_slots(self) -> int:
-        """How many more jobs can start now."""
+    def free_slots(self, backend: str = ...) -> int:
+        """How many more jobs of that backend (all backends when not given) can start now."""
 
     def run(self, item: QueueItem) -> defer.Deferred[dict[str, Any]]:
         """Run the file's job (all attempts) and fire with its final report."""
@@ -107,13 +109,24 @@ class Scheduler:
     # -- queue -------------------------------------------------------------------------
 
     def enqueue(
-        self, key: FileKey, priority: int, detected_at: float, attempts: int = 0
+        self,
+        key: FileKey,
+        priority: int,
+        detected_at: float,
+        attempts: int = 0,
+        backend: str = "ffmpeg",
     ) -> QueueItem | None:
         """Queue a complete file; None when it is already queued or running."""
         if key in self._queued or key in self._running:
             return None
         item = QueueItem(
-            key, priority, detected_at, self.clock.seconds(), seq=next(self._seq), attempts=attempts
+            key,
+            priority,
+            detected_at,
+            self.clock.seconds(),
+            seq=next(self._seq),
+            attempts=attempts,
+            backend=backend,
         )
         self._queued[key] = item
         heapq.heappush(self._heap, item)
@@ -204,10 +217,16 @@ class Scheduler:
     # -- dispatch ----------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Start as many jobs as there are free slots (never re-entrant)."""
+        """Start as many jobs as there are free slots (never re-entrant).
+
+        Files wait in priority order; a file whose backend has no free slot lets the
+        files behind it of another backend go first.
+        """
         if self._dispatching:
             return
         self._dispatching = True
+        skipped: list[QueueItem] = []
+        full: set[str] = set()
         try:
             while self.started and not self.paused and self._heap:
                 if self.runner.free_slots() <= 0:
@@ -215,9 +234,15 @@ class Scheduler:
                 item = heapq.heappop(self._heap)
                 if item.removed:
                     continue
+                if item.backend in full or self.runner.free_slots(item.backend) <= 0:
+                    full.add(item.backend)
+                    skipped.append(item)
+                    continue
                 del self._queued[item.key]
                 self._start(item)
         finally:
+            for item in skipped:
+                heapq.heappush(self._heap, item)
             self._dispatching = False
 
     def adopt(

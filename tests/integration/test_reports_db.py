@@ -75,6 +75,8 @@ def make_row(job_id: str, **changes: Any) -> dict[str, Any]:
         "comment": None,
         "backend": "ffmpeg",
         "source_duration": 10.0,
+        "qmaster_batch_id": None,
+        "qmaster_cluster": None,
     }
     row.update(changes)
     return row

@@ -232,7 +232,23 @@ def test_row_from_report_maps_every_column() -> None:
         "comment": None,
         "backend": "ffmpeg",
         "source_duration": 10.0,
+        "qmaster_batch_id": None,
+        "qmaster_cluster": None,
     }
+
+
+def test_row_from_report_of_a_qmaster_job_names_its_batch_and_cluster() -> None:
+    """A Compressor job's row has the batch id and the cluster it ran on after fallback."""
+    report = example_report(
+        backend="qmaster",
+        qmaster={"batch_id": "B-17", "cluster": "This Computer", "requested_cluster": "Farm"},
+    )
+    row = row_from_report(report)
+    assert (row["backend"], row["qmaster_batch_id"], row["qmaster_cluster"]) == (
+        "qmaster",
+        "B-17",
+        "This Computer",
+    )
 
 
 def test_row_from_report_of_a_failed_audio_job() -> None:

@@ -22,8 +22,8 @@ class FakeRunner:
         self.started: list[tuple] = []
         self.over_capacity: list[tuple] = []
 
-    def free_slots(self) -> int:
-        """Slots left."""
+    def free_slots(self, backend: str | None = None) -> int:
+        """Slots left (one kind of worker)."""
         return self.capacity - len(self.jobs)
 
     def run(self, item):

@@ -8,7 +8,7 @@ admin defaults → customer → profile → target.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -317,6 +317,28 @@ class TranscodingSection(Section):
     acknowledge_timeout: PositiveFloat = 300
 
 
+class QmasterSection(Section):
+    """``qmaster``: Compressor/Batch Monitor for profiles with ``backend: qmaster``."""
+
+    compressor: str | None = None
+    batch_monitor: str | None = None
+    cluster: str | None = None
+    fallback_to_local: bool = True
+    submission_timeout: PositiveFloat = 60
+    status_timeout: PositiveFloat = 30
+    poll_interval: PositiveFloat = 15
+    command_prefix: list[str] = Field(default_factory=list)
+    max_batches: Annotated[int, Field(ge=1, le=64)] = 2
+    priority: Literal["low", "medium", "high"] = "medium"
+
+    def client_settings(self) -> dict[str, Any]:
+        """The keys :meth:`QmasterSettings.from_mapping` takes (unset ones left out)."""
+        values = self.model_dump(exclude={"max_batches"}, exclude_none=True)
+        if not values.get("command_prefix"):
+            values.pop("command_prefix", None)
+        return values
+
+
 class AdminConfig(Section):
     """The admin config file (``etc/transcoder-admin.yaml`` or INI with the same keys)."""
 
@@ -328,6 +350,7 @@ class AdminConfig(Section):
     workers: WorkersSection = Field(default_factory=WorkersSection)
     monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
     transcoding: TranscodingSection = Field(default_factory=TranscodingSection)
+    qmaster: QmasterSection | None = None
     defaults: Inheritable = Field(default_factory=Inheritable)
 
     @field_validator("roots")

@@ -131,6 +131,17 @@ def check_configuration(config: Configuration) -> list[ConfigProblem]:
         seen_incoming: dict[str, str] = {}
         for profile_name, profile in customer.profiles.items():
             prof = cust.profile(profile_name)
+            if profile.backend == "qmaster" and config.admin.qmaster is None:
+                problems.append(
+                    ConfigProblem(
+                        path,
+                        f"profiles.{profile_name}.backend",
+                        "backend 'qmaster' needs a qmaster section in the admin config "
+                        f"({config.path})",
+                        "qmaster",
+                        True,
+                    )
+                )
             for key in DEFAULT_FOLDERS:
                 where = f"profiles.{profile_name}.{key}"
                 try:

@@ -207,10 +207,7 @@ class Job:
             await self._analyse()
             for target in self.spec["targets"]:
                 self._check_streams(target)
-            for index, target in enumerate(self.spec["targets"]):
-                if self._aborted:
-                    raise JobFailed(Failure(CANCELLED, "cancelled"))
-                await self._run_target(index, target)
+            await self._run_targets()
         except JobFailed as e:
             failure = e.failure
         except PathEscapeError as e:
@@ -222,6 +219,13 @@ class Job:
             failure = Failure(CANCELLED, "cancelled")
         self.outcome = self._report(failure)
         return self.outcome
+
+    async def _run_targets(self) -> None:
+        """Produce every target's outputs in the work folder, one target after another."""
+        for index, target in enumerate(self.spec["targets"]):
+            if self._aborted:
+                raise JobFailed(Failure(CANCELLED, "cancelled"))
+            await self._run_target(index, target)
 
     async def _analyse(self) -> None:
         """Make the work folder, note the source's size, times and checksum, probe it."""

@@ -136,6 +136,7 @@ def row_from_report(report: dict[str, Any]) -> dict[str, Any]:
     audio = _mapping(info, "audio", "source_info.audio")
     times = _mapping(report, "times")
     failure = _mapping(report, "failure")
+    qmaster = _mapping(report, "qmaster")
     targets = report.get("targets") or []
     if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
         raise ValueError("targets: expected a list of mappings")
@@ -186,6 +187,8 @@ def row_from_report(report: dict[str, Any]) -> dict[str, Any]:
         "comment": _optional(report, "comment", str),
         "backend": _optional(report, "backend", str),
         "source_duration": _optional_float(info, "duration", "source_info.duration"),
+        "qmaster_batch_id": _optional(qmaster, "batch_id", str, "qmaster.batch_id"),
+        "qmaster_cluster": _optional(qmaster, "cluster", str, "qmaster.cluster"),
     }
 
 

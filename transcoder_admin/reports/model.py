@@ -68,6 +68,8 @@ transcode_reports = Table(
     Column("comment", Text),
     Column("backend", String(50)),
     Column("source_duration", Float),
+    Column("qmaster_batch_id", String(255)),
+    Column("qmaster_cluster", String(255)),
     CheckConstraint("outcome IN ('done', 'failed')", name="outcome"),
     CheckConstraint(
         "failure_kind IS NULL OR failure_kind IN ('source', 'system', 'post-process', 'cancelled')",

@@ -27,6 +27,11 @@ from .specs import iso
 SpecFactory = Callable[[QueueItem, str, int], dict[str, Any]]
 
 
+def backend_of(worker: Any) -> str:
+    """Which jobs a worker runs: "ffmpeg" (every worker process) or "qmaster"."""
+    return str(getattr(worker, "backend", "ffmpeg"))
+
+
 def new_job_id(clock: Any) -> str:
     """A sortable, unique job id: UTC time plus random hex."""
     stamp = datetime.fromtimestamp(clock.seconds(), UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -83,11 +88,15 @@ class Transcoding:
         """Sum of every worker's slots."""
         return sum(w.max_jobs for w in self.workers.values())
 
-    def free_slots(self) -> int:
-        """Slots not taken by a running job."""
+    def free_slots(self, backend: str | None = None) -> int:
+        """Slots not taken by a running job (of workers of one backend, when given)."""
         if self._stopping:
             return 0
-        return sum(max(0, w.max_jobs - self.load.get(n, 0)) for n, w in self.workers.items())
+        return sum(
+            max(0, w.max_jobs - self.load.get(n, 0))
+            for n, w in self.workers.items()
+            if backend is None or backend_of(w) == backend
+        )
 
     def _capacity_changed(self) -> None:
         waiting, self._waiting = self._waiting, []
@@ -95,11 +104,13 @@ class Transcoding:
             d.callback(None)
         self.capacity_changed.fire(self.free_slots())
 
-    def pick_worker(self) -> WorkerConnection | None:
-        """The worker with the most free slots (ties: the least loaded, then by name)."""
+    def pick_worker(self, backend: str = "ffmpeg") -> WorkerConnection | None:
+        """The worker of ``backend`` with the most free slots (ties: least loaded, name)."""
         best: WorkerConnection | None = None
         best_key: tuple[int, int, str] | None = None
         for name, worker in self.workers.items():
+            if backend_of(worker) != backend:
+                continue
             free = worker.max_jobs - self.load.get(name, 0)
             if free <= 0:
                 continue
@@ -150,6 +161,8 @@ class Transcoding:
             worker = adopted
             if worker is None:
                 task.attempt += 1
+                # Until a worker has room, the new attempt runs nowhere (not on the last one).
+                task.worker, task.job_id = None, ""
                 worker = await self._next_worker(task)
                 task.job_id = new_job_id(self.clock)
                 task.worker = worker.name
@@ -187,12 +200,12 @@ class Transcoding:
                 return report
 
     async def _next_worker(self, task: Task) -> WorkerConnection:
-        worker = self.pick_worker()
+        worker = self.pick_worker(task.item.backend)
         while worker is None:
             if self._stopping:
                 raise JobAbandoned(task.item.relpath)
             await self._wait_for_slot()
-            worker = self.pick_worker()
+            worker = self.pick_worker(task.item.backend)
         return worker
 
     async def _attempt(

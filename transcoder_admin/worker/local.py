@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -29,11 +30,19 @@ class JobHost:
 
     log = Logger()
 
-    def __init__(self, name: str, roots: Roots, max_jobs: int, reactor: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        roots: Roots,
+        max_jobs: int,
+        reactor: Any,
+        job_factory: Callable[..., Job] = Job,
+    ) -> None:
         self.name = name
         self.roots = roots
         self.max_jobs = max_jobs
         self.reactor = reactor
+        self.job_factory = job_factory
         self.jobs: dict[str, Job] = {}
         #: Reports of recently committed jobs: an acknowledgement repeated after a lost
         #: connection gets the same answer instead of an error.
@@ -44,7 +53,7 @@ class JobHost:
         job_id = spec["job_id"]
         if job_id in self.jobs:
             raise ValueError(f"job {job_id} is already running on {self.name}")
-        job = Job(spec, self.roots, self.name, self.reactor)
+        job = self.job_factory(spec, self.roots, self.name, self.reactor)
         self.jobs[job_id] = job
         self.log.debug(
             "job {job_id} started on {worker}: {relpath}",
@@ -148,8 +157,10 @@ class JobHost:
 class InProcessWorkerConnection:
     """An :class:`IWorkerConnection` to a :class:`JobHost` in this very process."""
 
-    def __init__(self, host: JobHost) -> None:
+    def __init__(self, host: JobHost, backend: str = "ffmpeg") -> None:
         self.host = host
+        #: Which jobs it takes: "ffmpeg", or "qmaster" for the Compressor backend.
+        self.backend = backend
         self._disconnected: list[defer.Deferred[None]] = []
         self._connected = True
 
@@ -173,6 +184,7 @@ class InProcessWorkerConnection:
             "running": len(self.host.jobs),
             "state": "connected" if self._connected else "disconnected",
             "kind": "in-process",
+            "backend": self.backend,
         }
 
     def running_jobs(self) -> list[str]:
