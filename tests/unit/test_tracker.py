@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 
-from transcoder_admin.monitoring.scanner import ignore_matcher, scan_folder
+from transcoder_admin.monitoring.scanner import Scope, ignore_matcher, scan_folder, scan_paths
 from transcoder_admin.monitoring.tracker import StabilityTracker
 
 A = (1, 100, 1000)
@@ -125,3 +125,85 @@ def test_scanner_skips_partial_and_hidden_files_and_links_out_of_roots(tmp_path)
     result = scan_folder(str(tmp_path), ignored, lambda p: False)
     assert sorted(result.files) == ["sub/deeper/clip.mov"]
     assert result.refused == ["evil"]
+
+
+def test_partial_scan_judges_gone_only_what_it_examined():
+    """A scan of some entries cannot report files outside its scope as removed."""
+    clock = Clock()
+    tracker = StabilityTracker(0, clock)
+    scan(tracker, {"a": A, "b": A, "sub/c": A, "sub/d": A})
+    only_a = tracker.update(tracker.begin_scan(), {}, Scope(frozenset({"a"})))
+    assert [r.relpath for r in only_a.removed] == ["a"]
+    assert sorted(tracker.files) == ["b", "sub/c", "sub/d"]
+    below_sub = tracker.update(tracker.begin_scan(), {"sub/d": A}, Scope(prefixes=("sub/",)))
+    assert [r.relpath for r in below_sub.removed] == ["sub/c"]
+    assert sorted(tracker.files) == ["b", "sub/d"]
+
+
+def test_partial_scan_takes_new_files_and_keeps_pending_ones_listed():
+    """Files found by a partial scan wait for stability like any other; pending is cheap."""
+    clock = Clock()
+    tracker = StabilityTracker(2, clock)
+    scan(tracker, {"old": A})
+    tracker.update(tracker.begin_scan(), {"new": (2, 1, 1)}, Scope(frozenset({"new"})))
+    assert tracker.pending_paths() == {"old", "new"}
+    clock.advance(2)
+    done = tracker.update(tracker.begin_scan(), {"old": A, "new": (2, 1, 1)}, Scope())
+    assert sorted(r.relpath for r in done.complete) == ["new", "old"]
+    assert tracker.pending_paths() == set() and tracker.pending() == []
+
+
+def test_stale_partial_scan_after_release_keeps_the_record_until_a_newer_one():
+    """The job-end rule holds for partial scans: only a scan started after release counts."""
+    clock = Clock()
+    tracker = StabilityTracker(0, clock)
+    scan(tracker, {"a": A})
+    token = tracker.begin_scan()
+    tracker.release("a")
+    assert tracker.update(token, {}, Scope(frozenset({"a"}))).removed == []
+    assert "a" in tracker.files
+    tracker.update(tracker.begin_scan(), {}, Scope(frozenset({"a"})))
+    assert tracker.files == {}
+
+
+def test_rechecks_due_at_stable_for_complete_despite_float_rounding():
+    """A re-check timer firing a rounding error early does not wait another stable-for."""
+    clock = Clock()
+    tracker = StabilityTracker(0.3, clock)
+    clock.advance(0.15)  # 0.15 + (0.45 - 0.15) < 0.45 in floats
+    first = scan(tracker, {"a": A})
+    clock.advance(first.next_check - clock.seconds())
+    assert len(scan(tracker, {"a": A}).complete) == 1
+
+
+IGNORE = [".*", "*.part", "*.filepart", "*.tmp", "*.crdownload"]
+
+
+def test_scan_paths_examines_only_what_is_named(tmp_path):
+    """Named files are stat'ed, named folders walked, missing ones reported in scope."""
+    (tmp_path / "big").mkdir()
+    for i in range(5):
+        (tmp_path / "big" / f"f{i}.mov").write_bytes(b"x")
+    (tmp_path / "one.mov").write_bytes(b"x")
+    (tmp_path / "tree" / "deep").mkdir(parents=True)
+    (tmp_path / "tree" / "deep" / "clip.mov").write_bytes(b"x")
+    (tmp_path / "tree" / "up.part").write_bytes(b"x")
+    (tmp_path / "evil").symlink_to("/etc/hostname")
+    ignored = ignore_matcher(IGNORE)
+    result = scan_paths(
+        str(tmp_path), {"one.mov", "gone.mov", "evil", ".hidden"}, {"tree"}, ignored, None
+    )
+    assert sorted(result.files) == ["one.mov", "tree/deep/clip.mov"]
+    assert result.refused == ["evil"]
+    assert result.scope is not None
+    assert result.scope.paths == {"one.mov", "gone.mov", "evil", "tree"}
+    assert result.scope.prefixes == ("tree/",)
+    assert sorted(result.dirs) == ["tree", "tree/deep"]
+
+
+def test_scan_folder_lists_subfolders_for_the_watches(tmp_path):
+    """A full scan reports every subfolder it walked (not ignored ones)."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / ".sync" / "c").mkdir(parents=True)
+    result = scan_folder(str(tmp_path), ignore_matcher(IGNORE))
+    assert sorted(result.dirs) == ["a", "a/b"] and result.scope is None

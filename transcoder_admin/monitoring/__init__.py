@@ -2,12 +2,16 @@
 
 Emits ``file-added`` when a file is complete (stable), ``file-removed`` when a file that
 was offered disappears before its job took it, and ``fail-to-run`` when a folder cannot
-be scanned.  Scans run in threads; inotify only makes them come sooner.
+be scanned.  Scans run in threads; inotify only makes them come sooner, and narrower:
+an event re-checks the entries it names in its profile's folder, while the periodic
+poll scans every folder in full.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from twisted.application.service import Service
@@ -17,9 +21,9 @@ from twisted.logger import Logger
 from ..config.model import MonitoringSection
 from ..context import CustomerContext, ProfileContext, Roots
 from ..events import Event
-from .scanner import ScanResult, Signature, ignore_matcher, scan_folder
-from .tracker import StabilityTracker
-from .trigger import ChangeTrigger
+from .scanner import ScanResult, Signature, ignore_matcher, scan_folder, scan_paths
+from .tracker import SLACK, StabilityTracker
+from .trigger import Change, ChangeTrigger
 
 TRIGGER_DELAY = 0.05  # coalesce a burst of inotify events into one scan
 
@@ -50,8 +54,34 @@ class ScanProblem:
     message: str
 
 
+@dataclass
+class _Wanted:
+    """What the next scan of one profile must cover, and when it is due."""
+
+    due: float
+    full: bool = False
+    paths: set[str] = field(default_factory=set)
+    trees: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """One folder to scan: all of it (``paths`` None) or only these entries."""
+
+    folder: str
+    paths: frozenset[str] | None = None
+    trees: frozenset[str] = frozenset()
+
+
 class MonitoringTask:
-    """Watches the incoming folders of one customer's profiles."""
+    """Watches the incoming folders of one customer's profiles.
+
+    Each profile is scanned on its own schedule: the periodic poll asks for a full
+    scan of every profile; an inotify event, a job's end and the stability re-check
+    ask for the entries concerned of that profile only (plus its files still waiting
+    to be stable).  Requests made before the scan starts are merged; one scan (of the
+    profiles due) runs at a time, in a thread.
+    """
 
     log = Logger()
 
@@ -61,10 +91,10 @@ class MonitoringTask:
         self.profiles: dict[str, ProfileContext] = {}
         self.trackers: dict[str, StabilityTracker] = {}
         self.folders: dict[str, str] = {}
+        self._wanted: dict[str, _Wanted] = {}
+        self._unscanned: set[str] = set()  # profiles not yet fully scanned once
         self._scanning = False
-        self._again = False
         self._call: Any = None
-        self._scanned = False
         self._waiters: list[defer.Deferred[None]] = []
         self._stopped = False
         self.update(customer)
@@ -90,81 +120,144 @@ class MonitoringTask:
             if name not in self.trackers:
                 self.trackers[name] = StabilityTracker(mon.settings.stable_for, mon.clock)
                 self.folders[name] = mon.roots.local(profile.folder("incoming"))
+                self._unscanned.add(name)
 
     def _drop_profile(self, name: str) -> None:
-        self.monitoring.unwatch(self.folders.get(name))
+        folder = self.folders.get(name)
+        if folder is not None:
+            self.monitoring.unwatch(folder)
         self.profiles.pop(name, None)
         self.trackers.pop(name, None)
         self.folders.pop(name, None)
+        self._wanted.pop(name, None)
+        self._unscanned.discard(name)
 
     def stop(self) -> None:
         """Stop scanning; pending scans are ignored when they return."""
         self._stopped = True
         if self._call is not None and self._call.active():
             self._call.cancel()
-        for name in list(self.folders):
-            self.monitoring.unwatch(self.folders[name])
+        self._wanted.clear()
+        for folder in self.folders.values():
+            self.monitoring.unwatch(folder)
 
     def when_scanned(self) -> defer.Deferred[None]:
-        """Fires once the first scan has been applied."""
+        """Fires once every profile has been scanned in full once."""
         d: defer.Deferred[None] = defer.Deferred()
-        if self._scanned:
+        if not self._unscanned:
             d.callback(None)
         else:
             self._waiters.append(d)
         return d
 
+    # -- requests --------------------------------------------------------------------------
+
     def request_scan(self, delay: float = 0.0) -> None:
-        """Scan soon (coalescing requests); the earliest requested time wins."""
-        if self._stopped:
+        """Scan every profile's folder in full soon (coalescing requests)."""
+        for name in self.profiles:
+            self._want(name, delay, full=True)
+
+    def changed(self, profile: str, change: Change) -> None:
+        """inotify saw ``change`` in a profile's folder: re-check what it names soon."""
+        if change.full:
+            self._want(profile, TRIGGER_DELAY, full=True)
+        else:
+            self._want(profile, TRIGGER_DELAY, change.paths, change.trees)
+
+    def _want(
+        self,
+        name: str,
+        delay: float,
+        paths: Iterable[str] = (),
+        trees: Iterable[str] = (),
+        full: bool = False,
+    ) -> None:
+        """Ask for a scan of profile ``name``; the earliest requested time wins."""
+        if self._stopped or name not in self.trackers:
             return
+        when = self.monitoring.clock.seconds() + max(0.0, delay)
+        wanted = self._wanted.get(name)
+        if wanted is None:
+            wanted = self._wanted[name] = _Wanted(when)
+        elif when < wanted.due:
+            wanted.due = when
+        if full:
+            wanted.full = True
+            wanted.paths.clear()
+            wanted.trees.clear()
+        elif not wanted.full:
+            wanted.paths.update(paths)
+            wanted.trees.update(trees)
+        self._schedule(wanted.due)
+
+    def _schedule(self, when: float) -> None:
+        if self._scanning or self._stopped:
+            return  # _scan_done schedules what is left
         clock = self.monitoring.clock
         if self._call is not None and self._call.active():
-            if self._call.getTime() <= clock.seconds() + delay:
+            if self._call.getTime() <= when:
                 return
             self._call.cancel()
-        self._call = clock.callLater(max(0.0, delay), self._scan)
+        self._call = clock.callLater(max(0.0, when - clock.seconds()), self._scan)
+
+    # -- scans -----------------------------------------------------------------------------
 
     def _scan(self) -> None:
         if self._stopped:
             return
-        if self._scanning:
-            self._again = True
+        now = self.monitoring.clock.seconds() + SLACK  # a timer may fire a rounding early
+        due = [name for name, wanted in self._wanted.items() if wanted.due <= now]
+        if not due:
+            if self._wanted:
+                self._schedule(min(w.due for w in self._wanted.values()))
             return
         self._scanning = True
-        tokens = {name: tracker.begin_scan() for name, tracker in self.trackers.items()}
-        folders = dict(self.folders)
-        d = self.monitoring.run_scan(folders)
+        requests: dict[str, ScanRequest] = {}
+        tokens: dict[str, int] = {}
+        for name in due:
+            wanted = self._wanted.pop(name)
+            tracker = self.trackers[name]
+            if wanted.full:
+                requests[name] = ScanRequest(self.folders[name])
+            else:
+                # files waiting to be stable are re-checked on every scan of their folder
+                paths = frozenset(wanted.paths | tracker.pending_paths())
+                requests[name] = ScanRequest(self.folders[name], paths, frozenset(wanted.trees))
+            tokens[name] = tracker.begin_scan()
+        d = self.monitoring.run_scan(requests)
         d.addCallback(self._apply, tokens)
         d.addErrback(lambda f: self.log.failure("scan of {customer} failed", f, customer=self.name))
-        d.addBoth(self._scan_done)
+        d.addBoth(self._scan_done, requests)
 
-    def _scan_done(self, _: Any) -> None:
+    def _scan_done(self, _: Any, requests: dict[str, ScanRequest]) -> None:
         self._scanning = False
-        self._scanned = True
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.callback(None)
-        if self._again:
-            self._again = False
-            self.request_scan()
+        self._unscanned.difference_update(n for n, r in requests.items() if r.paths is None)
+        if not self._unscanned and self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for d in waiters:
+                d.callback(None)
+        if self._wanted:
+            self._schedule(min(w.due for w in self._wanted.values()))
 
     def _apply(self, results: dict[str, ScanResult], tokens: dict[str, int]) -> None:
         if self._stopped:
             return
         mon = self.monitoring
-        next_check: float | None = None
+        now = mon.clock.seconds()
         for name, result in results.items():
             tracker = self.trackers.get(name)
             if tracker is None or name not in tokens:
                 continue  # profile removed while scanning
+            folder = self.folders[name]
             if result.error:
-                mon.fail_to_run.fire(ScanProblem(self.name, name, self.folders[name], result.error))
+                mon.fail_to_run.fire(ScanProblem(self.name, name, folder, result.error))
                 continue
-            mon.watch(self.folders[name], self)
+            fresh = mon.watch(folder, partial(self.changed, name), result.dirs)
+            if fresh:  # subfolders that existed before their watch: look inside once more
+                self._want(name, TRIGGER_DELAY, trees=fresh)
             for rel in result.refused:
-                mon.refuse_once(self.folders[name], rel)
-            changes = tracker.update(tokens[name], result.files)
+                mon.refuse_once(folder, rel)
+            changes = tracker.update(tokens[name], result.files, result.scope)
             for record in changes.removed:
                 mon.file_removed.fire(FileOffer(self.name, name, record.relpath, 0.0, record.sig))
             for record in changes.complete:
@@ -172,21 +265,21 @@ class MonitoringTask:
                     FileOffer(self.name, name, record.relpath, record.first_seen, record.sig)
                 )
             if changes.next_check is not None:
-                next_check = min(next_check or changes.next_check, changes.next_check)
-        if next_check is not None:
-            self.request_scan(max(0.0, next_check - mon.clock.seconds()))
+                self._want(name, changes.next_check - now)
 
     def release(self, profile: str, relpath: str) -> None:
-        """The job for this file ended."""
+        """The job for this file ended; look at its path again (gone, or dropped anew)."""
         tracker = self.trackers.get(profile)
         if tracker is not None:
             tracker.release(relpath)
+            self._want(profile, TRIGGER_DELAY, (relpath,))
 
     def forget(self, profile: str, relpath: str) -> None:
         """Forget a file so that the next scan offers it again (its job was abandoned)."""
         tracker = self.trackers.get(profile)
         if tracker is not None:
             tracker.forget(relpath)
+            self._want(profile, TRIGGER_DELAY, (relpath,))
 
     def pending(self) -> list[dict[str, Any]]:
         """Files seen but not yet complete."""
@@ -221,7 +314,6 @@ class Monitoring(Service):
         self._ignored = ignore_matcher(settings.ignore)
         self._loop: task.LoopingCall | None = None
         self._trigger: ChangeTrigger | None = None
-        self._watched: dict[str, MonitoringTask] = {}
         self._refused: set[tuple[str, str]] = set()
 
     # -- customers -----------------------------------------------------------------
@@ -249,8 +341,15 @@ class Monitoring(Service):
         mode = self.settings.mode
         if mode != "poll":
             if ChangeTrigger.available():
-                self._trigger = ChangeTrigger(self.reactor)
-                self._trigger.start()
+                trigger = ChangeTrigger(self.reactor, self._ignored)
+                try:
+                    trigger.start()
+                except OSError as e:
+                    if mode == "inotify":
+                        raise RuntimeError(f"monitoring.mode is inotify but {e}") from e
+                    self.log.warn("cannot use inotify ({error}): polling only", error=e)
+                else:
+                    self._trigger = trigger
             elif mode == "inotify":
                 raise RuntimeError("monitoring.mode is inotify but inotify is not available here")
             else:
@@ -286,26 +385,36 @@ class Monitoring(Service):
 
     # -- helpers used by tasks ---------------------------------------------------------
 
-    def run_scan(self, folders: dict[str, str]) -> defer.Deferred[dict[str, ScanResult]]:
-        """Scan folders in a thread."""
+    def run_scan(self, requests: dict[str, ScanRequest]) -> defer.Deferred[dict[str, ScanResult]]:
+        """Scan folders (in full or the entries requested) in a thread."""
         ignored = self._ignored
         contains = self.roots.contains
 
         def scan() -> dict[str, ScanResult]:
-            return {name: scan_folder(path, ignored, contains) for name, path in folders.items()}
+            return {
+                name: scan_folder(r.folder, ignored, contains)
+                if r.paths is None
+                else scan_paths(r.folder, r.paths, r.trees, ignored, contains)
+                for name, r in requests.items()
+            }
 
         return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), scan)
 
-    def watch(self, folder: str, owner: MonitoringTask) -> None:
-        """Have inotify re-check ``owner`` when ``folder`` changes."""
-        if self._trigger is None or folder in self._watched:
-            return
-        if self._trigger.watch(folder, lambda _f: owner.request_scan(TRIGGER_DELAY)):
-            self._watched[folder] = owner
+    def watch(
+        self, folder: str, on_change: Callable[[Change], Any], subdirs: Iterable[str] = ()
+    ) -> list[str] | None:
+        """Have inotify call ``on_change`` when something changes below ``folder``.
 
-    def unwatch(self, folder: str | None) -> None:
+        Returns None when inotify is off or cannot watch the folder, else the subfolders
+        newly watched below a folder already watched (see :meth:`ChangeTrigger.watch`).
+        """
+        if self._trigger is None:
+            return None
+        return self._trigger.watch(folder, on_change, subdirs)
+
+    def unwatch(self, folder: str) -> None:
         """Stop watching a folder."""
-        if folder and self._watched.pop(folder, None) is not None and self._trigger:
+        if self._trigger is not None:
             self._trigger.unwatch(folder)
 
     def refuse_once(self, folder: str, relpath: str) -> None:

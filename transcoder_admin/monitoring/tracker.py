@@ -5,6 +5,11 @@ Pure logic on an injected clock; fed with scan results, it says which files beca
 complete and which vanished.  A file handed to a job is remembered until the job
 ends; scans that started before the job ended are ignored for it, so a file just
 moved to *done* is never taken twice, and the record is dropped once the file is gone.
+
+A scan may cover only part of the folder (its scope): then only files inside the scope
+can be judged gone, and the work is proportional to what was examined, not to the
+folder.  Files still waiting to become stable are kept in a set of their own, so that
+every scan can re-check them cheaply.
 """
 
 from __future__ import annotations
@@ -12,7 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .scanner import Signature
+from .scanner import Scope, Signature
+
+# Clocks add up float seconds: a re-check timer set for "changed_at + stable_for" may
+# fire a rounding error early, which must not cost another stable-for.
+SLACK = 1e-6
 
 PENDING = "pending"
 TAKEN = "taken"
@@ -47,6 +56,7 @@ class StabilityTracker:
         self.stable_for = stable_for
         self.clock = clock
         self.files: dict[str, Tracked] = {}
+        self._pending: dict[str, None] = {}  # an ordered set
         self._scans = 0
 
     def begin_scan(self) -> int:
@@ -54,36 +64,49 @@ class StabilityTracker:
         self._scans += 1
         return self._scans
 
-    def update(self, token: int, found: dict[str, Signature]) -> Changes:
-        """Apply one scan's result."""
+    def update(
+        self, token: int, found: dict[str, Signature], scope: Scope | None = None
+    ) -> Changes:
+        """Apply one scan's result; ``scope`` None means the scan covered the whole folder."""
         now = self.clock.seconds()
         changes = Changes()
         files = self.files
+        pending = self._pending
         for relpath, sig in found.items():
             record = files.get(relpath)
             if record is None or (
                 record.state == FINISHED and token > record.finished_scan and sig != record.sig
             ):
                 record = files[relpath] = Tracked(relpath, sig, now, now)
+                pending[relpath] = None
             elif record.state == PENDING and sig != record.sig:
                 record.sig = sig
                 record.changed_at = now
             if record.state == PENDING:
-                if now - record.changed_at >= self.stable_for:
+                if now - record.changed_at >= self.stable_for - SLACK:
                     record.state = TAKEN
+                    pending.pop(relpath, None)
                     changes.complete.append(record)
                 else:
                     due = record.changed_at + self.stable_for
                     if changes.next_check is None or due < changes.next_check:
                         changes.next_check = due
-        if len(found) != len(files):  # files holds every found path: equal sizes, same set
-            for relpath in [r for r in files if r not in found]:
-                record = files[relpath]
-                if record.state == FINISHED and token <= record.finished_scan:
-                    continue
-                del files[relpath]
-                if record.state == TAKEN:
-                    changes.removed.append(record)
+        if scope is None:
+            if len(found) == len(files):
+                return changes  # files holds every found path: equal sizes, same set
+            gone = [r for r in files if r not in found]
+        else:
+            gone = [r for r in scope.paths if r in files and r not in found]
+            if scope.prefixes:
+                gone.extend(r for r in files if r.startswith(scope.prefixes) and r not in found)
+        for relpath in gone:
+            record = files.get(relpath)
+            if record is None or (record.state == FINISHED and token <= record.finished_scan):
+                continue
+            del files[relpath]
+            pending.pop(relpath, None)
+            if record.state == TAKEN:
+                changes.removed.append(record)
         return changes
 
     def release(self, relpath: str) -> None:
@@ -92,11 +115,17 @@ class StabilityTracker:
         if record is not None:
             record.state = FINISHED
             record.finished_scan = self._scans
+            self._pending.pop(relpath, None)
 
     def forget(self, relpath: str) -> None:
         """Drop a file's record (it will be seen anew on the next scan)."""
         self.files.pop(relpath, None)
+        self._pending.pop(relpath, None)
 
     def pending(self) -> list[Tracked]:
         """Files seen but not yet complete."""
-        return [r for r in self.files.values() if r.state == PENDING]
+        return [self.files[r] for r in self._pending]
+
+    def pending_paths(self) -> set[str]:
+        """Paths of the files seen but not yet complete (a copy)."""
+        return set(self._pending)

@@ -50,6 +50,7 @@ class WorkerProxy:
         self.lost = False
         self.last_heard = 0.0
         self.reported: set[str] = set()  # job ids of the last hello
+        self._reported_states: dict[str, str] = {}  # job id → state, as of the last hello
         self._outcomes: dict[str, defer.Deferred[dict[str, Any]]] = {}
         self._finished: dict[str, dict[str, Any]] = {}  # outcomes not yet acknowledged
         self._attempts: dict[str, int] = {}
@@ -149,7 +150,8 @@ class WorkerProxy:
         outcome: defer.Deferred[dict[str, Any]] = defer.Deferred()
         self._outcomes[job_id] = outcome
         self._attempts[job_id] = attempt
-        state = self.jobs.get(job_id, {}).get("state")
+        state = self._reported_states.get(job_id, "running")
+        self.jobs[job_id] = {"job_id": job_id, "attempt": attempt, "state": state, "progress": {}}
         if state == "finished":
             self._fetch_outcome(job_id)
         return outcome
@@ -223,7 +225,13 @@ class WorkerProxy:
         self.last_heard = self.workers.clock.seconds()
         reported = {str(j["job_id"]): j for j in jobs}
         self.reported = set(reported)
-        unknown = [j for job_id, j in reported.items() if job_id not in self._outcomes]
+        self._reported_states = {job_id: str(j.get("state")) for job_id, j in reported.items()}
+        # Unknown: neither waited for nor finished and waiting for its acknowledgement.
+        unknown = [
+            j
+            for job_id, j in reported.items()
+            if job_id not in self._outcomes and job_id not in self._finished
+        ]
         # Jobs we wait for that the worker no longer has: lost with its previous life.
         # (A start request in flight died with the old connection, before this hello.)
         for job_id in [j for j in self._outcomes if j not in reported]:
@@ -514,10 +522,24 @@ class ManagerSet(Service):
         )
         for name, entry in snapshot.items():
             if entry.get("info"):
-                self.workers.worker_attached(name, entry["info"], entry.get("jobs", []))
+                self._attach_known(name, entry["info"], entry.get("jobs", []))
         self.attached.fire(where)
         if not self._first.called:
             self._first.callback(None)
+
+    def _attach_known(self, name: str, info: dict[str, Any], jobs: list[Any]) -> None:
+        """A worker already logged in: ask it for its jobs with their specs (to adopt)."""
+
+        def got(full: Any) -> None:
+            self.workers.worker_attached(name, info, full if isinstance(full, list) else jobs)
+
+        def failed(failure: Any) -> None:
+            self.log.warn(
+                "cannot get the jobs of worker {name}: {error}", name=name, error=failure.value
+            )
+            self.workers.worker_attached(name, info, jobs)
+
+        self.workers.call(name, "jobs").addCallbacks(got, failed)
 
     def _lost(self) -> None:
         self.is_attached = False

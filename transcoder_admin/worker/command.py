@@ -141,10 +141,15 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
 def _number(
     value: Any, kind: type, key: str, low: float, high: float, where: str, problems: list[str]
 ) -> float:
+    whole = kind is int
+    if isinstance(value, bool) or (whole and isinstance(value, float)):
+        problems.append(f"{where}: {key} must be a whole number, not {value!r}")
+        return low
     try:
         number = kind(value)
     except (TypeError, ValueError):
-        problems.append(f"{where}: {key} must be a number, not {value!r}")
+        what = "a whole number" if whole else "a number"
+        problems.append(f"{where}: {key} must be {what}, not {value!r}")
         return low
     if not low <= number <= high:
         problems.append(f"{where}: {key} must be between {low:g} and {high:g}, not {value!r}")

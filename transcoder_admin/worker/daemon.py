@@ -65,6 +65,10 @@ class WorkerMind(pb.Referenceable):
     def remote_clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:  # noqa: D102
         return self.daemon.host.clean_job(spec)
 
+    def remote_jobs(self) -> list[dict[str, Any]]:
+        """Every job with its spec (an admin attaching to a standalone manager adopts them)."""
+        return self.daemon.host.describe_jobs(with_specs=True)
+
     def remote_ping(self) -> bool:  # noqa: D102
         return True
 
