@@ -335,7 +335,9 @@ class TranscoderAdmin(MultiService):
             job_id=report["job_id"],
             reason=f": {failure['reason']}" if failure else "",
         )
-        return self.db.save(row_from_report(report))
+        # A worker process sends the row ready-made; an in-process job the whole report.
+        row = report["row"] if isinstance(report.get("row"), dict) else row_from_report(report)
+        return self.db.save(row)
 
     def _on_abandoned(self, item: QueueItem) -> None:
         self.monitoring.forget(*item.key)

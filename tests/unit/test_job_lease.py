@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.unit.pbpairs import MANAGER, FakeReactor, job_spec, write_source
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.reports.files import read_report
+from transcoder_admin.wire import decode
 from transcoder_admin.worker import local
 from transcoder_admin.worker.daemon import RemoteUnknownJob, WorkerDaemon
 from transcoder_admin.worker.interfaces import UnknownJob
@@ -197,7 +198,7 @@ class WorkerMindTests(SynchronousTestCase):
         self.failureResultOf(self.daemon.mind.remote_acknowledge("J1", 1), RemoteUnknownJob)
         self.failureResultOf(self.daemon.mind.remote_acknowledge("J9", 1), RemoteUnknownJob)
         self.assertRaises(RemoteUnknownJob, self.daemon.mind.remote_outcome, "J9")
-        self.assertEqual(self.daemon.mind.remote_outcome("J1")["attempt"], 2)
+        self.assertEqual(decode(self.daemon.mind.remote_outcome("J1"))["attempt"], 2)
 
     def test_repeated_start_after_a_lost_answer_runs_the_job_once(self):
         """A start request sent again (its answer was lost) does not start a second job."""

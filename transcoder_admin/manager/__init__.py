@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.spread import pb
 from zope.interface import implementer
 
+from ..wire import decode
 from .credentials import ADMIN_USER, CredentialsError, load_credentials, read_secret_file
 
 log = Logger()
@@ -152,17 +153,17 @@ class WorkerAvatar(pb.Avatar):
         self.manager = manager
         self.link = link
 
-    def perspective_hello(self, info: dict[str, Any], jobs: list[Any]) -> None:
-        """The worker's facts and its jobs, sent right after login."""
-        self.manager.worker_hello(self.link, _plain_dict(info), list(jobs))
+    def perspective_hello(self, info: dict[str, Any], jobs: Any) -> None:
+        """The worker's facts and its jobs (JSON text), sent right after login."""
+        self.manager.worker_hello(self.link, _plain_dict(info), list(decode(jobs)))
 
     def perspective_heartbeat(self, state: dict[str, Any]) -> None:
         """Sent every few seconds."""
         self.manager.heartbeat(self.link, _plain_dict(state))
 
-    def perspective_job_finished(self, job_id: str, outcome: dict[str, Any]) -> None:
-        """A job ended; the worker waits for the admin's acknowledgement."""
-        self.manager.job_finished(self.link, str(job_id), _plain_dict(outcome))
+    def perspective_job_finished(self, job_id: str, outcome: Any) -> None:
+        """A job ended (its outcome as JSON text); the worker waits for the acknowledgement."""
+        self.manager.job_finished(self.link, str(job_id), _plain_dict(decode(outcome)))
 
     def logout(self) -> None:
         """The connection ended."""

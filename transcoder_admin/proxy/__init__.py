@@ -23,6 +23,7 @@ from zope.interface import implementer
 from ..events import Event
 from ..manager import ADMIN_USER, Manager
 from ..pblink import PBLink
+from ..wire import decode, encode
 from ..worker.interfaces import IWorkerConnection, UnknownJob, WorkerGone
 
 #: Errors of a call that may not have reached the worker (the link went down).
@@ -91,9 +92,10 @@ class WorkerProxy:
     # -- calls
 
     def _call(self, method: str, *args: Any) -> defer.Deferred[Any]:
+        """Call the worker; big values go and come back as JSON text (``wire``)."""
         if self.lost:
             return defer.fail(WorkerGone(self.name))
-        return self.workers.call(self.name, method, *args)
+        return self.workers.call(self.name, method, *args).addCallback(decode)
 
     async def _call_until_done(self, method: str, *args: Any) -> Any:
         """Call; if the link drops, wait for the worker to come back and call again.
@@ -142,7 +144,7 @@ class WorkerProxy:
                 return  # the next hello says whether it started
             self._settle(job_id, _local_error(failure))
 
-        self._call("start_job", spec).addCallbacks(started, refused)
+        self._call("start_job", encode(spec)).addCallbacks(started, refused)
         return outcome
 
     def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[dict[str, Any]]:
@@ -180,11 +182,13 @@ class WorkerProxy:
 
     def fail_source(self, spec: dict[str, Any], failure: dict[str, Any]) -> defer.Deferred[Any]:
         """Have the worker move a dead job's source to failed."""
-        return defer.Deferred.fromCoroutine(self._call_until_done("fail_source", spec, failure))
+        return defer.Deferred.fromCoroutine(
+            self._call_until_done("fail_source", encode(spec), failure)
+        )
 
     def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:
         """Have the worker kill a dead attempt's leftovers and remove its work folder."""
-        return self._call("clean_job", spec)
+        return self._call("clean_job", encode(spec))
 
     def when_disconnected(self) -> defer.Deferred[None]:
         """Fires when the worker is lost."""
@@ -539,7 +543,7 @@ class ManagerSet(Service):
             )
             self.workers.worker_attached(name, info, jobs)
 
-        self.workers.call(name, "jobs").addCallbacks(got, failed)
+        self.workers.call(name, "jobs").addCallback(decode).addCallbacks(got, failed)
 
     def _lost(self) -> None:
         self.is_attached = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import datetime
 from typing import Any
 
 from twisted.application.service import Service
@@ -21,6 +22,8 @@ from twisted.spread import pb
 
 from ..context.paths import Roots
 from ..pblink import PBLink
+from ..reports.files import row_from_report
+from ..wire import decode, encode
 from .interfaces import UnknownJob
 from .local import JobHost
 
@@ -40,46 +43,60 @@ class WorkerMind(pb.Referenceable):
     def __init__(self, daemon: WorkerDaemon) -> None:
         self.daemon = daemon
 
-    def remote_start_job(self, spec: dict[str, Any]) -> bool:  # noqa: D102
-        return self.daemon.start_job(spec)
+    def remote_start_job(self, spec: Any) -> bool:  # noqa: D102
+        return self.daemon.start_job(decode(spec))
 
     def remote_acknowledge(self, job_id: str, attempt: int) -> defer.Deferred[Any]:
         """Commit; answers only what committing changed (the admin has the outcome)."""
         d = self.daemon.host.acknowledge(job_id, attempt)
-        return _remote_errors(d).addCallback(committed_changes)
+        return _remote_errors(d).addCallback(lambda report: encode(committed_changes(report)))
 
     def remote_outcome(self, job_id: str) -> Any:  # noqa: D102
         try:
-            return self.daemon.host.outcome(job_id)
+            outcome = self.daemon.host.outcome(job_id)
         except UnknownJob as e:
             raise RemoteUnknownJob(str(e)) from None
+        return encode(summary(outcome)) if outcome is not None else None
 
     def remote_cancel_job(self, job_id: str) -> defer.Deferred[Any]:  # noqa: D102
         return self.daemon.host.cancel_job(job_id).addCallback(lambda _: True)
 
-    def remote_fail_source(  # noqa: D102
-        self, spec: dict[str, Any], failure: dict[str, Any]
-    ) -> defer.Deferred[Any]:
-        return self.daemon.host.fail_source(spec, failure)
+    def remote_fail_source(self, spec: Any, failure: dict[str, Any]) -> defer.Deferred[Any]:  # noqa: D102
+        d = self.daemon.host.fail_source(decode(spec), failure)
+        return d.addCallback(lambda report: encode(summary(report, True)))
 
-    def remote_clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:  # noqa: D102
-        return self.daemon.host.clean_job(spec)
+    def remote_clean_job(self, spec: Any) -> defer.Deferred[int]:  # noqa: D102
+        return self.daemon.host.clean_job(decode(spec))
 
-    def remote_jobs(self) -> list[dict[str, Any]]:
+    def remote_jobs(self) -> str:
         """Every job with its spec (an admin attaching to a standalone manager adopts them)."""
-        return self.daemon.host.describe_jobs(with_specs=True)
+        return encode(self.daemon.host.describe_jobs(with_specs=True))
 
     def remote_ping(self) -> bool:  # noqa: D102
         return True
 
 
-#: The report fields committing may change (a failed move turns "done" into "failed").
-COMMIT_FIELDS = ("outcome", "failure", "report_path")
+#: What the admin needs of a report: decisions (outcome, failure) and its lists. The
+#: whole report stays in its file; the database row travels ready-made (``row``).
+SUMMARY_FIELDS = ("job_id", "attempt", "outcome", "failure", "report_path", "times", "worker")
+
+
+def summary(report: dict[str, Any], with_row: bool = False) -> dict[str, Any]:
+    """A small outcome for the wire: the report's summary, and its database row.
+
+    PB decodes every token in Python: a whole report (targets, argv lists, probe
+    results) costs the admin milliseconds per job; its row is a flat dict of scalars.
+    """
+    out = {k: report.get(k) for k in SUMMARY_FIELDS}
+    if with_row:
+        row = row_from_report(report)
+        out["row"] = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+    return out
 
 
 def committed_changes(report: dict[str, Any]) -> dict[str, Any]:
-    """The part of a committed report the admin does not have from the outcome."""
-    return {k: report.get(k) for k in COMMIT_FIELDS}
+    """What the admin gets for an acknowledgement: the committed summary with its row."""
+    return summary(report, with_row=True)
 
 
 def _remote_errors(d: defer.Deferred[Any]) -> defer.Deferred[Any]:
@@ -164,7 +181,7 @@ class WorkerDaemon(Service):
     # -- the link
 
     async def _logged_in(self, perspective: Any) -> None:
-        await perspective.callRemote("hello", self.info(), self.host.describe_jobs(True))
+        await perspective.callRemote("hello", self.info(), encode(self.host.describe_jobs(True)))
         self.log.info(
             "worker {name} attached to the manager at {manager} ({jobs} jobs)",
             name=self.name,
@@ -202,9 +219,8 @@ class WorkerDaemon(Service):
             return  # cancelled meanwhile
         if self.perspective is not None:
             # If this is lost, the next hello lists the job as finished with its outcome.
-            self.perspective.callRemote("job_finished", job_id, outcome).addErrback(
-                lambda _: None
-            )
+            d = self.perspective.callRemote("job_finished", job_id, encode(summary(outcome)))
+            d.addErrback(lambda _: None)
 
 
 __all__ = ["WorkerDaemon", "WorkerMind", "RemoteUnknownJob"]
