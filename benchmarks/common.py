@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import yaml
+
 from tests.clips import FFMPEG, make_clip
 from tests.farm import ROOT, Farm
 
@@ -151,7 +153,7 @@ def iso_seconds(value: str) -> float:
 
 def metric(
     name: str,
-    measured: float | None,
+    measured: float | str | None,
     unit: str,
     goal: str = "",
     ok: bool | None = None,
@@ -254,6 +256,261 @@ class BenchFarm(Farm):
             return self.get("/api/v1/reports?limit=1")["total"] >= expected_rows
 
         wait_until(ok, timeout, "every report row", every=0.5)
+
+    def post(self, path: str) -> Any:
+        """POST to a path (pause, resume) and return its JSON (status must be 200)."""
+        status, body = self.request("POST", path)
+        assert status == 200, (status, body)
+        return body
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Every worker the admin knows (``/api/v1/workers``)."""
+        items: list[dict[str, Any]] = self.get("/api/v1/workers")["items"]
+        return items
+
+    def wait_for_workers(self, count: int, timeout: float = 120) -> list[dict[str, Any]]:
+        """Wait until exactly ``count`` workers are attached; return them."""
+
+        def attached() -> list[dict[str, Any]]:
+            items = [w for w in self.workers() if w["state"] == "attached"]
+            return items if len(items) == count else []
+
+        found: list[dict[str, Any]] = wait_until(attached, timeout, f"{count} attached workers")
+        return found
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the attached workers (local or external, on this host)."""
+        return [int(w["pid"]) for w in self.workers() if w.get("pid")]
+
+
+# -- worker processes -------------------------------------------------------------------------
+
+
+def processes_cpu(pids: Iterable[int]) -> dict[int, dict[str, float]]:
+    """:func:`cpu_times` of each process that still exists."""
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = cpu_times(pid)
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+def cpu_delta(
+    before: dict[int, dict[str, float]], after: dict[int, dict[str, float]]
+) -> dict[str, float]:
+    """Own CPU (user + system) and waited-for children's CPU used between two samples
+    of the same processes (processes missing from either sample are left out)."""
+    own = children = 0.0
+    for pid, a in before.items():
+        b = after.get(pid)
+        if b is None:
+            continue
+        own += b["user"] + b["system"] - a["user"] - a["system"]
+        children += b["children"] - a["children"]
+    return {"own": own, "children": children}
+
+
+def credentials_file(farm: Farm, filename: str, names: Iterable[str]) -> str:
+    """A ``name:password`` file (0600) for the given worker names; also the admin's
+    ``manager.credentials``. Returns its path."""
+    path = os.path.join(farm.base, "etc", filename)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.writelines(f"{name}:bench-secret-{name}\n" for name in names)
+    farm.configure("manager", credentials=path)
+    return path
+
+
+def worker_argv(
+    farm: Farm,
+    name: str,
+    credentials: str,
+    *,
+    module: str = "transcoder_admin",
+    max_jobs: int = 1,
+    heartbeat_interval: float = 5.0,
+    log_level: str = "info",
+) -> list[str]:
+    """The command line of an external worker of ``farm`` (on the farm's roots and its
+    embedded manager); ``module`` may be ``benchmarks.null_worker``."""
+    argv = [sys.executable, "-m", module]
+    if module == "transcoder_admin":
+        argv.append("worker")
+    argv += ["--name", name, "--manager", f"tcp:127.0.0.1:{farm.manager_port}"]
+    argv += ["--root", f"default={farm.media}", "--root", f"temp={farm.temp}"]
+    argv += ["--credentials-file", credentials, "--max-jobs", str(max_jobs)]
+    argv += ["--heartbeat-interval", f"{heartbeat_interval:g}", "--log-level", log_level]
+    return argv
+
+
+# -- real transcodes (B2, B4, B5) -------------------------------------------------------------
+
+#: Two H.264 renditions and thumbnails: 3 ffmpeg commands per job.
+RENDITIONS: dict[str, Any] = {
+    "targets": {
+        "r360": {
+            "type": "audio-video",
+            "extension": "mp4",
+            "video": {"codec": "h264", "height": 360, "preset": "veryfast", "crf": 23},
+            "audio": {"codec": "aac", "bitrate": 128},
+        },
+        "r240": {
+            "type": "audio-video",
+            "extension": "mp4",
+            "video": {"codec": "h264", "height": 240, "preset": "veryfast", "crf": 25},
+            "audio": {"codec": "aac", "bitrate": 96},
+        },
+        "thumbs": {
+            "type": "thumbnails",
+            "thumbnails": {"interval": 20, "unit": "percent", "max-count": 5, "width": 320},
+        },
+    }
+}
+RENDITIONS_TEXT = "h264 360p crf 23 + h264 240p crf 25 (veryfast, aac) + 5 thumbnails"
+
+
+def rendition_clip(seconds: float) -> str:
+    """A 640x360 25 fps H.264 + AAC clip of ``seconds``, made once."""
+    return cached_clip(
+        f"clip-640x360-{seconds:g}s.mp4", duration=seconds, width=640, height=360, fps=25
+    )
+
+
+def read_reports(folder: str) -> list[dict[str, Any]]:
+    """Every report file directly in ``folder``, parsed."""
+    reports: list[dict[str, Any]] = []
+    if not os.path.isdir(folder):
+        return reports
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".yaml"):
+            with open(os.path.join(folder, name)) as f:
+                reports.append(yaml.safe_load(f))
+    return reports
+
+
+def admin_round(
+    farm: BenchFarm, source: str, names: list[str], stage: str, customer: str, profile: str
+) -> dict[str, Any]:
+    """Rename copies of ``source`` into a profile's incoming folder at once; wait for
+    every job; return wall time (first rename → last source in *done*, by its ctime),
+    CPU of the admin, of its worker processes and of their children (ffmpeg), and the
+    round's reports (key ``reports``). Raises if a job failed."""
+    incoming = farm.folder(customer, "incoming", profile)
+    done = farm.folder(customer, "done", profile)
+    failed = farm.folder(customer, "failed", profile)
+    already = count_files(done) + count_files(failed)
+    staged = copies(source, stage, names)
+    load = loadavg()
+    workers = farm.worker_pids()
+    cpu0, wcpu0 = cpu_times(farm.pid), processes_cpu(workers)
+    first = time.time()
+    for path in staged:
+        os.rename(path, os.path.join(incoming, os.path.basename(path)))
+    wait_until(
+        lambda: count_files(done) + count_files(failed) >= already + len(names),
+        600 + 60 * len(names),
+        "every clip to reach done or failed",
+    )
+    farm.settled(already + len(names))
+    cpu1, wcpu1 = cpu_times(farm.pid), processes_cpu(workers)
+    ours = set(names)
+    reports = [
+        r
+        for r in read_reports(farm.folder(customer, "reports-done", profile))
+        + read_reports(farm.folder(customer, "reports-failed", profile))
+        if r["relpath"] in ours
+    ]
+    failures = [r for r in reports if r["outcome"] != "done"]
+    if failures or len(reports) != len(names):
+        reasons = sorted({str((r.get("failure") or {}).get("reason")) for r in failures})
+        raise RuntimeError(
+            f"{len(failures)} of {len(names)} jobs failed ({len(reports)} reports): {reasons[:3]}"
+        )
+    last = max(os.stat(os.path.join(done, n)).st_ctime for n in names)
+    workers_cpu = cpu_delta(wcpu0, wcpu1)
+    children = cpu1["children"] - cpu0["children"] + workers_cpu["children"]
+    return {
+        "wall_s": round(last - first, 3),
+        "load_before": load,
+        "load_after": loadavg(),
+        "admin_cpu_s": round(cpu1["user"] + cpu1["system"] - cpu0["user"] - cpu0["system"], 3),
+        "workers_cpu_s": round(workers_cpu["own"], 3),
+        "children_cpu_s": round(children, 3),
+        "reported_cpu_time_sum_s": round(sum(float(r.get("cpu_time") or 0) for r in reports), 3),
+        "real_time_sum_s": round(sum(float(r["real_time"]) for r in reports), 3),
+        # A long one means a file was found by a poll, not by inotify.
+        "rename_to_detected_max_s": round(
+            max(iso_seconds(r["times"]["detected"]) for r in reports) - first, 3
+        ),
+        "workers": sorted({str(r.get("worker")) for r in reports}),
+        "reports": reports,
+    }
+
+
+def baseline_scripts(
+    farm: BenchFarm,
+    reports: list[dict[str, Any]],
+    folder: str,
+    clip_path: str,
+    customer: str,
+    profile: str,
+) -> list[str]:
+    """One shell script per job running the commands its report records
+    (``targets[].commands``), in the order the admin started the jobs; the source is
+    rewritten to a fresh copy of the clip and the job's work folder to a scratch one."""
+    incoming = farm.folder(customer, "incoming", profile)
+    work = farm.folder(customer, "work", profile)
+    sources = os.path.join(folder, "sources")
+    scripts = []
+    for i, report in enumerate(sorted(reports, key=lambda r: r["times"]["started"])):
+        relpath = report["relpath"]
+        job_dir = os.path.join(folder, "jobs", f"{i:03d}")
+        os.makedirs(job_dir)
+        [source] = copies(clip_path, sources, [relpath])
+        swaps = [
+            (os.path.join(work, report["job_id"]), job_dir),
+            (os.path.join(incoming, relpath), source),
+        ]
+        lines = ["#!/bin/sh", f"# job {report['job_id']} ({relpath})", "set -e"]
+        for target in report["targets"]:
+            for argv in target["commands"]:
+                rewritten = []
+                for arg in argv:
+                    for old, new in swaps:
+                        arg = arg.replace(old, new)
+                    rewritten.append(arg)
+                lines.append(shell_command(rewritten) + " >/dev/null")
+        path = os.path.join(folder, f"job-{i:03d}.sh")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        scripts.append(path)
+    return scripts
+
+
+def run_baseline(
+    farm: BenchFarm,
+    reports: list[dict[str, Any]],
+    folder: str,
+    clip_path: str,
+    customer: str,
+    profile: str,
+    parallel: int,
+) -> dict[str, Any]:
+    """Re-run a round's recorded commands with ``xargs -P parallel``; wall time and more."""
+    scripts = baseline_scripts(farm, reports, folder, clip_path, customer, profile)
+    load = loadavg()
+    wall = run_xargs(scripts, ["sh"], parallel)
+    jobs = os.path.join(folder, "jobs")
+    return {
+        "wall_s": round(wall, 3),
+        "parallel": parallel,
+        "load_before": load,
+        "load_after": loadavg(),
+        "commands": sum(len(t["commands"]) for r in reports for t in r["targets"]),
+        "outputs": sum(count_files(os.path.join(jobs, d)) for d in os.listdir(jobs)),
+    }
 
 
 # -- baselines -------------------------------------------------------------------------------

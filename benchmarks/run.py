@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m benchmarks.run [b1 b2 b3] [--files N …]``.
+"""Run the benchmarks: ``python -m benchmarks.run [b1 … b6] [--files N …]``.
 
 Prints a results table (goal next to each measured value) and writes the JSON results
 to ``benchmarks/results/<time>-<names>.json``.
@@ -16,13 +16,16 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from . import b1_overhead, b2_efficiency, b3_scale
+from . import b1_overhead, b2_efficiency, b3_scale, b4_scaleout, b5_failover, b6_dispatch
 from .common import RESULTS_DIR, loadavg, machine
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "b1": b1_overhead.run,
     "b2": b2_efficiency.run,
     "b3": b3_scale.run,
+    "b4": b4_scaleout.run,
+    "b5": b5_failover.run,
+    "b6": b6_dispatch.run,
 }
 
 
@@ -30,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line: benchmark names and the sizes to shrink them."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     p.add_argument(
-        "names", nargs="*", metavar="NAME", help="benchmarks to run: b1, b2, b3 (default: all)"
+        "names", nargs="*", metavar="NAME", help="benchmarks to run: b1 … b6 (default: all)"
     )
     p.add_argument("--tmp", default="/tmp", help="folder for the farms (default /tmp)")
     p.add_argument("--keep", action="store_true", help="keep the scratch folders")
@@ -54,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=200,
         help="files dropped at half the measured rate afterwards (200; 0: none)",
     )
-    b2 = p.add_argument_group("B2 efficiency")
+    b2 = p.add_argument_group("B2 efficiency and B4 scale-out")
     b2.add_argument("--clips", type=int, default=24, help="clips (24)")
     b2.add_argument("--clip-seconds", type=float, default=10.0, help="clip duration (10 s)")
     b3 = p.add_argument_group("B3 scale")
@@ -73,6 +76,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=1200.0,
         help="stop the leak check after this many seconds (1200)",
+    )
+    b4 = p.add_argument_group("B4 scale-out (also --clips, --clip-seconds)")
+    b4.add_argument(
+        "--scale-workers", default="1,2,4", help="local worker counts, one slot each (1,2,4)"
+    )
+    b4.add_argument(
+        "--scale-rounds",
+        type=int,
+        default=2,
+        help="admin rounds per count: 2 = admin, baseline, admin; 1 = admin, baseline (2)",
+    )
+    b5 = p.add_argument_group("B5 failover")
+    b5.add_argument("--lost-timeout", type=float, default=10.0, help="workers.lost-timeout (10 s)")
+    b5.add_argument("--failover-trials", type=int, default=3, help="workers killed (3)")
+    b5.add_argument(
+        "--kill-after",
+        type=float,
+        default=1.0,
+        help="kill this long after the job's first ffmpeg started (1 s)",
+    )
+    b5.add_argument(
+        "--failover-clip-seconds",
+        type=float,
+        default=10.0,
+        help="duration of the clip whose job is killed (10 s)",
+    )
+    b6 = p.add_argument_group("B6 dispatch")
+    b6.add_argument("--dispatch-files", type=int, default=10000, help="queued files (10000)")
+    b6.add_argument("--dispatch-workers", type=int, default=50, help="null workers (50)")
+    b6.add_argument(
+        "--dispatch-slots", type=int, default=1, help="max-jobs of each null worker (1)"
     )
     opts = p.parse_args(argv)
     unknown = [n for n in opts.names if n not in BENCHMARKS]

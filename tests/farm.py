@@ -69,6 +69,8 @@ class Farm:
         self.config_path = os.path.join(base, "etc", "admin.yaml")
         self.log_path = os.path.join(base, "admin.log")
         self.process: subprocess.Popen[bytes] | None = None
+        #: Other processes of this farm (external workers, a standalone manager), by name.
+        self.daemons: dict[str, Daemon] = {}
         self.admin_config = {
             "admin": {"customers": "customers", "name": "test"},
             "roots": {"default": self.media, "temp": self.temp},
@@ -80,10 +82,21 @@ class Farm:
             "defaults": defaults or {"max-attempts": 1},
         }
         os.makedirs(os.path.join(base, "etc", "customers"), exist_ok=True)
-        with open(self.config_path, "w") as f:
-            yaml.safe_dump(self.admin_config, f)
+        self.write_config()
         for name, customer in customers.items():
             self.write_customer(name, customer)
+
+    def write_config(self) -> None:
+        """Write ``admin_config`` to the admin's config file (after changing it)."""
+        with open(self.config_path, "w") as f:
+            yaml.safe_dump(self.admin_config, f)
+
+    def configure(self, section: str, **values: Any) -> None:
+        """Set keys of one section of the admin config (``max_jobs`` → ``max-jobs``)."""
+        self.admin_config.setdefault(section, {}).update(
+            {key.replace("_", "-"): value for key, value in values.items()}
+        )
+        self.write_config()
 
     def write_customer(self, filename: str, customer: dict[str, Any]) -> None:
         """Write (or replace) one customer file."""
@@ -133,7 +146,13 @@ class Farm:
         self.process.send_signal(signum)
 
     def stop(self, timeout: float = 60) -> int:
-        """SIGTERM and wait; returns the exit code."""
+        """SIGTERM and wait (then the farm's other processes); returns the admin's exit code."""
+        try:
+            return self._stop_admin(timeout)
+        finally:
+            self.stop_daemons()
+
+    def _stop_admin(self, timeout: float) -> int:
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
         self.process.send_signal(signal.SIGTERM)
@@ -142,6 +161,75 @@ class Farm:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise AssertionError(f"admin did not stop on SIGTERM:\n{self.log()[-3000:]}") from None
+
+    # -- other processes: external workers, a standalone manager ------------------------
+
+    def write_credentials(self, filename: str, users: dict[str, str]) -> str:
+        """A ``name:password`` credentials file (mode 0600) under etc/; returns its path."""
+        path = os.path.join(self.base, "etc", filename)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.writelines(f"{name}:{password}\n" for name, password in users.items())
+        return path
+
+    def start_worker(
+        self,
+        name: str,
+        credentials: str,
+        *,
+        manager: str | None = None,
+        roots: dict[str, str] | None = None,
+        max_jobs: int = 1,
+        heartbeat_interval: float = 0.5,
+    ) -> Daemon:
+        """Start a ``transcoder-admin worker`` process (default: on the farm's roots and
+        embedded manager); it logs to ``workers/<name>.log``."""
+        argv = [sys.executable, "-m", "transcoder_admin", "worker", "--name", name]
+        argv += ["--manager", manager or f"tcp:127.0.0.1:{self.manager_port}"]
+        for root, path in (roots or {"default": self.media, "temp": self.temp}).items():
+            argv += ["--root", f"{root}={path}"]
+        argv += ["--max-jobs", str(max_jobs), "--credentials-file", credentials]
+        argv += ["--heartbeat-interval", f"{heartbeat_interval:g}", "--log-level", "debug"]
+        return self.start_daemon(name, argv)
+
+    def start_manager(self, config_path: str, name: str = "manager") -> Daemon:
+        """Start a standalone ``transcoder-admin manager --config PATH`` process."""
+        argv = [sys.executable, "-m", "transcoder_admin", "manager", "--config", config_path]
+        return self.start_daemon(name, [*argv, "--log-level", "debug"])
+
+    def start_daemon(self, name: str, argv: list[str]) -> Daemon:
+        """Start (or start again) a named process of the farm."""
+        old = self.daemons.get(name)
+        if old is not None and old.running():
+            raise AssertionError(f"{name} runs already")
+        daemon = Daemon(name, argv, os.path.join(self.base, "logs", f"{name}.log"))
+        daemon.start()
+        self.daemons[name] = daemon
+        return daemon
+
+    def stop_daemons(self) -> None:
+        """SIGTERM every other process of the farm (SIGCONT first: it may be stopped)."""
+        for daemon in self.daemons.values():
+            daemon.stop()
+
+    def processes(self) -> list[tuple[int, str]]:
+        """(pid, command line) of every live process whose command line names this farm's
+        folder: the admin, workers, managers, ffmpeg and post-processes on its files."""
+        found = []
+        marker = self.base.encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read()
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    zombie = f.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+            except OSError:
+                continue
+            if marker in cmdline and not zombie:
+                found.append((int(entry), cmdline.replace(b"\0", b" ").decode(errors="replace")))
+        return found
 
     def log(self) -> str:
         """Everything the admin logged."""
@@ -204,6 +292,73 @@ class Farm:
         return len(self.reports(customer, profile, "done")) + len(
             self.reports(customer, profile, "failed")
         )
+
+
+class Daemon:
+    """A process of the farm other than the admin, with its own log file."""
+
+    def __init__(self, name: str, argv: list[str], log_path: str) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        """Start the process, appending to its log."""
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=ROOT,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            )
+
+    def running(self) -> bool:
+        """Whether the process has not ended."""
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, signum: int) -> None:
+        """Send a signal to the process."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        """SIGKILL and reap."""
+        if self.running():
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait(30)
+
+    def stop(self, timeout: float = 30) -> int | None:
+        """SIGCONT then SIGTERM, SIGKILL after ``timeout``; the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(30)
+        return self.process.returncode
+
+    def log(self) -> str:
+        """Everything the process logged."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
 
 def dedent(text: str) -> str:

@@ -13,7 +13,9 @@ from typing import Any
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.internet import defer, endpoints, task
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.spread import pb
 
 FIRST_DELAY = 0.5
@@ -35,6 +37,26 @@ def describe_error(e: BaseException) -> str:
     """The first line of an error, for a log line."""
     text = str(e) or type(e).__name__
     return text.splitlines()[0][:300]
+
+
+class _Broker(pb.Broker):
+    """A client broker that tells its factory when its connection ends.
+
+    A connector (``reactor.connectTCP``) does that, an endpoint does not: without it a
+    login still waiting for the PB handshake (a TLS handshake refused, a manager gone
+    at that moment) would wait forever instead of failing with the reason.
+    """
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
+        pb.Broker.connectionLost(self, reason)
+        factory: Any = self.factory
+        factory.clientConnectionLost(None, reason)
+
+
+class _LinkFactory(pb.PBClientFactory):
+    """A PB client factory for endpoints: logins fail when the connection ends."""
+
+    protocol = _Broker
 
 
 class PBLink:
@@ -85,9 +107,9 @@ class PBLink:
             self._factory.disconnect()
 
     async def _run(self) -> None:
-        delay = FIRST_DELAY
+        delay = min(FIRST_DELAY, self.max_delay)
         while not self._stopping:
-            factory = pb.PBClientFactory()
+            factory = _LinkFactory()
             self._factory = factory
             try:
                 endpoint = endpoints.clientFromString(self.reactor, self.endpoint)
@@ -112,7 +134,7 @@ class PBLink:
                 )
                 factory.disconnect()
             else:
-                delay = FIRST_DELAY
+                delay = min(FIRST_DELAY, self.max_delay)
                 await lost
                 self.perspective = None
                 self.on_lost()

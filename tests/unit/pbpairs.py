@@ -164,3 +164,13 @@ def job_spec(job_id: str, attempt: int, relpath: str = "in/clip.mov", **extra: A
     }
     spec.update(extra)
     return spec
+
+
+def scratch(test: Any) -> str:
+    """A fresh folder for one test, removed after it (trial's mktemp() writes into cwd)."""
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="transcoder-test-")
+    test.addCleanup(shutil.rmtree, folder, True)
+    return folder

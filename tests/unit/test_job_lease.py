@@ -13,7 +13,7 @@ import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.unit.pbpairs import MANAGER, FakeReactor, job_spec, write_source
+from tests.unit.pbpairs import MANAGER, FakeReactor, job_spec, scratch, write_source
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.reports.files import read_report
 from transcoder_admin.wire import decode
@@ -54,7 +54,7 @@ class JobLeaseTests(SynchronousTestCase):
     """Acknowledge commits only the current attempt, once; cancel ends the lease."""
 
     def setUp(self) -> None:
-        self.h = Host(self.mktemp())
+        self.h = Host(scratch(self))
         self.source = self.h.source()
 
     def finished(self, job_id: str = "J1", attempt: int = 1, name: str = "clip.mov") -> dict:
@@ -188,7 +188,7 @@ class WorkerMindTests(SynchronousTestCase):
     """The worker's remote methods: local errors become PB errors the admin can match."""
 
     def setUp(self) -> None:
-        self.h = Host(self.mktemp())
+        self.h = Host(scratch(self))
         self.h.source()
         self.daemon = WorkerDaemon("w1", MANAGER, b"secret", self.h.roots, 2, self.h.reactor)
 

@@ -18,7 +18,15 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.spread import pb
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.unit.pbpairs import MANAGER, PEER, FakeReactor, Network, job_spec, write_source
+from tests.unit.pbpairs import (
+    MANAGER,
+    PEER,
+    FakeReactor,
+    Network,
+    job_spec,
+    scratch,
+    write_source,
+)
 from transcoder_admin import pblink
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.manager import AdminAvatar, Manager, ManagerService, WorkerAvatar
@@ -60,7 +68,7 @@ class Farm:
 
     def __init__(self, test: SynchronousTestCase, lost_timeout: float = LOST_TIMEOUT) -> None:
         self.test = test
-        self.base = test.mktemp()
+        self.base = scratch(test)
         self.media = os.path.join(self.base, "media")
         self.reactor = FakeReactor()
         self.reactor.advance(T0)

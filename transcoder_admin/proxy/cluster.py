@@ -94,9 +94,6 @@ class Cluster:
                 count=len(self.held),
                 timeout=self.workers.lost_timeout,
             )
-            self._release_call = self.reactor.callLater(
-                self.workers.lost_timeout, self._release_all, "its worker did not come back"
-            )
 
     async def start_manager(self) -> None:
         """Listen as the embedded manager, or attach to the standalone one."""
@@ -172,8 +169,15 @@ class Cluster:
                 sub.unsubscribe()
 
     def start_liveness(self) -> None:
-        """Begin declaring silent workers lost."""
+        """Begin declaring silent workers lost, and held jobs whose worker stays silent.
+
+        Called once attached to the manager: before that, no worker could report.
+        """
         self.workers.start()
+        if self.held and self._release_call is None:
+            self._release_call = self.reactor.callLater(
+                self.workers.lost_timeout, self._release_all, "its worker did not come back"
+            )
 
     # -- held jobs
 

@@ -27,6 +27,24 @@ from .specs import iso
 SpecFactory = Callable[[QueueItem, str, int], dict[str, Any]]
 
 
+class _Slot:
+    """One job's slot on a worker, freed once (when its transcoding is over)."""
+
+    def __init__(self, transcoding: Transcoding, worker: str) -> None:
+        self.transcoding = transcoding
+        self.worker = worker
+        self.held = True
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        load = self.transcoding.load
+        if self.worker in load:
+            load[self.worker] -= 1
+            self.transcoding._capacity_changed()
+
+
 def backend_of(worker: Any) -> str:
     """Which jobs a worker runs: "ffmpeg" (every worker process) or "qmaster"."""
     return str(getattr(worker, "backend", "ffmpeg"))
@@ -187,15 +205,14 @@ class Transcoding:
                     priority=task.item.priority,
                     detected_at=task.item.detected_at,
                 )
+            slot = _Slot(self, worker.name)
             try:
-                report = await self._attempt(task, worker, adopted is not None)
+                report = await self._attempt(task, worker, adopted is not None, slot.release)
             finally:
                 adopted = None
                 if self.journal is not None:
                     self.journal.ended(task.job_id)
-                if worker.name in self.load:
-                    self.load[worker.name] -= 1
-                    self._capacity_changed()
+                slot.release()
             if report is not None:
                 return report
 
@@ -209,9 +226,17 @@ class Transcoding:
         return worker
 
     async def _attempt(
-        self, task: Task, worker: WorkerConnection, adopted: bool = False
+        self,
+        task: Task,
+        worker: WorkerConnection,
+        adopted: bool = False,
+        release: Callable[[], None] = lambda: None,
     ) -> dict[str, Any] | None:
-        """One attempt; None means "try again"."""
+        """One attempt; None means "try again".
+
+        ``release`` frees the worker's slot once the transcoding is over: committing the
+        outcome (moving files) does not hold up the next job.
+        """
         spec = task.spec
         if not adopted:
             self.log.info(
@@ -238,6 +263,7 @@ class Transcoding:
                 self._clean(task.spec, worker.name)
         else:
             failure = Failure.from_dict(outcome["failure"]) if outcome.get("failure") else None
+        release()
         if self._stopping or task.stopping or (failure is not None and failure.kind == "cancelled"):
             if outcome is not None:
                 await worker.cancel_job(task.job_id)

@@ -157,11 +157,14 @@ def _number(
     return float(number)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run a worker until SIGTERM/SIGINT (its jobs are cancelled, sources stay)."""
+def run(args: argparse.Namespace, daemon_class: Any = None, prog: str = "") -> int:
+    """Run a worker until SIGTERM/SIGINT (its jobs are cancelled, sources stay).
+
+    ``daemon_class`` (a WorkerDaemon subclass) is for benchmarks' stand-in workers.
+    """
     settings = settings_from(args)
     if settings.problems:
-        print("transcoder-admin worker: cannot start:", file=sys.stderr)
+        print(f"{prog or 'transcoder-admin worker'}: cannot start:", file=sys.stderr)
         for problem in settings.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
@@ -173,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
     start_logging(args.log_format, args.log_level)
     reactor: Any = _reactor
-    daemon = WorkerDaemon(
+    daemon = (daemon_class or WorkerDaemon)(
         settings.name,
         settings.manager,
         settings.password,

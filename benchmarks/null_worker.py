@@ -1,0 +1,116 @@
+"""A benchmark-only worker whose jobs do no media work (B6 dispatch).
+
+``python -m benchmarks.null_worker`` takes the flags of ``transcoder-admin worker``
+(``--manager``, ``--name``, ``--root``, ``--credentials-file``, ``--max-jobs``, …) and
+runs the real :class:`~transcoder_admin.worker.daemon.WorkerDaemon` — PB login,
+hello, heartbeats, the acknowledgement protocol — with a :class:`NullJob` instead of
+the real job: ``run`` stats the source in one trip to the thread pool (as a real job's
+first step does) and fires with a *done* outcome shaped like a real report
+(:func:`~transcoder_admin.job.runner.build_report`: times, file facts, one result per
+target, no commands); ``commit``, on the admin's acknowledgement, moves the source to
+*done* in the thread pool, as a real commit does, and writes nothing else (no outputs,
+no report file: the row's ``report_path`` names a file that does not exist).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from twisted.internet import defer, task
+
+from transcoder_admin.job.runner import Job, move_into, now_iso
+from transcoder_admin.worker.command import add_arguments, run
+from transcoder_admin.worker.daemon import WorkerDaemon
+from transcoder_admin.worker.local import JobHost
+
+
+def source_facts(path: str) -> dict[str, Any]:
+    """Size and times of the source (no checksum: that would be media work)."""
+    st = os.stat(path)
+    return {
+        "size": st.st_size,
+        "ctime": datetime.fromtimestamp(st.st_ctime, UTC).isoformat(),
+        "mtime": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
+        "checksum": None,
+    }
+
+
+class NullJob(Job):
+    """A job that produces nothing and succeeds (after ``seconds``, 0 by default)."""
+
+    seconds = 0.0
+
+    async def _run(self) -> dict[str, Any]:
+        self._started = now_iso(self.reactor)
+        self._started_at = self.reactor.seconds()
+        if self.seconds > 0:
+            await task.deferLater(self.reactor, self.seconds)
+        self._source_file = await self._thread(source_facts, self.local(self.spec["source"]))
+        self._target_results = [
+            {
+                "name": t["name"],
+                "type": t["type"],
+                "outcome": "done",
+                "reason": None,
+                "outputs": [],
+                "commands": [],
+                "invalid_output": False,
+            }
+            for t in self.spec["targets"]
+        ]
+        self.progress = {"percent": 100.0, "speed": None, "eta": None}
+        self.outcome = self._report(None)
+        return self.outcome
+
+    def _commit_files(self, report: dict[str, Any]) -> dict[str, Any]:
+        spec = self.spec
+        source = self.local(spec["source"])
+        destination = self.local(spec["done"] if report["outcome"] == "done" else spec["failed"])
+        if os.path.lexists(source):
+            move_into(source, destination, f"{self.job_id}-source")
+        return report
+
+    def _cleanup(self) -> None:
+        """There is no work folder."""
+
+
+class NullJobHost(JobHost):
+    """A :class:`JobHost` whose jobs are :class:`NullJob` s."""
+
+    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
+        """Start a null job; fires with its outcome (nothing moved yet)."""
+        job_id = spec["job_id"]
+        if job_id in self.jobs:
+            raise ValueError(f"job {job_id} is already running on {self.name}")
+        job = NullJob(spec, self.roots, self.name, self.reactor)
+        self.jobs[job_id] = job
+        return job.run()
+
+
+class NullWorkerDaemon(WorkerDaemon):
+    """The real worker daemon with a :class:`NullJobHost`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        host = self.host
+        self.host = NullJobHost(host.name, host.roots, host.max_jobs, host.reactor)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a null worker until SIGTERM/SIGINT."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.null_worker", description=__doc__)
+    add_arguments(p)
+    p.add_argument(
+        "--job-seconds", type=float, default=0.0, help="how long each job pretends to work (0)"
+    )
+    args = p.parse_args(argv)
+    NullJob.seconds = max(0.0, args.job_seconds)
+    return run(args, NullWorkerDaemon, "null worker")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
