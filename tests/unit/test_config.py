@@ -256,6 +256,44 @@ def test_qmaster_profile_needs_qmaster_targets(farm):
     assert "profiles.mac.targets.b" in text and "needs 'setting'" in text
 
 
+def test_qmaster_profile_needs_the_qmaster_section(farm):
+    """A profile with backend qmaster without a qmaster section in the admin config."""
+    write(
+        farm,
+        "customers/q.yaml",
+        """\
+        name: Q
+        profiles:
+          mac:
+            backend: qmaster
+            targets: {a: {type: qmaster, setting: x.setting, extension: mov}}
+        """,
+    )
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "profiles.mac.backend: bad value 'qmaster'" in text and "qmaster section" in text
+
+
+def test_distributed_settings_are_checked(farm):
+    """Heartbeats too slow for lost-timeout; local workers with a standalone manager."""
+    admin = (farm / "admin.yaml").read_text()
+    write(
+        farm,
+        "admin.yaml",
+        admin
+        + "manager: {connect: 'tcp:manager:7632'}\n"
+        + "workers: {local: 2, lost-timeout: 6, heartbeat-interval: 4}\n",
+    )
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "heartbeat-interval (4 s) must be at most half of lost-timeout (6 s)" in text
+    write(
+        farm,
+        "admin.yaml",
+        admin + "manager: {connect: 'tcp:manager:7632'}\nworkers: {local: 2}\n",
+    )
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "workers.local: bad value 2: local workers need the embedded manager" in text
+
+
 def test_check_config_command_exits_0_or_1(farm):
     """`transcoder-admin check-config` prints OK and exits 0, or lists errors and exits 1."""
     cmd = [sys.executable, "-m", "transcoder_admin", "check-config", "--config"]

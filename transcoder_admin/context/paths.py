@@ -124,6 +124,17 @@ def check_configuration(config: Configuration) -> list[ConfigProblem]:
 
     problems: list[ConfigProblem] = []
     roots = config.admin.roots
+    if config.admin.manager.connect and config.admin.workers.local:
+        problems.append(
+            ConfigProblem(
+                config.path,
+                "workers.local",
+                "local workers need the embedded manager: with manager.connect, set it to 0 "
+                "and start workers with transcoder-admin worker",
+                config.admin.workers.local,
+                True,
+            )
+        )
     for customer_name, customer in config.customers.items():
         path = config.customer_files.get(customer_name, config.path)
         store = StoreContext(config)
