@@ -563,10 +563,16 @@ def create_admin(config: Configuration, reactor: Any = None) -> TranscoderAdmin:
     roots = Roots(config.roots())
     store = Store(config, reactor)
     db = ReportsDB(config.reports_url(), config.admin.reports.pool_size, reactor=reactor)
-    monitoring = Monitoring(config.admin.monitoring, roots, reactor)
     transcoding = Transcoding(JobSpecs(store), reactor)
     scheduler = Scheduler(transcoding, reactor)
     cluster = Cluster(config, reactor)
+    monitoring: Any
+    if config.admin.monitoring.on_workers:
+        from .monitoring.remote import RemoteMonitoring
+
+        monitoring = RemoteMonitoring(config.admin.monitoring, cluster.workers, reactor)
+    else:
+        monitoring = Monitoring(config.admin.monitoring, roots, reactor)
     admin = TranscoderAdmin(
         config, store, db, monitoring, transcoding, scheduler, cluster, None, reactor
     )

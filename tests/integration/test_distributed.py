@@ -495,3 +495,35 @@ def test_a_standalone_manager_restart_pauses_and_resumes_the_admin(tmp_path, cli
     assert "manager detached: pausing" in log and "manager attached again: resuming" in log
     # The worker brought its job (running or waiting for its acknowledgement) back.
     assert re.search(r"worker w1 attached from \S+ \(1 slots, 1 jobs\)", manager.log())
+
+
+def test_monitors_on_workers_need_no_media_on_the_admin_host(tmp_path, clips, farms):
+    """monitoring.on-workers: the admin's default root is an empty folder; the customer's
+    monitor runs on a worker that has the media, and moves when that worker is lost."""
+    farm = make_farm(tmp_path)
+    farms.append(farm)
+    creds = farm.write_credentials("workers.credentials", {"w1": "one", "w2": "two"})
+    farm.configure("manager", credentials=creds)
+    farm.configure("monitoring", on_workers=True)
+    elsewhere = os.path.join(farm.base, "admin-sees-no-media")
+    os.makedirs(elsewhere)
+    farm.configure("roots", default=elsewhere)
+    farm.start()
+    for name in ("w1", "w2"):
+        farm.start_worker(name, creds, roots={"default": farm.media, "temp": farm.temp})
+    wait_for(lambda: workers_up(farm, {"w1", "w2"}), 30, "two workers")
+    placed = wait_for(
+        lambda: re.search(r"monitor of \S+ placed on (w\d)", farm.log()), 30, "the monitor"
+    )
+    first = drop_clips(farm, clips["audio"], 2)
+    wait_for(lambda: len(done_reports(farm)) == 2, 60, "the first files")
+    assert os.listdir(elsewhere) == []  # the admin never touched the media
+    watcher = placed.group(1)
+    other = {"w1": "w2", "w2": "w1"}[watcher]
+    farm.daemons[watcher].process.send_signal(signal.SIGKILL)
+    farm.daemons[watcher].process.wait(10)
+    wait_for(lambda: f"placed on {other}" in farm.log(), 30, "the monitor to move")
+    later = drop_clips(farm, clips["audio"], 2, prefix="later")
+    wait_for(lambda: len(done_reports(farm)) == 4, 60, "the files dropped after the move")
+    reports = assert_all_done_once(farm, first + later)
+    assert {reports[name]["worker"] for name in later} == {other}

@@ -302,6 +302,7 @@ class MonitoringSection(Section):
 
     stable_for: Annotated[float, Field(ge=0)] = 5
     mode: Literal["auto", "inotify", "poll"] = "auto"
+    on_workers: bool = False
     poll_interval: PositiveFloat = 10
     ignore: list[str] = Field(
         default_factory=lambda: [".*", "*.part", "*.filepart", "*.tmp", "*.crdownload"]

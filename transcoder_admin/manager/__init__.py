@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.spread import pb
 from zope.interface import implementer
 
-from ..wire import decode
+from ..wire import decode, encode
 from .credentials import ADMIN_USER, CredentialsError, load_credentials, read_secret_file
 
 log = Logger()
@@ -41,6 +41,8 @@ class ManagerListener(Protocol):
     def worker_heartbeat(self, name: str, state: dict[str, Any]) -> Any: ...
 
     def job_finished(self, name: str, job_id: str, outcome: dict[str, Any]) -> Any: ...
+
+    def monitor_event(self, name: str, event: dict[str, Any]) -> Any: ...
 
 
 @dataclass
@@ -145,6 +147,11 @@ class Manager:
         if self.workers.get(link.name) is link:
             self._tell("job_finished", link.name, job_id, outcome)
 
+    def monitor_event(self, link: WorkerLink, event: dict[str, Any]) -> None:
+        """A worker's monitor component saw a file complete, vanish, or cannot scan."""
+        if self.workers.get(link.name) is link:
+            self._tell("monitor_event", link.name, event)
+
 
 class WorkerAvatar(pb.Avatar):
     """The perspective of one logged-in worker."""
@@ -164,6 +171,10 @@ class WorkerAvatar(pb.Avatar):
     def perspective_job_finished(self, job_id: str, outcome: Any) -> None:
         """A job ended (its outcome as JSON text); the worker waits for the acknowledgement."""
         self.manager.job_finished(self.link, str(job_id), _plain_dict(decode(outcome)))
+
+    def perspective_monitor_event(self, event: Any) -> None:
+        """News of one of the worker's monitor components (JSON text)."""
+        self.manager.monitor_event(self.link, _plain_dict(decode(event)))
 
     def logout(self) -> None:
         """The connection ended."""
@@ -212,6 +223,9 @@ class _RemoteListener:
 
     def job_finished(self, name: str, job_id: str, outcome: dict[str, Any]) -> Any:
         return self.mind.callRemote("job_finished", name, job_id, outcome)
+
+    def monitor_event(self, name: str, event: dict[str, Any]) -> Any:
+        return self.mind.callRemote("monitor_event", name, encode(event))
 
 
 @implementer(portal.IRealm)

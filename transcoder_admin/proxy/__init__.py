@@ -51,6 +51,7 @@ class WorkerProxy:
         self.lost = False
         self.last_heard = 0.0
         self.reported: set[str] = set()  # job ids of the last hello
+        self.pending: list[dict[str, Any]] = []  # its monitors' pending files (heartbeat)
         self._reported_states: dict[str, str] = {}  # job id → state, as of the last hello
         self._outcomes: dict[str, defer.Deferred[dict[str, Any]]] = {}
         self._finished: dict[str, dict[str, Any]] = {}  # outcomes not yet acknowledged
@@ -254,6 +255,8 @@ class WorkerProxy:
     def heartbeat(self, state: dict[str, Any]) -> None:
         """The worker is alive; note its jobs' states and progress."""
         self.last_heard = self.workers.clock.seconds()
+        pending = state.get("pending")
+        self.pending = list(pending) if isinstance(pending, list) else []
         for j in state.get("jobs", []):
             job_id = str(j.get("job_id"))
             if job_id in self._outcomes:
@@ -319,6 +322,8 @@ class WorkerSet:
         self.worker_removed: Event[str] = Event("worker-removed")
         self.link_up: Event[WorkerProxy] = Event("worker-attached")
         self.link_down: Event[WorkerProxy] = Event("worker-detached")
+        #: (worker name, event) from a worker's monitor components (monitoring.on-workers).
+        self.monitor_events: Event[tuple[str, dict[str, Any]]] = Event("monitor-event")
         #: Called with (proxy, job) for each job a worker reports that the admin did not
         #: start in this life: adopt it or cancel it.
         self.on_unknown_job: Callable[[WorkerProxy, dict[str, Any]], Any] = _cancel
@@ -411,6 +416,13 @@ class WorkerSet:
                 name=name,
             )
 
+    def monitor_event(self, name: str, event: dict[str, Any]) -> None:
+        """News from a worker's monitor component."""
+        proxy = self.proxies.get(name)
+        if proxy is not None:
+            proxy.last_heard = self.clock.seconds()
+            self.monitor_events.fire((name, event))
+
     def all_detached(self) -> None:
         """The manager went away: every worker's link is down (none is lost yet)."""
         for name in list(self.proxies):
@@ -438,6 +450,9 @@ class _AdminMind(pb.Referenceable):
 
     def remote_job_finished(self, name: str, job_id: str, outcome: Any) -> None:  # noqa: D102
         self.workers.job_finished(name, job_id, outcome)
+
+    def remote_monitor_event(self, name: str, event: Any) -> None:  # noqa: D102
+        self.workers.monitor_event(name, decode(event))
 
 
 class _EmbeddedLink:

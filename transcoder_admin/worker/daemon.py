@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.spread import pb
 
 from ..context.paths import Roots
+from ..monitoring.remote import MonitorHost
 from ..pblink import PBLink
 from ..reports.files import row_from_report
 from ..wire import decode, encode
@@ -67,6 +68,23 @@ class WorkerMind(pb.Referenceable):
 
     def remote_clean_job(self, spec: Any) -> defer.Deferred[int]:  # noqa: D102
         return self.daemon.host.clean_job(decode(spec))
+
+    def remote_monitor(self, settings: Any, spec: Any) -> bool:
+        """Watch a customer's incoming folders here (monitoring.on-workers)."""
+        self.daemon.monitors.assign(decode(settings), decode(spec))
+        return True
+
+    def remote_unmonitor(self, customer: str) -> bool:  # noqa: D102
+        self.daemon.monitors.unassign(customer)
+        return True
+
+    def remote_monitor_release(self, customer: str, profile: str, relpath: str) -> bool:  # noqa: D102
+        self.daemon.monitors.release(customer, profile, relpath)
+        return True
+
+    def remote_monitor_forget(self, customer: str, profile: str, relpath: str) -> bool:  # noqa: D102
+        self.daemon.monitors.forget(customer, profile, relpath)
+        return True
 
     def remote_jobs(self) -> str:
         """Every job with its spec (an admin attaching to a standalone manager adopts them)."""
@@ -149,6 +167,7 @@ class WorkerDaemon(Service):
         )
         self._heartbeat: task.LoopingCall | None = None
         self.connected_once: defer.Deferred[None] = defer.Deferred()
+        self.monitors = MonitorHost(roots, reactor, self._monitor_event)
 
     # -- life cycle
 
@@ -164,6 +183,7 @@ class WorkerDaemon(Service):
         if self._heartbeat is not None and self._heartbeat.running:
             self._heartbeat.stop()
         self.link.stop()
+        self.monitors.stop()
         self.log.info("worker {name} stopping: its jobs are cancelled", name=self.name)
         return self.host.stop()
 
@@ -199,8 +219,18 @@ class WorkerDaemon(Service):
     def _beat(self) -> None:
         if self.perspective is None:
             return
-        state = {"jobs": self.host.describe_jobs(), "time": self.reactor.seconds()}
+        state = {
+            "jobs": self.host.describe_jobs(),
+            "time": self.reactor.seconds(),
+            "pending": self.monitors.pending(),
+        }
         self.perspective.callRemote("heartbeat", state).addErrback(lambda _: None)
+
+    def _monitor_event(self, event: dict[str, Any]) -> None:
+        # Lost with the link: the monitor is placed again and rescans when we reattach.
+        if self.perspective is not None:
+            d = self.perspective.callRemote("monitor_event", encode(event))
+            d.addErrback(lambda _: None)
 
     # -- jobs
 

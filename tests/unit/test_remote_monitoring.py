@@ -1,0 +1,144 @@
+"""Monitors on workers: placement, moves, stale news, and the worker's side on real folders."""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+
+from transcoder_admin.config.model import MonitoringSection
+from transcoder_admin.context.paths import Roots
+from transcoder_admin.monitoring.remote import MonitorHost, RemoteMonitoring
+from transcoder_admin.proxy import WorkerSet
+from transcoder_admin.wire import decode
+
+from .pbpairs import FakeReactor
+
+
+class Manager:
+    """The manager as the WorkerSet calls it: records every call to a worker."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, tuple]] = []
+
+    def call_worker(self, name, method, *args):
+        self.calls.append((name, method, args))
+        return defer.succeed(True)
+
+    def drop_worker(self, name):
+        pass
+
+    def assigned(self) -> dict[str, str]:
+        """customer → worker, from the monitor/unmonitor calls in order."""
+        placed: dict[str, str] = {}
+        for worker, method, args in self.calls:
+            if method == "monitor":
+                placed[decode(args[1])["customer"]] = worker
+            elif method == "unmonitor" and placed.get(args[0]) == worker:
+                del placed[args[0]]
+        return placed
+
+
+class Customer:
+    def __init__(self, name, profiles):
+        self.name = name
+        self._profiles = [Profile(n, f) for n, f in profiles.items()]
+
+    def profiles(self):
+        return self._profiles
+
+
+class Profile:
+    def __init__(self, name, incoming):
+        self.name = name
+        self.incoming = incoming
+
+    def folder(self, kind):
+        return self.incoming
+
+
+def setup(workers=("w1", "w2"), customers=("a", "b", "c", "d")):
+    clock = Clock()
+    ws = WorkerSet(clock, lost_timeout=10)
+    manager = Manager()
+    ws.manager = manager
+    mon = RemoteMonitoring(MonitoringSection(), ws, clock)
+    mon.set_customers([Customer(c, {"p": f"default:/{c}/in"}) for c in customers])
+    mon.start()
+    for w in workers:
+        ws.worker_attached(w, {"max_jobs": 1}, [])
+    return clock, ws, manager, mon
+
+
+def test_customers_spread_over_the_attached_workers():
+    """Each customer gets one monitor, on the worker with the fewest."""
+    _clock, _ws, manager, mon = setup()
+    assert sorted(mon.placed) == ["a", "b", "c", "d"]
+    counts = {w: list(mon.placed.values()).count(w) for w in ("w1", "w2")}
+    assert counts == {"w1": 2, "w2": 2}
+    assert manager.assigned() == mon.placed
+
+
+def test_a_detached_worker_s_monitors_move_and_its_news_is_ignored():
+    """Detach → its customers move to the other worker; late events from it are dropped."""
+    _clock, ws, manager, mon = setup()
+    heard = []
+    mon.file_added.subscribe(heard.append)
+    moved = [c for c, w in mon.placed.items() if w == "w1"]
+    ws.worker_detached("w1")
+    assert all(mon.placed[c] == "w2" for c in moved)
+    stale = {"event": "added", "customer": moved[0], "profile": "p", "relpath": "x.mov",
+             "detected_at": 1.0, "sig": [1, 2, 3]}
+    ws.monitor_event("w1", stale)
+    assert heard == []
+    ws.monitor_event("w2", stale)
+    assert [o.key for o in heard] == [(moved[0], "p", "x.mov")]
+    # Back again: it is told to stop watching what moved away while it was gone.
+    manager.calls.clear()
+    ws.worker_attached("w1", {"max_jobs": 1}, [])
+    assert {args[0] for w, m, args in manager.calls if w == "w1" and m == "unmonitor"} >= set(
+        moved
+    )
+
+
+def test_no_worker_then_one_attaches():
+    """Without workers nothing is placed; the first worker to attach gets every monitor."""
+    _clock, ws, manager, mon = setup(workers=())
+    assert mon.placed == {}
+    ws.worker_attached("w9", {"max_jobs": 1}, [])
+    assert set(mon.placed.values()) == {"w9"} and manager.assigned() == mon.placed
+
+
+def test_removed_customer_is_withdrawn_and_release_reaches_its_monitor():
+    """Reload without a customer → unmonitor; a job's end → release on its monitor."""
+    _clock, _ws, manager, mon = setup(customers=("a", "b"))
+    where = mon.placed["a"]
+    mon.release("a", "p", "x.mov")
+    assert (where, "monitor_release", ("a", "p", "x.mov")) in manager.calls
+    mon.set_customers([Customer("b", {"p": "default:/b/in"})])
+    assert "a" not in mon.placed and (where, "unmonitor", ("a",)) in manager.calls
+
+
+def test_monitor_host_offers_complete_files_with_its_own_roots(tmp_path):
+    """The worker's side: a spec of virtual folders, scanned with the worker's roots."""
+    reactor = FakeReactor()
+    incoming = tmp_path / "media" / "a" / "in"
+    incoming.mkdir(parents=True)
+    (incoming / "clip.mov").write_bytes(b"x" * 10)
+    sent: list[dict] = []
+    host = MonitorHost(Roots({"default": str(tmp_path / "media")}), reactor, sent.append)
+    settings = MonitoringSection(stable_for=1, mode="poll").model_dump(mode="json")
+    host.assign(settings, {"customer": "a", "profiles": {"p": "default:/a/in"}})
+    reactor.advance(2)  # stable for 1 s, then the re-check
+    host.monitoring.scan_all()
+    reactor.advance(1)
+    added = [e for e in sent if e["event"] == "added"]
+    assert [(e["customer"], e["profile"], e["relpath"]) for e in added] == [("a", "p", "clip.mov")]
+    os.unlink(incoming / "clip.mov")
+    host.monitoring.scan_all()
+    reactor.advance(1)
+    assert [e["relpath"] for e in sent if e["event"] == "removed"] == ["clip.mov"]
+    host.unassign("a")
+    assert host.monitoring.tasks == {}
+    host.stop()
