@@ -94,12 +94,11 @@ def test_a_detached_worker_s_monitors_move_and_its_news_is_ignored():
     assert heard == []
     ws.monitor_event("w2", stale)
     assert [o.key for o in heard] == [(moved[0], "p", "x.mov")]
-    # Back again: it is told to stop watching what moved away while it was gone.
+    # Back again: it is told which monitors are still its own; the others are orphans.
     manager.calls.clear()
     ws.worker_attached("w1", {"max_jobs": 1}, [])
-    assert {args[0] for w, m, args in manager.calls if w == "w1" and m == "unmonitor"} >= set(
-        moved
-    )
+    [kept] = [args[0] for w, m, args in manager.calls if w == "w1" and m == "monitor_only"]
+    assert kept == sorted(c for c, w in mon.placed.items() if w == "w1")
 
 
 def test_no_worker_then_one_attaches():
@@ -139,6 +138,8 @@ def test_monitor_host_offers_complete_files_with_its_own_roots(tmp_path):
     host.monitoring.scan_all()
     reactor.advance(1)
     assert [e["relpath"] for e in sent if e["event"] == "removed"] == ["clip.mov"]
-    host.unassign("a")
+    assert host.keep_only(["a"]) == []
+    assert host.keep_only([]) == ["a"]  # not claimed by any admin: stopped
     assert host.monitoring.tasks == {}
     host.stop()
+

@@ -107,6 +107,14 @@ class MonitorHost:
         """The customers, duck-typed as the CustomerContext that Monitoring reads."""
         return list(self.customers.values())
 
+    def keep_only(self, customers: list[str]) -> list[str]:
+        """Stop every monitor not in ``customers`` (orphans of an earlier admin); which."""
+        orphans = [c for c in self.customers if c not in set(customers)]
+        for customer in orphans:
+            self.log.info("monitor of {customer} is no longer claimed: stopped", customer=customer)
+            self.unassign(customer)
+        return orphans
+
     def release(self, customer: str, profile: str, relpath: str) -> None:
         """A file's job ended."""
         if self.monitoring is not None:
@@ -250,16 +258,16 @@ class RemoteMonitoring:
 
     def _worker_up(self, proxy: Any) -> None:
         for customer in self.specs:
-            worker = self.placed.get(customer)
-            if worker == proxy.name:
+            if self.placed.get(customer) == proxy.name:
                 self._place(customer)  # it may have restarted: assign again
-            elif worker is not None:
-                # It may still watch a customer that moved away while it was detached.
-                self._call(proxy.name, "unmonitor", customer)
         for customer in self.specs:
             if customer not in self.placed:
                 self._place(customer)
         self._rebalance(proxy.name)
+        # What it watches besides (moved away while it was detached, or claimed by an
+        # admin before a restart) is an orphan: the janitor's part.
+        mine = sorted(c for c, w in self.placed.items() if w == proxy.name)
+        self.workers.call(proxy.name, "monitor_only", mine).addErrback(lambda _: None)
 
     def _rebalance(self, newcomer: str) -> None:
         """Move monitors to a worker that just attached until the load is even (±1)."""

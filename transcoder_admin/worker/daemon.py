@@ -74,6 +74,10 @@ class WorkerMind(pb.Referenceable):
         self.daemon.monitors.assign(decode(settings), decode(spec))
         return True
 
+    def remote_monitor_only(self, customers: list[str]) -> list[str]:
+        """Stop the monitors no admin claims; answers which were stopped."""
+        return self.daemon.monitors.keep_only([str(c) for c in customers])
+
     def remote_unmonitor(self, customer: str) -> bool:  # noqa: D102
         self.daemon.monitors.unassign(customer)
         return True
