@@ -445,6 +445,25 @@ def test_workers_attach_over_tls_with_a_test_ca(tmp_path, clips, farms):
     assert f"attached to the manager at tls:127.0.0.1:{port}" in farm.daemons["w1"].log()
 
 
+def test_local_workers_attach_when_the_manager_listens_with_tls(tmp_path, clips, farms):
+    """manager.listen on ssl: and workers.local: the local worker logs in over the admin's
+    own Unix socket, and transcodes."""
+    farm = make_farm(tmp_path, local=1)
+    farms.append(farm)
+    pki = make_ca(os.path.join(farm.base, "pki"))
+    port = farm.manager_port
+    farm.configure(
+        "manager",
+        listen=f"ssl:{port}:interface=127.0.0.1:privateKey={pki['key']}:certKey={pki['cert']}",
+    )
+    farm.start()
+    [worker] = wait_for(lambda: workers_up(farm, {"test-local-1"}), 30, "the local worker")
+    [name] = drop_clips(farm, clips["audio"], 1)
+    wait_for(lambda: len(done_reports(farm)) == 1, 30, "the file")
+    assert assert_all_done_once(farm, [name])[name]["worker"] == "test-local-1"
+    assert "manager.sock" in dict(farm.processes())[worker["pid"]]
+
+
 def test_a_standalone_manager_restart_pauses_and_resumes_the_admin(tmp_path, clips, farms):
     """Admin and worker attach to a standalone manager; when it is killed mid-job the
     admin pauses, and when it is back both attach again, the running job is kept (one

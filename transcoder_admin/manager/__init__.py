@@ -285,7 +285,12 @@ class ManagerService(Service):
         self.listen = listen
         self.users = users
         self.reactor = reactor
-        self.port: Any = None
+        self.ports: dict[str, Any] = {}  # endpoint string → listening port
+
+    @property
+    def port(self) -> Any:
+        """The port of ``listen`` (None before start)."""
+        return self.ports.get(self.listen)
 
     def add_user(self, name: str, password: bytes) -> None:
         """Allow one more login (the admin's local workers)."""
@@ -298,27 +303,25 @@ class ManagerService(Service):
         p = LoggingPortal(realm, [checker])
         return pb.PBServerFactory(p)
 
-    def start(self) -> defer.Deferred[Any]:
-        """Start listening; fires with the listening port."""
-        endpoint = endpoints.serverFromString(self.reactor, self.listen)
-        d = endpoint.listen(self.factory())
+    def start(self, also: str | None = None) -> defer.Deferred[None]:
+        """Listen on ``listen`` (and on ``also``, e.g. a socket for local workers)."""
+        return defer.Deferred.fromCoroutine(self._start([self.listen, *([also] if also else [])]))
 
-        def listening(port: Any) -> Any:
-            self.port = port
-            self.log.info("manager listening on {where}", where=_describe(port, self.listen))
-            return port
-
-        return d.addCallback(listening)
+    async def _start(self, wheres: list[str]) -> None:
+        for where in wheres:
+            port = await endpoints.serverFromString(self.reactor, where).listen(self.factory())
+            self.ports[where] = port
+            self.log.info("manager listening on {where}", where=_describe(port, where))
 
     def stopService(self) -> defer.Deferred[Any] | None:  # noqa: N802 (Twisted API)
         Service.stopService(self)
-        port, self.port = self.port, None
-        if port is None:
+        ports, self.ports = list(self.ports.values()), {}
+        if not ports:
             return None
         for link in list(self.manager.workers.values()):
             if link.broker is not None and link.broker.transport:
                 link.broker.transport.loseConnection()
-        return defer.maybeDeferred(port.stopListening)
+        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
 
 
 @implementer(checkers.ICredentialsChecker)

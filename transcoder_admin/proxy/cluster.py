@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet import defer, threads
+from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
 
 from ..config.loader import Configuration
@@ -119,7 +119,7 @@ class Cluster:
             )
             for name in self.local_names:
                 self.service.add_user(name, secret)
-        await self.service.start()
+        await self.service.start(also=self._local_listen())
         self.managers.use_embedded(self.manager)
         await self.managers.start()
 
@@ -128,9 +128,7 @@ class Cluster:
         if not self.local_names:
             return
         assert self.service is not None and self.service.port is not None
-        host = self.service.port.getHost()
-        address = "127.0.0.1" if host.host in ("0.0.0.0", "", "::") else host.host
-        endpoint = f"tcp:host={address}:port={host.port}"
+        endpoint = self._local_endpoint(self.service.port)
         state = self.config.state_dir()
         credentials = os.path.join(state, "local.credentials")
         secret = self.service.users[self.local_names[0]]
@@ -167,6 +165,25 @@ class Cluster:
                 await done
             finally:
                 sub.unsubscribe()
+
+    def _socket_path(self) -> str:
+        return os.path.join(self.config.state_dir(), "manager.sock")
+
+    def _local_listen(self) -> str | None:
+        """Local workers log in over plain TCP on loopback when the manager listens on
+        ``tcp:``; otherwise (TLS) over a Unix socket of the admin's own (mode 0600)."""
+        if not self.local_names or self.config.admin.manager.listen.startswith("tcp:"):
+            return None
+        path = endpoints.quoteStringArgument(self._socket_path())
+        return f"unix:address={path}:mode=600:lockfile=1"
+
+    def _local_endpoint(self, port: Any) -> str:
+        """The client endpoint the local workers connect to (stable across restarts)."""
+        if self._local_listen() is not None:
+            return f"unix:path={endpoints.quoteStringArgument(self._socket_path())}"
+        host = port.getHost()
+        address = "127.0.0.1" if host.host in ("0.0.0.0", "", "::") else host.host
+        return f"tcp:host={address}:port={host.port}"
 
     def start_liveness(self) -> None:
         """Begin declaring silent workers lost, and held jobs whose worker stays silent.
