@@ -92,6 +92,7 @@ class TranscoderAdmin(MultiService):
         self.boot_error: str | None = None
         self._subscriptions: list[Any] = []
         self._offers: dict[tuple[str, str, str], FileOffer] = {}  # offered while held
+        self._attempts_made: dict[tuple[str, str, str], int] = {}  # released, not yet offered
         self.qmaster: Any = None  # the Compressor backend, when configured
         self._auto_paused = False
 
@@ -235,7 +236,11 @@ class TranscoderAdmin(MultiService):
         if profile is None:
             return
         self.scheduler.enqueue(
-            offer.key, profile.priority, offer.detected_at, backend=profile.config.backend
+            offer.key,
+            profile.priority,
+            offer.detected_at,
+            attempts=self._attempts_made.pop(offer.key, 0),
+            backend=profile.config.backend,
         )
 
     # -- workers and their jobs ------------------------------------------------------
@@ -247,35 +252,29 @@ class TranscoderAdmin(MultiService):
     def _on_worker_down(self, proxy: WorkerProxy) -> None:
         self.transcoding.remove_worker(proxy.name)
 
-    def _on_unknown_job(self, proxy: WorkerProxy, job: dict[str, Any]) -> None:
-        """A worker runs a job this admin did not start: adopt it, or cancel it."""
+    def _on_unknown_job(self, proxy: WorkerProxy, job: dict[str, Any]) -> bool:
+        """A worker runs a job this admin did not start: adopt it if the journal holds it."""
         job_id, spec = str(job.get("job_id")), job.get("spec") or {}
         key = tuple(job.get("key") or ())
         held = self.cluster.held_job(key) if len(key) == 3 else None  # type: ignore[arg-type]
-        if held is not None and held.job_id == job_id and spec:
-            self.cluster.take(held.key)
-            self._offers.pop(held.key, None)
-            item = self.scheduler.adopt(
-                held.key,
-                held.priority,
-                held.detected_at,
-                lambda item: self.transcoding.adopt(item, spec, proxy),
-            )
-            if item is not None:
-                return
-        self.log.warn(
-            "worker {worker} runs job {job_id} (attempt {attempt}) that is no longer "
-            "current: cancelled, it moves nothing",
-            worker=proxy.name,
-            job_id=job_id,
-            attempt=job.get("attempt"),
+        if held is None or held.job_id != job_id or not spec:
+            return False  # a stale attempt: the worker set cancels it
+        self.cluster.take(held.key)
+        self._offers.pop(held.key, None)
+        item = self.scheduler.adopt(
+            held.key,
+            held.priority,
+            held.detected_at,
+            lambda item: self.transcoding.adopt(item, spec, proxy),
         )
-        self.cluster.workers.call(proxy.name, "cancel_job", job_id).addErrback(lambda _: None)
+        return item is not None
 
     def _on_held_released(self, held: HeldJob) -> None:
         offer = self._offers.pop(held.key, None)
         if offer is None:
-            return  # not offered (yet): it is queued when it is, as a first attempt
+            # Not offered yet: when it is, it is queued with the attempts already made.
+            self._attempts_made[held.key] = held.attempt
+            return
         self.scheduler.enqueue(held.key, held.priority, offer.detected_at, held.attempt)
 
     def _on_manager_detached(self, where: str) -> None:

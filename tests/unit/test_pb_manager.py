@@ -453,7 +453,12 @@ class RemoteAdminTests(SynchronousTestCase):
         self.successResultOf(daemon.host.start_job(job_spec("J1", 2)))
         farm.net.accept()
         adopted: list[defer.Deferred] = []
-        farm.workers.on_unknown_job = lambda p, job: adopted.append(p.job_outcome("J1", 1))
+
+        def adopt(p: WorkerProxy, job: dict) -> bool:
+            adopted.append(p.job_outcome("J1", 1))
+            return True
+
+        farm.workers.on_unknown_job = adopt
         self.attach_remote(farm)
         farm.net.run(HEARTBEAT)
         self.successResultOf(adopted[0])
@@ -472,7 +477,12 @@ class RemoteAdminTests(SynchronousTestCase):
         farm.net.accept()
         farm.net.run(3 * HEARTBEAT)
         seen: list[dict] = []
-        farm.workers.on_unknown_job = lambda p, job: seen.append(job)
+
+        def adopt(p: WorkerProxy, job: dict) -> bool:
+            seen.append(job)
+            return True
+
+        farm.workers.on_unknown_job = adopt
         self.attach_remote(farm)
         self.assertEqual([job["job_id"] for job in seen], ["J1"])
         self.assertEqual(seen[0].get("spec", {}).get("attempt"), 1)
@@ -551,9 +561,12 @@ class FailoverTests(SynchronousTestCase):
         farm.embedded()
         source = write_source(farm.media)
         adopted: list[defer.Deferred] = []
-        farm.workers.on_unknown_job = lambda p, job: adopted.append(
-            p.job_outcome(job["job_id"], job["attempt"])
-        )
+
+        def adopt(p: WorkerProxy, job: dict) -> bool:
+            adopted.append(p.job_outcome(job["job_id"], job["attempt"]))
+            return True
+
+        farm.workers.on_unknown_job = adopt
         daemon = farm.daemon("w1")  # it outlived the previous admin with a finished job
         self.successResultOf(daemon.host.start_job(job_spec("J1", 1)))
         farm.net.accept()

@@ -294,9 +294,7 @@ class LivenessTests(SynchronousTestCase):
         """After an admin restart, a job reported finished is adopted by asking its outcome."""
         c = Cluster()
         adopted: list[defer.Deferred] = []
-        c.workers.on_unknown_job = lambda proxy, job: adopted.append(
-            proxy.job_outcome(job["job_id"], job["attempt"])
-        )
+        c.workers.on_unknown_job = adopting(adopted)
         w = c.login(jobs=[row("J1", "finished", 2)])
         asks = w.mind.named("outcome")
         self.assertEqual([a.args for a in asks], [("J1",)])
@@ -307,9 +305,7 @@ class LivenessTests(SynchronousTestCase):
         """At the latest, the next heartbeat saying finished fetches the adopted outcome."""
         c = Cluster()
         adopted: list[defer.Deferred] = []
-        c.workers.on_unknown_job = lambda proxy, job: adopted.append(
-            proxy.job_outcome(job["job_id"], job["attempt"])
-        )
+        c.workers.on_unknown_job = adopting(adopted)
         w = c.login(jobs=[row("J1", "finished", 2)])
         c.wait(5)
         c.beat(w, [row("J1", "finished", 2)])
@@ -320,6 +316,16 @@ class LivenessTests(SynchronousTestCase):
         report = c.proxy().acknowledge("J1")
         self.assertEqual(w.mind.named("acknowledge")[0].args, ("J1", 2))
         self.assertNoResult(report)
+
+
+def adopting(adopted: list) -> Any:
+    """An unknown-job handler that adopts every job (waits for its outcome)."""
+
+    def adopt(proxy: Any, job: dict) -> bool:
+        adopted.append(proxy.job_outcome(job["job_id"], job["attempt"]))
+        return True
+
+    return adopt
 
 
 class UnknownJobTests(SynchronousTestCase):
@@ -337,10 +343,16 @@ class UnknownJobTests(SynchronousTestCase):
         """The admin's handler decides (adopt or cancel) with the worker's full report."""
         c = Cluster()
         seen: list[tuple[str, dict]] = []
-        c.workers.on_unknown_job = lambda proxy, job: seen.append((proxy.name, job))
+
+        def decide(proxy: Any, job: dict) -> bool:
+            seen.append((proxy.name, job))
+            return True  # adopted: not cancelled
+
+        c.workers.on_unknown_job = decide
         job = dict(row("X", "running", 2), spec=spec("X", 2))
-        c.login(jobs=[job])
+        w = c.login(jobs=[job])
         self.assertEqual(seen, [("w1", job)])
+        self.assertEqual(w.mind.named("cancel_job"), [])
         self.assertEqual(c.proxy().reported, {"X"})
 
     def test_lost_worker_coming_back_is_a_new_worker_and_its_old_jobs_are_cancelled(self):

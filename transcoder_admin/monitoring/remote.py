@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from ..config.model import MonitoringSection
 from ..context.paths import Roots
 from ..events import Event
+from ..wire import encode
 from . import FileOffer, Monitoring, ScanProblem
 
 
@@ -296,8 +297,6 @@ class RemoteMonitoring:
             self._place(customer)
 
     def _call(self, worker: str, method: str, *args: Any) -> None:
-        from ..wire import encode
-
         wire_args = [encode(a) if isinstance(a, dict) else a for a in args]
         self.workers.call(worker, method, *wire_args).addErrback(
             lambda f: self.log.warn(

@@ -23,6 +23,7 @@ from zope.interface import implementer
 from ..events import Event
 from ..manager import ADMIN_USER, Manager
 from ..pblink import PBLink
+from ..transcoding.specs import iso
 from ..wire import decode, encode
 from ..worker.interfaces import IWorkerConnection, UnknownJob, WorkerGone
 
@@ -50,7 +51,6 @@ class WorkerProxy:
         self.attached = False
         self.lost = False
         self.last_heard = 0.0
-        self.reported: set[str] = set()  # job ids of the last hello
         self.pending: list[dict[str, Any]] = []  # its monitors' pending files (heartbeat)
         self._reported_states: dict[str, str] = {}  # job id → state, as of the last hello
         self._outcomes: dict[str, defer.Deferred[dict[str, Any]]] = {}
@@ -60,6 +60,11 @@ class WorkerProxy:
         self._disconnected: list[defer.Deferred[None]] = []
 
     # -- facts
+
+    @property
+    def reported(self) -> set[str]:
+        """Ids of the jobs the worker had when it last said hello."""
+        return set(self._reported_states)
 
     @property
     def max_jobs(self) -> int:
@@ -76,7 +81,7 @@ class WorkerProxy:
             "max_jobs": self.max_jobs,
             "running": len(self.jobs),
             "state": "lost" if self.lost else "attached" if self.attached else "detached",
-            "last_heartbeat": _iso(self.last_heard) if self.last_heard else None,
+            "last_heartbeat": iso(self.last_heard) if self.last_heard else None,
             "silent_for": round(clock.seconds() - self.last_heard, 3) if self.last_heard else None,
             "pid": self.facts.get("pid"),
             "kind": "process",
@@ -229,7 +234,6 @@ class WorkerProxy:
         self.attached = True
         self.last_heard = self.workers.clock.seconds()
         reported = {str(j["job_id"]): j for j in jobs}
-        self.reported = set(reported)
         self._reported_states = {job_id: str(j.get("state")) for job_id, j in reported.items()}
         # Unknown: neither waited for nor finished and waiting for its acknowledgement.
         unknown = [
@@ -303,12 +307,6 @@ def _local_error(failure: Any) -> Exception:
     return RemoteError(failure.getErrorMessage())
 
 
-def _iso(t: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(t, UTC).isoformat()
-
-
 class WorkerSet:
     """Every worker the admin knows, by name; decides when one is lost."""
 
@@ -325,8 +323,8 @@ class WorkerSet:
         #: (worker name, event) from a worker's monitor components (monitoring.on-workers).
         self.monitor_events: Event[tuple[str, dict[str, Any]]] = Event("monitor-event")
         #: Called with (proxy, job) for each job a worker reports that the admin did not
-        #: start in this life: adopt it or cancel it.
-        self.on_unknown_job: Callable[[WorkerProxy, dict[str, Any]], Any] = _cancel
+        #: start in this life; True if it adopted the job, else the job is cancelled.
+        self.on_unknown_job: Callable[[WorkerProxy, dict[str, Any]], bool] = lambda p, j: False
         self.manager: Any = None  # set by ManagerSet: call(name, method, *args), drop(name)
         self._check: task.LoopingCall | None = None
 
@@ -386,7 +384,15 @@ class WorkerSet:
             proxy = self.proxies[name] = WorkerProxy(self, name)
         unknown = proxy.hello(info, list(jobs))
         for job in unknown:
-            self.on_unknown_job(proxy, job)
+            if not self.on_unknown_job(proxy, job):
+                self.log.warn(
+                    "worker {worker} runs job {job_id} (attempt {attempt}) that is no longer "
+                    "current: cancelled, it moves nothing",
+                    worker=name,
+                    job_id=job.get("job_id"),
+                    attempt=job.get("attempt"),
+                )
+                self.call(name, "cancel_job", job["job_id"]).addErrback(lambda _: None)
         if new:
             self.worker_added.fire(proxy)
         self.link_up.fire(proxy)
@@ -427,10 +433,6 @@ class WorkerSet:
         """The manager went away: every worker's link is down (none is lost yet)."""
         for name in list(self.proxies):
             self.worker_detached(name)
-
-
-def _cancel(proxy: WorkerProxy, job: dict[str, Any]) -> None:
-    proxy.workers.call(proxy.name, "cancel_job", job["job_id"]).addErrback(lambda _: None)
 
 
 class _AdminMind(pb.Referenceable):
