@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from twisted.application.service import MultiService
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from . import __version__
@@ -20,10 +20,11 @@ from .config.errors import ConfigError
 from .config.loader import Configuration
 from .context import Roots
 from .errors import InvalidStateError
-from .janitor import clean_work_folders
+from .janitor import Janitor
 from .monitoring import FileOffer, Monitoring, ScanProblem
 from .proxy import WorkerProxy
 from .proxy.cluster import Cluster, HeldJob
+from .proxy.components import MONITOR
 from .reports.db import ReportsDB
 from .reports.files import row_from_report
 from .scheduler import Finished, QueueItem, Scheduler
@@ -94,6 +95,7 @@ class TranscoderAdmin(MultiService):
         self._offers: dict[tuple[str, str, str], FileOffer] = {}  # offered while held
         self._attempts_made: dict[tuple[str, str, str], int] = {}  # released, not yet offered
         self.qmaster: Any = None  # the Compressor backend, when configured
+        self.janitor = Janitor(cluster.components, reactor)
         self._auto_paused = False
 
     # -- state machine -------------------------------------------------------------
@@ -133,8 +135,9 @@ class TranscoderAdmin(MultiService):
     def _reload_logged(self) -> defer.Deferred[Any]:
         def refused(f: Any) -> None:
             if f.check(ConfigError):
-                self.log.error("reload refused, keeping the old customers:\n{errors}",
-                               errors=f.value.render())
+                self.log.error(
+                    "reload refused, keeping the old customers:\n{errors}", errors=f.value.render()
+                )
             else:
                 self.log.failure("reload failed", f)
 
@@ -171,6 +174,7 @@ class TranscoderAdmin(MultiService):
             await self._step(
                 "start monitoring and wait for the first scans", self.monitoring.start()
             )
+            self.janitor.sweep()  # monitors on workers that monitoring did not place
             self.scheduler.start()
         except Exception:
             self._input("failed")
@@ -194,13 +198,7 @@ class TranscoderAdmin(MultiService):
         keep = {held.job_id for held in self.cluster.held.values()}
         for proxy in self.cluster.workers.proxies.values():
             keep |= proxy.reported | set(proxy.jobs)
-        await threads.deferToThreadPool(
-            self.reactor,
-            self.reactor.getThreadPool(),
-            clean_work_folders,
-            sorted(folders),
-            sorted(keep),
-        )
+        await self.janitor.remove_stale_work(folders, keep)
 
     def _wire(self) -> None:
         subs = self._subscriptions
@@ -211,6 +209,7 @@ class TranscoderAdmin(MultiService):
         subs.append(managers.detached.subscribe(self._on_manager_detached))
         subs.append(self.cluster.released.subscribe(self._on_held_released))
         self.cluster.on_unknown_job(self._on_unknown_job)
+        self.janitor.claim(MONITOR, self.monitoring.claims)
         subs.append(self.monitoring.file_added.subscribe(self._on_file_added))
         subs.append(self.monitoring.file_removed.subscribe(self._on_file_removed))
         subs.append(self.monitoring.fail_to_run.subscribe(self._on_fail_to_run))
@@ -458,8 +457,15 @@ class TranscoderAdmin(MultiService):
         for worker in workers:
             info = worker.info()
             info["load"] = self.transcoding.load.get(worker.name, 0)
+            info["components"] = self.cluster.components.counts(worker.name)
             rows.append(info)
         return rows
+
+    def components(
+        self, kind: str | None = None, worker: str | None = None
+    ) -> list[dict[str, Any]]:
+        """What runs on the workers: monitors, jobs, failed jobs kept for inspection."""
+        return self.cluster.components.describe(kind, worker)
 
     def queue(self, offset: int = 0, limit: int = PAGE_LIMIT) -> dict[str, Any]:
         """One page of the queued files in dispatch order."""
@@ -569,7 +575,9 @@ def create_admin(config: Configuration, reactor: Any = None) -> TranscoderAdmin:
     if config.admin.monitoring.on_workers:
         from .monitoring.remote import RemoteMonitoring
 
-        monitoring = RemoteMonitoring(config.admin.monitoring, cluster.workers, reactor)
+        monitoring = RemoteMonitoring(
+            config.admin.monitoring, cluster.workers, cluster.components.monitors, reactor
+        )
     else:
         monitoring = Monitoring(config.admin.monitoring, roots, reactor)
     admin = TranscoderAdmin(

@@ -1,11 +1,20 @@
-"""The janitor: removes what a crash left behind.
+"""The janitor: removes what restarts and failures leave behind.
 
-After an admin (or worker) is killed outright, its jobs' processes may still run (they
-live in their own process groups) and their work folders remain.  Each job records the
-process groups it starts in ``<work>/.processes`` (pid and kernel start time, so a
-reused pid is never killed); at start-up the janitor kills those that still run and
-removes the stale work folders.  Sources are never touched: they are still in incoming
-and are taken again.
+- **Orphan components.**  When a worker attaches, the components it reports that no
+  task claims (a monitor an earlier admin placed there, or moved away while the worker
+  was detached) are stopped.  Each kind of component has one claimer: the monitoring
+  part for monitors.  (A job attempt that is no longer current is fenced off at once by
+  the worker set, which cancels it before it can move anything.)
+- **Failed jobs kept for inspection.**  A worker keeps the work folders of its last
+  ``workers.keep-failed`` failed jobs under ``<root>:/.failed/<worker>/<job id>/``
+  (with the report as ``report.yaml``) and removes older ones; the job's report names
+  the folder (``kept_for_inspection``).
+- **Stale work files.**  After an admin (or worker) is killed outright, its jobs'
+  processes may still run (they live in their own process groups) and their work
+  folders remain.  Each job records the process groups it starts in
+  ``<work>/.processes`` (pid and kernel start time, so a reused pid is never killed);
+  at start-up the janitor kills those that still run and removes the stale work
+  folders.  Sources are never touched: they are still in incoming and are taken again.
 """
 
 from __future__ import annotations
@@ -13,8 +22,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 PROCESSES_FILE = ".processes"
@@ -94,3 +105,134 @@ def clean_work_folders(folders: Iterable[str], keep: Iterable[str] = ()) -> list
             clean_work_folder(entry.path)
             removed.append(entry.path)
     return removed
+
+
+# -- failed jobs kept for inspection (the worker's side) --------------------------------
+
+#: Where a worker keeps failed jobs' work folders, in the root of their work folder.
+KEPT_FOLDER = ".failed"
+
+
+def kept_path(work: str, worker: str, job_id: str) -> str:
+    """The virtual folder that keeps a failed job's work files: ``root:/.failed/W/JOB``."""
+    root = work.split(":", 1)[0]
+    return f"{root}:/{KEPT_FOLDER}/{worker}/{job_id}"
+
+
+def keep_failed_folder(work_dir: str, kept_dir: str, keep: int) -> list[str]:
+    """Move a failed job's work folder to ``kept_dir``; keep the newest ``keep`` there.
+
+    Returns the job ids still kept beside it (oldest first).  Runs off the reactor.
+    """
+    parent = os.path.dirname(kept_dir)
+    try:
+        os.makedirs(parent, 0o755, exist_ok=True)
+        if os.path.lexists(kept_dir):
+            shutil.rmtree(kept_dir, ignore_errors=True)
+        os.rename(work_dir, kept_dir)
+    except OSError as e:
+        log.warn(
+            "janitor: cannot keep {work} for inspection ({error}); removed instead",
+            work=work_dir,
+            error=e.strerror or e,
+        )
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return prune_kept(parent, keep)
+
+
+def prune_kept(parent: str, keep: int) -> list[str]:
+    """Remove all but the newest ``keep`` kept folders in ``parent``; which remain."""
+    names = _kept_in(parent)
+    cut = max(0, len(names) - keep)
+    for name in names[:cut]:
+        shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        log.info(
+            "janitor: removed failed job {job_id} kept in {parent} (keeping {keep})",
+            job_id=name,
+            parent=parent,
+            keep=keep,
+        )
+    return names[cut:]
+
+
+def list_kept(roots: dict[str, str], worker: str) -> list[tuple[str, str]]:
+    """The kept failed jobs of a worker in every root: (job id, virtual folder)."""
+    found = []
+    for root, local in sorted(roots.items()):
+        names = _kept_in(os.path.join(local, KEPT_FOLDER, worker))
+        found += [(name, f"{root}:/{KEPT_FOLDER}/{worker}/{name}") for name in names]
+    return found
+
+
+def _kept_in(parent: str) -> list[str]:
+    """The kept folders in ``parent``, oldest first (by when they were kept)."""
+    try:
+        entries = [e for e in os.scandir(parent) if e.is_dir(follow_symlinks=False)]
+        # Keeping writes report.yaml into the folder last: its mtime is when it was kept.
+        return [e.name for e in sorted(entries, key=lambda e: (e.stat().st_mtime_ns, e.name))]
+    except OSError:
+        return []
+
+
+# -- the admin's janitor ------------------------------------------------------------------
+
+
+class Janitor:
+    """The admin's janitor: stops orphan components, removes stale work folders."""
+
+    log = Logger()
+
+    def __init__(self, components: Any, reactor: Any) -> None:
+        self.components = components  # proxy.components.ComponentSet
+        self.reactor = reactor
+        self._claims: dict[str, Callable[[Any], bool]] = {}
+        self._subscription = components.worker_attached.subscribe(self._worker_attached)
+
+    def claim(self, kind: str, claims: Callable[[Any], bool]) -> None:
+        """``claims(component)`` says whether some task wants a component of ``kind``.
+
+        Kinds without a claimer are left alone.
+        """
+        self._claims[kind] = claims
+
+    def _worker_attached(self, item: tuple[str, list[Any]]) -> None:
+        # Judge once every part has heard of the worker (and placed what it wants there).
+        self.reactor.callLater(0, self.sweep, item[0])
+
+    def sweep(self, worker: str | None = None) -> list[Any]:
+        """Stop the components (of one worker) that no task claims; returns them."""
+        components = self.components if worker is None else self.components.on_worker(worker)
+        orphans = []
+        for component in list(components):
+            claims = self._claims.get(component.kind)
+            if claims is None or component.state == "failed" or claims(component):
+                continue
+            orphans.append(component)
+            self.log.info(
+                "janitor: {kind} {name} on {worker} is claimed by no task: stopped",
+                kind=component.kind,
+                name=component.name,
+                worker=component.worker,
+            )
+            self.components.stop(component).addErrback(
+                lambda f, c=component: self.log.warn(
+                    "janitor: cannot stop {id}: {error}", id=c.id, error=f.getErrorMessage()
+                )
+            )
+        return orphans
+
+    def remove_stale_work(
+        self, folders: Iterable[str], keep: Iterable[str]
+    ) -> defer.Deferred[list[str]]:
+        """Remove job folders in ``folders`` but ``keep`` (and kill their leftovers)."""
+        return threads.deferToThreadPool(
+            self.reactor,
+            self.reactor.getThreadPool(),
+            clean_work_folders,
+            sorted(folders),
+            sorted(keep),
+        )
+
+    def stop(self) -> None:
+        """Stop following the workers."""
+        self._subscription.unsubscribe()

@@ -8,6 +8,7 @@ import sys
 
 import av
 import pytest
+import yaml
 
 from tests.farm import Farm, wait_for
 
@@ -163,9 +164,52 @@ def test_failures_say_why_and_leave_nothing_behind(farm, clips, profile, clip, r
         or [f for _, _, files in os.walk(outgoing) for f in files] == []
     )
     assert os.listdir(farm.folder("acme", "work", profile)) == []
+    # The janitor keeps the failed job's files (and its report) for inspection.
+    kept = report["kept_for_inspection"]
+    assert kept == f"temp:/.failed/test-local-1/{report['job_id']}"
+    kept_dir = os.path.join(farm.temp, kept.split(":/", 1)[1])
+    with open(os.path.join(kept_dir, "report.yaml")) as f:
+        assert reason in yaml.safe_load(f)["failure"]["reason"]
     assert sleepers() == []  # the timed-out post-process was killed with its group
     rows = wait_for(lambda: farm.get("/api/v1/reports?outcome=failed")["items"], 20, "the row")
     assert reason in rows[0]["failure_reason"]
+
+
+def test_failed_jobs_are_kept_for_inspection_up_to_keep_failed(tmp_path, clips):
+    """workers.keep-failed: 2 → the newest two failures stay, listed by the API, also
+    after a restart; the oldest is removed."""
+    farm = Farm(str(tmp_path), {"acme": CUSTOMER}, max_jobs=1)
+    farm.configure("workers", keep_failed=2, heartbeat_interval=0.5, lost_timeout=5)
+    farm.start()
+    try:
+        for i in range(3):
+            farm.drop("acme", "all", f"bad {i}.txt", clips["text"])
+            wait_for(lambda i=i: farm.finished("acme", "all") == i + 1, 60, f"failure {i}")
+        reports = farm.reports("acme", "all", "failed")  # sorted by source name
+        newest = sorted(r["job_id"] for r in reports[1:])
+        kept_root = os.path.join(farm.temp, ".failed", "test-local-1")
+        assert sorted(os.listdir(kept_root)) == newest
+        assert not os.path.exists(os.path.join(kept_root, reports[0]["job_id"]))
+
+        def listed():
+            items = farm.get("/api/v1/components?kind=transcoder")["items"]
+            return sorted(
+                (c["name"], c["state"], c["reason"].split(":")[0], c["relpath"]) for c in items
+            )
+
+        names = [r["relpath"] for r in reports[1:]]
+        expected = sorted(
+            (r["job_id"], "failed", "not a media file", r["relpath"]) for r in reports[1:]
+        )
+        assert names == ["bad 1.txt", "bad 2.txt"]
+        wait_for(lambda: listed() == expected, 20, "the kept failures in /components")
+        [worker] = farm.get("/api/v1/workers")["items"]
+        assert worker["components"]["failed_kept"] == 2
+        farm.stop()
+        farm.start()  # a new worker process finds what its predecessor kept
+        wait_for(lambda: listed() == expected, 20, "the kept failures after a restart")
+    finally:
+        farm.stop()
 
 
 def test_sigterm_during_a_job_leaves_the_source_and_the_next_start_finishes_it(tmp_path, clips):

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
@@ -21,6 +22,20 @@ from twisted.test import iosim
 PEER = IPv4Address("TCP", "192.0.2.7", 50123)
 #: The manager's endpoint string; the memory reactor records the connection attempt.
 MANAGER = "tcp:host=127.0.0.1:port=7632"
+
+
+class RecordingManager:
+    """The manager as a WorkerSet calls it, without PB: records every call to a worker."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, tuple[Any, ...]]] = []
+
+    def call_worker(self, name: str, method: str, *args: Any) -> defer.Deferred[Any]:
+        self.calls.append((name, method, args))
+        return defer.succeed(True)
+
+    def drop_worker(self, name: str) -> None:
+        pass
 
 
 class HeldPool:

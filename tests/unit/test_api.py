@@ -46,6 +46,7 @@ class FakeAdmin:
     def __init__(self) -> None:
         self.state = "started"
         self.report_calls: list[dict[str, Any]] = []
+        self.component_calls: list[tuple[str | None, str | None]] = []
         self.pending_reports: Deferred[dict[str, Any]] | None = None
         self.pending_reload: Deferred[dict[str, Any]] | None = None
         self.reload_problems: list[ConfigProblem] = []
@@ -118,9 +119,39 @@ class FakeAdmin:
             }
         ]
 
-    def files(
-        self, state: str | None = None, offset: int = 0, limit: int = 100
-    ) -> dict[str, Any]:
+    def components(
+        self, kind: str | None = None, worker: str | None = None
+    ) -> list[dict[str, Any]]:
+        """A monitor and a failed job kept for inspection, filtered as asked."""
+        self.component_calls.append((kind, worker))
+        rows = [
+            {
+                "id": "w1/monitor/acme",
+                "kind": "monitor",
+                "worker": "w1",
+                "name": "acme",
+                "state": "watching",
+                "since": T0,
+            },
+            {
+                "id": "w2/transcoder/J1",
+                "kind": "transcoder",
+                "worker": "w2",
+                "name": "J1",
+                "state": "failed",
+                "since": T0,
+                "attempt": None,
+                "path": "temp:/.failed/w2/J1",
+                "reason": "not a media file",
+            },
+        ]
+        return [
+            r
+            for r in rows
+            if (kind is None or r["kind"] == kind) and (worker is None or r["worker"] == worker)
+        ]
+
+    def files(self, state: str | None = None, offset: int = 0, limit: int = 100) -> dict[str, Any]:
         """One page of the known files in ``state``, or of all of them."""
         if state is not None and state not in STATES:
             raise ValueError(f"unknown state {state!r}")
@@ -277,6 +308,16 @@ class ReadTests(APITestCase):
         """GET tasks lists running jobs with their progress."""
         items = self.call("GET", "/api/v1/tasks")["items"]
         self.assertEqual(items[0]["progress"]["percent"], 42.0)
+
+    def test_components_filtered_by_kind_and_worker(self) -> None:
+        """GET components lists what runs on workers; kind and worker filter it."""
+        body = self.call("GET", "/api/v1/components")
+        self.assertEqual(body["total"], 2)
+        kept = self.call("GET", "/api/v1/components?kind=transcoder&worker=w2")["items"]
+        self.assertEqual(
+            [(c["state"], c["path"]) for c in kept], [("failed", "temp:/.failed/w2/J1")]
+        )
+        self.assertEqual(self.admin.component_calls[-1], ("transcoder", "w2"))
 
     def test_files_all(self) -> None:
         """GET files without a state lists every file."""
@@ -439,6 +480,7 @@ class ErrorTests(APITestCase):
             ("health?verbose=1", "verbose"),
             ("files?status=done", "status"),
             ("files?limit=501", "limit"),
+            ("components?kind=robot", "kind"),
             ("queue?offset=-1", "offset"),
             ("queue?limit=many", "limit"),
             ("reports?search=" + "x" * 300, "search"),

@@ -294,6 +294,17 @@ def test_distributed_settings_are_checked(farm):
     assert "workers.local: bad value 2: local workers need the embedded manager" in text
 
 
+def test_admin_name_must_be_folder_safe_and_keep_failed_bounded(farm):
+    """admin.name prefixes local workers' names (folders); keep-failed is 0…1000."""
+    admin = (farm / "admin.yaml").read_text()
+    write(farm, "admin.yaml", admin + "workers: {keep-failed: -1}\n")
+    assert any("workers.keep-failed" in e for e in errors_of(farm / "admin.yaml"))
+    text = admin.replace("admin:\n", "admin:\n  name: ../up\n", 1)
+    assert text != admin
+    write(farm, "admin.yaml", text)
+    assert any("admin.name" in e and "../up" in e for e in errors_of(farm / "admin.yaml"))
+
+
 def test_check_config_command_exits_0_or_1(farm):
     """`transcoder-admin check-config` prints OK and exits 0, or lists errors and exits 1."""
     cmd = [sys.executable, "-m", "transcoder_admin", "check-config", "--config"]

@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import os
 
-from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from transcoder_admin.config.model import MonitoringSection
 from transcoder_admin.context.paths import Roots
+from transcoder_admin.janitor import Janitor
 from transcoder_admin.monitoring.remote import MonitorHost, RemoteMonitoring
 from transcoder_admin.proxy import WorkerSet
+from transcoder_admin.proxy.components import MONITOR, ComponentSet
 from transcoder_admin.wire import decode
 
-from .pbpairs import FakeReactor
+from .pbpairs import FakeReactor, RecordingManager
 
 
-class Manager:
-    """The manager as the WorkerSet calls it: records every call to a worker."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, tuple]] = []
-
-    def call_worker(self, name, method, *args):
-        self.calls.append((name, method, args))
-        return defer.succeed(True)
-
-    def drop_worker(self, name):
-        pass
+class Manager(RecordingManager):
+    """Records every call to a worker; tells where the monitors were placed."""
 
     def assigned(self) -> dict[str, str]:
         """customer → worker, from the monitor/unmonitor calls in order."""
@@ -63,7 +54,10 @@ def setup(workers=("w1", "w2"), customers=("a", "b", "c", "d")):
     ws = WorkerSet(clock, lost_timeout=10)
     manager = Manager()
     ws.manager = manager
-    mon = RemoteMonitoring(MonitoringSection(), ws, clock)
+    components = ComponentSet(ws)
+    janitor = Janitor(components, clock)
+    mon = RemoteMonitoring(MonitoringSection(), ws, components.monitors, clock)
+    janitor.claim(MONITOR, mon.claims)
     mon.set_customers([Customer(c, {"p": f"default:/{c}/in"}) for c in customers])
     mon.start()
     for w in workers:
@@ -88,17 +82,28 @@ def test_a_detached_worker_s_monitors_move_and_its_news_is_ignored():
     moved = [c for c, w in mon.placed.items() if w == "w1"]
     ws.worker_detached("w1")
     assert all(mon.placed[c] == "w2" for c in moved)
-    stale = {"event": "added", "customer": moved[0], "profile": "p", "relpath": "x.mov",
-             "detected_at": 1.0, "sig": [1, 2, 3]}
+    stale = {
+        "event": "added",
+        "customer": moved[0],
+        "profile": "p",
+        "relpath": "x.mov",
+        "detected_at": 1.0,
+        "sig": [1, 2, 3],
+    }
     ws.monitor_event("w1", stale)
     assert heard == []
     ws.monitor_event("w2", stale)
     assert [o.key for o in heard] == [(moved[0], "p", "x.mov")]
-    # Back again: it is told which monitors are still its own; the others are orphans.
+    # Back again, still watching what it had: the janitor stops what is no longer its own.
     manager.calls.clear()
-    ws.worker_attached("w1", {"max_jobs": 1}, [])
-    [kept] = [args[0] for w, m, args in manager.calls if w == "w1" and m == "monitor_only"]
-    assert kept == sorted(c for c, w in mon.placed.items() if w == "w1")
+    had = {"components": {"monitors": sorted(moved)}}
+    ws.worker_attached("w1", {"max_jobs": 1, **had}, [])
+    _clock.advance(0)
+    stopped = sorted(args[0] for w, m, args in manager.calls if w == "w1" and m == "unmonitor")
+    mine = {c for c, w in mon.placed.items() if w == "w1"}
+    assert stopped == sorted(set(moved) - mine) and stopped
+    # w2 only gave up the monitors moved to w1 to balance the load.
+    assert {args[0] for w, m, args in manager.calls if w == "w2" and m == "unmonitor"} == mine
 
 
 def test_no_worker_then_one_attaches():
@@ -138,8 +143,6 @@ def test_monitor_host_offers_complete_files_with_its_own_roots(tmp_path):
     host.monitoring.scan_all()
     reactor.advance(1)
     assert [e["relpath"] for e in sent if e["event"] == "removed"] == ["clip.mov"]
-    assert host.keep_only(["a"]) == []
-    assert host.keep_only([]) == ["a"]  # not claimed by any admin: stopped
+    host.unassign("a")
     assert host.monitoring.tasks == {}
     host.stop()
-

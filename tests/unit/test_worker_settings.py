@@ -94,6 +94,15 @@ def test_the_admin_name_is_reserved(tmp_path):
     assert problems == ["flags: name 'admin' is reserved for the admin's login"]
 
 
+@pytest.mark.parametrize("value", ["../up", "a/b", ".hidden", "x" * 65, "sp ace"])
+def test_a_name_that_is_not_folder_safe_is_refused(creds, value):
+    """The name becomes a folder (.failed/NAME): no slashes, no leading dot, bounded."""
+    argv = flags(creds)
+    argv[argv.index("encoder-2")] = value
+    problems = settings_from(parse(*argv)).problems  # (and no password for that name)
+    assert problems[0].startswith(f"flags: name {value!r} must be letters, digits"), problems
+
+
 @pytest.mark.parametrize("value", ["0", "257", "-1"])
 def test_max_jobs_out_of_range_is_named(creds, value):
     """max-jobs between 1 and 256."""

@@ -29,6 +29,9 @@ class Admin(Protocol):
     def workers(self) -> Sequence[Mapping[str, Any]]: ...
     def queue(self, offset: int = ..., limit: int = ...) -> Mapping[str, Any]: ...
     def tasks(self) -> Sequence[Mapping[str, Any]]: ...
+    def components(
+        self, kind: str | None = ..., worker: str | None = ...
+    ) -> Sequence[Mapping[str, Any]]: ...
     def files(
         self, state: str | None = ..., offset: int = ..., limit: int = ...
     ) -> Mapping[str, Any]: ...
@@ -151,6 +154,16 @@ def _tasks(admin: Admin, params: Params) -> Any:
     return _listing(admin.tasks())
 
 
+def _components(admin: Admin, params: Params) -> Any:
+    """The components on the workers as a listing (of one kind, on one worker)."""
+    kind, worker = params.get("kind"), params.get("worker")
+    return _listing(
+        admin.components(
+            str(kind) if kind is not None else None, str(worker) if worker is not None else None
+        )
+    )
+
+
 def _files(admin: Admin, params: Params) -> Any:
     """One page of the files in one state (or all)."""
     state = params.get("state")
@@ -198,9 +211,7 @@ def _paging_params(what: str) -> tuple[Param, Param]:
     """``offset`` and ``limit`` of a paginated listing of ``what``."""
     return (
         Param("offset", f"{what} to skip.", kind="integer", minimum=0, maximum=10**9),
-        Param(
-            "limit", f"{what} to return at most.", kind="integer", minimum=0, maximum=MAX_LIMIT
-        ),
+        Param("limit", f"{what} to return at most.", kind="integer", minimum=0, maximum=MAX_LIMIT),
     )
 
 
@@ -250,6 +261,18 @@ ROUTES: tuple[Route, ...] = (
         "The running jobs with their progress.",
         _tasks,
         schemas.listing(schemas.TASK, "Running jobs."),
+    ),
+    Route(
+        "components",
+        "GET",
+        "getComponents",
+        "What runs on the workers: monitors, jobs, failed jobs kept for inspection.",
+        _components,
+        schemas.listing(schemas.COMPONENT, "Components, by worker, kind and name."),
+        params=(
+            Param("kind", "Only components of this kind.", enum=schemas.COMPONENT_KINDS),
+            _text("worker", "Only components on this worker."),
+        ),
     ),
     Route(
         "files",

@@ -92,6 +92,31 @@ STATUS: Schema = {
 
 WORKER: Schema = {**_OBJECT, "description": "One worker, as the admin sees it."}
 
+COMPONENT_KINDS = ("monitor", "transcoder")
+
+COMPONENT: Schema = {
+    **_OBJECT,
+    "description": (
+        "One component on a worker: a monitor (one customer's incoming folders) or a "
+        "transcoder (one job attempt; state failed: its files kept for inspection)."
+    ),
+    "required": ["id", "kind", "worker", "name", "state", "since"],
+    "properties": {
+        "id": {**_TEXT, "description": "worker/kind/name"},
+        "kind": {"type": "string", "enum": list(COMPONENT_KINDS)},
+        "worker": _TEXT,
+        "name": {**_TEXT, "description": "The customer of a monitor, the job id of a job."},
+        "state": {"type": "string", "enum": ["watching", "running", "finished", "failed"]},
+        "since": _TIME,
+        "attempt": {"type": ["integer", "null"]},
+        "path": {
+            "type": ["string", "null"],
+            "description": "Where a failed job's files are kept (a virtual path).",
+        },
+        "reason": {"type": ["string", "null"], "description": "Why a kept job failed."},
+    },
+}
+
 QUEUED_FILE: Schema = {
     **_OBJECT,
     "required": ["customer", "profile", "relpath", "priority", "detected", "queued"],

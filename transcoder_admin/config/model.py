@@ -250,7 +250,8 @@ class AdminSection(Section):
     """``admin``: where customers live and how the daemon logs."""
 
     customers: str = "customers"
-    name: str = "transcoder-admin"
+    #: Also the prefix of the local workers' names (``NAME-local-1``…): folder-safe.
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,50}$")] = "transcoder-admin"
     log_format: Literal["text", "json"] = "text"
     startup_timeout: PositiveFloat = 60
 
@@ -286,6 +287,8 @@ class WorkersSection(Section):
     max_jobs: Annotated[int, Field(ge=1, le=256)] = 2
     lost_timeout: PositiveFloat = 60
     heartbeat_interval: PositiveFloat = 5
+    #: Failed jobs whose work folders each worker keeps for inspection (0: none).
+    keep_failed: Annotated[int, Field(ge=0, le=1000)] = 3
 
     @model_validator(mode="after")
     def _beats_before_lost(self) -> WorkersSection:

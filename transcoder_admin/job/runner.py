@@ -28,7 +28,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from ..context.paths import PathEscapeError, Roots, expand
-from ..janitor import record_process
+from ..janitor import keep_failed_folder, kept_path, record_process
 from ..media.ffmpeg import (
     command_environment,
     decode_check_command,
@@ -176,6 +176,8 @@ class Job:
         self._cpu_time = 0.0
         self._committed = False
         self._last_progress: Progress | None = None
+        #: After a failed commit that kept its files: the job ids kept beside it.
+        self.kept: list[str] | None = None
 
     # -- paths -------------------------------------------------------------------
 
@@ -526,10 +528,18 @@ class Job:
                 )
         done = report["outcome"] == "done"
         destination = self.local(spec["done"] if done else spec["failed"])
+        keep = 0 if done else int(spec.get("keep_failed") or 0)
+        if keep:
+            report["kept_for_inspection"] = kept_path(spec["work"], self.worker, self.job_id)
         write_report(self.local(report["report_path"]), report)
         if os.path.lexists(source):
             move_into(source, destination, f"{self.job_id}-source")
-        self._cleanup()
+        if keep:
+            kept = self.local(report["kept_for_inspection"])
+            write_report(os.path.join(self.work_dir, "report.yaml"), report)
+            self.kept = keep_failed_folder(self.work_dir, kept, keep)
+        else:
+            self._cleanup()
         return report
 
     def _move_outputs(self) -> None:

@@ -443,3 +443,7 @@ class Monitoring(Service):
     def pending(self) -> list[dict[str, Any]]:
         """Every file seen but not yet complete."""
         return [item for t in self.tasks.values() for item in t.pending()]
+
+    def claims(self, component: Any) -> bool:
+        """This admin watches its folders itself: no monitor on a worker is its own."""
+        return False

@@ -86,9 +86,7 @@ class MonitorHost:
                 MonitoringSection.model_validate(settings), self.roots, self.reactor
             )
             self.monitoring.file_added.subscribe(lambda o: self.send(_offer_event("added", o)))
-            self.monitoring.file_removed.subscribe(
-                lambda o: self.send(_offer_event("removed", o))
-            )
+            self.monitoring.file_removed.subscribe(lambda o: self.send(_offer_event("removed", o)))
             self.monitoring.fail_to_run.subscribe(self._failed)
             self.monitoring.set_customers(self._customers())
             self.monitoring.start().addErrback(
@@ -107,14 +105,6 @@ class MonitorHost:
     def _customers(self) -> list[Any]:
         """The customers, duck-typed as the CustomerContext that Monitoring reads."""
         return list(self.customers.values())
-
-    def keep_only(self, customers: list[str]) -> list[str]:
-        """Stop every monitor not in ``customers`` (orphans of an earlier admin); which."""
-        orphans = [c for c in self.customers if c not in set(customers)]
-        for customer in orphans:
-            self.log.info("monitor of {customer} is no longer claimed: stopped", customer=customer)
-            self.unassign(customer)
-        return orphans
 
     def release(self, customer: str, profile: str, relpath: str) -> None:
         """A file's job ended."""
@@ -164,9 +154,12 @@ class RemoteMonitoring:
 
     log = Logger()
 
-    def __init__(self, settings: MonitoringSection, workers: Any, clock: Any) -> None:
+    def __init__(
+        self, settings: MonitoringSection, workers: Any, monitors: Any, clock: Any
+    ) -> None:
         self.settings = settings
-        self.workers = workers  # proxy.WorkerSet
+        self.workers = workers  # proxy.WorkerSet: workers coming and going, calls
+        self.monitors = monitors  # proxy.components.MonitorSet: the monitors' messages
         self.clock = clock
         self.file_added: Event[FileOffer] = Event("file-added")
         self.file_removed: Event[FileOffer] = Event("file-removed")
@@ -200,7 +193,7 @@ class RemoteMonitoring:
             events.link_up.subscribe(self._worker_up),
             events.link_down.subscribe(lambda p: self._worker_gone(p.name)),
             events.worker_removed.subscribe(self._worker_gone),
-            events.monitor_events.subscribe(self._event),
+            self.monitors.component_message.subscribe(self._event),
         ]
         for name in self.specs:
             self._place(name)
@@ -254,8 +247,9 @@ class RemoteMonitoring:
         settings = self.settings.model_dump(mode="json")
         self._call(target, "monitor", settings, self.specs[customer])
         if current != target:
-            self.log.info("monitor of {customer} placed on {worker}", customer=customer,
-                          worker=target)
+            self.log.info(
+                "monitor of {customer} placed on {worker}", customer=customer, worker=target
+            )
 
     def _worker_up(self, proxy: Any) -> None:
         for customer in self.specs:
@@ -265,10 +259,14 @@ class RemoteMonitoring:
             if customer not in self.placed:
                 self._place(customer)
         self._rebalance(proxy.name)
-        # What it watches besides (moved away while it was detached, or claimed by an
-        # admin before a restart) is an orphan: the janitor's part.
-        mine = sorted(c for c, w in self.placed.items() if w == proxy.name)
-        self.workers.call(proxy.name, "monitor_only", mine).addErrback(lambda _: None)
+        # What it watches besides (moved away while it was detached, or placed by an
+        # admin before a restart) is an orphan: the janitor stops what ``claims`` denies.
+
+    def claims(self, component: Any) -> bool:
+        """Whether a monitor component is the one this part placed for its customer."""
+        if not self._running:
+            return True  # not placing yet: judged once started (the admin sweeps then)
+        return self.placed.get(component.name) == component.worker
 
     def _rebalance(self, newcomer: str) -> None:
         """Move monitors to a worker that just attached until the load is even (±1)."""
@@ -283,8 +281,12 @@ class RemoteMonitoring:
             self._call(busiest, "unmonitor", customer)
             self.placed[customer] = newcomer
             self._place(customer)
-            self.log.info("monitor of {customer} moved from {old} to {new} to balance",
-                          customer=customer, old=busiest, new=newcomer)
+            self.log.info(
+                "monitor of {customer} moved from {old} to {new} to balance",
+                customer=customer,
+                old=busiest,
+                new=newcomer,
+            )
 
     def _worker_gone(self, name: str) -> None:
         for customer in [c for c, w in self.placed.items() if w == name]:
@@ -307,21 +309,25 @@ class RemoteMonitoring:
             )
         )
 
-    def _event(self, item: tuple[str, dict[str, Any]]) -> None:
-        worker, event = item
-        customer = str(event.get("customer"))
-        if self.placed.get(customer) != worker:
+    def _event(self, item: tuple[Any, dict[str, Any]]) -> None:
+        component, event = item
+        customer = component.name
+        if event.get("event") == "state" or self.placed.get(customer) != component.worker:
             return  # a monitor that has moved away: its news is stale
         kind = event.get("event")
         if kind == "failed":
             self.fail_to_run.fire(
-                ScanProblem(customer, str(event["profile"]), str(event["folder"]),
-                            str(event["message"]))
+                ScanProblem(
+                    customer, str(event["profile"]), str(event["folder"]), str(event["message"])
+                )
             )
             return
         sig = tuple(event.get("sig") or ())
         offer = FileOffer(
-            customer, str(event["profile"]), str(event["relpath"]),
-            float(event["detected_at"]), sig,  # type: ignore[arg-type]
+            customer,
+            str(event["profile"]),
+            str(event["relpath"]),
+            float(event["detected_at"]),
+            sig,  # type: ignore[arg-type]
         )
         (self.file_added if kind == "added" else self.file_removed).fire(offer)

@@ -52,6 +52,10 @@ class WorkerProxy:
         self.lost = False
         self.last_heard = 0.0
         self.pending: list[dict[str, Any]] = []  # its monitors' pending files (heartbeat)
+        #: Every job it last reported (no specs), and its other components (monitors,
+        #: failed jobs kept): what the ComponentSet mirrors.
+        self.reported_jobs: list[dict[str, Any]] = []
+        self.components: dict[str, Any] = {}
         self._reported_states: dict[str, str] = {}  # job id → state, as of the last hello
         self._outcomes: dict[str, defer.Deferred[dict[str, Any]]] = {}
         self._finished: dict[str, dict[str, Any]] = {}  # outcomes not yet acknowledged
@@ -234,6 +238,7 @@ class WorkerProxy:
         self.attached = True
         self.last_heard = self.workers.clock.seconds()
         reported = {str(j["job_id"]): j for j in jobs}
+        self._note_components(list(reported.values()), facts.get("components"))
         self._reported_states = {job_id: str(j.get("state")) for job_id, j in reported.items()}
         # Unknown: neither waited for nor finished and waiting for its acknowledgement.
         unknown = [
@@ -261,6 +266,7 @@ class WorkerProxy:
         self.last_heard = self.workers.clock.seconds()
         pending = state.get("pending")
         self.pending = list(pending) if isinstance(pending, list) else []
+        self._note_components(state.get("jobs", []), state.get("components"))
         for j in state.get("jobs", []):
             job_id = str(j.get("job_id"))
             if job_id in self._outcomes:
@@ -268,6 +274,13 @@ class WorkerProxy:
                 self.jobs[job_id] = j
                 if j.get("state") == "finished" and before != "finished":
                     self._fetch_outcome(job_id)
+
+    def _note_components(self, jobs: Any, components: Any) -> None:
+        if isinstance(jobs, list):
+            self.reported_jobs = [
+                {k: v for k, v in j.items() if k != "spec"} for j in jobs if isinstance(j, dict)
+            ]
+        self.components = dict(components) if isinstance(components, dict) else {}
 
     def finished(self, job_id: str, outcome: dict[str, Any]) -> None:
         """A job's outcome arrived."""
@@ -320,6 +333,8 @@ class WorkerSet:
         self.worker_removed: Event[str] = Event("worker-removed")
         self.link_up: Event[WorkerProxy] = Event("worker-attached")
         self.link_down: Event[WorkerProxy] = Event("worker-detached")
+        #: A worker's heartbeat arrived (its jobs and components as it reports them).
+        self.worker_reported: Event[WorkerProxy] = Event("worker-reported")
         #: (worker name, event) from a worker's monitor components (monitoring.on-workers).
         self.monitor_events: Event[tuple[str, dict[str, Any]]] = Event("monitor-event")
         #: Called with (proxy, job) for each job a worker reports that the admin did not
@@ -409,6 +424,7 @@ class WorkerSet:
         proxy = self.proxies.get(name)
         if proxy is not None:
             proxy.heartbeat(state)
+            self.worker_reported.fire(proxy)
 
     def job_finished(self, name: str, job_id: str, outcome: dict[str, Any]) -> None:
         """A job's outcome."""

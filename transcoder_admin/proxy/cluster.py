@@ -31,6 +31,7 @@ from ..manager.credentials import (
 from ..transcoding.journal import Journal
 from ..worker.spawner import LocalWorkers, worker_argv
 from . import ManagerSet, WorkerProxy, WorkerSet
+from .components import ComponentSet
 
 FileKey = tuple[str, str, str]
 
@@ -58,6 +59,7 @@ class Cluster:
         workers = config.admin.workers
         self.workers = WorkerSet(reactor, workers.lost_timeout)
         self.managers = ManagerSet(self.workers, reactor)
+        self.components = ComponentSet(self.workers)
         self.manager: Manager | None = None
         self.service: ManagerService | None = None
         self.local: LocalWorkers | None = None
@@ -149,9 +151,7 @@ class Cluster:
         )
         self.local = LocalWorkers(self.local_names, state, argv, self.reactor)
         await self.local.start()
-        waiting = set(self.local_names) - {
-            n for n, p in self.workers.proxies.items() if p.attached
-        }
+        waiting = set(self.local_names) - {n for n, p in self.workers.proxies.items() if p.attached}
         if waiting:
             done: defer.Deferred[None] = defer.Deferred()
 

@@ -35,4 +35,6 @@ class JobSpecs:
         spec["detected_at"] = item.detected_at
         spec["detected"] = iso(item.detected_at)
         spec["queued"] = iso(item.queued_at)
+        # The janitor's rule, applied by the worker: keep this many failed jobs' files.
+        spec["keep_failed"] = self.store.config.admin.workers.keep_failed
         return spec

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ import yaml
 
 from ..manager.credentials import ADMIN_USER, CredentialsError, read_secret_file
 
+#: A worker's name: its login, and a folder name (failed jobs kept under .failed/NAME).
+WORKER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 KEYS = ("name", "manager", "credentials-file", "max-jobs", "heartbeat-interval", "roots")
 
 
@@ -112,6 +115,11 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
     name = str(data.get("name") or socket.gethostname())
     if name == ADMIN_USER:
         problems.append(f"{where}: name {name!r} is reserved for the admin's login")
+    elif not WORKER_NAME.fullmatch(name):
+        problems.append(
+            f"{where}: name {name!r} must be letters, digits, '.', '_' or '-' (at most 64), "
+            "not starting with '.' or '-': it names the worker's folders"
+        )
     manager = data.get("manager")
     if not manager:
         problems.append(f"{where}: manager is missing (--manager ENDPOINT, e.g. tcp:host:7632)")

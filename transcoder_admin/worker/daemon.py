@@ -74,10 +74,6 @@ class WorkerMind(pb.Referenceable):
         self.daemon.monitors.assign(decode(settings), decode(spec))
         return True
 
-    def remote_monitor_only(self, customers: list[str]) -> list[str]:
-        """Stop the monitors no admin claims; answers which were stopped."""
-        return self.daemon.monitors.keep_only([str(c) for c in customers])
-
     def remote_unmonitor(self, customer: str) -> bool:  # noqa: D102
         self.daemon.monitors.unassign(customer)
         return True
@@ -177,6 +173,9 @@ class WorkerDaemon(Service):
 
     def startService(self) -> None:  # noqa: N802 (Twisted API)
         Service.startService(self)
+        self.host.load_kept().addErrback(
+            lambda f: self.log.failure("cannot list the failed jobs kept for inspection", f)
+        )
         self.link.start()
         self._heartbeat = task.LoopingCall(self._beat)
         self._heartbeat.clock = self.reactor
@@ -200,6 +199,14 @@ class WorkerDaemon(Service):
             "max_jobs": self.max_jobs,
             "pid": os.getpid(),
             "heartbeat_interval": self.heartbeat_interval,
+            "components": self.components(),
+        }
+
+    def components(self) -> dict[str, Any]:
+        """Besides jobs: the customers it monitors, the failed jobs it keeps (small)."""
+        return {
+            "monitors": sorted(self.monitors.customers),
+            "failed": self.host.kept_failed(),
         }
 
     # -- the link
@@ -227,6 +234,7 @@ class WorkerDaemon(Service):
             "jobs": self.host.describe_jobs(),
             "time": self.reactor.seconds(),
             "pending": self.monitors.pending(),
+            "components": self.components(),
         }
         self.perspective.callRemote("heartbeat", state).addErrback(lambda _: None)
 

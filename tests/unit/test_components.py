@@ -1,0 +1,167 @@
+"""The ComponentSet and its views, the janitor's rules, and failed jobs kept on disk."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from twisted.internet.task import Clock
+
+from transcoder_admin.janitor import Janitor, keep_failed_folder, kept_path, list_kept
+from transcoder_admin.proxy import WorkerSet
+from transcoder_admin.proxy.components import MONITOR, TRANSCODER, ComponentSet
+
+from .pbpairs import RecordingManager
+
+LOST = 10.0
+
+
+def job(job_id, state="running", attempt=1, key=("acme", "web", "a.mov")):
+    return {"job_id": job_id, "state": state, "attempt": attempt, "key": list(key)}
+
+
+def components(monitors=(), failed=()):
+    return {
+        "components": {
+            "monitors": list(monitors),
+            "failed": [
+                {"job_id": j, "path": f"temp:/.failed/w1/{j}", "reason": "not a media file"}
+                for j in failed
+            ],
+        }
+    }
+
+
+class Recorder:
+    """Every event of a ComponentSet and its views, in order."""
+
+    def __init__(self, cs: ComponentSet) -> None:
+        self.events: list[tuple[str, str, str]] = []
+        for where, source in (("all", cs), ("monitors", cs.monitors), ("jobs", cs.transcoders)):
+            source.component_added.subscribe(lambda c, w=where: self.events.append((w, "+", c.id)))
+            source.component_removed.subscribe(
+                lambda c, w=where: self.events.append((w, "-", c.id))
+            )
+            source.component_message.subscribe(
+                lambda m, w=where: self.events.append((w, "msg", m[0].id))
+            )
+
+    def take(self, where: str) -> list[tuple[str, str]]:
+        taken = [(kind, cid) for w, kind, cid in self.events if w == where]
+        self.events = [e for e in self.events if e[0] != where]
+        return taken
+
+
+def setup():
+    clock = Clock()
+    ws = WorkerSet(clock, lost_timeout=LOST)
+    manager = RecordingManager()
+    ws.manager = manager
+    cs = ComponentSet(ws)
+    return clock, ws, manager, cs, Recorder(cs)
+
+
+def test_a_worker_s_report_becomes_components_in_the_set_and_its_views():
+    """Hello with a job, a monitor and a kept failure: three components, each in its view."""
+    _clock, ws, _m, cs, rec = setup()
+    ws.worker_attached("w1", {"max_jobs": 2, **components(["acme"], ["J0"])}, [job("J1")])
+    assert sorted(c.id for c in cs) == [
+        "w1/monitor/acme",
+        "w1/transcoder/J0",
+        "w1/transcoder/J1",
+    ]
+    assert [c.name for c in cs.monitors] == ["acme"]
+    assert cs.monitors.watching("acme") == ["w1"]
+    assert [c.name for c in cs.transcoders.kept("w1")] == ["J0"]
+    assert cs.counts("w1") == {"monitors": 1, "jobs": 1, "failed_kept": 1}
+    assert sorted(rec.take("monitors")) == [("+", "w1/monitor/acme")]
+    assert sorted(rec.take("jobs")) == [("+", "w1/transcoder/J0"), ("+", "w1/transcoder/J1")]
+    [running] = cs.describe(kind=TRANSCODER, worker="w1")[1:]
+    assert (running["customer"], running["relpath"], running["attempt"]) == ("acme", "a.mov", 1)
+
+
+def test_heartbeats_add_remove_and_announce_state_changes():
+    """A job that finishes is a message; one acknowledged and gone is removed."""
+    _clock, ws, _m, cs, rec = setup()
+    ws.worker_attached("w1", {"max_jobs": 2}, [])
+    rec.take("all")
+    ws.worker_heartbeat("w1", {"jobs": [job("J1")], **components()})
+    assert rec.take("all") == [("+", "w1/transcoder/J1")]
+    ws.worker_heartbeat("w1", {"jobs": [job("J1", "finished")], **components()})
+    assert rec.take("all") == [("msg", "w1/transcoder/J1")]
+    assert cs.transcoders.get("w1", "J1").state == "finished"
+    # It failed: acknowledged, its files kept for inspection; the same component.
+    ws.worker_heartbeat("w1", {"jobs": [], **components(failed=["J1"])})
+    assert rec.take("all") == [("msg", "w1/transcoder/J1")]
+    kept = cs.transcoders.get("w1", "J1")
+    assert (kept.state, kept.detail["path"]) == ("failed", "temp:/.failed/w1/J1")
+    # The janitor removed it on the worker: gone from the set.
+    ws.worker_heartbeat("w1", {"jobs": [], **components()})
+    assert rec.take("all") == [("-", "w1/transcoder/J1")]
+    assert len(cs) == 0
+
+
+def test_a_lost_worker_takes_its_components_with_it():
+    """Lost-timeout passes: every component of that worker is removed, others stay."""
+    clock, ws, _m, cs, rec = setup()
+    ws.start()
+    ws.worker_attached("w1", {"max_jobs": 1, **components(["a"])}, [job("J1")])
+    ws.worker_attached("w2", {"max_jobs": 1, **components(["b"])}, [])
+    rec.take("all")
+    for _ in range(int(LOST) + 2):
+        clock.advance(1)
+        ws.worker_heartbeat("w2", {"jobs": [], **components(["b"])})
+    assert sorted(rec.take("all")) == [("-", "w1/monitor/a"), ("-", "w1/transcoder/J1")]
+    assert [c.id for c in cs] == ["w2/monitor/b"]
+
+
+def test_monitor_news_is_a_message_of_its_component():
+    """A monitor's file event reaches the MonitorSet as that component's message."""
+    _clock, ws, _m, cs, _rec = setup()
+    ws.worker_attached("w1", {"max_jobs": 1, **components(["acme"])}, [])
+    heard = []
+    cs.monitors.component_message.subscribe(heard.append)
+    event = {"event": "added", "customer": "acme", "profile": "web", "relpath": "x.mov"}
+    ws.monitor_event("w1", event)
+    [(component, message)] = heard
+    assert (component.id, message) == ("w1/monitor/acme", event)
+
+
+def test_the_janitor_stops_unclaimed_monitors_when_a_worker_attaches():
+    """Orphans (claimed by no task) are stopped; claimed ones and kept failures stay."""
+    clock, ws, manager, cs, _rec = setup()
+    janitor = Janitor(cs, clock)
+    janitor.claim(MONITOR, lambda c: c.name == "mine")
+    ws.on_unknown_job = lambda proxy, job: True  # J1 adopted: the worker set's fence passes
+    report = components(["mine", "orphan"], ["J0"])
+    ws.worker_attached("w1", {"max_jobs": 1, **report}, [job("J1")])
+    assert manager.calls == [], "judged once every part has heard of the worker"
+    clock.advance(0)
+    assert manager.calls == [("w1", "unmonitor", ("orphan",))]
+    assert sorted(c.name for c in cs) == ["J0", "J1", "mine"]  # jobs: no claimer, left alone
+    assert janitor.sweep() == []  # nothing left to stop
+
+
+def test_kept_failures_keep_only_the_newest(tmp_path):
+    """Each failure's work folder moves under .failed/<worker>; only the last N remain."""
+    temp = tmp_path / "tmp"
+    kept_ids = []
+    for i in range(4):
+        job_id = f"J{i}"
+        work = temp / "acme" / "work" / "web" / job_id
+        work.mkdir(parents=True)
+        (work / "partial.mp4").write_bytes(b"x")
+        (work / "report.yaml").write_text("outcome: failed\n")
+        virtual = kept_path("temp:/acme/work/web/" + job_id, "w1", job_id)
+        assert virtual == f"temp:/.failed/w1/{job_id}"
+        kept_ids = keep_failed_folder(str(work), str(temp / ".failed" / "w1" / job_id), 2)
+        assert not work.exists()
+        time.sleep(0.01)  # distinct keeping times
+    assert kept_ids == ["J2", "J3"]
+    assert sorted(os.listdir(temp / ".failed" / "w1")) == ["J2", "J3"]
+    assert (temp / ".failed" / "w1" / "J3" / "partial.mp4").exists()
+    assert list_kept({"temp": str(temp), "default": str(tmp_path / "media")}, "w1") == [
+        ("J2", "temp:/.failed/w1/J2"),
+        ("J3", "temp:/.failed/w1/J3"),
+    ]
+    assert list_kept({"temp": str(temp)}, "w2") == []
