@@ -546,3 +546,20 @@ def test_monitors_on_workers_need_no_media_on_the_admin_host(tmp_path, clips, fa
     wait_for(lambda: len(done_reports(farm)) == 4, 60, "the files dropped after the move")
     reports = assert_all_done_once(farm, first + later)
     assert {reports[name]["worker"] for name in later} == {other}
+
+    def monitors() -> list[str]:
+        return [c["worker"] for c in farm.get("/api/v1/components?kind=monitor")["items"]]
+
+    wait_for(lambda: monitors() == [other], 10, "the monitor in /api/v1/components")
+    # Restarted to watch from its own host: the monitor on the worker is an orphan.
+    farm.signal(signal.SIGTERM)
+    assert farm.process is not None and farm.process.wait(60) == 0
+    farm.configure("monitoring", on_workers=False)
+    farm.configure("roots", default=farm.media)
+    farm.start()
+    wait_for(lambda: workers_up(farm, {other}), 30, "the worker back")
+    wait_for(lambda: monitors() == [], 30, "the janitor to stop the orphan monitor")
+    assert re.search(rf"janitor: monitor \S+ on {other} is claimed by no task", farm.log())
+    final = drop_clips(farm, clips["audio"], 1, prefix="final")
+    wait_for(lambda: len(done_reports(farm)) == 5, 60, "the file dropped after the restart")
+    assert_all_done_once(farm, first + later + final)

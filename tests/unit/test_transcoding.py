@@ -13,6 +13,7 @@ from transcoder_admin.prognosis import Failure
 from transcoder_admin.reports.files import read_report
 from transcoder_admin.scheduler import QueueItem
 from transcoder_admin.transcoding import Transcoding
+from transcoder_admin.wire import TooBig
 from transcoder_admin.worker.interfaces import IWorkerConnection, WorkerGone
 from transcoder_admin.worker.local import InProcessWorkerConnection, JobHost
 
@@ -173,6 +174,29 @@ def test_lost_worker_retries_elsewhere_then_fails_the_source():
     failed = a.failed_sources + b.failed_sources
     assert len(failed) == 1 and "was lost" in failed[0][1]["reason"]
     assert a.acked == b.acked == []
+
+
+class RefusingWorker(FakeWorker):
+    """A worker that cannot take the job (the wire refuses it, or the worker does)."""
+
+    def start_job(self, spec):
+        self.started.append(spec)
+        return defer.fail(TooBig("the job's configuration is too big to send"))
+
+
+def test_a_job_that_cannot_start_fails_with_a_report_after_its_attempts():
+    """Refused at start: retried within max-attempts, then the source fails with the reason."""
+    t = make(max_attempts=2)
+    w = RefusingWorker("w", 1)
+    t.add_worker(w)
+    reports = []
+    t.run(ITEM).addCallback(reports.append)
+    assert [s["attempt"] for s in w.started] == [1, 2]
+    assert reports and reports[0]["outcome"] == "failed"
+    [(_spec, failure)] = w.failed_sources
+    assert failure["kind"] == "system"
+    assert failure["reason"].startswith("the job could not start on 'w': the job's config")
+    assert t.tasks == {} and t.load == {"w": 0}
 
 
 def test_fail_source_moves_the_source_and_writes_a_report(tmp_path):

@@ -18,6 +18,7 @@ from zope.interface.verify import verifyObject
 
 from transcoder_admin.manager import Manager, WorkerNotAttached
 from transcoder_admin.proxy import ManagerSet, WorkerProxy, WorkerSet
+from transcoder_admin.wire import TooBig, decode
 from transcoder_admin.worker.daemon import RemoteUnknownJob
 from transcoder_admin.worker.interfaces import IWorkerConnection, UnknownJob, WorkerGone
 
@@ -371,6 +372,32 @@ class UnknownJobTests(SynchronousTestCase):
         self.assertTrue(old.lost)
         self.assertEqual([a.args for a in w2.mind.named("cancel_job")], [("J1",)])
         self.assertEqual(w2.mind.named("acknowledge"), [])
+
+
+class OversizeTests(SynchronousTestCase):
+    """Only bounded values cross the wire; a job too big to send is refused here."""
+
+    def test_a_spec_too_big_to_send_is_refused_before_anything_is_sent(self):
+        """TooBig naming the job's configuration; the worker is not asked, nothing is kept."""
+        c = Cluster()
+        w = c.login()
+        proxy = c.proxy()
+        huge = dict(spec("J1"), targets=[{"name": "t" * 1000}] * 600)
+        failure = self.failureResultOf(proxy.start_job(huge), TooBig)
+        self.assertIn("the job's configuration is too big to send", str(failure.value))
+        self.assertEqual(w.mind.named("start_job"), [])
+        self.assertEqual(proxy.running_jobs(), [])
+
+    def test_fail_source_sends_only_what_a_report_needs(self):
+        """The source of a job that could not be sent can still be failed with a report."""
+        c = Cluster()
+        w = c.login()
+        huge = dict(spec("J1"), source="default:/in/x.mov", targets=[{"name": "t" * 1000}] * 600)
+        c.proxy().fail_source(huge, {"kind": "system", "reason": "too big"})
+        (call,) = w.mind.named("fail_source")
+        sent = decode(call.args[0])
+        self.assertEqual(sent["source"], "default:/in/x.mov")
+        self.assertNotIn("targets", sent)
 
 
 class AcknowledgeTests(SynchronousTestCase):

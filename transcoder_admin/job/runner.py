@@ -105,6 +105,29 @@ def move_into(src: str, dest: str, tag: str) -> None:
     os.unlink(src)
 
 
+#: What a worker needs of a spec to fail a source and write its report (small: no targets).
+REPORT_SPEC_KEYS = (
+    "job_id",
+    "attempt",
+    "customer",
+    "profile",
+    "relpath",
+    "source",
+    "failed",
+    "report_done",
+    "report_failed",
+    "backend",
+    "detected",
+    "queued",
+    "started",
+)
+
+
+def report_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The part of a spec that :func:`fail_source` and :func:`build_report` read."""
+    return {k: spec[k] for k in REPORT_SPEC_KEYS if k in spec}
+
+
 def build_report(
     spec: dict[str, Any], worker: str, clock: Any, failure: Failure | None
 ) -> dict[str, Any]:
@@ -577,4 +600,4 @@ def _tail(run: ProcessResult, limit: int = 400) -> str:
     return text[-limit:] if text else "(no error output)"
 
 
-__all__ = ["Job", "file_checksum", "input_arg"]
+__all__ = ["Job", "file_checksum", "input_arg", "report_spec"]

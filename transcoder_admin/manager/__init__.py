@@ -253,8 +253,16 @@ class ManagerRealm:
         return pb.IPerspective, avatar, avatar.logout
 
 
+class LoginRefused(pb.Error, error.UnauthorizedLogin):
+    """A refused login as PB sends it: an expected error (no traceback in the log) that
+    the client still recognises as ``UnauthorizedLogin``."""
+
+
 class LoggingPortal(portal.Portal):
-    """A portal that logs every refused login with the peer's address (never a secret)."""
+    """A portal that logs every refused login with the peer's address (never a secret).
+
+    That one line is the log of it: PB logs a traceback for any other error it sends.
+    """
 
     def login(self, creds: Any, mind: Any, *interfaces: Any) -> defer.Deferred[Any]:
         d = super().login(creds, mind, *interfaces)
@@ -267,6 +275,7 @@ class LoggingPortal(portal.Portal):
                 if isinstance(user, bytes):
                     user = user.decode("utf-8", "replace")
                 log.warn("login refused for {user!r} from {peer}", user=user, peer=peer)
+                raise LoginRefused(failure.getErrorMessage())
             return failure
 
         return d.addErrback(refused)

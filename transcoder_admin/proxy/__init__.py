@@ -21,10 +21,11 @@ from twisted.spread import pb
 from zope.interface import implementer
 
 from ..events import Event
+from ..job.runner import report_spec
 from ..manager import ADMIN_USER, Manager
 from ..pblink import PBLink
 from ..transcoding.specs import iso
-from ..wire import decode, encode
+from ..wire import TooBig, decode, encode
 from ..worker.interfaces import IWorkerConnection, UnknownJob, WorkerGone
 
 #: Errors of a call that may not have reached the worker (the link went down).
@@ -140,6 +141,10 @@ class WorkerProxy:
     def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
         """Start a job; fires with its outcome when the worker reports it."""
         job_id = str(spec["job_id"])
+        try:
+            text = encode(spec)
+        except TooBig as e:
+            return defer.fail(TooBig(f"the job's configuration is too big to send: {e}"))
         outcome: defer.Deferred[dict[str, Any]] = defer.Deferred()
         self._outcomes[job_id] = outcome
         self._attempts[job_id] = int(spec.get("attempt", 0))
@@ -154,7 +159,7 @@ class WorkerProxy:
                 return  # the next hello says whether it started
             self._settle(job_id, _local_error(failure))
 
-        self._call("start_job", encode(spec)).addCallbacks(started, refused)
+        self._call("start_job", text).addCallbacks(started, refused)
         return outcome
 
     def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[dict[str, Any]]:
@@ -193,7 +198,7 @@ class WorkerProxy:
     def fail_source(self, spec: dict[str, Any], failure: dict[str, Any]) -> defer.Deferred[Any]:
         """Have the worker move a dead job's source to failed."""
         return defer.Deferred.fromCoroutine(
-            self._call_until_done("fail_source", encode(spec), failure)
+            self._call_until_done("fail_source", encode(report_spec(spec)), failure)
         )
 
     def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:

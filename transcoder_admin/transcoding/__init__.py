@@ -261,6 +261,16 @@ class Transcoding:
             if not self._stopping and not task.stopping:
                 self.log.warn("job {job_id}: {error}", job_id=task.job_id, error=e)
                 self._clean(task.spec, worker.name)
+        except Exception as e:
+            if adopted:
+                raise
+            # Refused before it ran (by the worker, or too big for the wire): a failure
+            # with a report like any other, never a file silently left behind.
+            outcome = None
+            failure = Failure(SYSTEM, f"the job could not start on {worker.name!r}: {e}")
+            self.log.failure(
+                "job {job_id} could not start on {w}", job_id=task.job_id, w=worker.name
+            )
         else:
             failure = Failure.from_dict(outcome["failure"]) if outcome.get("failure") else None
         release()
