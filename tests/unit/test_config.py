@@ -295,7 +295,7 @@ def test_distributed_settings_are_checked(farm):
 
 
 def test_admin_name_must_be_folder_safe_and_keep_failed_bounded(farm):
-    """admin.name prefixes local workers' names (folders); keep-failed is 0…1000."""
+    """admin.name prefixes local workers' names (folders); keep-failed is 0…100."""
     admin = (farm / "admin.yaml").read_text()
     write(farm, "admin.yaml", admin + "workers: {keep-failed: -1}\n")
     assert any("workers.keep-failed" in e for e in errors_of(farm / "admin.yaml"))

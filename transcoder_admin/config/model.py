@@ -288,7 +288,7 @@ class WorkersSection(Section):
     lost_timeout: PositiveFloat = 60
     heartbeat_interval: PositiveFloat = 5
     #: Failed jobs whose work folders each worker keeps for inspection (0: none).
-    keep_failed: Annotated[int, Field(ge=0, le=1000)] = 3
+    keep_failed: Annotated[int, Field(ge=0, le=100)] = 3
 
     @model_validator(mode="after")
     def _beats_before_lost(self) -> WorkersSection:
