@@ -7,7 +7,10 @@ import time
 
 from twisted.internet.task import Clock
 
+from transcoder_admin.context.paths import Roots
 from transcoder_admin.janitor import Janitor, keep_failed_folder, kept_path, list_kept
+from transcoder_admin.job.runner import Job, build_report
+from transcoder_admin.prognosis import Failure
 from transcoder_admin.proxy import WorkerSet
 from transcoder_admin.proxy.components import MONITOR, TRANSCODER, ComponentSet
 
@@ -165,3 +168,51 @@ def test_kept_failures_keep_only_the_newest(tmp_path):
         ("J3", "temp:/.failed/w1/J3"),
     ]
     assert list_kept({"temp": str(temp)}, "w2") == []
+
+
+def failed_job(tmp_path, keep: int, with_work: bool):
+    """A job whose failed outcome is ready to commit, on real folders."""
+    roots = Roots({"default": str(tmp_path / "media"), "temp": str(tmp_path / "tmp")})
+    (tmp_path / "media" / "in").mkdir(parents=True)
+    (tmp_path / "media" / "in" / "x.txt").write_text("not media")
+    spec = {
+        "job_id": "J1",
+        "attempt": 1,
+        "customer": "acme",
+        "profile": "web",
+        "relpath": "x.txt",
+        "source": "default:/in/x.txt",
+        "done": "default:/done/x.txt",
+        "failed": "default:/failed/x.txt",
+        "report_done": "default:/reports/done/x.txt.J1.yaml",
+        "report_failed": "default:/reports/failed/x.txt.J1.yaml",
+        "work": "temp:/acme/work/web/J1",
+        "keep_failed": keep,
+    }
+    job = Job(spec, roots, "w1", Clock())
+    if with_work:
+        (tmp_path / "tmp" / "acme" / "work" / "web" / "J1").mkdir(parents=True)
+    report = build_report(spec, "w1", Clock(), Failure("source", "not a media file"))
+    return job, report
+
+
+def test_a_failed_commit_keeps_the_work_folder_and_names_it_in_the_report(tmp_path):
+    """keep_failed in the spec: the work folder moves under .failed/w1 with its report."""
+    job, report = failed_job(tmp_path, keep=2, with_work=True)
+    committed = job._commit_files(report)
+    assert committed["kept_for_inspection"] == "temp:/.failed/w1/J1"
+    kept = tmp_path / "tmp" / ".failed" / "w1" / "J1"
+    assert "not a media file" in (kept / "report.yaml").read_text()
+    assert (tmp_path / "media" / "failed" / "x.txt").exists()
+    assert job.kept == ["J1"]
+
+
+def test_without_a_work_folder_or_keep_failed_nothing_is_kept_and_the_commit_succeeds(tmp_path):
+    """A job that failed before it made its work folder commits as usual; keep 0: removed."""
+    job, report = failed_job(tmp_path / "a", keep=2, with_work=False)
+    assert "kept_for_inspection" not in job._commit_files(report)
+    assert (tmp_path / "a" / "media" / "failed" / "x.txt").exists()
+    job, report = failed_job(tmp_path / "b", keep=0, with_work=True)
+    assert "kept_for_inspection" not in job._commit_files(report)
+    assert not (tmp_path / "b" / "tmp" / "acme" / "work" / "web" / "J1").exists()
+    assert not (tmp_path / "b" / "tmp" / ".failed").exists()

@@ -552,18 +552,33 @@ class Job:
         done = report["outcome"] == "done"
         destination = self.local(spec["done"] if done else spec["failed"])
         keep = 0 if done else int(spec.get("keep_failed") or 0)
-        if keep:
+        if keep and os.path.isdir(self.work_dir):
             report["kept_for_inspection"] = kept_path(spec["work"], self.worker, self.job_id)
         write_report(self.local(report["report_path"]), report)
         if os.path.lexists(source):
             move_into(source, destination, f"{self.job_id}-source")
-        if keep:
-            kept = self.local(report["kept_for_inspection"])
-            write_report(os.path.join(self.work_dir, "report.yaml"), report)
-            self.kept = keep_failed_folder(self.work_dir, kept, keep)
-        else:
-            self._cleanup()
+        self._keep_or_clean(report, keep)
         return report
+
+    def _keep_or_clean(self, report: dict[str, Any], keep: int) -> None:
+        """Keep a failed job's work folder for inspection (the janitor's rule), or remove it.
+
+        Its outcome is committed already: a problem here is logged, never the job's.
+        """
+        if not report.get("kept_for_inspection"):
+            self._cleanup()
+            return
+        try:
+            write_report(os.path.join(self.work_dir, "report.yaml"), report)
+            kept = self.local(report["kept_for_inspection"])
+            self.kept = keep_failed_folder(self.work_dir, kept, keep)
+        except (OSError, PathEscapeError) as e:
+            self.log.warn(
+                "job {job_id}: cannot keep its work files for inspection: {error}",
+                job_id=self.job_id,
+                error=e,
+            )
+            self._cleanup()
 
     def _move_outputs(self) -> None:
         """All or nothing: if one output cannot be moved, the moved ones are removed."""
