@@ -29,8 +29,12 @@ from tests.unit.pbpairs import (
 )
 from transcoder_admin import pblink
 from transcoder_admin.context.paths import Roots
+from transcoder_admin.janitor import Janitor
 from transcoder_admin.manager import AdminAvatar, Manager, ManagerService, WorkerAvatar
+from transcoder_admin.monitoring.remote import _SpecCustomer
 from transcoder_admin.proxy import ManagerSet, WorkerProxy, WorkerSet
+from transcoder_admin.proxy.components import MONITOR, ComponentSet
+from transcoder_admin.wire import decode
 from transcoder_admin.worker.daemon import WorkerDaemon
 from transcoder_admin.worker.interfaces import UnknownJob
 
@@ -241,7 +245,7 @@ class LoginTests(SynchronousTestCase):
         farm.net.flush()
         snapshot = self.successResultOf(attached)
         self.assertEqual(list(snapshot), ["w1"])
-        self.assertEqual(snapshot["w1"]["info"]["max_jobs"], 2)
+        self.assertEqual(decode(snapshot["w1"]["info"])["max_jobs"], 2)  # JSON text
         pong = perspective.callRemote("call_worker", "w1", "ping")
         farm.net.flush()
         self.assertIs(self.successResultOf(pong), True)
@@ -580,3 +584,70 @@ class FailoverTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(source))
         self.assertEqual(list(daemon.host.committed), ["J1"])
         self.assertRaises(KeyError, lambda: daemon.host.jobs["J1"])
+
+
+#: A Latin-1 file name, kept as surrogate escapes (PB alone cannot carry them).
+NOT_UTF8 = b"caf\xe9.mov".decode("utf-8", "surrogateescape")
+
+
+class NotUtf8NameTests(SynchronousTestCase):
+    """File names that are not UTF-8 cross every hop: hello, heartbeats, outcomes."""
+
+    def test_a_worker_keeping_a_failure_of_such_a_name_stays_attached(self):
+        """Kept failure with a Latin-1 name: heartbeats go on; the admin sees the name."""
+        farm = Farm(self)
+        farm.embedded()
+        daemon, _pump = farm.worker("w1")
+        write_source(farm.media, f"in/{NOT_UTF8}")
+        outcome = self.successResultOf(
+            daemon.host.start_job(job_spec("J1", 1, f"in/{NOT_UTF8}", keep_failed=3))
+        )
+        self.assertEqual(outcome["outcome"], "failed")
+        self.successResultOf(daemon.host.acknowledge("J1", 1))
+        farm.net.run(LOST_TIMEOUT + 2 * HEARTBEAT)
+        self.assertEqual(farm.removed, [], "still alive")
+        self.assertEqual(farm.workers.proxies["w1"].components["failed"][0]["key"][2], NOT_UTF8)
+        # A new process of the same worker finds the kept failure and still attaches.
+        daemon.stopService()
+        farm.net.flush()
+        again = farm.daemon("w1")
+        self.assertEqual(again.host.kept_failed()[0]["key"][2], NOT_UTF8)
+        farm.net.accept()
+        farm.net.run(5)
+        self.assertTrue(farm.workers.proxies["w1"].attached)
+
+    def test_a_running_job_of_such_a_name_keeps_its_worker_alive(self):
+        """The heartbeat's job list carries the name too."""
+        farm = Farm(self)
+        farm.embedded()
+        daemon, _pump = farm.worker("w1")
+        write_source(farm.media, f"in/{NOT_UTF8}")
+        farm.reactor.pool.paused = True  # the job keeps running
+        daemon.host.start_job(job_spec("J1", 1, f"in/{NOT_UTF8}"))
+        farm.net.run(LOST_TIMEOUT + 2 * HEARTBEAT)
+        self.assertEqual(farm.removed, [])
+        self.assertEqual(farm.workers.proxies["w1"].reported_jobs[0]["key"][2], NOT_UTF8)
+        farm.reactor.pool.resume()
+
+
+class StandaloneComponentsTests(SynchronousTestCase):
+    """An admin attaching to a standalone manager sees the components of right now."""
+
+    def test_an_orphan_monitor_placed_after_login_is_swept_on_attach(self):
+        """The manager's snapshot has the last heartbeat's components: the janitor acts."""
+        farm = Farm(self)
+        daemon, _ = farm.worker("w1")  # hello: no monitors
+        daemon.monitors.customers["acme"] = _SpecCustomer("acme", ())  # an earlier admin's
+        farm.net.run(6)  # heartbeats now list acme
+        components = ComponentSet(farm.workers)
+        janitor = Janitor(components, farm.reactor)
+        janitor.claim(MONITOR, lambda c: False)  # no task of this admin claims it
+        farm.managers.use_remote(MANAGER, USERS["admin"])
+        first = farm.managers.start()
+        farm.net.accept()
+        self.successResultOf(first)
+        farm.workers.start()
+        farm.net.run(1)
+        self.assertEqual(daemon.monitors.customers, {}, "stopped on the worker")
+        farm.net.run(6)
+        self.assertEqual(list(components.monitors), [])

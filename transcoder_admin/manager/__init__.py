@@ -5,7 +5,9 @@ manager a *mind* to call them on, and report what they run.  The admin attaches 
 in this very process (the embedded manager of ``transcoder-admin run``) or over PB as
 the reserved user ``admin`` (a standalone ``transcoder-admin manager``).  The manager
 holds no policy: it relays the admin's calls to a worker and the workers' news to every
-attached admin.  Only basic types cross the wire.
+attached admin.  Only basic types cross the wire, and whatever may hold a file name
+(facts, job lists, heartbeats, outcomes) travels as JSON text (``wire``): PB cannot
+carry the surrogate escapes of a name that is not UTF-8.
 """
 
 from __future__ import annotations
@@ -66,7 +68,10 @@ class Manager:
     # -- admins
 
     def attach(self, listener: ManagerListener) -> dict[str, dict[str, Any]]:
-        """An admin attaches; returns every logged-in worker with its facts and jobs."""
+        """An admin attaches; returns every logged-in worker with its facts and jobs.
+
+        The facts hold the worker's components as of its last heartbeat.
+        """
         self.listeners.append(listener)
         return {
             name: {"info": link.info, "jobs": link.jobs} for name, link in self.workers.items()
@@ -140,6 +145,8 @@ class Manager:
         """A worker is alive; ``state`` has its jobs and their progress."""
         if self.workers.get(link.name) is link:
             link.jobs = list(state.get("jobs", []))
+            if "components" in state:  # what an admin attaching later must see
+                link.info["components"] = state["components"]
             self._tell("worker_heartbeat", link.name, state)
 
     def job_finished(self, link: WorkerLink, job_id: str, outcome: dict[str, Any]) -> None:
@@ -160,13 +167,13 @@ class WorkerAvatar(pb.Avatar):
         self.manager = manager
         self.link = link
 
-    def perspective_hello(self, info: dict[str, Any], jobs: Any) -> None:
+    def perspective_hello(self, info: Any, jobs: Any) -> None:
         """The worker's facts and its jobs (JSON text), sent right after login."""
-        self.manager.worker_hello(self.link, _plain_dict(info), list(decode(jobs)))
+        self.manager.worker_hello(self.link, _plain_dict(decode(info)), list(decode(jobs)))
 
-    def perspective_heartbeat(self, state: dict[str, Any]) -> None:
-        """Sent every few seconds."""
-        self.manager.heartbeat(self.link, _plain_dict(state))
+    def perspective_heartbeat(self, state: Any) -> None:
+        """Sent every few seconds (JSON text)."""
+        self.manager.heartbeat(self.link, _plain_dict(decode(state)))
 
     def perspective_job_finished(self, job_id: str, outcome: Any) -> None:
         """A job ended (its outcome as JSON text); the worker waits for the acknowledgement."""
@@ -190,8 +197,13 @@ class AdminAvatar(pb.Avatar):
         self.listener = _RemoteListener(mind)
 
     def perspective_attach(self) -> dict[str, dict[str, Any]]:
-        """Start hearing of workers; answers the workers logged in now."""
-        return self.manager.attach(self.listener)
+        """Start hearing of workers; answers the workers logged in now (each one's facts
+        and jobs as JSON text: one item per worker stays within PB's bounds)."""
+        snapshot = self.manager.attach(self.listener)
+        return {
+            name: {"info": encode(entry["info"]), "jobs": encode(entry["jobs"])}
+            for name, entry in snapshot.items()
+        }
 
     def perspective_call_worker(self, name: str, method: str, *args: Any) -> Any:
         """Relay a call to a worker."""
@@ -213,16 +225,16 @@ class _RemoteListener:
         self.mind = mind
 
     def worker_attached(self, name: str, info: dict[str, Any], jobs: list[Any]) -> Any:
-        return self.mind.callRemote("worker_attached", name, info, jobs)
+        return self.mind.callRemote("worker_attached", name, encode(info), encode(jobs))
 
     def worker_detached(self, name: str) -> Any:
         return self.mind.callRemote("worker_detached", name)
 
     def worker_heartbeat(self, name: str, state: dict[str, Any]) -> Any:
-        return self.mind.callRemote("worker_heartbeat", name, state)
+        return self.mind.callRemote("worker_heartbeat", name, encode(state))
 
     def job_finished(self, name: str, job_id: str, outcome: dict[str, Any]) -> Any:
-        return self.mind.callRemote("job_finished", name, job_id, outcome)
+        return self.mind.callRemote("job_finished", name, job_id, encode(outcome))
 
     def monitor_event(self, name: str, event: dict[str, Any]) -> Any:
         return self.mind.callRemote("monitor_event", name, encode(event))

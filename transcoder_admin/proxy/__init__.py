@@ -463,16 +463,16 @@ class _AdminMind(pb.Referenceable):
         self.workers = workers
 
     def remote_worker_attached(self, name: str, info: Any, jobs: Any) -> None:  # noqa: D102
-        self.workers.worker_attached(name, info, jobs)
+        self.workers.worker_attached(name, decode(info), decode(jobs))
 
     def remote_worker_detached(self, name: str) -> None:  # noqa: D102
         self.workers.worker_detached(name)
 
     def remote_worker_heartbeat(self, name: str, state: Any) -> None:  # noqa: D102
-        self.workers.worker_heartbeat(name, state)
+        self.workers.worker_heartbeat(name, decode(state))
 
     def remote_job_finished(self, name: str, job_id: str, outcome: Any) -> None:  # noqa: D102
-        self.workers.job_finished(name, job_id, outcome)
+        self.workers.job_finished(name, job_id, decode(outcome))
 
     def remote_monitor_event(self, name: str, event: Any) -> None:  # noqa: D102
         self.workers.monitor_event(name, decode(event))
@@ -563,8 +563,9 @@ class ManagerSet(Service):
             "attached to the manager ({where}): {count} workers", where=where, count=len(snapshot)
         )
         for name, entry in snapshot.items():
-            if entry.get("info"):
-                self._attach_known(name, entry["info"], entry.get("jobs", []))
+            info = decode(entry.get("info"))  # JSON text from a standalone manager
+            if info:
+                self._attach_known(name, info, decode(entry.get("jobs")) or [])
         self.attached.fire(where)
         if not self._first.called:
             self._first.callback(None)

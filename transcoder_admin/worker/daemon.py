@@ -24,7 +24,7 @@ from ..context.paths import Roots
 from ..monitoring.remote import MonitorHost
 from ..pblink import PBLink
 from ..reports.files import row_from_report
-from ..wire import decode, encode
+from ..wire import TooBig, decode, encode
 from .interfaces import UnknownJob
 from .local import JobHost
 
@@ -212,7 +212,9 @@ class WorkerDaemon(Service):
     # -- the link
 
     async def _logged_in(self, perspective: Any) -> None:
-        await perspective.callRemote("hello", self.info(), encode(self.host.describe_jobs(True)))
+        await perspective.callRemote(
+            "hello", encode(self.info()), encode(self.host.describe_jobs(True))
+        )
         self.log.info(
             "worker {name} attached to the manager at {manager} ({jobs} jobs)",
             name=self.name,
@@ -236,7 +238,17 @@ class WorkerDaemon(Service):
             "pending": self.monitors.pending(),
             "components": self.components(),
         }
-        self.perspective.callRemote("heartbeat", state).addErrback(lambda _: None)
+        try:
+            text = encode(state)
+        except TooBig as e:  # never expected (each list is bounded): beat with the jobs
+            self.log.warn("heartbeat too big ({error}); sending the jobs only", error=e)
+            text = encode({"jobs": state["jobs"], "time": state["time"]})
+        d = self.perspective.callRemote("heartbeat", text)
+        d.addErrback(self._beat_failed)
+
+    def _beat_failed(self, failure: Any) -> None:
+        if not failure.check(pb.PBConnectionLost, pb.DeadReferenceError):
+            self.log.warn("heartbeat refused: {error}", error=failure.getErrorMessage())
 
     def _monitor_event(self, event: dict[str, Any]) -> None:
         # Lost with the link: the monitor is placed again and rescans when we reattach.
