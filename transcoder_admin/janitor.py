@@ -7,8 +7,10 @@
   the worker set, which cancels it before it can move anything.)
 - **Failed jobs kept for inspection.**  A worker keeps the work folders of its last
   ``workers.keep-failed`` failed jobs under ``<root>:/.failed/<worker>/<job id>/``
-  (with the report as ``report.yaml``) and removes older ones; the job's report names
-  the folder (``kept_for_inspection``).
+  (with the report as ``report.yaml``) and removes older ones, ordered by when they
+  were kept (a stamp, not mtimes or names); the job's report names the folder
+  (``kept_for_inspection``) only once the folder is there.  A ``.failed`` that is a
+  link is refused: nothing is moved or removed outside the root.
 - **Stale work files.**  After an admin (or worker) is killed outright, its jobs'
   processes may still run (they live in their own process groups) and their work
   folders remain.  Each job records the process groups it starts in
@@ -22,7 +24,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer, threads
@@ -111,6 +116,14 @@ def clean_work_folders(folders: Iterable[str], keep: Iterable[str] = ()) -> list
 
 #: Where a worker keeps failed jobs' work folders, in the root of their work folder.
 KEPT_FOLDER = ".failed"
+#: In each kept folder: when it was kept (ns), which orders them; and the job's report.
+KEPT_STAMP = ".kept"
+KEPT_REPORT = "report.yaml"
+
+#: One keep or prune at a time in this process: jobs commit in several threads.
+_keep_lock = threading.Lock()
+_last_stamp = 0
+_keep_seq = 0
 
 
 def kept_path(work: str, worker: str, job_id: str) -> str:
@@ -119,59 +132,128 @@ def kept_path(work: str, worker: str, job_id: str) -> str:
     return f"{root}:/{KEPT_FOLDER}/{worker}/{job_id}"
 
 
-def keep_failed_folder(work_dir: str, kept_dir: str, keep: int) -> list[str]:
-    """Move a failed job's work folder to ``kept_dir``; keep the newest ``keep`` there.
+@dataclass(frozen=True)
+class KeptSnapshot:
+    """The failed jobs kept in one folder, as of one keep (``seq`` orders snapshots)."""
 
-    Returns the job ids still kept beside it (oldest first).  Runs off the reactor.
+    seq: int
+    parent: str  # virtual: root:/.failed/worker
+    entries: tuple[dict[str, Any], ...]  # oldest first
+
+
+def _parent_is_safe(root_dir: str, parent: str) -> bool:
+    """``root/.failed/worker`` holds no link that could lead out of the root."""
+    node = os.path.join(root_dir, KEPT_FOLDER)
+    for path in (node, parent):
+        if os.path.islink(path):
+            return False
+    real_root = os.path.realpath(root_dir).rstrip("/") + "/"
+    return not os.path.exists(parent) or os.path.realpath(parent).startswith(real_root)
+
+
+def keep_failed_folder(work_dir: str, root_dir: str, worker: str, job_id: str) -> bool:
+    """Move a failed job's work folder to ``root/.failed/worker/job_id``; whether it moved.
+
+    Runs off the reactor.  Anything in the way (a link, another file system, no
+    permission) is logged and the work folder stays where it is (the caller removes it).
     """
-    parent = os.path.dirname(kept_dir)
-    try:
-        os.makedirs(parent, 0o755, exist_ok=True)
-        if os.path.lexists(kept_dir):
-            shutil.rmtree(kept_dir, ignore_errors=True)
-        os.rename(work_dir, kept_dir)
-    except OSError as e:
-        log.warn(
-            "janitor: cannot keep {work} for inspection ({error}); removed instead",
-            work=work_dir,
-            error=e.strerror or e,
-        )
-        shutil.rmtree(work_dir, ignore_errors=True)
-    return prune_kept(parent, keep)
+    global _last_stamp
+    parent = os.path.join(root_dir, KEPT_FOLDER, worker)
+    kept = os.path.join(parent, job_id)
+    with _keep_lock:
+        try:
+            if not _parent_is_safe(root_dir, parent):
+                raise OSError(f"{parent} or {KEPT_FOLDER} is a link: refused")
+            os.makedirs(parent, 0o755, exist_ok=True)
+            if os.path.lexists(kept):
+                shutil.rmtree(kept, ignore_errors=True)
+            os.rename(work_dir, kept)
+        except OSError as e:
+            log.warn(
+                "janitor: cannot keep {work} for inspection: {error}",
+                work=work_dir,
+                error=e.strerror or e,
+            )
+            return False
+        _last_stamp = max(_last_stamp + 1, time.time_ns())
+        with open(os.path.join(kept, KEPT_STAMP), "w", encoding="ascii") as f:
+            f.write(f"{_last_stamp}\n")
+        return True
 
 
-def prune_kept(parent: str, keep: int) -> list[str]:
-    """Remove all but the newest ``keep`` kept folders in ``parent``; which remain."""
-    names = _kept_in(parent)
-    cut = max(0, len(names) - keep)
-    for name in names[:cut]:
-        shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-        log.info(
-            "janitor: removed failed job {job_id} kept in {parent} (keeping {keep})",
-            job_id=name,
-            parent=parent,
-            keep=keep,
-        )
-    return names[cut:]
+def prune_kept(root: str, root_dir: str, worker: str, keep: int) -> KeptSnapshot:
+    """Remove all but the newest ``keep`` kept folders of a worker in one root.
+
+    Returns what remains, with each job's reason from its kept report.  Off the reactor.
+    """
+    global _keep_seq
+    parent = os.path.join(root_dir, KEPT_FOLDER, worker)
+    virtual = f"{root}:/{KEPT_FOLDER}/{worker}"
+    with _keep_lock:
+        _keep_seq += 1
+        names = _kept_in(root_dir, parent)
+        cut = max(0, len(names) - keep)
+        for name in names[:cut]:
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            log.info(
+                "janitor: removed failed job {job_id} kept in {parent} (keeping {keep})",
+                job_id=name,
+                parent=parent,
+                keep=keep,
+            )
+        entries = tuple(_kept_entry(parent, virtual, name) for name in names[cut:])
+        return KeptSnapshot(_keep_seq, virtual, entries)
 
 
-def list_kept(roots: dict[str, str], worker: str) -> list[tuple[str, str]]:
-    """The kept failed jobs of a worker in every root: (job id, virtual folder)."""
+def list_kept(roots: dict[str, str], worker: str) -> list[KeptSnapshot]:
+    """The kept failed jobs of a worker in every root (as of sequence 0: the oldest news)."""
     found = []
     for root, local in sorted(roots.items()):
-        names = _kept_in(os.path.join(local, KEPT_FOLDER, worker))
-        found += [(name, f"{root}:/{KEPT_FOLDER}/{worker}/{name}") for name in names]
+        parent = os.path.join(local, KEPT_FOLDER, worker)
+        virtual = f"{root}:/{KEPT_FOLDER}/{worker}"
+        names = _kept_in(local, parent)
+        entries = tuple(_kept_entry(parent, virtual, name) for name in names)
+        found.append(KeptSnapshot(0, virtual, entries))
     return found
 
 
-def _kept_in(parent: str) -> list[str]:
-    """The kept folders in ``parent``, oldest first (by when they were kept)."""
+def _kept_in(root_dir: str, parent: str) -> list[str]:
+    """The kept folders in ``parent``, oldest first (by their keeping stamp)."""
+    if not os.path.isdir(parent) or not _parent_is_safe(root_dir, parent):
+        return []
     try:
-        entries = [e for e in os.scandir(parent) if e.is_dir(follow_symlinks=False)]
-        # Keeping writes report.yaml into the folder last: its mtime is when it was kept.
-        return [e.name for e in sorted(entries, key=lambda e: (e.stat().st_mtime_ns, e.name))]
+        entries = list(os.scandir(parent))
     except OSError:
         return []
+    stamped = []
+    for entry in entries:
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            with open(os.path.join(entry.path, KEPT_STAMP), encoding="ascii") as f:
+                stamp = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            stamp = 0  # vanished meanwhile, or kept by an earlier version: oldest
+        stamped.append((stamp, entry.name))
+    return [name for _stamp, name in sorted(stamped)]
+
+
+def _kept_entry(parent: str, virtual: str, job_id: str) -> dict[str, Any]:
+    """What a worker reports of a failed job it keeps: where, why, which file."""
+    from .reports.files import read_report
+
+    try:
+        report = read_report(os.path.join(parent, job_id, KEPT_REPORT))
+    except (OSError, ValueError):
+        report = {}
+    failure = report.get("failure")
+    return {
+        "job_id": job_id,
+        "path": f"{virtual}/{job_id}",
+        "reason": failure.get("reason") if isinstance(failure, dict) else None,
+        "attempt": report.get("attempt"),
+        "key": [report.get(k) for k in ("customer", "profile", "relpath")],
+    }
 
 
 # -- the admin's janitor ------------------------------------------------------------------

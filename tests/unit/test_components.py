@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import time
 
 from twisted.internet.task import Clock
 
 from transcoder_admin.context.paths import Roots
-from transcoder_admin.janitor import Janitor, keep_failed_folder, kept_path, list_kept
+from transcoder_admin.janitor import Janitor, keep_failed_folder, kept_path, list_kept, prune_kept
 from transcoder_admin.job.runner import Job, build_report
 from transcoder_admin.prognosis import Failure
 from transcoder_admin.proxy import WorkerSet
 from transcoder_admin.proxy.components import MONITOR, TRANSCODER, ComponentSet
+from transcoder_admin.worker.local import JobHost
 
 from .pbpairs import RecordingManager
 
@@ -130,6 +130,20 @@ def test_monitor_news_is_a_message_of_its_component():
     assert (component.id, message) == ("w1/monitor/acme", event)
 
 
+def test_a_worker_that_reports_no_components_keeps_the_monitors_its_news_shows():
+    """An earlier worker version: no components key; its monitor does not churn."""
+    _clock, ws, _m, cs, rec = setup()
+    ws.worker_attached("w1", {"max_jobs": 1}, [])
+    event = {"event": "added", "customer": "acme", "profile": "web", "relpath": "x.mov"}
+    ws.monitor_event("w1", event)
+    for _ in range(3):
+        ws.worker_heartbeat("w1", {"jobs": [job("J1")]})
+    assert rec.take("monitors") == [("+", "w1/monitor/acme"), ("msg", "w1/monitor/acme")]
+    assert sorted(c.id for c in cs) == ["w1/monitor/acme", "w1/transcoder/J1"]
+    ws.worker_heartbeat("w1", {"jobs": []})
+    assert [c.id for c in cs] == ["w1/monitor/acme"]  # its jobs are still mirrored
+
+
 def test_the_janitor_stops_unclaimed_monitors_when_a_worker_attaches():
     """Orphans (claimed by no task) are stopped; claimed ones and kept failures stay."""
     clock, ws, manager, cs, _rec = setup()
@@ -145,29 +159,69 @@ def test_the_janitor_stops_unclaimed_monitors_when_a_worker_attaches():
     assert janitor.sweep() == []  # nothing left to stop
 
 
-def test_kept_failures_keep_only_the_newest(tmp_path):
-    """Each failure's work folder moves under .failed/<worker>; only the last N remain."""
+def keep(temp, job_id, worker="w1"):
+    """A failed job's work folder with a partial output and its report, kept."""
+    work = temp / "acme" / "work" / "web" / job_id
+    work.mkdir(parents=True)
+    (work / "partial.mp4").write_bytes(b"x")
+    kept = keep_failed_folder(str(work), str(temp), worker, job_id)
+    if kept:
+        (temp / ".failed" / worker / job_id / "report.yaml").write_text(
+            f"attempt: 1\nfailure: {{reason: {job_id} is not media}}\nrelpath: {job_id}.mov\n"
+        )
+    return kept, work
+
+
+def test_kept_failures_keep_only_the_newest_even_within_one_clock_tick(tmp_path):
+    """Folders move under .failed/<worker>; the newest N stay, by when they were kept,
+    not by mtime or name (job ids are random within a second)."""
     temp = tmp_path / "tmp"
-    kept_ids = []
-    for i in range(4):
-        job_id = f"J{i}"
-        work = temp / "acme" / "work" / "web" / job_id
-        work.mkdir(parents=True)
-        (work / "partial.mp4").write_bytes(b"x")
-        (work / "report.yaml").write_text("outcome: failed\n")
-        virtual = kept_path("temp:/acme/work/web/" + job_id, "w1", job_id)
-        assert virtual == f"temp:/.failed/w1/{job_id}"
-        kept_ids = keep_failed_folder(str(work), str(temp / ".failed" / "w1" / job_id), 2)
-        assert not work.exists()
-        time.sleep(0.01)  # distinct keeping times
-    assert kept_ids == ["J2", "J3"]
-    assert sorted(os.listdir(temp / ".failed" / "w1")) == ["J2", "J3"]
-    assert (temp / ".failed" / "w1" / "J3" / "partial.mp4").exists()
-    assert list_kept({"temp": str(temp), "default": str(tmp_path / "media")}, "w1") == [
-        ("J2", "temp:/.failed/w1/J2"),
-        ("J3", "temp:/.failed/w1/J3"),
-    ]
-    assert list_kept({"temp": str(temp)}, "w2") == []
+    for job_id in ("J9", "J5", "J7", "J1"):  # kept in this order, names unordered
+        kept, work = keep(temp, job_id)
+        assert kept and not work.exists()
+    for name in os.listdir(temp / ".failed" / "w1"):  # one mtime for all: no help
+        os.utime(temp / ".failed" / "w1" / name, (1, 1))
+    assert kept_path("temp:/acme/work/web/J1", "w1", "J1") == "temp:/.failed/w1/J1"
+    snapshot = prune_kept("temp", str(temp), "w1", 2)
+    assert [e["job_id"] for e in snapshot.entries] == ["J7", "J1"]
+    assert sorted(os.listdir(temp / ".failed" / "w1")) == ["J1", "J7"]
+    assert snapshot.entries[1] == {
+        "job_id": "J1",
+        "path": "temp:/.failed/w1/J1",
+        "reason": "J1 is not media",
+        "attempt": 1,
+        "key": [None, None, "J1.mov"],
+    }
+    [_default, found] = list_kept({"temp": str(temp), "default": str(tmp_path / "m")}, "w1")
+    assert [e["job_id"] for e in found.entries] == ["J7", "J1"] and found.seq == 0
+    assert prune_kept("temp", str(temp), "w1", 0).entries == ()  # keep-failed: 0
+    assert os.listdir(temp / ".failed" / "w1") == []
+
+
+def test_a_linked_failed_folder_is_refused_and_nothing_outside_is_touched(tmp_path):
+    """.failed as a link out of the root: nothing is kept or removed there."""
+    temp, outside = tmp_path / "tmp", tmp_path / "outside"
+    (outside / "w1" / "precious").mkdir(parents=True)
+    temp.mkdir()
+    os.symlink(outside, temp / ".failed")
+    kept, work = keep(temp, "J1")
+    assert not kept and work.exists()  # the caller removes it
+    assert prune_kept("temp", str(temp), "w1", 0).entries == ()
+    assert list_kept({"temp": str(temp)}, "w1")[0].entries == ()
+    assert os.listdir(outside / "w1") == ["precious"]
+
+
+def test_the_host_keeps_the_latest_snapshot_whatever_order_they_arrive_in(tmp_path):
+    """Two failures committing at once: the later snapshot wins, the earlier is ignored."""
+    temp = tmp_path / "tmp"
+    host = JobHost("w1", Roots({"temp": str(temp)}), 2, Clock())
+    keep(temp, "JA")
+    first = prune_kept("temp", str(temp), "w1", 3)
+    keep(temp, "JB")
+    second = prune_kept("temp", str(temp), "w1", 3)
+    host._note_kept(second)
+    host._note_kept(first)  # arrives late: stale
+    assert [e["job_id"] for e in host.kept_failed()] == ["JA", "JB"]
 
 
 def failed_job(tmp_path, keep: int, with_work: bool):
@@ -204,7 +258,17 @@ def test_a_failed_commit_keeps_the_work_folder_and_names_it_in_the_report(tmp_pa
     kept = tmp_path / "tmp" / ".failed" / "w1" / "J1"
     assert "not a media file" in (kept / "report.yaml").read_text()
     assert (tmp_path / "media" / "failed" / "x.txt").exists()
-    assert job.kept == ["J1"]
+    assert job.kept is not None
+    assert [(e["job_id"], e["reason"]) for e in job.kept.entries] == [("J1", "not a media file")]
+
+
+def test_a_report_names_no_folder_when_keeping_failed(tmp_path):
+    """.failed is a link: the work folder is removed and the report claims nothing."""
+    job, report = failed_job(tmp_path, keep=2, with_work=True)
+    os.symlink(tmp_path, tmp_path / "tmp" / ".failed")
+    assert "kept_for_inspection" not in job._commit_files(report)
+    assert not (tmp_path / "tmp" / "acme" / "work" / "web" / "J1").exists()
+    assert (tmp_path / "media" / "failed" / "x.txt").exists()
 
 
 def test_without_a_work_folder_or_keep_failed_nothing_is_kept_and_the_commit_succeeds(tmp_path):
@@ -213,6 +277,8 @@ def test_without_a_work_folder_or_keep_failed_nothing_is_kept_and_the_commit_suc
     assert "kept_for_inspection" not in job._commit_files(report)
     assert (tmp_path / "a" / "media" / "failed" / "x.txt").exists()
     job, report = failed_job(tmp_path / "b", keep=0, with_work=True)
+    earlier, _work = keep(tmp_path / "b" / "tmp", "J0")  # kept while keep-failed was 1
+    assert earlier
     assert "kept_for_inspection" not in job._commit_files(report)
     assert not (tmp_path / "b" / "tmp" / "acme" / "work" / "web" / "J1").exists()
-    assert not (tmp_path / "b" / "tmp" / ".failed").exists()
+    assert os.listdir(tmp_path / "b" / "tmp" / ".failed" / "w1") == []  # keep 0: none

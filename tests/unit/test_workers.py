@@ -388,6 +388,16 @@ class OversizeTests(SynchronousTestCase):
         self.assertEqual(w.mind.named("start_job"), [])
         self.assertEqual(proxy.running_jobs(), [])
 
+    def test_a_start_the_worker_refuses_leaves_no_phantom_job(self):
+        """Refused (not a lost link): the outcome fails and the job is not counted."""
+        c = Cluster()
+        w = c.login()
+        proxy = c.proxy()
+        outcome = proxy.start_job(spec("J1"))
+        w.mind.named("start_job")[0].deferred.errback(pb.Error("no room"))
+        self.failureResultOf(outcome)
+        self.assertEqual((proxy.running_jobs(), proxy.info()["running"]), ([], 0))
+
     def test_fail_source_sends_only_what_a_report_needs(self):
         """The source of a job that could not be sent can still be failed with a report."""
         c = Cluster()

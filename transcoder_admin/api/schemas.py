@@ -109,6 +109,12 @@ COMPONENT: Schema = {
         "state": {"type": "string", "enum": ["watching", "running", "finished", "failed"]},
         "since": _TIME,
         "attempt": {"type": ["integer", "null"]},
+        "customer": {"type": ["string", "null"], "description": "A job's customer."},
+        "profile": {"type": ["string", "null"], "description": "A job's profile."},
+        "relpath": {
+            "type": ["string", "null"],
+            "description": "A job's source, under its incoming folder.",
+        },
         "path": {
             "type": ["string", "null"],
             "description": "Where a failed job's files are kept (a virtual path).",

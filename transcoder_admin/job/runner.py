@@ -28,7 +28,14 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from ..context.paths import PathEscapeError, Roots, expand
-from ..janitor import keep_failed_folder, kept_path, record_process
+from ..janitor import (
+    KEPT_REPORT,
+    KeptSnapshot,
+    keep_failed_folder,
+    kept_path,
+    prune_kept,
+    record_process,
+)
 from ..media.ffmpeg import (
     command_environment,
     decode_check_command,
@@ -199,8 +206,8 @@ class Job:
         self._cpu_time = 0.0
         self._committed = False
         self._last_progress: Progress | None = None
-        #: After a failed commit that kept its files: the job ids kept beside it.
-        self.kept: list[str] | None = None
+        #: After a failed commit: this worker's kept failed jobs in that root, as then.
+        self.kept: KeptSnapshot | None = None
 
     # -- paths -------------------------------------------------------------------
 
@@ -552,33 +559,55 @@ class Job:
         done = report["outcome"] == "done"
         destination = self.local(spec["done"] if done else spec["failed"])
         keep = 0 if done else int(spec.get("keep_failed") or 0)
-        if keep and os.path.isdir(self.work_dir):
+        # Kept first, so that the report names a folder only once it is there.
+        if keep and os.path.isdir(self.work_dir) and self._keep_work():
             report["kept_for_inspection"] = kept_path(spec["work"], self.worker, self.job_id)
         write_report(self.local(report["report_path"]), report)
         if os.path.lexists(source):
             move_into(source, destination, f"{self.job_id}-source")
-        self._keep_or_clean(report, keep)
+        if report.get("kept_for_inspection"):
+            self._write_kept_report(report)
+        else:
+            self._cleanup()
+        if not done:
+            self.kept = self._prune_kept(keep)
         return report
 
-    def _keep_or_clean(self, report: dict[str, Any], keep: int) -> None:
-        """Keep a failed job's work folder for inspection (the janitor's rule), or remove it.
+    # -- failed jobs kept for inspection (the janitor's rule, applied here) -----------------
 
-        Its outcome is committed already: a problem here is logged, never the job's.
-        """
-        if not report.get("kept_for_inspection"):
-            self._cleanup()
-            return
+    def _work_root(self) -> tuple[str, str]:
+        """The work folder's root: its name and its local folder."""
+        root = str(self.spec["work"]).split(":", 1)[0]
+        return root, self.roots.mapping[root]
+
+    def _keep_work(self) -> bool:
+        return keep_failed_folder(self.work_dir, self._work_root()[1], self.worker, self.job_id)
+
+    def _write_kept_report(self, report: dict[str, Any]) -> None:
+        """A copy of the report beside the kept files (never fails the commit)."""
         try:
-            write_report(os.path.join(self.work_dir, "report.yaml"), report)
             kept = self.local(report["kept_for_inspection"])
-            self.kept = keep_failed_folder(self.work_dir, kept, keep)
+            write_report(os.path.join(kept, KEPT_REPORT), report)
         except (OSError, PathEscapeError) as e:
             self.log.warn(
-                "job {job_id}: cannot keep its work files for inspection: {error}",
+                "job {job_id}: cannot write {name}: {error}",
+                job_id=self.job_id,
+                name=KEPT_REPORT,
+                error=e,
+            )
+
+    def _prune_kept(self, keep: int) -> KeptSnapshot | None:
+        """Keep only the newest ``keep`` failed jobs of this worker (0: remove them all)."""
+        try:
+            root, root_dir = self._work_root()
+            return prune_kept(root, root_dir, self.worker, keep)
+        except (OSError, KeyError) as e:
+            self.log.warn(
+                "job {job_id}: cannot prune the kept failed jobs: {error}",
                 job_id=self.job_id,
                 error=e,
             )
-            self._cleanup()
+            return None
 
     def _move_outputs(self) -> None:
         """All or nothing: if one output cannot be moved, the moved ones are removed."""

@@ -56,7 +56,7 @@ class WorkerProxy:
         #: Every job it last reported (no specs), and its other components (monitors,
         #: failed jobs kept): what the ComponentSet mirrors.
         self.reported_jobs: list[dict[str, Any]] = []
-        self.components: dict[str, Any] = {}
+        self.components: dict[str, Any] | None = None  # None: it does not report them
         self._reported_states: dict[str, str] = {}  # job id → state, as of the last hello
         self._outcomes: dict[str, defer.Deferred[dict[str, Any]]] = {}
         self._finished: dict[str, dict[str, Any]] = {}  # outcomes not yet acknowledged
@@ -157,6 +157,8 @@ class WorkerProxy:
         def refused(failure: Any) -> None:
             if _is_link_error(failure):
                 return  # the next hello says whether it started
+            self.jobs.pop(job_id, None)  # it never ran
+            self._attempts.pop(job_id, None)
             self._settle(job_id, _local_error(failure))
 
         self._call("start_job", text).addCallbacks(started, refused)
@@ -285,7 +287,8 @@ class WorkerProxy:
             self.reported_jobs = [
                 {k: v for k, v in j.items() if k != "spec"} for j in jobs if isinstance(j, dict)
             ]
-        self.components = dict(components) if isinstance(components, dict) else {}
+        # A worker of an earlier version reports no components: unknown, not "none".
+        self.components = dict(components) if isinstance(components, dict) else None
 
     def finished(self, job_id: str, outcome: dict[str, Any]) -> None:
         """A job's outcome arrived."""

@@ -196,8 +196,9 @@ class ComponentSet:
     def _sync(self, proxy: Any) -> None:
         """Make the set match what a worker last reported."""
         now = self.workers.clock.seconds()
+        reported = proxy.components
         wanted: dict[str, ComponentProxy] = {}
-        for kept in proxy.components.get("failed") or []:
+        for kept in (reported or {}).get("failed") or []:
             name = str(kept.get("job_id"))
             detail = {"path": kept.get("path"), "reason": kept.get("reason")}
             attempt = kept.get("attempt")
@@ -222,13 +223,16 @@ class ComponentSet:
                 attempt=int(job.get("attempt") or 0),
                 key=tuple(str(k) for k in job.get("key") or ()),
             )
-        for customer in proxy.components.get("monitors") or []:
+        for customer in (reported or {}).get("monitors") or []:
             wanted[f"{proxy.name}/{MONITOR}/{customer}"] = ComponentProxy(
                 MONITOR, proxy.name, str(customer), WATCHING, now
             )
         for component in self.on_worker(proxy.name):
-            if component.id not in wanted:
-                self._remove(component)
+            if component.id in wanted:
+                continue
+            if reported is None and (component.kind == MONITOR or component.state == FAILED):
+                continue  # a worker that does not report them: known from its messages
+            self._remove(component)
         for cid, new in wanted.items():
             view = self._views[new.kind]
             old = view.components.get(cid)

@@ -7,7 +7,6 @@ what ``workers.local`` in-process workers run in the admin's own process.
 from __future__ import annotations
 
 import collections
-import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -17,10 +16,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..context.paths import Roots
-from ..janitor import clean_work_folder, list_kept
+from ..janitor import KeptSnapshot, clean_work_folder, list_kept
 from ..job.runner import Job, build_report, fail_source
 from ..prognosis import Failure
-from ..reports.files import read_report
 from .interfaces import IWorkerConnection, UnknownJob, WorkerGone
 
 #: How many committed reports a host remembers for repeated acknowledgements.
@@ -49,9 +47,10 @@ class JobHost:
         #: Reports of recently committed jobs: an acknowledgement repeated after a lost
         #: connection gets the same answer instead of an error.
         self.committed: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
-        #: Failed jobs whose work files this host keeps for inspection: job id → where
-        #: (virtual folder) and why.  The janitor's rule; the admin sets how many.
-        self.kept: dict[str, dict[str, Any]] = {}
+        #: Failed jobs whose work files this host keeps for inspection, by folder
+        #: (``root:/.failed/<worker>``), from the latest snapshot of each.
+        self._kept_by_parent: dict[str, list[dict[str, Any]]] = {}
+        self._kept_seq: dict[str, int] = {}
 
     def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
         """Start a job; fires with its outcome (nothing moved yet)."""
@@ -92,44 +91,36 @@ class JobHost:
                 self.committed[job_id] = result
                 while len(self.committed) > COMMITTED_KEPT:
                     self.committed.popitem(last=False)
-                if job.kept is not None and result.get("kept_for_inspection"):
-                    self._note_kept(job_id, result, job.kept)
+                if job.kept is not None:
+                    self._note_kept(job.kept)
             return result
 
         return d.addBoth(forget)
 
-    def _note_kept(self, job_id: str, report: dict[str, Any], still: list[str]) -> None:
-        """A failed job's files are kept; forget those the janitor removed beside it."""
-        path = str(report["kept_for_inspection"])
-        parent = path.rsplit("/", 1)[0]
-        for other in [j for j, k in self.kept.items() if k["path"].rsplit("/", 1)[0] == parent]:
-            if other not in still:
-                del self.kept[other]
-        self.kept[job_id] = _kept_entry(job_id, path, report)
+    def _note_kept(self, snapshot: KeptSnapshot) -> None:
+        """The failed jobs kept in one folder, unless a later snapshot of it came first."""
+        if snapshot.seq <= self._kept_seq.get(snapshot.parent, -1):
+            return
+        self._kept_seq[snapshot.parent] = snapshot.seq
+        self._kept_by_parent[snapshot.parent] = list(snapshot.entries)
 
     def load_kept(self) -> defer.Deferred[None]:
         """Find the failed jobs kept by this worker's earlier lives (off the reactor)."""
         from twisted.internet import threads
 
-        def scan() -> dict[str, dict[str, Any]]:
-            found = {}
-            for job_id, path in list_kept(self.roots.mapping, self.name):
-                try:
-                    report = read_report(os.path.join(self.roots.local(path), "report.yaml"))
-                except (OSError, ValueError):
-                    report = {}
-                found[job_id] = _kept_entry(job_id, path, report)
-            return found
-
-        def got(found: dict[str, dict[str, Any]]) -> None:
-            self.kept = {**found, **self.kept}
+        def got(snapshots: list[KeptSnapshot]) -> None:
+            for snapshot in snapshots:
+                self._note_kept(snapshot)
 
         pool = self.reactor.getThreadPool()
-        return threads.deferToThreadPool(self.reactor, pool, scan).addCallback(got)
+        d = threads.deferToThreadPool(
+            self.reactor, pool, list_kept, dict(self.roots.mapping), self.name
+        )
+        return d.addCallback(got)
 
     def kept_failed(self) -> list[dict[str, Any]]:
-        """The failed jobs kept for inspection, oldest first."""
-        return list(self.kept.values())
+        """The failed jobs kept for inspection, oldest first in each root."""
+        return [e for _parent, entries in sorted(self._kept_by_parent.items()) for e in entries]
 
     def describe_jobs(self, with_specs: bool = False) -> list[dict[str, Any]]:
         """Every job the host holds: running, or finished and waiting for acknowledgement."""
@@ -191,18 +182,6 @@ class JobHost:
         """Abort every job (shutdown): processes killed, work files removed."""
         jobs = list(self.jobs)
         return defer.gatherResults([self.cancel_job(j) for j in jobs], consumeErrors=True)
-
-
-def _kept_entry(job_id: str, path: str, report: dict[str, Any]) -> dict[str, Any]:
-    """What a worker reports of a failed job it keeps: where, why, which file."""
-    failure = report.get("failure")
-    return {
-        "job_id": job_id,
-        "path": path,
-        "reason": failure.get("reason") if isinstance(failure, dict) else None,
-        "attempt": report.get("attempt"),
-        "key": [report.get(k) for k in ("customer", "profile", "relpath")],
-    }
 
 
 @implementer(IWorkerConnection)
