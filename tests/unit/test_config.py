@@ -237,6 +237,23 @@ def test_duplicate_customer_names_and_shared_incoming_folders(farm):
     assert "b.yaml: profiles.two: bad value" in text and "same incoming folder" in text
 
 
+def test_incoming_folders_that_overlap_across_the_farm_are_refused(farm):
+    """Two customers whose names make one subdir; a done folder inside an incoming one."""
+    write(farm, "customers/acme-lower.yaml", CUSTOMER_YAML.replace("ACME Corp", "acme corp"))
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "profiles.web.incoming" in text
+    assert "overlaps the incoming folder default:/acme-corp/files/incoming/web/" in text
+    os.unlink(farm / "customers" / "acme-lower.yaml")
+    write(
+        farm,
+        "customers/acme.yaml",
+        CUSTOMER_YAML + "    done: 'default:/%(customer)s/files/incoming/%(profile)s/done'\n",
+    )
+    [problem] = [e for e in errors_of(farm / "admin.yaml") if "overlaps" in e]
+    assert "acme.yaml: profiles.web.incoming" in problem
+    assert "the done folder default:/acme-corp/files/incoming/web/done/ of ACME Corp/web" in problem
+
+
 def test_qmaster_profile_needs_qmaster_targets(farm):
     """Backend and target types must agree, and qmaster targets need setting/extension."""
     write(

@@ -7,6 +7,7 @@ are refused.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import unicodedata
@@ -204,4 +205,83 @@ def check_configuration(config: Configuration) -> list[ConfigProblem]:
                         )
                     )
                 subdirs[key] = target_name
+    problems += _overlapping_folders(config)
     return problems
+
+
+def _overlapping_folders(config: Configuration) -> list[ConfigProblem]:
+    """Incoming folders that hold, or lie in, another folder of the farm.
+
+    Files under an incoming folder are taken: a second incoming folder (another
+    customer's with the same subdir, a nested template) would take them twice, and an
+    outgoing, done or work folder inside one would feed outputs back in as sources.
+    Sorted virtual paths make this O(n log n) for farms of thousands of profiles.
+    """
+    from . import StoreContext
+
+    store = StoreContext(config)
+    owners: dict[str, list[tuple[str, str, str]]] = {}  # folder → (customer, profile, kind)
+    for customer_name, customer in config.customers.items():
+        cust = store.customer(customer_name)
+        for profile_name in customer.profiles:
+            prof = cust.profile(profile_name)
+            for kind in DEFAULT_FOLDERS:
+                try:
+                    folder = prof.folder(kind)
+                    split_virtual(folder)
+                except (ValueError, PathEscapeError):
+                    continue  # reported with the customer's file
+                owners.setdefault(_as_folder(folder), []).append(
+                    (customer_name, profile_name, kind)
+                )
+    ordered = sorted(owners)
+    problems: list[ConfigProblem] = []
+    seen: set[frozenset[tuple[str, str, str]]] = set()
+    for folder in ordered:
+        for owner in owners[folder]:
+            if owner[2] != "incoming":
+                continue
+            around = [a for a in _ancestors(folder) if a in owners]
+            for other_folder in [*_inside(ordered, folder), *around]:
+                for other in owners[other_folder]:
+                    same_customer_twin = other[0] == owner[0] and other_folder == folder
+                    pair = frozenset((owner, other))
+                    if other == owner or pair in seen or same_customer_twin:
+                        continue
+                    seen.add(pair)
+                    problems.append(
+                        ConfigProblem(
+                            config.customer_files.get(owner[0], config.path),
+                            f"profiles.{owner[1]}.incoming",
+                            f"overlaps the {other[2]} folder {other_folder} of "
+                            f"{other[0]}/{other[1]}: files there would be taken twice or "
+                            "fed back in (give the customer or profile another subdir)",
+                            folder,
+                            True,
+                        )
+                    )
+    return problems
+
+
+def _inside(ordered: list[str], folder: str) -> list[str]:
+    """The folders of a sorted list at or below ``folder`` (which ends with ``/``)."""
+    found = []
+    for index in range(bisect.bisect_left(ordered, folder), len(ordered)):
+        if not ordered[index].startswith(folder):
+            break
+        found.append(ordered[index])
+    return found
+
+
+def _as_folder(virtual: str) -> str:
+    """A virtual folder in one spelling: ``root:/a/b/``."""
+    root, rel = split_virtual(virtual)  # normalized already
+    rel = rel.strip("/")
+    return f"{root}:/{rel}/" if rel else f"{root}:/"
+
+
+def _ancestors(folder: str) -> list[str]:
+    """The folders that contain ``root:/a/b/``: ``root:/`` and ``root:/a/``."""
+    root, rel = folder.split(":/", 1)
+    parts = [p for p in rel.split("/") if p]
+    return [f"{root}:/" + "".join(f"{p}/" for p in parts[:i]) for i in range(len(parts))]
