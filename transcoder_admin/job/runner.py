@@ -327,7 +327,16 @@ class Job:
             env=command_environment(),
         )
         if self._process.pid is not None:
-            record_process(self.work_dir, self._process.pid)
+            # For the janitor after a crash; /proc and the work folder are read and
+            # written off the reactor (reading a process's stat waits for its exec).
+            self._thread(record_process, self.work_dir, self._process.pid).addErrback(
+                lambda f: self.log.warn(
+                    "job {job_id}: cannot record process {pid}: {error}",
+                    job_id=self.job_id,
+                    pid=self._process.pid if self._process else None,
+                    error=f.getErrorMessage(),
+                )
+            )
         try:
             result = await self._process.result
         finally:
