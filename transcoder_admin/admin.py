@@ -133,15 +133,7 @@ class TranscoderAdmin(MultiService):
         signal.signal(signal.SIGHUP, on_hup)
 
     def _reload_logged(self) -> defer.Deferred[Any]:
-        def refused(f: Any) -> None:
-            if f.check(ConfigError):
-                self.log.error(
-                    "reload refused, keeping the old customers:\n{errors}", errors=f.value.render()
-                )
-            else:
-                self.log.failure("reload failed", f)
-
-        return self.reload().addErrback(refused)
+        return self.reload().addErrback(lambda _: None)  # reload() logged why
 
     async def _step(self, what: str, awaitable: Coroutine[Any, Any, T] | defer.Deferred[T]) -> T:
         timeout = self.config.admin.admin.startup_timeout
@@ -413,8 +405,17 @@ class TranscoderAdmin(MultiService):
 
     def reload(self) -> defer.Deferred[dict[str, Any]]:
         """Re-read the customer files; errbacks with ConfigError if they are invalid."""
+        def refused(f: Any) -> Any:
+            if f.check(ConfigError):
+                self.log.error(
+                    "reload refused, keeping the old customers:\n{errors}", errors=f.value.render()
+                )
+            else:
+                self.log.failure("reload failed", f)
+            return f  # the API answers with the problems
+
         d = self.store.reload()
-        return d.addCallback(lambda result: result.to_dict())
+        return d.addCallbacks(lambda result: result.to_dict(), refused)
 
     def health(self) -> dict[str, Any]:
         """Whether the admin runs and its parts are healthy."""

@@ -129,12 +129,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_manager(args: argparse.Namespace) -> int:
     """Run a standalone manager on ``manager.listen`` with ``manager.credentials``."""
-    config = _load(args.config)
-    if config is None:
+    from .config.loader import load_manager_configuration
+
+    try:
+        config = load_manager_configuration(args.config)
+    except ConfigError as e:
+        print(e.render(), file=sys.stderr)
         return 1
     from .manager.command import run
 
-    start_logging(args.log_format or config.admin.admin.log_format, args.log_level)
+    start_logging(args.log_format or config.admin.log_format, args.log_level)
     return run(config)
 
 

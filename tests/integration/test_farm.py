@@ -324,6 +324,8 @@ def test_sighup_reload_adds_and_removes_customers_without_restart(farm, clips):
     farm.write_customer("bad", {"name": "Bad", "profiles": {"p": {"targets": {}}}})
     status, body = farm.request("POST", "/api/v1/reload")
     assert status == 422 and any("at least one target" in p for p in body["error"]["problems"])
+    log = wait_for(lambda: "reload refused" in farm.log() and farm.log(), 10, "the log line")
+    assert "bad.yaml" in log.split("reload refused", 1)[1]  # logged with its problems
 
 
 def test_sigkill_of_the_admin_during_a_job_then_restart_adopts_the_job(tmp_path, clips):

@@ -322,6 +322,34 @@ def test_admin_name_must_be_folder_safe_and_keep_failed_bounded(farm):
     assert any("admin.name" in e and "../up" in e for e in errors_of(farm / "admin.yaml"))
 
 
+def test_files_in_endpoints_are_taken_from_the_config_file_s_folder(farm):
+    """privateKey=manager.key is beside the config file, wherever the admin is started."""
+    admin = (farm / "admin.yaml").read_text()
+    write(
+        farm,
+        "admin.yaml",
+        admin
+        + "manager: {listen: 'ssl:7632:privateKey=tls/manager.key:certKey=/abs/m.crt', "
+        + "connect: 'tls:h:7632:trustRoots=ca'}\n"
+        + "workers: {local: 0}\n",
+    )
+    config = load_configuration(str(farm / "admin.yaml"))
+    assert config.admin.manager.listen == (
+        f"ssl:7632:privateKey={farm}/tls/manager.key:certKey=/abs/m.crt"
+    )
+    assert config.admin.manager.connect == f"tls:h:7632:trustRoots={farm}/ca"
+    assert config.admin.api.listen == "tcp:7667:interface=127.0.0.1"
+
+
+def test_customer_errors_are_reported_with_the_admin_file_s(farm):
+    """An invalid admin file does not hide the customer files' errors."""
+    admin = (farm / "admin.yaml").read_text()
+    write(farm, "admin.yaml", admin + "workers: {max-jobs: 0}\n")
+    write(farm, "customers/acme.yaml", CUSTOMER_YAML.replace("priority: 5", "priority: 5000"))
+    text = "\n".join(errors_of(farm / "admin.yaml"))
+    assert "workers.max-jobs" in text and "acme.yaml: priority" in text
+
+
 def test_check_config_command_exits_0_or_1(farm):
     """`transcoder-admin check-config` prints OK and exits 0, or lists errors and exits 1."""
     cmd = [sys.executable, "-m", "transcoder_admin", "check-config", "--config"]
@@ -350,3 +378,54 @@ def test_shipped_configuration_is_valid():
     here = os.path.dirname(__file__)
     config = load_configuration(os.path.join(here, "..", "..", "etc", "transcoder-admin.yaml"))
     assert "Example" in config.customers
+
+
+def test_a_standalone_manager_reads_only_its_sections(tmp_path):
+    """manager.yaml needs no roots or customers; the admin's own file works as well."""
+    from transcoder_admin.config.loader import load_manager_configuration
+
+    path = write(
+        tmp_path,
+        "etc/manager.yaml",
+        "manager:\n  listen: 'ssl:7632:privateKey=m.key:certKey=m.crt'\n"
+        "  credentials: manager.credentials\n",
+    )
+    config = load_manager_configuration(path)
+    etc = tmp_path / "etc"
+    assert config.manager.listen == f"ssl:7632:privateKey={etc}/m.key:certKey={etc}/m.crt"
+    assert config.manager_credentials() == f"{etc}/manager.credentials"
+    write(tmp_path, "admin.yaml", ADMIN_YAML)  # roots, reports: not the manager's
+    assert load_manager_configuration(str(tmp_path / "admin.yaml")).manager.credentials is None
+    write(tmp_path, "bad.yaml", "manager: {listen: 7}\n")
+    with pytest.raises(ConfigError) as info:
+        load_manager_configuration(str(tmp_path / "bad.yaml"))
+    assert "manager.listen" in info.value.render()
+
+
+def test_every_client_setting_but_batch_timeout_is_an_admin_config_key(farm):
+    """qmaster.{status-grace, local-cluster, check-paths, …} reach the client's settings."""
+    from transcoder_admin.qmaster.settings import QmasterSettings
+
+    admin = (farm / "admin.yaml").read_text()
+    write(
+        farm,
+        "admin.yaml",
+        admin
+        + "qmaster: {status-grace: 30, local-cluster: Mac Pro, check-paths: false, "
+        + "cancel-on-timeout: false, destination-suffix: .mp4, cancel-flag: -kill}\n",
+    )
+    section = load_configuration(str(farm / "admin.yaml")).admin.qmaster
+    assert section is not None
+    settings = QmasterSettings.from_mapping(section.client_settings())
+    assert (settings.status_grace, settings.local_cluster, settings.check_paths) == (
+        30,
+        "Mac Pro",
+        False,
+    )
+    assert (settings.cancel_on_timeout, settings.destination_suffix, settings.cancel_flag) == (
+        False,
+        ".mp4",
+        "-kill",
+    )
+    write(farm, "admin.yaml", admin + "qmaster: {batch-timeout: 60}\n")
+    assert any("qmaster.batch-timeout" in e for e in errors_of(farm / "admin.yaml"))

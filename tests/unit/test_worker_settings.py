@@ -241,3 +241,13 @@ def test_run_refuses_to_start_and_lists_every_problem(capsys, creds):
     assert "  - flags: manager is missing" in err
     assert "  - flags: max-jobs must be between 1 and 256" in err
     assert "s3cret" not in err
+
+
+def test_trust_roots_in_the_worker_file_are_beside_it(tmp_path, creds):
+    """trustRoots=ca in worker.yaml is the ca folder next to the file, not in the cwd."""
+    path = worker_file(tmp_path, "manager: 'tls:admin.example.com:7632:trustRoots=ca'\n")
+    argv = flags(creds)
+    del argv[0:2]  # no --manager flag: the file's
+    s = settings_from(parse("--config", path, *argv))
+    assert s.problems == []
+    assert s.manager == f"tls:admin.example.com:7632:trustRoots={tmp_path}/ca"

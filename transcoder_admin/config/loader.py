@@ -14,8 +14,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .endpoints import resolve_endpoint
 from .errors import ConfigError, ConfigProblem
-from .model import AdminConfig, CustomerConfig
+from .model import AdminConfig, AdminSection, CustomerConfig, ManagerSection
 
 CUSTOMER_SUFFIXES = (".yaml", ".yml", ".ini")
 _LIST_KEYS = {"post-process", "notify-done", "notify-failed", "ignore"}
@@ -284,7 +285,12 @@ def load_configuration(path: str) -> Configuration:
     from ..context.paths import check_configuration  # late: context builds on config
 
     path = os.path.abspath(path)
-    admin = validate(path, AdminConfig, read_mapping(path, "admin"))
+    data = read_mapping(path, "admin")
+    try:
+        admin = _with_absolute_endpoints(validate(path, AdminConfig, data), path)
+    except ConfigError as e:
+        # Every error at once: the customer files are checked all the same.
+        raise ConfigError([*e.problems, *_customer_problems(path, data)]) from None
     base = Configuration(path, admin, {}, {})
     customers, files, problems = load_customers(base.customers_dir())
     config = Configuration(path, admin, customers, files)
@@ -292,3 +298,66 @@ def load_configuration(path: str) -> Configuration:
     if problems:
         raise ConfigError(problems)
     return config
+
+
+@dataclass(frozen=True)
+class ManagerConfiguration:
+    """What a standalone manager reads: the ``manager`` (and ``admin``) sections.
+
+    Its file may be a manager-only file or the admin's own config: other sections are
+    neither needed nor checked here.
+    """
+
+    path: str
+    admin: AdminSection
+    manager: ManagerSection
+
+    def manager_credentials(self) -> str | None:
+        """The credentials file, absolute."""
+        path = self.manager.credentials
+        return resolve_path(os.path.dirname(self.path), path) if path else None
+
+
+class _ManagerFile(BaseModel):
+    admin: AdminSection = AdminSection()
+    manager: ManagerSection = ManagerSection()
+
+
+def load_manager_configuration(path: str) -> ManagerConfiguration:
+    """Load a standalone manager's settings; raise ConfigError naming every problem."""
+    path = os.path.abspath(path)
+    data = read_mapping(path, "admin")
+    picked: dict[str, Any] = {k: data[k] for k in ("admin", "manager") if k in data}
+    loaded = validate(path, _ManagerFile, picked)
+    manager = loaded.manager
+    listen = resolve_endpoint(manager.listen, os.path.dirname(path))
+    return ManagerConfiguration(path, loaded.admin, manager.model_copy(update={"listen": listen}))
+
+
+def _with_absolute_endpoints(admin: AdminConfig, path: str) -> AdminConfig:
+    """Key and certificate files named in listen/connect endpoints, from the file's folder."""
+    base_dir = os.path.dirname(path)
+    manager = admin.manager
+    connect = resolve_endpoint(manager.connect, base_dir) if manager.connect else None
+    return admin.model_copy(
+        update={
+            "api": admin.api.model_copy(
+                update={"listen": resolve_endpoint(admin.api.listen, base_dir)}
+            ),
+            "manager": manager.model_copy(
+                update={"listen": resolve_endpoint(manager.listen, base_dir), "connect": connect}
+            ),
+        }
+    )
+
+
+def _customer_problems(path: str, data: dict[str, Any]) -> list[ConfigProblem]:
+    """The customer files' problems when the admin file itself is invalid."""
+    section = data.get("admin")
+    folder = section.get("customers", "customers") if isinstance(section, dict) else "customers"
+    if not isinstance(folder, str):
+        return []
+    folder = resolve_path(os.path.dirname(path), folder)
+    if not os.path.isdir(folder):
+        return []  # the admin file's own problems say enough
+    return load_customers(folder)[2]

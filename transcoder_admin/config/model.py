@@ -318,7 +318,6 @@ class TranscodingSection(Section):
     ffmpeg: str | None = None
     duration_tolerance: Annotated[float, Field(ge=0)] = 0.5
     duration_tolerance_percent: Annotated[float, Field(ge=0, le=50)] = 2.0
-    acknowledge_timeout: PositiveFloat = 300
 
 
 class QmasterSection(Section):
@@ -334,6 +333,14 @@ class QmasterSection(Section):
     command_prefix: list[str] = Field(default_factory=list)
     max_batches: Annotated[int, Field(ge=1, le=64)] = 2
     priority: Literal["low", "medium", "high"] = "medium"
+    # Unset: the client's defaults (docs/qmaster.md, "Settings").  No batch-timeout here:
+    # the profile's transcoding-timeout bounds each batch.
+    local_cluster: str | None = None
+    status_grace: Annotated[float, Field(ge=0)] | None = None
+    cancel_on_timeout: bool | None = None
+    destination_suffix: str | None = None
+    cancel_flag: str | None = None
+    check_paths: bool | None = None
 
     def client_settings(self) -> dict[str, Any]:
         """The keys :meth:`QmasterSettings.from_mapping` takes (unset ones left out)."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..config.loader import Configuration
+from ..config.loader import ManagerConfiguration
 from .credentials import ADMIN_USER, CredentialsError, load_credentials
 
 
-def run(config: Configuration) -> int:
+def run(config: ManagerConfiguration) -> int:
     """Listen on ``manager.listen`` until SIGTERM; workers and the admin log in."""
     path = config.manager_credentials()
     if not path:
@@ -28,7 +28,7 @@ def run(config: Configuration) -> int:
     from . import Manager, ManagerService
 
     reactor: Any = _reactor
-    service = ManagerService(Manager(), config.admin.manager.listen, users, reactor)
+    service = ManagerService(Manager(), config.manager.listen, users, reactor)
     failed: list[str] = []
 
     def start() -> None:

@@ -1,9 +1,9 @@
 """Every setting of the Qmaster client in one frozen value.
 
-The admin config keys ``qmaster.{compressor, batch-monitor, cluster, fallback-to-local,
-submission-timeout, poll-interval, command-prefix}`` map one to one onto these fields
-(``status-timeout``, ``status-grace``, ``destination-suffix``, ``priority`` and
-``cancel-flag`` too); :meth:`QmasterSettings.from_mapping` reads them by those names.
+The admin config's ``qmaster`` keys map one to one onto these fields (dashes for
+underscores), all but ``batch-timeout`` (the profile's transcoding timeout bounds each
+batch) and ``max-output``; :meth:`QmasterSettings.from_mapping` reads them by those
+names.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from ..config.endpoints import resolve_endpoint
 from ..manager.credentials import ADMIN_USER, CredentialsError, read_secret_file
 
 #: A worker's name: its login, and a folder name (failed jobs kept under .failed/NAME).
@@ -91,6 +92,8 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
             data["roots"] = {
                 str(k): os.path.join(base, str(v)) for k, v in data["roots"].items()
             }
+        if isinstance(data.get("manager"), str):  # trustRoots=ca: beside this file
+            data["manager"] = resolve_endpoint(data["manager"], base)
     for key, value in (
         ("name", args.name),
         ("manager", args.manager),

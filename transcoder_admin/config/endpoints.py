@@ -1,0 +1,85 @@
+"""File paths inside Twisted endpoint strings, taken from the config file's folder.
+
+``ssl:7632:privateKey=manager.key:certKey=manager.crt`` names files; Twisted opens them
+relative to the process's working directory, which under systemd is ``/``.  Like every
+other relative path in a config file, they are made absolute against the file's folder
+when the configuration is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet.endpoints import quoteStringArgument
+
+#: Arguments of Twisted's ssl, tls and unix endpoints that name files or folders.
+FILE_ARGUMENTS = frozenset(
+    {
+        "privateKey",
+        "certKey",
+        "extraCertChain",
+        "dhParameters",
+        "caCertsDir",
+        "trustRoots",
+        "clientCertificate",
+        "path",
+        "address",
+    }
+)
+#: Endpoint types whose first positional argument is a file (a Unix socket).
+_POSITIONAL_FILE = frozenset({"unix"})
+
+
+def _split(description: str) -> list[str]:
+    """Split on the colons that are not escaped with a backslash (escapes kept)."""
+    parts, current, escaped = [], [], False
+    for char in description:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            current.append(char)
+            escaped = True
+        elif char == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _unescape(value: str) -> str:
+    out, escaped = [], False
+    for char in value:
+        if escaped or char != "\\":
+            out.append(char)
+            escaped = False
+        else:
+            escaped = True
+    return "".join(out)
+
+
+def _absolute(value: str, base_dir: str) -> str:
+    path = os.path.expanduser(_unescape(value))
+    if not path or os.path.isabs(path):
+        return value
+    return quoteStringArgument(os.path.normpath(os.path.join(base_dir, path)))
+
+
+def resolve_endpoint(description: str, base_dir: str) -> str:
+    """``description`` with its relative file arguments made absolute against ``base_dir``."""
+    parts = _split(description)
+    kind = parts[0].strip().lower()
+    out = [parts[0]]
+    for index, part in enumerate(parts[1:], 1):
+        key, sep, value = part.partition("=")
+        if sep and key in FILE_ARGUMENTS:
+            part = f"{key}={_absolute(value, base_dir)}"
+        elif not sep and index == 1 and kind in _POSITIONAL_FILE:
+            part = _absolute(part, base_dir)
+        out.append(part)
+    return ":".join(out)
+
+
+__all__ = ["FILE_ARGUMENTS", "resolve_endpoint"]
