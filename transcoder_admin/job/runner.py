@@ -569,17 +569,18 @@ class Job:
         destination = self.local(spec["done"] if done else spec["failed"])
         keep = 0 if done else int(spec.get("keep_failed") or 0)
         # Kept first, so that the report names a folder only once it is there.
+        # The kept folders are final (this one with its copy of the report, older ones
+        # pruned) before the report that names it appears.
         if keep and os.path.isdir(self.work_dir) and self._keep_work():
             report["kept_for_inspection"] = kept_path(spec["work"], self.worker, self.job_id)
+            self._write_kept_report(report)
+        if not done:
+            self.kept = self._prune_kept(keep)
         write_report(self.local(report["report_path"]), report)
         if os.path.lexists(source):
             move_into(source, destination, f"{self.job_id}-source")
-        if report.get("kept_for_inspection"):
-            self._write_kept_report(report)
-        else:
+        if not report.get("kept_for_inspection"):
             self._cleanup()
-        if not done:
-            self.kept = self._prune_kept(keep)
         return report
 
     # -- failed jobs kept for inspection (the janitor's rule, applied here) -----------------
