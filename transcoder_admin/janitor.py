@@ -175,9 +175,14 @@ def keep_failed_folder(work_dir: str, root_dir: str, worker: str, job_id: str) -
                 error=e.strerror or e,
             )
             return False
-        _last_stamp = max(_last_stamp + 1, time.time_ns())
-        with open(os.path.join(kept, KEPT_STAMP), "w", encoding="ascii") as f:
-            f.write(f"{_last_stamp}\n")
+        # Newer than every folder kept before, even after a restart and a clock step.
+        newest = max((stamp for stamp, _name in _stamped(parent)), default=0)
+        _last_stamp = max(_last_stamp + 1, newest + 1, time.time_ns())
+        try:
+            with open(os.path.join(kept, KEPT_STAMP), "w", encoding="ascii") as f:
+                f.write(f"{_last_stamp}\n")
+        except OSError as e:  # kept all the same; without a stamp it counts as oldest
+            log.warn("janitor: cannot stamp {kept}: {error}", kept=kept, error=e.strerror or e)
         return True
 
 
@@ -221,6 +226,11 @@ def _kept_in(root_dir: str, parent: str) -> list[str]:
     """The kept folders in ``parent``, oldest first (by their keeping stamp)."""
     if not os.path.isdir(parent) or not _parent_is_safe(root_dir, parent):
         return []
+    return [name for _stamp, name in sorted(_stamped(parent))]
+
+
+def _stamped(parent: str) -> list[tuple[int, str]]:
+    """(keeping stamp, name) of each kept folder in ``parent``."""
     try:
         entries = list(os.scandir(parent))
     except OSError:
@@ -235,7 +245,7 @@ def _kept_in(root_dir: str, parent: str) -> list[str]:
         except (OSError, ValueError):
             stamp = 0  # vanished meanwhile, or kept by an earlier version: oldest
         stamped.append((stamp, entry.name))
-    return [name for _stamp, name in sorted(stamped)]
+    return stamped
 
 
 def _kept_entry(parent: str, virtual: str, job_id: str) -> dict[str, Any]:

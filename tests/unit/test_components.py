@@ -282,3 +282,28 @@ def test_without_a_work_folder_or_keep_failed_nothing_is_kept_and_the_commit_suc
     assert "kept_for_inspection" not in job._commit_files(report)
     assert not (tmp_path / "b" / "tmp" / "acme" / "work" / "web" / "J1").exists()
     assert os.listdir(tmp_path / "b" / "tmp" / ".failed" / "w1") == []  # keep 0: none
+
+
+def test_a_new_kept_folder_is_the_newest_even_after_a_clock_step(tmp_path):
+    """A folder stamped in the future (clock stepped back since): the new one still wins."""
+    temp = tmp_path / "tmp"
+    keep(temp, "J1")
+    (temp / ".failed" / "w1" / "J1" / ".kept").write_text(f"{10**30}\n")
+    keep(temp, "J2")
+    snapshot = prune_kept("temp", str(temp), "w1", 1)
+    assert [e["job_id"] for e in snapshot.entries] == ["J2"]
+
+
+def test_a_stamp_that_cannot_be_written_still_keeps_the_folder(tmp_path, monkeypatch):
+    """Disk full while stamping: logged; the folder is kept and the commit goes on."""
+    import transcoder_admin.janitor as janitor
+
+    def full(path, *args, **kwargs):
+        if str(path).endswith(".kept") and "w" in (args[0] if args else kwargs.get("mode", "r")):
+            raise OSError(28, "No space left on device")
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(janitor, "open", full, raising=False)
+    kept, work = keep(tmp_path / "tmp", "J1")
+    assert kept and not work.exists()
+    assert (tmp_path / "tmp" / ".failed" / "w1" / "J1" / "partial.mp4").exists()

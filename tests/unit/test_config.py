@@ -429,3 +429,16 @@ def test_every_client_setting_but_batch_timeout_is_an_admin_config_key(farm):
     )
     write(farm, "admin.yaml", admin + "qmaster: {batch-timeout: 60}\n")
     assert any("qmaster.batch-timeout" in e for e in errors_of(farm / "admin.yaml"))
+
+
+def test_endpoint_resolution_leaves_what_is_not_a_relative_file_alone():
+    """Abstract Unix sockets, IPv6 interfaces, escapes; '=' in a folder name is escaped."""
+    from transcoder_admin.config.endpoints import resolve_endpoint
+
+    assert resolve_endpoint("unix:\x00name:mode=600", "/etc/ta") == "unix:\x00name:mode=600"
+    assert resolve_endpoint("tcp6:7632:interface=\\:\\:1", "/e") == "tcp6:7632:interface=\\:\\:1"
+    assert resolve_endpoint("unix:sock", "/srv/a=b") == "unix:/srv/a\\=b/sock"
+    assert resolve_endpoint("ssl:1:privateKey=~/k.key", "/e") == (
+        f"ssl:1:privateKey={os.path.expanduser('~')}/k.key"
+    )
+    assert resolve_endpoint("systemd:domain=INET:index=0", "/e") == "systemd:domain=INET:index=0"

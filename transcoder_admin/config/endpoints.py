@@ -60,11 +60,16 @@ def _unescape(value: str) -> str:
     return "".join(out)
 
 
-def _absolute(value: str, base_dir: str) -> str:
-    path = os.path.expanduser(_unescape(value))
-    if not path or os.path.isabs(path):
+def _absolute(value: str, base_dir: str, positional: bool = False) -> str:
+    raw = _unescape(value)
+    if not raw or raw.startswith("\0"):
+        return value  # empty, or a Unix socket in the abstract namespace
+    path = os.path.expanduser(raw)
+    if path == raw and os.path.isabs(path):
         return value
-    return quoteStringArgument(os.path.normpath(os.path.join(base_dir, path)))
+    quoted = quoteStringArgument(os.path.normpath(os.path.join(base_dir, path)))
+    # A positional argument with "=" would read as key=value.
+    return quoted.replace("=", "\\=") if positional else quoted
 
 
 def resolve_endpoint(description: str, base_dir: str) -> str:
@@ -77,7 +82,7 @@ def resolve_endpoint(description: str, base_dir: str) -> str:
         if sep and key in FILE_ARGUMENTS:
             part = f"{key}={_absolute(value, base_dir)}"
         elif not sep and index == 1 and kind in _POSITIONAL_FILE:
-            part = _absolute(part, base_dir)
+            part = _absolute(part, base_dir, positional=True)
         out.append(part)
     return ":".join(out)
 

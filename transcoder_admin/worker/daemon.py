@@ -240,9 +240,9 @@ class WorkerDaemon(Service):
         }
         try:
             text = encode(state)
-        except TooBig as e:  # never expected (each list is bounded): beat with the jobs
-            self.log.warn("heartbeat too big ({error}); sending the jobs only", error=e)
-            text = encode({"jobs": state["jobs"], "time": state["time"]})
+        except TooBig as e:  # never expected (each list is bounded): beat all the same
+            self.log.warn("heartbeat too big ({error}); sending the time only", error=e)
+            text = encode({"time": state["time"]})
         d = self.perspective.callRemote("heartbeat", text)
         d.addErrback(self._beat_failed)
 
