@@ -17,26 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from twisted.internet import defer, task
 
-from transcoder_admin.job.runner import Job, move_into, now_iso
+from transcoder_admin.job.runner import Job, move_into, now_iso, source_facts
 from transcoder_admin.worker.command import add_arguments, run
 from transcoder_admin.worker.daemon import WorkerDaemon
 from transcoder_admin.worker.local import JobHost
-
-
-def source_facts(path: str) -> dict[str, Any]:
-    """Size and times of the source (no checksum: that would be media work)."""
-    st = os.stat(path)
-    return {
-        "size": st.st_size,
-        "ctime": datetime.fromtimestamp(st.st_ctime, UTC).isoformat(),
-        "mtime": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
-        "checksum": None,
-    }
 
 
 class NullJob(Job):
@@ -49,7 +37,9 @@ class NullJob(Job):
         self._started_at = self.reactor.seconds()
         if self.seconds > 0:
             await task.deferLater(self.reactor, self.seconds)
-        self._source_file = await self._thread(source_facts, self.local(self.spec["source"]))
+        # No checksum: that would be media work.
+        source = self.local(self.spec["source"])
+        self._source_file = await self._thread(source_facts, source, False)
         self._target_results = [
             {
                 "name": t["name"],

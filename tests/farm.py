@@ -45,6 +45,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = ""
         time.sleep(0.1)
 
 
+def read_log(path: str) -> str:
+    """A process's log file so far ("" before it exists)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 class Farm:
     """A configured farm folder and, once started, its admin process."""
 
@@ -233,11 +242,7 @@ class Farm:
 
     def log(self) -> str:
         """Everything the admin logged."""
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)
 
     # -- API -----------------------------------------------------------------------
 
@@ -354,11 +359,7 @@ class Daemon:
 
     def log(self) -> str:
         """Everything the process logged."""
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)
 
 
 def dedent(text: str) -> str:

@@ -74,7 +74,7 @@ def test_a_worker_s_report_becomes_components_in_the_set_and_its_views():
         "w1/transcoder/J1",
     ]
     assert [c.name for c in cs.monitors] == ["acme"]
-    assert cs.monitors.watching("acme") == ["w1"]
+    assert cs.monitors.get("w1", "acme") is not None and cs.monitors.get("w2", "acme") is None
     assert [c.name for c in cs.transcoders.kept("w1")] == ["J0"]
     assert cs.counts("w1") == {"monitors": 1, "jobs": 1, "failed_kept": 1}
     assert sorted(rec.take("monitors")) == [("+", "w1/monitor/acme")]

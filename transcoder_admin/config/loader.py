@@ -329,26 +329,23 @@ def load_manager_configuration(path: str) -> ManagerConfiguration:
     data = read_mapping(path, "admin")
     picked: dict[str, Any] = {k: data[k] for k in ("admin", "manager") if k in data}
     loaded = validate(path, _ManagerFile, picked)
-    manager = loaded.manager
-    listen = resolve_endpoint(manager.listen, os.path.dirname(path))
-    return ManagerConfiguration(path, loaded.admin, manager.model_copy(update={"listen": listen}))
+    manager = _absolute_manager_endpoints(loaded.manager, os.path.dirname(path))
+    return ManagerConfiguration(path, loaded.admin, manager)
+
+
+def _absolute_manager_endpoints(manager: ManagerSection, base_dir: str) -> ManagerSection:
+    """Key and certificate files named in ``listen``/``connect``, from ``base_dir``."""
+    connect = resolve_endpoint(manager.connect, base_dir) if manager.connect else None
+    listen = resolve_endpoint(manager.listen, base_dir)
+    return manager.model_copy(update={"listen": listen, "connect": connect})
 
 
 def _with_absolute_endpoints(admin: AdminConfig, path: str) -> AdminConfig:
-    """Key and certificate files named in listen/connect endpoints, from the file's folder."""
+    """Files named in the admin's endpoints, taken from the config file's folder."""
     base_dir = os.path.dirname(path)
-    manager = admin.manager
-    connect = resolve_endpoint(manager.connect, base_dir) if manager.connect else None
-    return admin.model_copy(
-        update={
-            "api": admin.api.model_copy(
-                update={"listen": resolve_endpoint(admin.api.listen, base_dir)}
-            ),
-            "manager": manager.model_copy(
-                update={"listen": resolve_endpoint(manager.listen, base_dir), "connect": connect}
-            ),
-        }
-    )
+    api = admin.api.model_copy(update={"listen": resolve_endpoint(admin.api.listen, base_dir)})
+    manager = _absolute_manager_endpoints(admin.manager, base_dir)
+    return admin.model_copy(update={"api": api, "manager": manager})
 
 
 def _customer_problems(path: str, data: dict[str, Any]) -> list[ConfigProblem]:

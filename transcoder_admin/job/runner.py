@@ -77,13 +77,14 @@ def file_checksum(path: str) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _stat_info(path: str) -> dict[str, Any]:
+def source_facts(path: str, checksum: bool = True) -> dict[str, Any]:
+    """Size, times and (unless told not to) checksum of a source (off the reactor)."""
     st = os.stat(path)
     return {
         "size": st.st_size,
         "ctime": datetime.fromtimestamp(st.st_ctime, UTC).isoformat(),
         "mtime": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
-        "checksum": file_checksum(path),
+        "checksum": file_checksum(path) if checksum else None,
     }
 
 
@@ -93,7 +94,7 @@ def _prepare(work_dir: str, source: str, display_matrix: bool) -> tuple[dict[str
         os.makedirs(work_dir, 0o755, exist_ok=True)
     except OSError as e:
         raise system_failure(f"cannot make the work folder: {e.strerror}") from None
-    return _stat_info(source), probe(source, display_matrix)
+    return source_facts(source), probe(source, display_matrix)
 
 
 def move_into(src: str, dest: str, tag: str) -> None:

@@ -105,10 +105,6 @@ class MonitorSet(ComponentView):
     def __init__(self) -> None:
         super().__init__(MONITOR)
 
-    def watching(self, customer: str) -> list[str]:
-        """The workers whose monitor watches ``customer`` (one, unless one is an orphan)."""
-        return sorted(c.worker for c in self.components.values() if c.name == customer)
-
 
 class TranscoderSet(ComponentView):
     """The transcoder components: jobs running, finished, or failed and kept."""
@@ -169,11 +165,11 @@ class ComponentSet:
 
     def counts(self, worker: str) -> dict[str, int]:
         """How many monitors, jobs and kept failed jobs one worker has."""
-        jobs = self.transcoders.on_worker(worker)
+        kept = len(self.transcoders.kept(worker))
         return {
             "monitors": len(self.monitors.on_worker(worker)),
-            "jobs": sum(1 for c in jobs if c.state != FAILED),
-            "failed_kept": sum(1 for c in jobs if c.state == FAILED),
+            "jobs": len(self.transcoders.on_worker(worker)) - kept,
+            "failed_kept": kept,
         }
 
     def stop(self, component: ComponentProxy) -> defer.Deferred[Any]:
