@@ -14,7 +14,10 @@ SOURCE = "source"
 SYSTEM = "system"
 POST_PROCESS = "post-process"
 CANCELLED = "cancelled"
-KINDS = (SOURCE, SYSTEM, POST_PROCESS, CANCELLED)
+#: The source changed while its job ran (re-uploaded, still being written): the attempt
+#: is discarded without counting, and the new file is offered as a new arrival.
+CHANGED = "changed"
+KINDS = (SOURCE, SYSTEM, POST_PROCESS, CANCELLED, CHANGED)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,11 @@ def system_failure(reason: str, target: str | None = None, invalid: bool = False
 def missing_stream(kind: str, target_type: str, target: str) -> JobFailed:
     """The source lacks a stream the target needs."""
     return source_failure(f"no {kind} stream for {target_type} target {target!r}", target)
+
+
+def source_changed(reason: str = "source changed during the job") -> JobFailed:
+    """The source is no longer the file that was offered: nothing is judged."""
+    return JobFailed(Failure(CHANGED, reason))
 
 
 def decode_failure(percent: float | None) -> JobFailed:

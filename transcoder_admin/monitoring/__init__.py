@@ -43,6 +43,16 @@ class FileOffer:
         """(customer, profile, relpath): the file's identity in the farm."""
         return (self.customer, self.profile, self.relpath)
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What a job checks the source against (``source_identity`` of a job spec).
+
+        ``dev`` is None when the scan did not record it; a job compares ``dev`` and
+        ``ino`` only on the host that scanned (``host``), size and mtime everywhere.
+        """
+        ino, size, mtime_ns = self.sig[-3:]
+        return {"dev": None, "ino": ino, "size": size, "mtime_ns": mtime_ns, "host": None}
+
 
 @dataclass(frozen=True)
 class ScanProblem:

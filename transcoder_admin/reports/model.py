@@ -31,7 +31,7 @@ NAMING_CONVENTION = {
 }
 
 OUTCOMES = ("done", "failed")
-FAILURE_KINDS = ("source", "system", "post-process", "cancelled")
+FAILURE_KINDS = ("source", "system", "post-process", "cancelled", "changed")
 FILE_TYPES = ("video", "audio", "unknown")
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)

@@ -51,7 +51,12 @@ class IWorkerConnection(Interface):
     def acknowledge(job_id):  # type: ignore[misc]
         """The admin has the outcome: commit it (move files, write the report).
 
-        Fires with the final report. Errbacks with UnknownJob or WorkerGone.
+        Fires with the final report. Its ``committed`` is True when the files moved as
+        the report says; False when committing failed and was undone (no output in
+        outgoing, the source still in incoming, no report file): the report is then
+        ``failed`` with a ``system`` failure naming the step and the path (retried
+        within max-attempts) or a ``changed`` one (the source is no longer the file
+        offered: the attempt does not count). Errbacks with UnknownJob or WorkerGone.
         """
 
     def job_progress(job_id):  # type: ignore[misc]
@@ -66,7 +71,10 @@ class IWorkerConnection(Interface):
     def fail_source(spec, failure):  # type: ignore[misc]
         """Move a job's source to failed and write its failure report (the job is gone).
 
-        Used when a job died without an acknowledged outcome. Fires with the report.
+        Used when a job died without an acknowledged outcome. Fires with the report;
+        errbacks (naming the step and the path) when the source cannot be failed, for
+        example a failed folder that cannot be written: the admin then holds the file
+        as ``stuck``.
         """
 
     def clean_job(spec):  # type: ignore[misc]
