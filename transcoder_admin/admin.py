@@ -20,6 +20,7 @@ from .config.errors import ConfigError
 from .config.loader import Configuration
 from .context import Roots
 from .errors import InvalidStateError
+from .intake import Intake
 from .janitor import Janitor
 from .monitoring import FileOffer, Monitoring, ScanProblem
 from .proxy import WorkerProxy
@@ -27,7 +28,7 @@ from .proxy.cluster import Cluster, HeldJob
 from .proxy.components import MONITOR
 from .reports.db import ReportsDB
 from .reports.files import row_from_report
-from .scheduler import Finished, QueueItem, Scheduler
+from .scheduler import Finished, QueueItem, Scheduler, Stuck
 from .store import Store
 from .transcoding import Transcoding
 from .transcoding.specs import JobSpecs, iso
@@ -53,7 +54,7 @@ TRANSITIONS = {
     (RESUMING, "stop"): TERMINATED,
 }
 RECENT_FILES = 500
-FILE_STATES = ("pending", "queued", "transcoding", "done", "failed")
+FILE_STATES = ("pending", "queued", "transcoding", "done", "failed", "stuck")
 FINISHED = ("done", "failed")
 #: Rows per page of /queue and /files unless the client asks for another limit.
 PAGE_LIMIT = 100
@@ -94,6 +95,8 @@ class TranscoderAdmin(MultiService):
         self._subscriptions: list[Any] = []
         self._offers: dict[tuple[str, str, str], FileOffer] = {}  # offered while held
         self._attempts_made: dict[tuple[str, str, str], int] = {}  # released, not yet offered
+        #: Files held as stuck, attempts carried to a file's next offer.
+        self.intake = Intake(reactor)
         self.qmaster: Any = None  # the Compressor backend, when configured
         self.janitor = Janitor(cluster.components, reactor)
         self._auto_paused = False
@@ -209,6 +212,7 @@ class TranscoderAdmin(MultiService):
         subs.append(self.scheduler.transcoding_done.subscribe(self._on_finished))
         subs.append(self.scheduler.transcoding_failed.subscribe(self._on_finished))
         subs.append(self.scheduler.transcoding_abandoned.subscribe(self._on_abandoned))
+        subs.append(self.scheduler.transcoding_stuck.subscribe(self._on_stuck))
         subs.append(
             self.transcoding.capacity_changed.subscribe(lambda _: self.scheduler.dispatch())
         )
@@ -220,6 +224,8 @@ class TranscoderAdmin(MultiService):
     # -- event handlers ---------------------------------------------------------------
 
     def _on_file_added(self, offer: FileOffer) -> None:
+        # Offered again: it changed (or an operator retried it), so it is no longer stuck.
+        carried = self.intake.offered(offer.key)
         if self.cluster.held_job(offer.key) is not None:
             self._offers[offer.key] = offer  # its job may still run on a worker
             return
@@ -230,8 +236,9 @@ class TranscoderAdmin(MultiService):
             offer.key,
             profile.priority,
             offer.detected_at,
-            attempts=self._attempts_made.pop(offer.key, 0),
+            attempts=max(self._attempts_made.pop(offer.key, 0), carried),
             backend=profile.config.backend,
+            identity=offer.identity,
         )
 
     # -- workers and their jobs ------------------------------------------------------
@@ -281,6 +288,7 @@ class TranscoderAdmin(MultiService):
             self.resume()
 
     def _on_file_removed(self, offer: FileOffer) -> None:
+        self.intake.removed(offer.key)
         if self.scheduler.dequeue(offer.key):
             self.log.info(
                 "{customer}/{profile}/{relpath} disappeared before it was transcoded: dequeued",
@@ -304,33 +312,53 @@ class TranscoderAdmin(MultiService):
         item, report = finished.item, finished.report
         self.monitoring.release(*item.key)
         failure = report.get("failure") or {}
-        self.recent.append(
-            {
-                "customer": item.customer,
-                "profile": item.profile,
-                "relpath": item.relpath,
-                "state": report["outcome"],
-                "job_id": report["job_id"],
-                "reason": failure.get("reason"),
-                "finished": (report.get("times") or {}).get("finished"),
-                "report": report.get("report_path"),
-            }
-        )
-        self.log.info(
-            "{outcome}: {customer}/{profile}/{relpath} (job {job_id}){reason}",
-            outcome=report["outcome"],
-            customer=item.customer,
-            profile=item.profile,
-            relpath=item.relpath,
-            job_id=report["job_id"],
-            reason=f": {failure['reason']}" if failure else "",
-        )
+        # Bookkeeping first, each step on its own: none may cost the report its row.
+        try:
+            self.recent.append(
+                {
+                    "customer": item.customer,
+                    "profile": item.profile,
+                    "relpath": item.relpath,
+                    "state": report.get("outcome"),
+                    "job_id": report.get("job_id"),
+                    "reason": failure.get("reason"),
+                    "finished": (report.get("times") or {}).get("finished"),
+                    "report": report.get("report_path"),
+                }
+            )
+            self.log.info(
+                "{outcome}: {customer}/{profile}/{relpath} (job {job_id}){reason}",
+                outcome=report.get("outcome"),
+                customer=item.customer,
+                profile=item.profile,
+                relpath=item.relpath,
+                job_id=report.get("job_id"),
+                reason=f": {failure['reason']}" if failure.get("reason") else "",
+            )
+        except Exception:
+            self.log.failure("cannot note the end of {relpath}", relpath=item.relpath)
         # A worker process sends the row ready-made; an in-process job the whole report.
         row = report["row"] if isinstance(report.get("row"), dict) else row_from_report(report)
         return self.db.save(row)
 
     def _on_abandoned(self, item: QueueItem) -> None:
+        if item.attempts:
+            self.intake.carry(item.key, item.attempts)  # the next offer goes on from there
         self.monitoring.forget(*item.key)
+
+    def _on_stuck(self, stuck: Stuck) -> None:
+        """Hold the file in incoming: not taken again until it changes or is retried."""
+        item = stuck.item
+        self.intake.hold(item.key, stuck.reason)
+        self.monitoring.release(*item.key)
+        self.log.error(
+            "{customer}/{profile}/{relpath} is stuck in incoming: {reason}; it is taken "
+            "again when it changes, or on POST /api/v1/files/retry",
+            customer=item.customer,
+            profile=item.profile,
+            relpath=item.relpath,
+            reason=stuck.reason,
+        )
 
     def _on_customers_changed(self, customer: Any) -> None:
         self.monitoring.set_customers(self.store.customers())
@@ -405,6 +433,7 @@ class TranscoderAdmin(MultiService):
 
     def reload(self) -> defer.Deferred[dict[str, Any]]:
         """Re-read the customer files; errbacks with ConfigError if they are invalid."""
+
         def refused(f: Any) -> Any:
             if f.check(ConfigError):
                 self.log.error(
@@ -435,6 +464,7 @@ class TranscoderAdmin(MultiService):
             "queued": queued,
             "transcoding": running,
             **{state: sum(1 for r in self.recent if r["state"] == state) for state in FINISHED},
+            "stuck": self.intake.stuck_count(),
         }
         return {
             "state": self.state,
@@ -481,7 +511,8 @@ class TranscoderAdmin(MultiService):
     ) -> dict[str, Any]:
         """One page of the files the admin knows of, optionally of one state.
 
-        In the order pending, queued (dispatch order), transcoding, recently finished.
+        In the order pending, queued (dispatch order), transcoding, recently finished,
+        stuck (oldest first, with ``reason`` and ``since``).
         """
         if state is not None and state not in FILE_STATES:
             raise ValueError(f"unknown state {state!r}; allowed: {', '.join(FILE_STATES)}")
@@ -507,7 +538,23 @@ class TranscoderAdmin(MultiService):
             sources.append(_listed(running))
         if state in (None, "done", "failed"):
             sources.append(_listed([r for r in self.recent if state in (None, r["state"])]))
+        if state in (None, "stuck"):
+            sources.append(_listed([s.to_dict() for s in self.intake.stuck()]))
         return _page(sources, offset, limit)
+
+    def retry_file(self, customer: str, profile: str, relpath: str) -> dict[str, Any]:
+        """Offer a stuck file again (at the next scan); NotStuck if it is not stuck."""
+        key = (customer, profile, relpath)
+        stuck = self.intake.retry(key)
+        self.log.info(
+            "{customer}/{profile}/{relpath}: retried by an operator (was stuck: {reason})",
+            customer=customer,
+            profile=profile,
+            relpath=relpath,
+            reason=stuck.reason,
+        )
+        self.monitoring.forget(*key)
+        return {"customer": customer, "profile": profile, "relpath": relpath, "state": "offered"}
 
     def _queued_source(self) -> _Source:
         def rows(first: int) -> list[dict[str, Any]]:

@@ -3,7 +3,10 @@
 Priority is customer priority × 1000 + profile priority (higher first); ties go to the
 file detected first.  The scheduler starts a job whenever the transcoding part has a
 free slot, unless it is paused (running jobs go on).  Emits ``profile-queued``,
-``transcoding-started``, ``transcoding-failed`` and ``transcoding-done``.
+``transcoding-started``, ``transcoding-failed``, ``transcoding-done``,
+``transcoding-abandoned`` (shutdown, or a source that changed: the file is offered again)
+and ``transcoding-stuck`` (no outcome could be committed nor the source failed, or an
+unexpected error: the file stays in incoming and is not taken again until it changes).
 """
 
 from __future__ import annotations
@@ -27,6 +30,17 @@ class JobAbandoned(Exception):
     """A job was given up without an outcome (shutdown): its file stays in incoming."""
 
 
+class SourceChanged(JobAbandoned):
+    """The source changed during the job: the attempt is discarded, the file offered again."""
+
+
+class SourceStuck(Exception):
+    """Neither an outcome could be committed nor the source failed: the file is held.
+
+    The message is the reason shown to the operator.
+    """
+
+
 @dataclass(eq=False)
 class QueueItem:
     """A file waiting for (or in) transcoding."""
@@ -41,6 +55,9 @@ class QueueItem:
     attempts: int = 0
     #: Which kind of worker runs it: "ffmpeg" workers, or the "qmaster" backend.
     backend: str = "ffmpeg"
+    #: The file as it was offered (``FileOffer.identity``): the job checks the source
+    #: against it. None when not known (a job adopted from a worker).
+    identity: dict[str, Any] | None = field(default=None, repr=False)
     removed: bool = field(default=False, repr=False)
 
     @property
@@ -74,6 +91,14 @@ class Finished:
     report: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Stuck:
+    """A file's job ended without a report: the file is held in incoming, with why."""
+
+    item: QueueItem
+    reason: str
+
+
 class Runner(Protocol):
     """What the scheduler needs of the transcoding part."""
 
@@ -97,6 +122,7 @@ class Scheduler:
         self.transcoding_failed: Event[Finished] = Event("transcoding-failed")
         self.transcoding_done: Event[Finished] = Event("transcoding-done")
         self.transcoding_abandoned: Event[QueueItem] = Event("transcoding-abandoned")
+        self.transcoding_stuck: Event[Stuck] = Event("transcoding-stuck")
         self._heap: list[QueueItem] = []
         self._queued: dict[FileKey, QueueItem] = {}
         self._running: dict[FileKey, QueueItem] = {}
@@ -115,6 +141,7 @@ class Scheduler:
         detected_at: float,
         attempts: int = 0,
         backend: str = "ffmpeg",
+        identity: dict[str, Any] | None = None,
     ) -> QueueItem | None:
         """Queue a complete file; None when it is already queued or running."""
         if key in self._queued or key in self._running:
@@ -127,6 +154,7 @@ class Scheduler:
             seq=next(self._seq),
             attempts=attempts,
             backend=backend,
+            identity=identity,
         )
         self._queued[key] = item
         heapq.heappush(self._heap, item)
@@ -282,10 +310,15 @@ class Scheduler:
             if result.check(JobAbandoned):
                 self.transcoding_abandoned.fire(item)
             else:
-                self.log.failure(
-                    "job for {relpath} ended without a report", result, relpath=item.relpath
-                )
-                self.transcoding_abandoned.fire(item)
+                # Never "abandoned": that would offer the file again at once, without end.
+                if result.check(SourceStuck):
+                    reason = str(result.value)
+                else:
+                    self.log.failure(
+                        "job for {relpath} failed unexpectedly", result, relpath=item.relpath
+                    )
+                    reason = f"unexpected error: {result.getErrorMessage()}"
+                self.transcoding_stuck.fire(Stuck(item, reason))
         elif result.get("outcome") == "done":
             self.transcoding_done.fire(Finished(item, result))
         else:

@@ -1,17 +1,23 @@
-"""Files whose job may still run after an admin restart (held by the journal).
+"""Files the admin holds back: jobs that may still run after a restart, and stuck files.
 
 A held job released (its worker did not come back) counts as an attempt made, whether
-the file's offer came before the release or only after it.
+the file's offer came before the release or only after it.  A stuck file (its source
+could not even be failed) is listed with its reason until it is offered again or an
+operator retries it; a source that changed is offered again with its attempts so far.
 """
 
 from __future__ import annotations
 
+import pytest
 from twisted.internet.task import Clock
 
 from transcoder_admin.admin import create_admin
 from transcoder_admin.config.loader import load_configuration
+from transcoder_admin.intake import NotStuck
 from transcoder_admin.monitoring import FileOffer
 from transcoder_admin.proxy.cluster import HeldJob
+from transcoder_admin.scheduler import QueueItem, Stuck
+from transcoder_admin.transcoding.specs import JobSpecs
 
 from .test_config import ADMIN_YAML, CUSTOMER_YAML, write
 
@@ -57,3 +63,94 @@ def test_release_before_the_offer_keeps_the_attempts_for_it(tmp_path):
     admin.scheduler.dequeue(KEY)
     admin.monitoring.file_added.fire(offer())
     assert queued_attempts(admin) == 0
+
+
+def plain_admin(tmp_path):
+    """A wired admin (nothing started) whose monitoring records what it is told."""
+    write(tmp_path, "admin.yaml", ADMIN_YAML + "api: {enabled: false}\n")
+    write(tmp_path, "customers/acme.yaml", CUSTOMER_YAML)
+    admin = create_admin(load_configuration(str(tmp_path / "admin.yaml")), Clock())
+    admin._wire()
+    calls = []
+    admin.monitoring.release = lambda *key: calls.append(("release", key))
+    admin.monitoring.forget = lambda *key: calls.append(("forget", key))
+    return admin, calls
+
+
+def test_the_offer_identity_goes_into_the_job_spec(tmp_path):
+    """Offered with its identity: queued with it, and the job spec carries it."""
+    admin, _ = plain_admin(tmp_path)
+    admin.monitoring.file_added.fire(offer())
+    item = admin.scheduler._queued[KEY]
+    assert item.identity == offer().identity
+    spec = JobSpecs(admin.store)(item, "J1", 1)
+    assert spec["source_identity"] == {
+        "dev": None,
+        "ino": 1,
+        "size": 2,
+        "mtime_ns": 3,
+        "host": None,
+    }
+
+
+def test_a_stuck_file_is_listed_counted_and_not_taken_until_it_changes(tmp_path):
+    """Stuck: released to monitoring (taken again only once changed), listed with why."""
+    admin, calls = plain_admin(tmp_path)
+    admin.reactor.advance(60)
+    admin.scheduler.transcoding_stuck.fire(Stuck(QueueItem(KEY, 1, 0.0), "cannot fail it"))
+    assert calls == [("release", KEY)]
+    [row] = admin.files(state="stuck")["items"]
+    assert row == {
+        "customer": KEY[0],
+        "profile": KEY[1],
+        "relpath": KEY[2],
+        "state": "stuck",
+        "reason": "cannot fail it",
+        "since": "1970-01-01T00:01:00+00:00",
+    }
+    assert admin.status()["files"]["stuck"] == 1
+    assert admin.files()["total"] == 1
+    admin.monitoring.file_added.fire(offer())  # it changed: offered anew
+    assert admin.files(state="stuck")["total"] == 0 and queued_attempts(admin) == 0
+
+
+def test_an_operator_retries_a_stuck_file(tmp_path):
+    """retry_file: the file is offered again at the next scan; a second retry is refused."""
+    admin, calls = plain_admin(tmp_path)
+    with pytest.raises(NotStuck):
+        admin.retry_file(*KEY)
+    admin.scheduler.transcoding_stuck.fire(Stuck(QueueItem(KEY, 1, 0.0), "cannot fail it"))
+    assert admin.retry_file(*KEY)["state"] == "offered"
+    assert calls[-1] == ("forget", KEY)
+    assert admin.status()["files"]["stuck"] == 0
+    with pytest.raises(NotStuck):
+        admin.retry_file(*KEY)
+
+
+def test_a_stuck_file_removed_from_incoming_is_forgotten(tmp_path):
+    """A stuck file that disappears is no longer listed."""
+    admin, _ = plain_admin(tmp_path)
+    admin.scheduler.transcoding_stuck.fire(Stuck(QueueItem(KEY, 1, 0.0), "cannot fail it"))
+    admin.monitoring.file_removed.fire(offer())
+    assert admin.files(state="stuck")["total"] == 0
+
+
+def test_a_changed_source_is_offered_again_with_the_attempts_made(tmp_path):
+    """Abandoned after a change at attempt 2: forgotten, and its next offer goes on at 1."""
+    admin, calls = plain_admin(tmp_path)
+    admin.scheduler.transcoding_abandoned.fire(QueueItem(KEY, 1, 0.0, attempts=1))
+    assert calls == [("forget", KEY)]
+    admin.monitoring.file_added.fire(offer())
+    assert queued_attempts(admin) == 1
+
+
+def test_a_report_without_the_usual_fields_still_gets_its_row_saved(tmp_path):
+    """Bookkeeping of a finished file never stops its database row."""
+    from transcoder_admin.scheduler import Finished
+
+    admin, _ = plain_admin(tmp_path)
+    saved = []
+    admin.db.save = lambda row: saved.append(row)
+    row = {"job_id": "J1"}
+    admin.scheduler.transcoding_done.fire(Finished(QueueItem(KEY, 1, 0.0), {"row": row}))
+    assert saved == [row]

@@ -10,7 +10,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
-from transcoder_admin.scheduler import Scheduler
+from transcoder_admin.scheduler import JobAbandoned, Scheduler, SourceStuck
 
 
 class FakeRunner:
@@ -36,8 +36,14 @@ class FakeRunner:
         return d
 
     def finish(self, key, outcome: str) -> None:
-        """End a job with an outcome."""
-        self.jobs.pop(key).callback({"outcome": outcome, "job_id": "j"})
+        """End a job with an outcome; "stuck" and "bug" end it with an exception."""
+        d = self.jobs.pop(key)
+        if outcome == "stuck":
+            d.errback(SourceStuck("cannot move the source to failed"))
+        elif outcome == "bug":
+            d.errback(ZeroDivisionError("a bug"))
+        else:
+            d.callback({"outcome": outcome, "job_id": "j"})
 
 
 def make(capacity=1):
@@ -48,6 +54,7 @@ def make(capacity=1):
     ended: Counter = Counter()
     scheduler.transcoding_done.subscribe(lambda f: ended.update([f.item.key]))
     scheduler.transcoding_failed.subscribe(lambda f: ended.update([f.item.key]))
+    scheduler.transcoding_stuck.subscribe(lambda s: ended.update([s.item.key]))
     scheduler.start()
     return clock, runner, scheduler, ended
 
@@ -88,6 +95,34 @@ def test_dequeued_file_never_starts_and_duplicates_are_ignored():
     assert runner.started == []
 
 
+def test_a_job_that_raises_ends_stuck_with_its_reason_never_abandoned():
+    """SourceStuck and unexpected errors end the file as stuck once; it is not re-offered."""
+    clock, runner, scheduler, ended = make(capacity=2)
+    stuck, abandoned = [], []
+    scheduler.transcoding_stuck.subscribe(stuck.append)
+    scheduler.transcoding_abandoned.subscribe(abandoned.append)
+    scheduler.enqueue(("c", "p", "a"), 1, 0.0)
+    scheduler.enqueue(("c", "p", "b"), 1, 0.0)
+    runner.finish(("c", "p", "a"), "stuck")
+    runner.finish(("c", "p", "b"), "bug")
+    assert [(s.item.relpath, s.reason) for s in stuck] == [
+        ("a", "cannot move the source to failed"),
+        ("b", "unexpected error: a bug"),
+    ]
+    assert abandoned == [] and not scheduler.running()
+
+
+def test_an_abandoned_job_is_not_stuck():
+    """JobAbandoned (shutdown) keeps its meaning: abandoned, the file stays in incoming."""
+    clock, runner, scheduler, ended = make()
+    abandoned, stuck = [], []
+    scheduler.transcoding_abandoned.subscribe(abandoned.append)
+    scheduler.transcoding_stuck.subscribe(stuck.append)
+    scheduler.enqueue(("c", "p", "a"), 1, 0.0)
+    runner.jobs.pop(("c", "p", "a")).errback(JobAbandoned("a"))
+    assert [i.relpath for i in abandoned] == ["a"] and stuck == [] and not ended
+
+
 class SchedulerMachine(RuleBasedStateMachine):
     """Random drops, removals, completions, pauses and capacity changes."""
 
@@ -125,7 +160,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.removed.add(key)
 
     @precondition(lambda self: self.runner.jobs)
-    @rule(index=st.integers(0, 100), outcome=st.sampled_from(["done", "failed"]))
+    @rule(index=st.integers(0, 100), outcome=st.sampled_from(["done", "failed", "stuck", "bug"]))
     def job_ends(self, index, outcome):
         """A running job ends with an outcome."""
         keys = sorted(self.runner.jobs)

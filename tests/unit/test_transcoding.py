@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from zope.interface import implementer
@@ -10,9 +15,11 @@ from zope.interface.verify import verifyObject
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.job.runner import build_report, fail_source
 from transcoder_admin.prognosis import Failure
+from transcoder_admin.proxy import RemoteError
 from transcoder_admin.reports.files import read_report
-from transcoder_admin.scheduler import QueueItem
+from transcoder_admin.scheduler import QueueItem, Scheduler, SourceChanged, SourceStuck
 from transcoder_admin.transcoding import Transcoding
+from transcoder_admin.transcoding.journal import Journal
 from transcoder_admin.wire import TooBig
 from transcoder_admin.worker.interfaces import IWorkerConnection, WorkerGone
 from transcoder_admin.worker.local import InProcessWorkerConnection, JobHost
@@ -31,6 +38,12 @@ class FakeWorker:
         self.cancelled: list[str] = []
         self.failed_sources: list[tuple[dict, dict]] = []
         self.cleaned: list[str] = []
+        #: What each acknowledgement does, in turn (then "ok"): "uncommitted" (committed
+        #: False, a system failure), "changed" (committed False, the source changed), or
+        #: "raise" (the commit raised, as a worker of an earlier version does).
+        self.ack_script: list[str] = []
+        #: When set, fail_source errbacks with it (the failed folder is not writable).
+        self.fail_source_error: Exception | None = None
 
     def info(self):
         """Basic facts."""
@@ -49,8 +62,11 @@ class FakeWorker:
 
     def outcome(self, failure=None, lost=False):
         """End the oldest running job."""
-        job_id, d = next(iter(self.pending.items()))
-        del self.pending[job_id]
+        self.finish(next(iter(self.pending)), failure, lost)
+
+    def finish(self, job_id, failure=None, lost=False):
+        """End one running job."""
+        d = self.pending.pop(job_id)
         if lost:
             d.errback(WorkerGone(self.name))
         else:
@@ -70,9 +86,17 @@ class FakeWorker:
         return defer.succeed(0)
 
     def acknowledge(self, job_id):
-        """Commit."""
+        """Commit, or fail to as the script says."""
         self.acked.append(job_id)
-        return defer.succeed({"job_id": job_id, "outcome": "committed"})
+        step = self.ack_script.pop(0) if self.ack_script else "ok"
+        if step == "raise":
+            return defer.fail(RemoteError(f"[Errno 20] Not a directory: '/r/done/{job_id}.yaml'"))
+        if step in ("uncommitted", "changed"):
+            failure = COMMIT_FAILED if step == "uncommitted" else CHANGED
+            return defer.succeed(
+                {"job_id": job_id, "outcome": "failed", "committed": False, "failure": failure}
+            )
+        return defer.succeed({"job_id": job_id, "outcome": "committed", "committed": True})
 
     def job_progress(self, job_id):
         """No progress."""
@@ -84,8 +108,10 @@ class FakeWorker:
         return defer.succeed(None)
 
     def fail_source(self, spec, failure):
-        """Record."""
+        """Record; errback when the failed folder is broken."""
         self.failed_sources.append((spec, failure))
+        if self.fail_source_error is not None:
+            return defer.fail(self.fail_source_error)
         return defer.succeed({"job_id": spec["job_id"], "outcome": "failed", "failure": failure})
 
     def when_disconnected(self):
@@ -98,7 +124,12 @@ def make(max_attempts=2):
     clock = Clock()
 
     def spec(item, job_id, attempt):
-        return {"job_id": job_id, "attempt": attempt, "max_attempts": max_attempts}
+        return {
+            "job_id": job_id,
+            "attempt": attempt,
+            "max_attempts": max_attempts,
+            "key": list(item.key),
+        }
 
     return Transcoding(spec, clock)
 
@@ -106,6 +137,8 @@ def make(max_attempts=2):
 ITEM = QueueItem(("c", "p", "f.mov"), 1, 0.0)
 SYSTEM = {"kind": "system", "reason": "timed out after 5 s"}
 SOURCE = {"kind": "source", "reason": "not a media file"}
+COMMIT_FAILED = {"kind": "system", "reason": "cannot write the report /r/done/x.yaml: No space"}
+CHANGED = {"kind": "changed", "reason": "source changed during the job"}
 
 
 def test_fake_and_in_process_connections_honour_the_interface(tmp_path):
@@ -223,3 +256,275 @@ def test_fail_source_moves_the_source_and_writes_a_report(tmp_path):
     assert not src.exists()
     saved = read_report(str(tmp_path / "m" / "reports" / "x.mov.J.yaml"))
     assert saved["failure"]["kind"] == "system" and saved["attempt"] == 2
+
+
+def ended(d):
+    """What a task's Deferred fired with: a report, or the exception it failed with."""
+    results = []
+    d.addBoth(lambda r: results.append(r.value if hasattr(r, "value") else r))
+    assert results, "the task has not ended"
+    return results[0]
+
+
+def test_a_commit_undone_is_retried_then_the_source_fails_with_the_commit_error():
+    """committed False twice with max-attempts 2: two jobs, then failed with that reason."""
+    t = make(max_attempts=2)
+    w = FakeWorker("w", 1)
+    t.add_worker(w)
+    w.ack_script = ["uncommitted", "uncommitted"]
+    d = t.run(QueueItem(("c", "p", "x.mov"), 1, 0.0))
+    w.outcome(None)
+    w.outcome(None)
+    report = ended(d)
+    assert [s["attempt"] for s in w.started] == [1, 2]  # no third transcoding
+    assert w.cancelled == [s["job_id"] for s in w.started]  # each undone attempt cleaned
+    assert report["outcome"] == "failed"
+    [(spec, failure)] = w.failed_sources
+    assert spec["attempt"] == 2
+    assert (failure["kind"], failure["reason"]) == (COMMIT_FAILED["kind"], COMMIT_FAILED["reason"])
+    assert t.load == {"w": 0} and t.tasks == {}
+
+
+def test_an_error_from_acknowledge_is_a_system_failure_of_that_attempt():
+    """A commit that raised (older worker) counts as an attempt: retried, then failed."""
+    t = make(max_attempts=2)
+    w = FakeWorker("w", 1)
+    t.add_worker(w)
+    w.ack_script = ["raise", "raise"]
+    d = t.run(QueueItem(("c", "p", "x.mov"), 1, 0.0))
+    w.outcome(None)
+    assert [s["attempt"] for s in w.started] == [1, 2]
+    assert w.cleaned == [w.started[0]["job_id"]]  # its leftovers are removed
+    w.outcome(None)
+    assert ended(d)["outcome"] == "failed"
+    [(_spec, failure)] = w.failed_sources
+    assert failure["kind"] == "system"
+    assert failure["reason"].startswith("committing the outcome on 'w' failed: [Errno 20] Not a")
+    assert t.load == {"w": 0}
+
+
+def test_a_source_that_cannot_be_failed_is_stuck_with_the_reason():
+    """fail_source errbacks: the task ends with SourceStuck naming both errors; slot freed."""
+    t = make(max_attempts=1)
+    w = FakeWorker("w", 1)
+    t.add_worker(w)
+    w.fail_source_error = RemoteError("[Errno 13] Permission denied: '/m/failed/x.mov'")
+    d = t.run(QueueItem(("c", "p", "x.mov"), 1, 0.0))
+    w.outcome(lost=True)
+    error = ended(d)
+    assert isinstance(error, SourceStuck)
+    assert "cannot move the source to failed ([Errno 13] Permission denied" in str(error)
+    assert str(error).endswith("after: worker 'w' was lost")
+    assert len(w.started) == 1 and t.load == {"w": 0} and t.tasks == {}
+
+
+def test_a_job_that_cannot_be_built_is_stuck_and_takes_no_slot():
+    """make_spec raising ends the task as stuck with the reason; no slot is taken."""
+
+    def broken(item, job_id, attempt):
+        raise LookupError("profile c/p no longer exists")
+
+    t = Transcoding(broken, Clock())
+    w = FakeWorker("w", 1)
+    t.add_worker(w)
+    error = ended(t.run(QueueItem(("c", "p", "x.mov"), 1, 0.0)))
+    assert isinstance(error, SourceStuck)
+    assert str(error) == "cannot build the job: profile c/p no longer exists"
+    assert w.started == [] and t.free_slots() == 1
+
+
+def test_a_changed_source_discards_the_attempt_without_counting_it():
+    """changed at the end of attempt 2: cancelled, no commit; the next job is attempt 2."""
+    t = make(max_attempts=2)
+    w = FakeWorker("w", 1)
+    t.add_worker(w)
+    item = QueueItem(("c", "p", "x.mov"), 1, 0.0)
+    d = t.run(item)
+    w.outcome(SYSTEM)
+    w.outcome(CHANGED)
+    assert isinstance(ended(d), SourceChanged)
+    assert w.cancelled == [s["job_id"] for s in w.started] and w.acked == []
+    assert w.failed_sources == [] and t.load == {"w": 0}
+    assert item.attempts == 1  # the discarded attempt is not counted
+    again = t.run(QueueItem(item.key, 1, 0.0, attempts=item.attempts))
+    assert w.started[-1]["attempt"] == 2
+    w.outcome(None)
+    assert ended(again)["committed"] is True
+
+
+def test_a_source_changed_at_commit_is_discarded_the_same_way():
+    """committed False with a changed failure: cancelled, not counted, not failed."""
+    t = make(max_attempts=1)
+    w = FakeWorker("w", 1)
+    t.add_worker(w)
+    w.ack_script = ["changed"]
+    item = QueueItem(("c", "p", "x.mov"), 1, 0.0)
+    d = t.run(item)
+    w.outcome(None)
+    assert isinstance(ended(d), SourceChanged)
+    assert w.cancelled == [w.started[0]["job_id"]] and w.failed_sources == []
+    assert item.attempts == 0 and t.load == {"w": 0}
+
+
+class RaisingFile:
+    """A journal file whose every write fails as on a full disk."""
+
+    def write(self, text):
+        raise OSError(28, "No space left on device")
+
+    def close(self):
+        """Nothing to close."""
+
+
+def test_a_journal_that_cannot_be_written_costs_no_slot(tmp_path):
+    """Journal writes failing (full disk, closed file): the jobs end done, slots come back."""
+    t = make()
+    w = FakeWorker("w", 1)
+    t.add_worker(w)
+    journal = Journal(str(tmp_path))
+    journal.open()
+    journal._file = RaisingFile()
+    t.journal = journal
+    first = t.run(QueueItem(("c", "p", "a.mov"), 1, 0.0))
+    w.outcome(None)
+    assert ended(first)["committed"] is True
+    assert t.free_slots() == 1 and journal.failing
+    closed = Journal(str(tmp_path / "other"))
+    closed.open()
+    closed._file.close()  # writes raise ValueError now
+    t.journal = closed
+    second = t.run(QueueItem(("c", "p", "b.mov"), 1, 0.0))
+    w.outcome(None)
+    assert ended(second)["committed"] is True
+    assert t.free_slots() == 1 and t.load == {"w": 0} and t.tasks == {}
+
+
+def test_a_journal_in_place_of_which_is_a_folder_is_run_without(tmp_path):
+    """A folder where the journal should be: open logs and returns no jobs; writes are no-ops."""
+    (tmp_path / "jobs.journal").mkdir()
+    journal = Journal(str(tmp_path))
+    assert journal.open() == {} and journal.failing
+    journal.started("J", ["c", "p", "x"], 1, "w")
+    journal.ended("J")
+
+
+def test_the_journal_records_the_identity_the_job_was_offered_with(tmp_path):
+    """The start entry carries the spec's source_identity, for adoption after a crash."""
+    identity = {"dev": 2049, "ino": 7, "size": 10, "mtime_ns": 5, "host": "h"}
+
+    def spec(item, job_id, attempt):
+        return {
+            "job_id": job_id,
+            "attempt": attempt,
+            "max_attempts": 1,
+            "source_identity": item.identity,
+        }
+
+    t = Transcoding(spec, Clock())
+    t.add_worker(FakeWorker("w", 1))
+    t.journal = Journal(str(tmp_path))
+    t.journal.open()
+    t.run(QueueItem(("c", "p", "x.mov"), 1, 0.0, identity=identity))
+    t.journal.close()
+    [entry] = Journal(str(tmp_path)).open().values()
+    assert entry["identity"] == identity and entry["key"] == ["c", "p", "x.mov"]
+
+
+BEHAVIOURS = (
+    "done",
+    "source",
+    "system",
+    "lost",
+    "uncommitted",
+    "ack-raises",
+    "changed",
+    "commit-changed",
+)
+MAX_ATTEMPTS = 2
+MAX_CHANGES = 2
+
+
+class FlowMachine(RuleBasedStateMachine):
+    """Scheduler and transcoding over a fake worker whose jobs and commits fail at random.
+
+    Every file ends in done, failed or stuck exactly once, and none is transcoded more
+    than max-attempts times plus the times its source changed (changes are bounded, as
+    uploads are): no loop.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        clock = Clock()
+        self.worker = FakeWorker("w", 2)
+        self.transcoding = make(MAX_ATTEMPTS)
+        self.transcoding.add_worker(self.worker)
+        self.scheduler = Scheduler(self.transcoding, clock)
+        self.ended: Counter = Counter()
+        self.changes: Counter = Counter()
+        self.offered: set = set()
+        for event in ("done", "failed"):
+            getattr(self.scheduler, f"transcoding_{event}").subscribe(
+                lambda f: self.ended.update([f.item.key])
+            )
+        self.scheduler.transcoding_stuck.subscribe(lambda s: self.ended.update([s.item.key]))
+        self.scheduler.transcoding_abandoned.subscribe(self._offered_again)
+        self.scheduler.start()
+        self.names = 0
+
+    def _offered_again(self, item) -> None:
+        """What monitoring does for a changed source: a new arrival, attempts carried."""
+        self.scheduler.enqueue(item.key, 1, 0.0, attempts=item.attempts)
+
+    def starts(self, key) -> int:
+        return sum(1 for s in self.worker.started if tuple(s["key"]) == key)
+
+    @rule()
+    def drop_file(self):
+        """A new file is offered."""
+        self.names += 1
+        key = ("c", "p", f"f{self.names}")
+        self.offered.add(key)
+        self.scheduler.enqueue(key, 1, 0.0)
+
+    @rule(broken=st.booleans())
+    def failed_folder(self, broken):
+        """The failed folder becomes unwritable (or writable again)."""
+        self.worker.fail_source_error = RemoteError("Permission denied") if broken else None
+
+    @precondition(lambda self: self.worker.pending)
+    @rule(index=st.integers(0, 10), behaviour=st.sampled_from(BEHAVIOURS))
+    def job_ends(self, index, behaviour):
+        """A running job ends as the behaviour says (its commit too)."""
+        job_id = list(self.worker.pending)[index % len(self.worker.pending)]
+        key = next(tuple(s["key"]) for s in self.worker.started if s["job_id"] == job_id)
+        if behaviour in ("changed", "commit-changed"):
+            if self.changes[key] >= MAX_CHANGES:
+                behaviour = "done"
+            else:
+                self.changes[key] += 1
+        if behaviour in ("uncommitted", "commit-changed", "ack-raises"):
+            self.worker.ack_script.append(
+                {"uncommitted": "uncommitted", "commit-changed": "changed"}.get(behaviour, "raise")
+            )
+        failure = {"source": SOURCE, "system": SYSTEM, "changed": CHANGED}.get(behaviour)
+        self.worker.finish(job_id, failure, lost=behaviour == "lost")
+        assert not self.worker.ack_script  # consumed by this job's commit
+
+    @invariant()
+    def ends_at_most_once_and_never_loops(self):
+        """No file ends twice; none starts more often than its attempts and changes allow."""
+        assert all(count == 1 for count in self.ended.values())
+        for key in self.offered:
+            assert self.starts(key) <= MAX_ATTEMPTS + self.changes[key]
+
+    def teardown(self):
+        """Drain: every remaining job ends done; every file ended exactly once, slots free."""
+        while self.worker.pending:
+            self.worker.finish(next(iter(self.worker.pending)))
+        assert set(self.ended) == self.offered
+        assert all(count == 1 for count in self.ended.values())
+        assert self.transcoding.free_slots() == 2 and not self.scheduler.running()
+
+
+FlowMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+TestFlow = FlowMachine.TestCase

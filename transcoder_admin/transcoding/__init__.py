@@ -4,6 +4,14 @@ A transcoding task picks the worker with the most free slots, starts the job, an
 a system failure (crash, timeout, lost worker) tries again with the next attempt
 number, up to the profile's ``max-attempts``.  Source failures are final at once.  The
 outcome is acknowledged only when it is final, so the worker moves files exactly once.
+
+Committing is a step like any other: a commit that failed (``committed: False``, or an
+error from a worker of an earlier version) is a system failure of that attempt.  A source
+that changed during the job discards the attempt without counting it (``SourceChanged``):
+the file is offered again as a new arrival.  When not even the source can be failed, or
+something unexpected breaks, the task ends with ``SourceStuck``: the file is held in
+incoming with the reason, never offered again in a loop.  Bookkeeping (the journal)
+never costs a slot: a slot taken is freed whatever happens.
 """
 
 from __future__ import annotations
@@ -18,8 +26,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..events import Event
-from ..prognosis import SYSTEM, Failure
-from ..scheduler import JobAbandoned, QueueItem
+from ..prognosis import CANCELLED, CHANGED, SYSTEM, Failure
+from ..scheduler import JobAbandoned, QueueItem, SourceChanged, SourceStuck
 from ..worker.interfaces import WorkerConnection, WorkerGone
 from .journal import Journal
 from .specs import iso
@@ -187,26 +195,20 @@ class Transcoding:
                 task.started_at = self.clock.seconds()
                 try:
                     task.spec = self.make_spec(task.item, task.job_id, task.attempt)
+                    max_attempts = int(task.spec["max_attempts"])
                 except Exception as e:
                     self.log.failure(
                         "cannot build the job for {relpath}", relpath=task.item.relpath
                     )
-                    raise JobAbandoned(f"cannot build the job: {e}") from e
-                if task.attempt > int(task.spec["max_attempts"]):
+                    raise SourceStuck(f"cannot build the job: {e}") from e
+                if task.attempt > max_attempts:
                     failure = Failure(SYSTEM, f"gave up after {task.attempt - 1} attempts")
                     return await self._fail_without_worker(task, failure)
+            # The slot exists as soon as it is counted: nothing between the two can leak it.
             self.load[worker.name] = self.load.get(worker.name, 0) + 1
-            if self.journal is not None:
-                self.journal.started(
-                    task.job_id,
-                    list(task.item.key),
-                    task.attempt,
-                    worker.name,
-                    priority=task.item.priority,
-                    detected_at=task.item.detected_at,
-                )
             slot = _Slot(self, worker.name)
             try:
+                self._journal_started(task, worker)
                 report = await self._attempt(task, worker, adopted is not None, slot.release)
             finally:
                 adopted = None
@@ -215,6 +217,19 @@ class Transcoding:
                 slot.release()
             if report is not None:
                 return report
+
+    def _journal_started(self, task: Task, worker: WorkerConnection) -> None:
+        """Note the attempt in the journal (which logs, never raises, when it cannot)."""
+        if self.journal is None:
+            return
+        extra: dict[str, Any] = {
+            "priority": task.item.priority,
+            "detected_at": task.item.detected_at,
+        }
+        identity = task.spec.get("source_identity")
+        if identity is not None:
+            extra["identity"] = identity  # adoption after a crash rebuilds the spec with it
+        self.journal.started(task.job_id, list(task.item.key), task.attempt, worker.name, **extra)
 
     async def _next_worker(self, task: Task) -> WorkerConnection:
         worker = self.pick_worker(task.item.backend)
@@ -274,29 +289,91 @@ class Transcoding:
         else:
             failure = Failure.from_dict(outcome["failure"]) if outcome.get("failure") else None
         release()
-        if self._stopping or task.stopping or (failure is not None and failure.kind == "cancelled"):
+        if self._stopping or task.stopping or (failure is not None and failure.kind == CANCELLED):
             if outcome is not None:
-                await worker.cancel_job(task.job_id)
+                await _quietly(worker.cancel_job(task.job_id))
             raise JobAbandoned(task.item.relpath)
+        if failure is not None and failure.kind == CHANGED:
+            return await self._changed(task, worker, failure)
         if failure is not None and failure.retryable and task.attempt < spec["max_attempts"]:
-            self.log.warn(
-                "job {job_id} attempt {attempt} failed ({reason}); trying again",
-                job_id=task.job_id,
-                attempt=task.attempt,
-                reason=failure.reason,
-            )
+            self._retrying(task, failure)
             if outcome is not None:
-                await worker.cancel_job(task.job_id)
+                await _quietly(worker.cancel_job(task.job_id))
             return None
         if outcome is None:
             assert failure is not None
             return await self._fail_without_worker(task, failure)
+        return await self._commit(task, worker)
+
+    async def _commit(self, task: Task, worker: WorkerConnection) -> dict[str, Any] | None:
+        """Have the worker commit the outcome; a commit that failed is a failed attempt."""
         try:
-            return await worker.acknowledge(task.job_id)
+            report = await worker.acknowledge(task.job_id)
         except WorkerGone:
             return await self._fail_without_worker(
                 task, Failure(SYSTEM, f"worker {worker.name!r} was lost before committing")
             )
+        except Exception as e:
+            # A worker of an earlier version raises when its commit fails (and forgets the
+            # job): the same as a commit undone, a system failure of this attempt.
+            self.log.error(
+                "job {job_id}: committing on {w} failed: {error}",
+                job_id=task.job_id,
+                w=worker.name,
+                error=e,
+            )
+            self._clean(task.spec, worker.name)
+            failure = Failure(SYSTEM, f"committing the outcome on {worker.name!r} failed: {e}")
+            return await self._after_commit_failed(task, failure)
+        if report.get("committed", True) is not False:
+            return report
+        raw = report.get("failure")
+        failure = (
+            Failure.from_dict(raw)
+            if isinstance(raw, dict)
+            else Failure(SYSTEM, f"committing the outcome on {worker.name!r} failed")
+        )
+        if failure.kind == CHANGED:
+            return await self._changed(task, worker, failure)
+        self.log.error(
+            "job {job_id}: committing on {w} failed and was undone: {reason}",
+            job_id=task.job_id,
+            w=worker.name,
+            reason=failure.reason,
+        )
+        await _quietly(worker.cancel_job(task.job_id))
+        return await self._after_commit_failed(task, failure)
+
+    async def _after_commit_failed(self, task: Task, failure: Failure) -> dict[str, Any] | None:
+        """Another attempt when one is left (None), else the source fails with the reason."""
+        if failure.retryable and task.attempt < int(task.spec["max_attempts"]):
+            self._retrying(task, failure)
+            return None
+        return await self._fail_without_worker(task, failure)
+
+    def _retrying(self, task: Task, failure: Failure) -> None:
+        self.log.warn(
+            "job {job_id} attempt {attempt} failed ({reason}); trying again",
+            job_id=task.job_id,
+            attempt=task.attempt,
+            reason=failure.reason,
+        )
+
+    async def _changed(self, task: Task, worker: WorkerConnection, failure: Failure) -> Any:
+        """The source changed during the job: discard the attempt, without counting it."""
+        await _quietly(worker.cancel_job(task.job_id))
+        self.log.warn(
+            "job {job_id} for {customer}/{profile}/{relpath}: source changed during the job: "
+            "offered again ({reason})",
+            job_id=task.job_id,
+            customer=task.item.customer,
+            profile=task.item.profile,
+            relpath=task.item.relpath,
+            reason=failure.reason,
+        )
+        # The attempt does not count: the file's next job is this attempt again.
+        task.item.attempts = task.attempt - 1
+        raise SourceChanged(task.item.relpath)
 
     def _clean(self, spec: dict[str, Any], prefer: str) -> None:
         """Best effort: have a worker remove what a dead attempt left behind."""
@@ -320,7 +397,10 @@ class Transcoding:
         )
 
     async def _fail_without_worker(self, task: Task, failure: Failure) -> dict[str, Any]:
-        """The job died without a committed outcome: have any worker fail the source."""
+        """The job died without a committed outcome: have any worker fail the source.
+
+        When that fails too (the failed folder cannot be written…), the file is stuck.
+        """
         while True:
             worker = self.pick_worker() or next(iter(self.workers.values()), None)
             if worker is None:
@@ -333,6 +413,10 @@ class Transcoding:
                 return report
             except WorkerGone:
                 continue
+            except Exception as e:
+                raise SourceStuck(
+                    f"cannot move the source to failed ({e}) after: {failure.reason}"
+                ) from e
 
     def cancel_all(self) -> defer.Deferred[Any]:
         """Shutdown: stop every running job; their files stay in incoming."""
@@ -365,6 +449,14 @@ class Transcoding:
                 }
             )
         return rows
+
+
+async def _quietly(d: defer.Deferred[Any]) -> None:
+    """Wait for a best-effort call (cancelling a job): its error changes nothing here."""
+    try:
+        await d
+    except Exception:
+        pass
 
 
 __all__ = ["Transcoding", "Task", "new_job_id"]

@@ -35,6 +35,9 @@ class JobSpecs:
         spec["detected_at"] = item.detected_at
         spec["detected"] = iso(item.detected_at)
         spec["queued"] = iso(item.queued_at)
+        if item.identity is not None:
+            # The file as it was offered: the job checks the source it opens against it.
+            spec["source_identity"] = dict(item.identity)
         # The janitor's rule, applied by the worker: keep this many failed jobs' files.
         spec["keep_failed"] = self.store.config.admin.workers.keep_failed
         return spec
