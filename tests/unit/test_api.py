@@ -28,10 +28,11 @@ from transcoder_admin.api import (
 )
 from transcoder_admin.config.errors import ConfigError, ConfigProblem
 from transcoder_admin.errors import InvalidStateError
+from transcoder_admin.intake import NotStuck
 
 BASE = "http://127.0.0.1:7667"
 JSON_TYPE = [b"application/json; charset=utf-8"]
-STATES = ("pending", "queued", "transcoding", "done", "failed")
+STATES = ("pending", "queued", "transcoding", "done", "failed", "stuck")
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -55,6 +56,8 @@ class FakeAdmin:
             {"customer": "acme", "profile": "web", "relpath": "news/clip one.mov", "state": s}
             for s in STATES
         ]
+        self.file_list[-1].update(reason="cannot move the source to failed", since=T0)
+        self.retried: list[tuple[str, str, str]] = []
 
     def health(self) -> dict[str, Any]:
         """Healthy, in the current state."""
@@ -185,6 +188,17 @@ class FakeAdmin:
             return fail(InvalidStateError("the admin is not paused"))
         self.state = "started"
         return succeed({"state": self.state})
+
+    def retry_file(self, customer: str, profile: str, relpath: str) -> dict[str, Any]:
+        """Offer a stuck file again; NotStuck for any other."""
+        stuck = [f for f in self.file_list if f["state"] == "stuck"]
+        if not any(
+            (f["customer"], f["profile"], f["relpath"]) == (customer, profile, relpath)
+            for f in stuck
+        ):
+            raise NotStuck(f"{customer}/{profile}/{relpath} is not stuck")
+        self.retried.append((customer, profile, relpath))
+        return {"customer": customer, "profile": profile, "relpath": relpath, "state": "offered"}
 
     def reload(self) -> Deferred[dict[str, Any]]:
         """Reload, failing with the configured problems if any."""
@@ -431,6 +445,69 @@ class ActionTests(APITestCase):
         self.assertEqual(self.admin.state, "started")
 
 
+STUCK = {"customer": "acme", "profile": "web", "relpath": "news/clip one.mov"}
+
+
+class RetryTests(APITestCase):
+    """POST files/retry offers a stuck file again; anything else is refused with why."""
+
+    def retry(self, body: Any, code: int) -> dict[str, Any]:
+        """POST ``body`` (JSON unless bytes) to files/retry, expecting ``code``."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return self.call("POST", "/api/v1/files/retry", code, data=data)
+
+    def test_stuck_files_are_listed_with_reason_and_since(self) -> None:
+        """GET files?state=stuck lists the stuck file with why and since when."""
+        [item] = self.call("GET", "/api/v1/files?state=stuck")["items"]
+        self.assertEqual(item["reason"], "cannot move the source to failed")
+        self.assertEqual(item["since"], T0.isoformat())
+
+    def test_retry_a_stuck_file(self) -> None:
+        """A stuck file named in the body is offered again: 202 with the file."""
+        body = self.retry(STUCK, 202)
+        self.assertEqual(body, {**STUCK, "state": "offered"})
+        self.assertEqual(self.admin.retried, [tuple(STUCK.values())])
+
+    def test_retry_a_file_that_is_not_stuck(self) -> None:
+        """A file that is not stuck answers 404 naming it, and nothing is retried."""
+        message = self.retry({**STUCK, "relpath": "other.mov"}, 404)["error"]["message"]
+        self.assertIn("other.mov is not stuck", message)
+        self.assertEqual(self.admin.retried, [])
+
+    def test_bad_bodies(self) -> None:
+        """A body that is not the documented object answers 400 saying what is wrong."""
+        cases = [
+            (b"", "not JSON"),
+            (b"{not json", "not JSON"),
+            (b"\xff", "not JSON"),
+            ([STUCK], "must be a JSON object"),
+            ({"customer": "acme", "profile": "web"}, "'relpath'"),
+            ({**STUCK, "relpath": 7}, "'relpath'"),
+            ({**STUCK, "customer": ""}, "'customer'"),
+            ({**STUCK, "extra": 1}, "unknown field 'extra'"),
+            ({**STUCK, "relpath": "x" * 5000}, "longer than 4096"),
+        ]
+        for body, expected in cases:
+            self.assertIn(expected, self.retry(body, 400)["error"]["message"], body)
+        self.assertEqual(self.admin.retried, [])
+
+    def test_retry_only_by_post(self) -> None:
+        """GET files/retry answers 405 allowing POST; its neighbours stay unknown."""
+        response, _ = self.finish(self.start("GET", "/api/v1/files/retry"))
+        self.assertEqual(response.code, 405)
+        self.assertEqual(response.headers.getRawHeaders(b"allow"), [b"POST"])
+        self.error_message("POST", "/api/v1/files/other", 404)
+        self.error_message("GET", "/api/v1/files/retry/more", 404)
+
+    def test_retry_is_documented_with_its_body(self) -> None:
+        """The OpenAPI document gives the body's fields, 202 and 404."""
+        operation = DOCUMENT["paths"]["/api/v1/files/retry"]["post"]
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        self.assertEqual(schema["required"], ["customer", "profile", "relpath"])
+        self.assertIn("202", operation["responses"])
+        self.assertIn("404", operation["responses"])
+
+
 class ErrorTests(APITestCase):
     """Requests the API refuses get a JSON error, never twisted.web's HTML."""
 
@@ -610,7 +687,7 @@ class OpenAPITests(APITestCase):
             operation = DOCUMENT["paths"][route.path][route.method.lower()]
             names = [p["name"] for p in operation.get("parameters", [])]
             self.assertEqual(names, [p.name for p in route.params])
-            self.assertIn("200", operation["responses"])
+            self.assertIn(str(route.status), operation["responses"])
             for code in route.errors:
                 self.assertIn(str(code), operation["responses"])
         self.assertIn("Error", DOCUMENT["components"]["schemas"])

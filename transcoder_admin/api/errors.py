@@ -6,6 +6,7 @@ from typing import Any
 
 from transcoder_admin.config.errors import ConfigError
 from transcoder_admin.errors import InvalidStateError
+from transcoder_admin.intake import NotStuck
 
 
 class APIError(Exception):
@@ -37,6 +38,8 @@ def api_error_for(error: BaseException, *, took_input: bool) -> APIError | None:
         return error
     if isinstance(error, InvalidStateError):
         return APIError(409, str(error) or "the admin cannot do that in its current state")
+    if isinstance(error, NotStuck):
+        return APIError(404, str(error))
     if isinstance(error, ConfigError):
         problems = [str(problem) for problem in error.problems]
         return APIError(422, "the new configuration is invalid", problems=problems)

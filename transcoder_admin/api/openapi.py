@@ -16,8 +16,9 @@ MEDIA_TYPE = "application/json"
 _DESCRIPTION = (
     "Inspect and steer the Transcoder Admin. Every answer, errors included, is JSON; "
     'errors look like `{"error": {"code": 404, "message": "..."}}`. HEAD works on '
-    "every GET path, a trailing slash is tolerated, request bodies are ignored but "
-    f"limited to {MAX_BODY_BYTES // 1024} KiB, and unknown query parameters are refused. "
+    "every GET path, a trailing slash is tolerated, request bodies are ignored (except "
+    "where an operation documents one) but limited to "
+    f"{MAX_BODY_BYTES // 1024} KiB, and unknown query parameters are refused. "
     "The API listens on loopback only."
 )
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -56,8 +57,11 @@ def _parameter(param: Param) -> dict[str, Any]:
 def _operation(route: Route) -> dict[str, Any]:
     """The OpenAPI operation object of one route."""
     responses: dict[str, Any] = {
-        "200": {"description": route.summary, "content": _json(route.response)},
-        "400": _error("A query parameter is unknown, repeated or has a bad value."),
+        str(route.status): {"description": route.summary, "content": _json(route.response)},
+        "400": _error(
+            "A query parameter is unknown, repeated or has a bad value"
+            + (", or the request body is not the object described." if route.body else ".")
+        ),
     }
     if route.method == "POST":
         responses["413"] = _error(f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
@@ -72,7 +76,28 @@ def _operation(route: Route) -> dict[str, Any]:
     }
     if route.params:
         operation["parameters"] = [_parameter(param) for param in route.params]
+    if route.body:
+        operation["requestBody"] = {"required": True, "content": _json(_body_schema(route))}
     return operation
+
+
+def _body_schema(route: Route) -> dict[str, Any]:
+    """The JSON object a route's request body must be."""
+    properties = {
+        param.name: {
+            "type": "string",
+            "minLength": 1,
+            "description": param.description,
+            **({"maxLength": param.max_length} if param.max_length is not None else {}),
+        }
+        for param in route.body
+    }
+    return {
+        "type": "object",
+        "required": [param.name for param in route.body],
+        "additionalProperties": False,
+        "properties": properties,
+    }
 
 
 def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:

@@ -196,11 +196,11 @@ class APIResource(Resource):
     def _route_for(self, request: Request) -> Route:
         """The route this request asks for, or a 404/405 APIError."""
         segments = list(request.postpath or [])
-        if len(segments) == 2 and segments[1] == b"":
+        if len(segments) >= 2 and segments[-1] == b"":
             segments.pop()  # a trailing slash
         methods = None
-        if len(segments) == 1:
-            methods = self._routes.get(segments[0].decode("utf-8", "replace"))
+        if segments and all(segments):
+            methods = self._routes.get(b"/".join(segments).decode("utf-8", "replace"))
         path = _display_path(request)
         if not methods:
             raise APIError(404, f"no such path: {path}")
@@ -220,6 +220,9 @@ class APIResource(Resource):
             route = self._route_for(request)
             _check_body(request)
             params = route.parse_query(_query_pairs(request))
+            if route.body:
+                content = request.content
+                params.update(route.parse_body(content.read() if content is not None else b""))
         except APIError as error:
             exchange.send_error(error)
             return NOT_DONE_YET
@@ -228,7 +231,7 @@ class APIResource(Resource):
             # Only reads are safe to abandon; an action goes on once asked for.
             exchange.watch(pending, cancel=route.method == "GET")
         pending.addCallbacks(
-            lambda value: exchange.send(200, value),
+            lambda value: exchange.send(route.status, value),
             self._failed,
             errbackArgs=(exchange, bool(params)),
         )

@@ -6,6 +6,7 @@ the two cannot drift apart.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -40,6 +41,7 @@ class Admin(Protocol):
     def pause(self) -> Deferred[Any]: ...
     def resume(self) -> Deferred[Any]: ...
     def reload(self) -> Deferred[Any]: ...
+    def retry_file(self, customer: str, profile: str, relpath: str) -> Mapping[str, Any]: ...
 
 
 Params = Mapping[str, str | int]
@@ -100,6 +102,11 @@ class Route:
     response: schemas.Schema
     params: tuple[Param, ...] = ()
     errors: Mapping[int, str] = field(default_factory=dict)
+    #: Fields of the JSON object the request body must be (all required strings); an
+    #: operation without them ignores its body.
+    body: tuple[Param, ...] = ()
+    #: The status of a successful answer.
+    status: int = 200
 
     @property
     def path(self) -> str:
@@ -122,6 +129,36 @@ class Route:
             if raw != "":
                 values[name] = param.parse(raw)
         return values
+
+    def parse_body(self, raw: bytes) -> dict[str, str | int]:
+        """Check the request body against ``body``; a 400 APIError says what is wrong."""
+        if not self.body:
+            return {}
+        try:
+            value = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise APIError(400, "the request body is not JSON") from None
+        if not isinstance(value, dict):
+            raise APIError(400, "the request body must be a JSON object")
+        known = {param.name: param for param in self.body}
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise APIError(
+                400,
+                f"unknown field {_shown(str(unknown[0]))} in the request body "
+                f"(allowed: {', '.join(known)})",
+            )
+        fields: dict[str, str | int] = {}
+        for name, param in known.items():
+            if not isinstance(value.get(name), str) or not value[name]:
+                raise APIError(
+                    400, f"field {name!r} of the request body must be a non-empty string"
+                )
+            raw_field = value[name]
+            if param.max_length is not None and len(raw_field) > param.max_length:
+                raise APIError(400, f"field {name!r} is longer than {param.max_length} characters")
+            fields[name] = raw_field
+        return fields
 
 
 def _listing(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -168,6 +205,11 @@ def _files(admin: Admin, params: Params) -> Any:
     """One page of the files in one state (or all)."""
     state = params.get("state")
     return admin.files(str(state) if state is not None else None, **_paging(params))
+
+
+def _retry_file(admin: Admin, params: Params) -> Any:
+    """Offer a stuck file again."""
+    return admin.retry_file(str(params["customer"]), str(params["profile"]), str(params["relpath"]))
 
 
 def _paging(params: Params) -> dict[str, int]:
@@ -285,6 +327,21 @@ ROUTES: tuple[Route, ...] = (
             Param("state", "Only files in this state.", enum=schemas.FILE_STATES),
             *_paging_params("Files"),
         ),
+    ),
+    Route(
+        "files/retry",
+        "POST",
+        "retryFile",
+        "Offer a stuck file again: it is taken at the next scan of its folder.",
+        _retry_file,
+        schemas.RETRIED,
+        body=(
+            _text("customer", "The file's customer."),
+            _text("profile", "The file's profile."),
+            _text("relpath", "The file's path under the profile's incoming folder.", 4096),
+        ),
+        status=202,
+        errors={404: "The file is not stuck (unknown, or taken again already)."},
     ),
     Route(
         "reports",

@@ -6,7 +6,7 @@ from typing import Any
 
 Schema = dict[str, Any]
 
-FILE_STATES = ("pending", "queued", "transcoding", "done", "failed")
+FILE_STATES = ("pending", "queued", "transcoding", "done", "failed", "stuck")
 
 _TEXT: Schema = {"type": "string"}
 _COUNT: Schema = {"type": "integer", "minimum": 0}
@@ -180,6 +180,27 @@ FILE: Schema = {
         "profile": _TEXT,
         "relpath": _TEXT,
         "state": {"enum": list(FILE_STATES)},
+        "reason": {
+            "type": ["string", "null"],
+            "description": "Why a file failed, or why it is stuck.",
+        },
+        "since": {
+            **_TIME,
+            "description": "When a stuck file was held (it stays in incoming until it "
+            "changes or is retried).",
+        },
+    },
+}
+
+RETRIED: Schema = {
+    **_OBJECT,
+    "description": "The stuck file, now offered again.",
+    "required": ["customer", "profile", "relpath", "state"],
+    "properties": {
+        "customer": _TEXT,
+        "profile": _TEXT,
+        "relpath": _TEXT,
+        "state": {"enum": ["offered"]},
     },
 }
 
