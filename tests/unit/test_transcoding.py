@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from twisted.internet import defer
 from twisted.internet.task import Clock
+from twisted.spread import pb
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -23,6 +25,9 @@ from transcoder_admin.transcoding.journal import Journal
 from transcoder_admin.wire import TooBig
 from transcoder_admin.worker.interfaces import IWorkerConnection, WorkerGone
 from transcoder_admin.worker.local import InProcessWorkerConnection, JobHost
+
+from .test_workers import OUTCOME, Cluster
+from .test_workers import spec as worker_spec
 
 
 @implementer(IWorkerConnection)
@@ -528,3 +533,47 @@ class FlowMachine(RuleBasedStateMachine):
 
 FlowMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestFlow = FlowMachine.TestCase
+
+
+class ProxyCommitTests(SynchronousTestCase):
+    """The PB worker proxy passes a failed commit on, and forgets the job either way."""
+
+    def test_a_commit_that_raised_on_the_worker_is_an_error_and_the_job_is_over(self):
+        """The worker's commit raised: the admin gets a RemoteError naming it; no job is left."""
+        c = Cluster()
+        w = c.login()
+        proxy = c.proxy()
+        proxy.start_job(worker_spec("J1"))
+        c.manager.job_finished(w.link, "J1", OUTCOME)
+        report = proxy.acknowledge("J1")
+        w.mind.named("acknowledge")[0].deferred.errback(
+            pb.RemoteError("builtins.NotADirectoryError", "[Errno 20] Not a directory", None)
+        )
+        failure = self.failureResultOf(report, RemoteError)
+        self.assertIn("Not a directory", str(failure.value))
+        self.assertEqual((proxy.running_jobs(), proxy._finished), ([], {}))
+
+    def test_a_commit_undone_comes_back_with_committed_false(self):
+        """committed False and the commit's failure replace the outcome's."""
+        c = Cluster()
+        w = c.login()
+        proxy = c.proxy()
+        proxy.start_job(worker_spec("J1"))
+        c.manager.job_finished(w.link, "J1", OUTCOME)
+        report = proxy.acknowledge("J1")
+        changes = {"outcome": "failed", "committed": False, "failure": COMMIT_FAILED}
+        w.mind.named("acknowledge")[0].deferred.callback(changes)
+        got = self.successResultOf(report)
+        self.assertEqual((got["job_id"], got["committed"]), ("J1", False))
+        self.assertEqual(got["failure"], COMMIT_FAILED)
+        self.assertEqual(proxy.running_jobs(), [])
+
+    def test_fail_source_refused_is_an_error(self):
+        """A worker that cannot fail the source errbacks (the admin holds the file as stuck)."""
+        c = Cluster()
+        w = c.login()
+        d = c.proxy().fail_source(worker_spec("J1"), SYSTEM)
+        w.mind.named("fail_source")[0].deferred.errback(
+            pb.RemoteError("builtins.PermissionError", "[Errno 13] Permission denied", None)
+        )
+        self.assertIn("Permission denied", str(self.failureResultOf(d, RemoteError).value))

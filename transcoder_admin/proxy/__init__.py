@@ -176,16 +176,23 @@ class WorkerProxy:
         return outcome
 
     def acknowledge(self, job_id: str) -> defer.Deferred[dict[str, Any]]:
-        """Let the worker commit the outcome of the current attempt."""
-        attempt = self._attempts.get(job_id, 0)
+        """Let the worker commit the outcome of the current attempt.
 
-        def done(changes: dict[str, Any]) -> dict[str, Any]:
+        Fires with the outcome updated by what committing changed (``committed`` False
+        when the worker undid a commit that failed); a refusal or an error of the commit
+        errbacks with it (RemoteError, UnknownJob). Either way the job is over here.
+        """
+        attempt = self._attempts.get(job_id, 0)
+        outcome = self._finished.get(job_id, {})
+
+        def over(result: Any) -> Any:
             self.jobs.pop(job_id, None)
             self._attempts.pop(job_id, None)
-            return {**self._finished.pop(job_id, {}), **changes}
+            self._finished.pop(job_id, None)
+            return result
 
         d = defer.Deferred.fromCoroutine(self._call_until_done("acknowledge", job_id, attempt))
-        return d.addCallback(done)
+        return d.addCallback(lambda changes: {**outcome, **changes}).addBoth(over)
 
     def cancel_job(self, job_id: str) -> defer.Deferred[None]:
         """Kill the job on the worker and remove its work files."""
