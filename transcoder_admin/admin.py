@@ -273,7 +273,9 @@ class TranscoderAdmin(MultiService):
             # Not offered yet: when it is, it is queued with the attempts already made.
             self._attempts_made[held.key] = held.attempt
             return
-        self.scheduler.enqueue(held.key, held.priority, offer.detected_at, held.attempt)
+        self.scheduler.enqueue(
+            held.key, held.priority, offer.detected_at, held.attempt, identity=offer.identity
+        )
 
     def _on_manager_detached(self, where: str) -> None:
         if self.state == STARTED:
@@ -310,9 +312,12 @@ class TranscoderAdmin(MultiService):
 
     def _on_finished(self, finished: Finished) -> defer.Deferred[Any] | None:
         item, report = finished.item, finished.report
-        self.monitoring.release(*item.key)
         failure = report.get("failure") or {}
         # Bookkeeping first, each step on its own: none may cost the report its row.
+        try:
+            self.monitoring.release(*item.key)
+        except Exception:
+            self.log.failure("cannot release {relpath} to monitoring", relpath=item.relpath)
         try:
             self.recent.append(
                 {

@@ -50,6 +50,7 @@ def test_offer_while_held_waits_then_queues_with_the_attempts_made(tmp_path):
     assert queued_attempts(admin) is None
     admin.cluster._release(held, "its worker did not come back")
     assert queued_attempts(admin) == 2
+    assert admin.scheduler._queued[KEY].identity == offer().identity  # for its job spec
 
 
 def test_release_before_the_offer_keeps_the_attempts_for_it(tmp_path):
