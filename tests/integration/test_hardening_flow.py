@@ -96,7 +96,15 @@ def test_a_file_that_cannot_be_failed_is_stuck_until_an_operator_retries_it(tmp_
     farm.start()
     try:
         source = farm.drop("r", "p", "y.m4a", clips["audio"])
-        [item] = wait_for(lambda: stuck(farm), 90, "the file to be stuck")
+        deleted = farm.drop("r", "p", "deleted.m4a", clips["audio"])
+        wait_for(lambda: len(stuck(farm)) == 2, 90, "both files to be stuck")
+        os.unlink(deleted)  # an operator removes one by hand: it is no longer listed
+        wait_for(
+            lambda: [i["relpath"] for i in stuck(farm)] == ["y.m4a"],
+            10,
+            "the deleted file to leave the list",
+        )
+        [item] = stuck(farm)
         assert (item["customer"], item["profile"], item["relpath"]) == ("R", "p", "y.m4a")
         assert "cannot move the source to failed" in item["reason"]
         assert "reports/failed/p" in item["reason"], item["reason"]

@@ -8,10 +8,12 @@ operator retries it; a source that changed is offered again with its attempts so
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from twisted.internet.task import Clock
 
-from transcoder_admin.admin import create_admin
+from transcoder_admin.admin import create_admin, gone_paths
 from transcoder_admin.config.loader import load_configuration
 from transcoder_admin.intake import NotStuck
 from transcoder_admin.monitoring import FileOffer
@@ -129,10 +131,18 @@ def test_an_operator_retries_a_stuck_file(tmp_path):
 
 
 def test_a_stuck_file_removed_from_incoming_is_forgotten(tmp_path):
-    """A stuck file that disappears is no longer listed."""
+    """A stuck file deleted by hand is no longer listed once the periodic check sees it."""
     admin, _ = plain_admin(tmp_path)
     admin.scheduler.transcoding_stuck.fire(Stuck(QueueItem(KEY, 1, 0.0), "cannot fail it"))
-    admin.monitoring.file_removed.fire(offer())
+    paths = admin.stuck_paths()
+    source = paths[KEY]
+    assert source.startswith(str(tmp_path / "media")) and source.endswith("/news/clip.mov")
+    os.makedirs(os.path.dirname(source))
+    open(source, "wb").close()
+    assert gone_paths(paths) == []
+    os.unlink(source)
+    assert gone_paths(paths) == [KEY]
+    admin.intake.removed(KEY)  # what check_stuck does with that answer, on the reactor
     assert admin.files(state="stuck")["total"] == 0
 
 

@@ -375,6 +375,7 @@ class RaisingFile:
     """A journal file whose every write fails as on a full disk."""
 
     def write(self, text):
+        """Fail."""
         raise OSError(28, "No space left on device")
 
     def close(self):
@@ -481,6 +482,7 @@ class FlowMachine(RuleBasedStateMachine):
         self.scheduler.enqueue(item.key, 1, 0.0, attempts=item.attempts)
 
     def starts(self, key) -> int:
+        """How many jobs were started for a file."""
         return sum(1 for s in self.worker.started if tuple(s["key"]) == key)
 
     @rule()
