@@ -579,3 +579,30 @@ class ProxyCommitTests(SynchronousTestCase):
             pb.RemoteError("builtins.PermissionError", "[Errno 13] Permission denied", None)
         )
         self.assertIn("Permission denied", str(self.failureResultOf(d, RemoteError).value))
+
+
+def test_a_commit_undone_on_a_worker_process_says_so_on_the_wire():
+    """committed False reaches the admin through a worker process's acknowledgement."""
+    from transcoder_admin.worker.daemon import committed_changes
+
+    report = {
+        **build_report(
+            {
+                "job_id": "J",
+                "attempt": 1,
+                "customer": "c",
+                "profile": "p",
+                "relpath": "x.mov",
+                "source": "default:/in/x.mov",
+                "failed": "default:/failed/x.mov",
+                "report_failed": "default:/reports/x.mov.J.yaml",
+                "report_done": "default:/r/x",
+            },
+            "w",
+            Clock(),
+            Failure.from_dict(COMMIT_FAILED),
+        ),
+        "committed": False,
+    }
+    sent = committed_changes(report)
+    assert sent["committed"] is False and sent["failure"]["reason"] == COMMIT_FAILED["reason"]

@@ -94,9 +94,19 @@ class WorkerMind(pb.Referenceable):
         return True
 
 
-#: What the admin needs of a report: decisions (outcome, failure) and its lists. The
-#: whole report stays in its file; the database row travels ready-made (``row``).
-SUMMARY_FIELDS = ("job_id", "attempt", "outcome", "failure", "report_path", "times", "worker")
+#: What the admin needs of a report: decisions (outcome, failure, whether the commit
+#: happened) and its lists. The whole report stays in its file; the database row travels
+#: ready-made (``row``).
+SUMMARY_FIELDS = (
+    "job_id",
+    "attempt",
+    "outcome",
+    "failure",
+    "committed",
+    "report_path",
+    "times",
+    "worker",
+)
 
 
 def summary(report: dict[str, Any], with_row: bool = False) -> dict[str, Any]:
