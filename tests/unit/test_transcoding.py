@@ -606,3 +606,28 @@ def test_a_commit_undone_on_a_worker_process_says_so_on_the_wire():
     }
     sent = committed_changes(report)
     assert sent["committed"] is False and sent["failure"]["reason"] == COMMIT_FAILED["reason"]
+
+
+class GoneWorker(FakeWorker):
+    """A worker still listed whose every fail_source finds it gone."""
+
+    def fail_source(self, spec, failure):
+        """Gone (a spinning caller ends the test instead of hanging it)."""
+        self.failed_sources.append((spec, failure))
+        if len(self.failed_sources) > 5:
+            return defer.fail(AssertionError("fail_source asked again and again"))
+        return defer.fail(WorkerGone(self.name))
+
+
+def test_failing_a_source_on_a_gone_worker_waits_for_another_instead_of_spinning():
+    """WorkerGone from a listed worker: no busy loop; the next worker to come fails it."""
+    t = make(max_attempts=1)
+    w = GoneWorker("w", 1)
+    t.add_worker(w)
+    d = t.run(QueueItem(("c", "p", "x.mov"), 1, 0.0))
+    w.outcome(lost=True)
+    assert len(w.failed_sources) == 1 and not d.called
+    t.remove_worker("w")
+    other = FakeWorker("v", 1)
+    t.add_worker(other)
+    assert ended(d)["outcome"] == "failed" and len(other.failed_sources) == 1

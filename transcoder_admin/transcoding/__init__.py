@@ -402,16 +402,19 @@ class Transcoding:
         When that fails too (the failed folder cannot be written…), the file is stuck.
         """
         while True:
+            if self._stopping:
+                raise JobAbandoned(task.item.relpath)
             worker = self.pick_worker() or next(iter(self.workers.values()), None)
             if worker is None:
-                if self._stopping:
-                    raise JobAbandoned(task.item.relpath)
                 await self._wait_for_slot()
                 continue
             try:
                 report: dict[str, Any] = await worker.fail_source(task.spec, failure.to_dict())
                 return report
             except WorkerGone:
+                if self.workers.get(worker.name) is worker:
+                    # Still listed: asking it again at once would spin; wait for news.
+                    await self._wait_for_slot()
                 continue
             except Exception as e:
                 raise SourceStuck(
