@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from twisted.application.service import MultiService
-from twisted.internet import defer, task, threads
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from . import __version__
@@ -21,7 +21,7 @@ from .config.errors import ConfigError
 from .config.loader import Configuration
 from .context import Roots
 from .errors import InvalidStateError
-from .intake import Intake
+from .intake import Intake, RemovalCheck
 from .janitor import Janitor
 from .monitoring import FileOffer, Monitoring, ScanProblem
 from .proxy import WorkerProxy
@@ -101,7 +101,7 @@ class TranscoderAdmin(MultiService):
         self.qmaster: Any = None  # the Compressor backend, when configured
         self.janitor = Janitor(cluster.components, reactor)
         self._auto_paused = False
-        self._stuck_check: task.LoopingCall | None = None
+        self.removal_check = RemovalCheck(self.intake, self.stuck_path, reactor)
 
     # -- state machine -------------------------------------------------------------
 
@@ -172,7 +172,8 @@ class TranscoderAdmin(MultiService):
                 "start monitoring and wait for the first scans", self.monitoring.start()
             )
             self.janitor.sweep()  # monitors on workers that monitoring did not place
-            self._start_stuck_check()
+            if not self.config.admin.monitoring.on_workers:  # it sees incoming itself
+                self.removal_check.start(self.config.admin.monitoring.poll_interval)
             self.scheduler.start()
         except Exception:
             self._input("failed")
@@ -368,44 +369,12 @@ class TranscoderAdmin(MultiService):
             reason=stuck.reason,
         )
 
-    # -- stuck files that leave incoming -----------------------------------------------
-
-    def _start_stuck_check(self) -> None:
-        """Look for stuck files removed by hand at every poll (monitoring says nothing of
-        a file whose job ended). Only where this admin sees the incoming folders."""
-        if self.config.admin.monitoring.on_workers:
-            return
-        self._stuck_check = task.LoopingCall(self.check_stuck)
-        self._stuck_check.clock = self.reactor
-        self._stuck_check.start(self.config.admin.monitoring.poll_interval, now=False)
-
-    def stuck_paths(self) -> dict[tuple[str, str, str], str]:
-        """The local path of each stuck file; files of profiles gone are forgotten."""
-        roots = Roots(self.config.roots())
-        paths = {}
-        for stuck in self.intake.stuck():
-            profile = self.store.profile(stuck.key[0], stuck.key[1])
-            if profile is None:
-                self.intake.removed(stuck.key)  # nobody watches its folder any more
-                continue
-            paths[stuck.key] = os.path.join(roots.local(profile.folder("incoming")), stuck.key[2])
-        return paths
-
-    def check_stuck(self) -> defer.Deferred[None] | None:
-        """Forget the stuck files that are no longer there (the stat calls in a thread)."""
-        paths = self.stuck_paths()
-        if not paths:
+    def stuck_path(self, key: tuple[str, str, str]) -> str | None:
+        """The local path of a stuck file; None when its profile is gone."""
+        profile = self.store.profile(key[0], key[1])
+        if profile is None:
             return None
-        pool = self.reactor.getThreadPool()
-        d = threads.deferToThreadPool(self.reactor, pool, gone_paths, paths)
-
-        def forget(gone: list[tuple[str, str, str]]) -> None:
-            for key in gone:
-                self.intake.removed(key)
-
-        done = d.addCallback(forget)
-        done.addErrback(lambda f: self.log.failure("cannot check the stuck files", f))
-        return done
+        return os.path.join(Roots(self.config.roots()).local(profile.folder("incoming")), key[2])
 
     def _on_customers_changed(self, customer: Any) -> None:
         self.monitoring.set_customers(self.store.customers())
@@ -437,8 +406,7 @@ class TranscoderAdmin(MultiService):
         self.log.info("stopping: running jobs are killed, their files stay in incoming")
         if self.boot is not None and not self.boot.called:
             self.boot.cancel()
-        if self._stuck_check is not None and self._stuck_check.running:
-            self._stuck_check.stop()
+        self.removal_check.stop()
         await self.scheduler_stop()
         await self.cluster.stop()
         await self.monitoring.stop()
@@ -628,11 +596,6 @@ class TranscoderAdmin(MultiService):
 
 #: A part of a listing: how many rows it has, and a function giving its first n rows.
 _Source = tuple[int, Callable[[int], list[dict[str, Any]]]]
-
-
-def gone_paths(paths: dict[tuple[str, str, str], str]) -> list[tuple[str, str, str]]:
-    """The keys whose path no longer exists (blocking: run it in a thread)."""
-    return [key for key, path in paths.items() if not os.path.lexists(path)]
 
 
 def _listed(rows: list[dict[str, Any]]) -> _Source:

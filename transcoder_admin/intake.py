@@ -6,15 +6,21 @@ incoming; monitoring takes it again only once it changes (its signature differs)
 operator retries it.  A source that changed during its job is offered again as a new
 arrival; the attempts it had made are carried to that offer (the discarded one does not
 count).  Both records are dropped when the file is offered again or removed, and both are
-bounded: the oldest entries go first past ``limit`` (a stuck file removed while the admin
-did not watch it would otherwise stay forever).
+bounded: the oldest entries go first past ``limit``.  Monitoring says nothing of a file
+whose job ended, so :class:`RemovalCheck` looks for stuck files removed by hand at every
+poll (in a thread).
 """
 
 from __future__ import annotations
 
 import collections
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from twisted.internet import defer, task, threads
+from twisted.logger import Logger
 
 from .transcoding.specs import iso
 
@@ -104,4 +110,61 @@ class Intake:
         return key in self._stuck
 
 
-__all__ = ["Intake", "NotStuck", "StuckFile"]
+class RemovalCheck:
+    """Forgets the stuck files that are no longer in incoming, every ``interval`` seconds."""
+
+    log = Logger()
+
+    def __init__(
+        self, intake: Intake, locate: Callable[[FileKey], str | None], reactor: Any
+    ) -> None:
+        self.intake = intake
+        self.locate = locate  # a stuck file's local path; None: its profile is gone
+        self.reactor = reactor
+        self._loop: task.LoopingCall | None = None
+
+    def start(self, interval: float) -> None:
+        """Check at every ``interval`` (the poll interval)."""
+        self._loop = task.LoopingCall(self.check)
+        self._loop.clock = self.reactor
+        self._loop.start(interval, now=False)
+
+    def stop(self) -> None:
+        """Check no more."""
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def paths(self) -> dict[FileKey, str]:
+        """Each stuck file's local path; files of profiles gone are forgotten."""
+        paths = {}
+        for stuck in self.intake.stuck():
+            path = self.locate(stuck.key)
+            if path is None:
+                self.intake.removed(stuck.key)  # nobody watches its folder any more
+            else:
+                paths[stuck.key] = path
+        return paths
+
+    def check(self) -> defer.Deferred[None] | None:
+        """Forget the stuck files that are gone (the stat calls in a thread)."""
+        paths = self.paths()
+        if not paths:
+            return None
+        pool = self.reactor.getThreadPool()
+        d = threads.deferToThreadPool(self.reactor, pool, gone_paths, paths)
+
+        def forget(gone: list[FileKey]) -> None:
+            for key in gone:
+                self.intake.removed(key)
+
+        done = d.addCallback(forget)
+        done.addErrback(lambda f: self.log.failure("cannot check the stuck files", f))
+        return done
+
+
+def gone_paths(paths: dict[FileKey, str]) -> list[FileKey]:
+    """The keys whose path no longer exists (blocking: run it in a thread)."""
+    return [key for key, path in paths.items() if not os.path.lexists(path)]
+
+
+__all__ = ["Intake", "NotStuck", "RemovalCheck", "StuckFile", "gone_paths"]

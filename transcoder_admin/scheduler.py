@@ -106,7 +106,11 @@ class Runner(Protocol):
         """How many more jobs of that backend (all backends when not given) can start now."""
 
     def run(self, item: QueueItem) -> defer.Deferred[dict[str, Any]]:
-        """Run the file's job (all attempts) and fire with its final report."""
+        """Run the file's job (all attempts) and fire with its final report.
+
+        Errbacks with JobAbandoned (shutdown; SourceChanged: offer the file again) or
+        SourceStuck (hold the file); any other error also holds the file, as a bug.
+        """
 
 
 class Scheduler:

@@ -12,10 +12,11 @@ import os
 
 import pytest
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 
-from transcoder_admin.admin import create_admin, gone_paths
+from transcoder_admin.admin import create_admin
 from transcoder_admin.config.loader import load_configuration
-from transcoder_admin.intake import NotStuck
+from transcoder_admin.intake import Intake, NotStuck, RemovalCheck, gone_paths
 from transcoder_admin.monitoring import FileOffer
 from transcoder_admin.proxy.cluster import HeldJob
 from transcoder_admin.scheduler import QueueItem, Stuck
@@ -134,7 +135,7 @@ def test_a_stuck_file_removed_from_incoming_is_forgotten(tmp_path):
     """A stuck file deleted by hand is no longer listed once the periodic check sees it."""
     admin, _ = plain_admin(tmp_path)
     admin.scheduler.transcoding_stuck.fire(Stuck(QueueItem(KEY, 1, 0.0), "cannot fail it"))
-    paths = admin.stuck_paths()
+    paths = admin.removal_check.paths()
     source = paths[KEY]
     assert source.startswith(str(tmp_path / "media")) and source.endswith("/news/clip.mov")
     os.makedirs(os.path.dirname(source))
@@ -142,7 +143,7 @@ def test_a_stuck_file_removed_from_incoming_is_forgotten(tmp_path):
     assert gone_paths(paths) == []
     os.unlink(source)
     assert gone_paths(paths) == [KEY]
-    admin.intake.removed(KEY)  # what check_stuck does with that answer, on the reactor
+    admin.intake.removed(KEY)  # what the check does with that answer, on the reactor
     assert admin.files(state="stuck")["total"] == 0
 
 
@@ -165,3 +166,45 @@ def test_a_report_without_the_usual_fields_still_gets_its_row_saved(tmp_path):
     row = {"job_id": "J1"}
     admin.scheduler.transcoding_done.fire(Finished(QueueItem(KEY, 1, 0.0), {"row": row}))
     assert saved == [row]
+
+
+class SyncPool:
+    """A thread pool that runs the work at once (the test needs no threads)."""
+
+    def callInThreadWithCallback(self, on_result, f, *args, **kwargs):  # noqa: N802
+        """Run ``f`` and hand over its result."""
+        try:
+            result = f(*args, **kwargs)
+        except Exception:
+            on_result(False, Failure())
+        else:
+            on_result(True, result)
+
+
+class ThreadedClock(Clock):
+    """A clock that can also "run in a thread" (synchronously)."""
+
+    def getThreadPool(self):  # noqa: N802
+        """The synchronous pool."""
+        return SyncPool()
+
+    def callFromThread(self, f, *args, **kwargs):  # noqa: N802
+        """Call at once."""
+        f(*args, **kwargs)
+
+
+def test_the_removal_check_forgets_stuck_files_gone_at_the_next_poll(tmp_path):
+    """Every poll: a stuck file deleted, or of a profile gone, leaves the list; others stay."""
+    clock = ThreadedClock()
+    intake = Intake(clock)
+    (tmp_path / "here.mov").write_bytes(b"x")
+    where = {"here.mov": str(tmp_path / "here.mov"), "deleted.mov": str(tmp_path / "deleted.mov")}
+    for name in ("here.mov", "deleted.mov", "of-a-gone-profile.mov"):
+        intake.hold(("c", "p", name), "cannot fail it")
+    check = RemovalCheck(intake, lambda key: where.get(key[2]), clock)
+    check.start(10.0)
+    clock.advance(9)
+    assert intake.stuck_count() == 3  # not before the poll interval
+    clock.advance(1)
+    assert [s.key[2] for s in intake.stuck()] == ["here.mov"]
+    check.stop()

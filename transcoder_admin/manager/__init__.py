@@ -73,9 +73,7 @@ class Manager:
         The facts hold the worker's components as of its last heartbeat.
         """
         self.listeners.append(listener)
-        return {
-            name: {"info": link.info, "jobs": link.jobs} for name, link in self.workers.items()
-        }
+        return {name: {"info": link.info, "jobs": link.jobs} for name, link in self.workers.items()}
 
     def detach(self, listener: ManagerListener) -> None:
         """An admin went away; the workers and their jobs stay."""

@@ -89,9 +89,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
             if isinstance(data.get(key), str):
                 data[key] = os.path.join(base, data[key])
         if isinstance(data.get("roots"), dict):
-            data["roots"] = {
-                str(k): os.path.join(base, str(v)) for k, v in data["roots"].items()
-            }
+            data["roots"] = {str(k): os.path.join(base, str(v)) for k, v in data["roots"].items()}
         if isinstance(data.get("manager"), str):  # trustRoots=ca: beside this file
             data["manager"] = resolve_endpoint(data["manager"], base)
     for key, value in (
