@@ -322,7 +322,9 @@ ROUTES: tuple[Route, ...] = (
         "getFiles",
         "The files the admin knows, optionally in one state only.",
         _files,
-        schemas.page(schemas.FILE, "Files: pending, queued, transcoding, recently finished."),
+        schemas.page(
+            schemas.FILE, "Files: pending, queued, transcoding, recently finished, stuck."
+        ),
         params=(
             Param("state", "Only files in this state.", enum=schemas.FILE_STATES),
             *_paging_params("Files"),
