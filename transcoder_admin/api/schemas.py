@@ -6,7 +6,7 @@ from typing import Any
 
 Schema = dict[str, Any]
 
-FILE_STATES = ("pending", "queued", "transcoding", "done", "failed")
+FILE_STATES = ("pending", "ignored", "queued", "transcoding", "done", "failed")
 
 _TEXT: Schema = {"type": "string"}
 _COUNT: Schema = {"type": "integer", "minimum": 0}
@@ -180,6 +180,10 @@ FILE: Schema = {
         "profile": _TEXT,
         "relpath": _TEXT,
         "state": {"enum": list(FILE_STATES)},
+        "reason": {
+            **_TEXT,
+            "description": "Why an ignored file is not taken, or why a pending one waits.",
+        },
     },
 }
 
