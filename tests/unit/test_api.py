@@ -31,7 +31,7 @@ from transcoder_admin.errors import InvalidStateError
 
 BASE = "http://127.0.0.1:7667"
 JSON_TYPE = [b"application/json; charset=utf-8"]
-STATES = ("pending", "queued", "transcoding", "done", "failed")
+STATES = ("pending", "ignored", "queued", "transcoding", "done", "failed")
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 

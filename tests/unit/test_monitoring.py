@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 
-from transcoder_admin.config.loader import Configuration
+from transcoder_admin.config.errors import ConfigError
+from transcoder_admin.config.loader import Configuration, load_configuration
 from transcoder_admin.config.model import AdminConfig, CustomerConfig, MonitoringSection
 from transcoder_admin.context import StoreContext
 from transcoder_admin.context.paths import Roots
@@ -451,3 +452,24 @@ def test_offers_carry_the_device_inode_and_scanning_host(tmp_path):
             "host": "scanner-host",
         }
     ]
+
+
+def test_accept_hard_links_is_a_checked_setting_in_yaml_and_ini(tmp_path):
+    """monitoring.accept-hard-links: false by default, true in YAML or INI, junk refused."""
+    os.makedirs(tmp_path / "customers")
+    base = "admin:\n  customers: customers\nroots:\n  default: media\n  temp: tmp\n"
+    (tmp_path / "a.yaml").write_text(base)
+    (tmp_path / "b.yaml").write_text(base + "monitoring:\n  accept-hard-links: true\n")
+    (tmp_path / "c.ini").write_text(
+        "[admin]\ncustomers = customers\n[roots]\ndefault = media\ntemp = tmp\n"
+        "[monitoring]\naccept-hard-links = true\n"
+    )
+    (tmp_path / "d.yaml").write_text(base + "monitoring:\n  accept-hard-links: sometimes\n")
+    monitoring = [
+        load_configuration(str(tmp_path / name)).admin.monitoring
+        for name in ("a.yaml", "b.yaml", "c.ini")
+    ]
+    assert [m.accept_hard_links for m in monitoring] == [False, True, True]
+    with pytest.raises(ConfigError) as info:
+        load_configuration(str(tmp_path / "d.yaml"))
+    assert "accept-hard-links" in info.value.render()
