@@ -45,7 +45,9 @@ def ignore_lease_breaks() -> None:
     """Ignore SIGIO (left at its default, it would kill the process) so leases can be used.
 
     Signal dispositions can only be set from the main thread: elsewhere (a test runner's
-    thread) leases are simply not used and ``/proc`` tells instead.
+    thread) leases are simply not used and ``/proc`` tells instead.  Children inherit an
+    ignored signal: Twisted's ``spawnProcess`` resets it, ``subprocess`` does not (the
+    local workers, which ignore it as well).
     """
     if _SIGIO is None or threading.current_thread() is not threading.main_thread():
         return
