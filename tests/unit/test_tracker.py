@@ -424,8 +424,8 @@ def test_open_for_writing_by_this_process_then_closed(tmp_path):
 
 
 def test_lease_check_is_used_when_sigio_is_ignored(tmp_path, monkeypatch):
-    """With SIGIO ignored the kernel lease answers (a replaced file counts as written);
-    without it /proc alone does."""
+    """With SIGIO ignored the kernel lease answers (a replaced file counts as written, and
+    no descriptor is left open); without it /proc alone does."""
     path = str(tmp_path / "up.mov")
     seen: list[str] = []
     real_proc = writers.proc_writers
@@ -441,6 +441,7 @@ def test_lease_check_is_used_when_sigio_is_ignored(tmp_path, monkeypatch):
         st = os.stat(path)
         files = {"up": (path, st.st_dev, st.st_ino)}
         monkeypatch.setattr(signal, "getsignal", lambda s: signal.SIG_IGN)
+        descriptors = len(os.listdir("/proc/self/fd"))
         assert open_for_writing(files) == {"up"} and seen == []
         monkeypatch.setattr(signal, "getsignal", lambda s: signal.SIG_DFL)
         assert open_for_writing(files) == {"up"} and seen == ["proc"]
@@ -448,3 +449,4 @@ def test_lease_check_is_used_when_sigio_is_ignored(tmp_path, monkeypatch):
         (tmp_path / "up.mov").write_bytes(b"new")  # the path now names another file
         monkeypatch.setattr(signal, "getsignal", lambda s: signal.SIG_IGN)
         assert open_for_writing(files) == {"up"} and seen == ["proc"]
+        assert len(os.listdir("/proc/self/fd")) == descriptors  # every look closed

@@ -20,6 +20,7 @@ rule applies.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -85,25 +86,30 @@ def open_for_writing(files: Mapping[K, tuple[str, int, int]]) -> set[K]:
 
 def _lease_says(path: str, dev: int, ino: int) -> bool | None:
     """True: open for writing (or replaced); False: not; None: a lease cannot tell."""
-    assert _F_SETLEASE is not None
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError:
         return None  # gone, a link now, not readable by us: /proc (or the next scan) tells
     try:
+        return _lease_on(fd, dev, ino)
+    finally:
+        os.close(fd)  # drops the lease, if we still held it
+
+
+def _lease_on(fd: int, dev: int, ino: int) -> bool | None:
+    assert _F_SETLEASE is not None
+    try:
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != (dev, ino):
             return True
-        try:
-            fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
-        except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                return True
-            return None  # not the owner (EACCES), no leases on this filesystem (EINVAL)…
+        fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+            return True
+        return None  # not the owner (EACCES), no leases on this filesystem (EINVAL)…
+    with contextlib.suppress(OSError):
         fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_UNLCK)
-        return False
-    finally:
-        os.close(fd)
+    return False
 
 
 def proc_writers(wanted: set[tuple[int, int]], proc: str = "/proc") -> set[tuple[int, int]]:
