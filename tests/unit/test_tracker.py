@@ -450,3 +450,28 @@ def test_lease_check_is_used_when_sigio_is_ignored(tmp_path, monkeypatch):
         monkeypatch.setattr(signal, "getsignal", lambda s: signal.SIG_IGN)
         assert open_for_writing(files) == {"up"} and seen == ["proc"]
         assert len(os.listdir("/proc/self/fd")) == descriptors  # every look closed
+
+
+def test_paths_named_again_are_not_looked_at_through_a_linked_folder(tmp_path):
+    """A folder of incoming replaced by a link to another customer's folder: the files
+    named below it (pending ones are named on every scan) are gone, not found there."""
+    incoming, elsewhere = tmp_path / "in", tmp_path / "bob"
+    (incoming / "news").mkdir(parents=True)
+    (incoming / "news" / "clip.mov").write_bytes(b"mine")
+    elsewhere.mkdir()
+    (elsewhere / "clip.mov").write_bytes(b"bob's")
+    ignored = ignore_matcher(IGNORE)
+    before = scan_paths(str(incoming), {"news/clip.mov"}, (), ignored)
+    assert list(before.files) == ["news/clip.mov"]
+    (incoming / "news").rename(tmp_path / "moved")
+    (incoming / "news").symlink_to(elsewhere)
+    after = scan_paths(str(incoming), {"news/clip.mov", "news"}, {"news/deeper"}, ignored)
+    assert after.files == {} and list(after.refused) == ["news"]
+    assert after.scope is not None
+    assert after.scope.paths == {"news", "news/clip.mov", "news/deeper"}
+    tracker = StabilityTracker(0, Clock())
+    scan(tracker, before.files)
+    gone = tracker.update(
+        tracker.begin_scan(), after.files, after.scope, refused=after.refused, quiet=set()
+    )
+    assert [r.relpath for r in gone.removed] == ["news/clip.mov"]

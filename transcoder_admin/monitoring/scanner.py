@@ -118,12 +118,20 @@ def scan_paths(
     result = ScanResult()
     examined: set[str] = set()
     prefixes: set[str] = set()
+    parents: dict[str, bool | None] = {"": True}
     for rel in trees:
         prefixes.add(rel + "/")
     for rel in set(paths) | set(trees):
         if not rel or any(ignored(part) for part in rel.split("/")):
             continue
         path = os.path.join(folder, rel)
+        inside = _under_folders(folder, rel.rpartition("/")[0], parents)
+        if inside is None:  # a parent folder could not be looked at: no verdict
+            prefixes.discard(rel + "/")
+            continue
+        if not inside:  # behind a link, or gone: not in incoming
+            examined.add(rel)
+            continue
         try:
             st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
@@ -149,6 +157,28 @@ def scan_paths(
         _judge(result, rel, st, accept_hard_links)
     result.scope = Scope(frozenset(examined), tuple(sorted(prefixes)))
     return result
+
+
+def _under_folders(folder: str, parent: str, known: dict[str, bool | None]) -> bool | None:
+    """Whether every component of ``parent`` (relative to ``folder``) is a real folder.
+
+    ``lstat`` only leaves the last component alone: a path named again after its folder
+    was replaced by a link (to another customer's folder) would be looked at through the
+    link.  False: one is a link or missing; None: one could not be looked at.
+    """
+    if parent in known:
+        return known[parent]
+    head = parent.rpartition("/")[0]
+    verdict = _under_folders(folder, head, known)
+    if verdict:
+        try:
+            verdict = stat.S_ISDIR(os.lstat(os.path.join(folder, parent)).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            verdict = False
+        except OSError:
+            verdict = None
+    known[parent] = verdict
+    return verdict
 
 
 def _judge(result: ScanResult, rel: str, st: os.stat_result, accept_hard_links: bool) -> None:
