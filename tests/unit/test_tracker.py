@@ -7,7 +7,7 @@ import signal
 
 from twisted.internet.task import Clock
 
-from transcoder_admin.monitoring import writers
+from transcoder_admin.monitoring import scanner, writers
 from transcoder_admin.monitoring.scanner import (
     SYMLINK,
     Refusal,
@@ -475,3 +475,25 @@ def test_paths_named_again_are_not_looked_at_through_a_linked_folder(tmp_path):
         tracker.begin_scan(), after.files, after.scope, refused=after.refused, quiet=set()
     )
     assert [r.relpath for r in gone.removed] == ["news/clip.mov"]
+
+
+def test_folder_swapped_for_a_link_while_walking_is_not_looked_into(tmp_path, monkeypatch):
+    """An uploader replacing a subfolder by a link to bob's folder right after its parent
+    was listed: the walk notices it is another folder and takes nothing from bob's."""
+    incoming, bob = tmp_path / "in", tmp_path / "bob"
+    (incoming / "sub").mkdir(parents=True)
+    (incoming / "sub" / "mine.mov").write_bytes(b"mine")
+    bob.mkdir()
+    (bob / "clip.mov").write_bytes(b"bob's")
+    listed = scanner._entries
+
+    def swapping(path, ident, ignored):
+        found = listed(path, ident, ignored)
+        if path == str(incoming):
+            (incoming / "sub").rename(tmp_path / "moved")
+            (incoming / "sub").symlink_to(bob)
+        return found
+
+    monkeypatch.setattr(scanner, "_entries", swapping)
+    result = scan_folder(str(incoming), ignore_matcher(IGNORE))
+    assert result.files == {} and result.refused == {}

@@ -13,6 +13,7 @@ what was examined, so that only there an absent file counts as gone.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import re
@@ -118,33 +119,25 @@ def scan_paths(
     result = ScanResult()
     examined: set[str] = set()
     prefixes: set[str] = set()
-    parents: dict[str, bool | None] = {"": True}
     for rel in trees:
         prefixes.add(rel + "/")
     for rel in set(paths) | set(trees):
         if not rel or any(ignored(part) for part in rel.split("/")):
             continue
-        path = os.path.join(folder, rel)
-        inside = _under_folders(folder, rel.rpartition("/")[0], parents)
-        if inside is None:  # a parent folder could not be looked at: no verdict
-            prefixes.discard(rel + "/")
-            continue
-        if not inside:  # behind a link, or gone: not in incoming
-            examined.add(rel)
-            continue
         try:
-            st = os.lstat(path)
+            st = _lstat_below(folder, rel)
         except (FileNotFoundError, NotADirectoryError):
-            examined.add(rel)
+            examined.add(rel)  # gone, or behind a link: not in incoming
             continue
         except OSError:
             prefixes.discard(rel + "/")
             continue
         if stat.S_ISDIR(st.st_mode):
+            path = os.path.join(folder, rel)
             try:
-                _walk(result, rel + "/", path, ignored, accept_hard_links)
+                _walk(result, rel + "/", path, ignored, accept_hard_links, (st.st_dev, st.st_ino))
             except FileNotFoundError:
-                pass  # removed meanwhile: gone
+                pass  # removed (or replaced) meanwhile: gone
             except OSError:
                 prefixes.discard(rel + "/")
                 continue
@@ -159,26 +152,67 @@ def scan_paths(
     return result
 
 
-def _under_folders(folder: str, parent: str, known: dict[str, bool | None]) -> bool | None:
-    """Whether every component of ``parent`` (relative to ``folder``) is a real folder.
+# Folders below the incoming folder are opened without following links, and each is
+# checked to be the very folder its parent listed: a folder replaced by a link (to
+# another customer's folder) between two steps is never looked into.  The incoming
+# folder itself is configuration and may be a link.
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_NOFOLLOW = os.O_NOFOLLOW
+_NOT_THERE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
 
-    ``lstat`` only leaves the last component alone: a path named again after its folder
-    was replaced by a link (to another customer's folder) would be looked at through the
-    link.  False: one is a link or missing; None: one could not be looked at.
+
+def _lstat_below(folder: str, rel: str) -> os.stat_result:
+    """``lstat`` of ``folder/rel`` following no link below ``folder``.
+
+    Raises FileNotFoundError when a component is missing or is not a real folder.
     """
-    if parent in known:
-        return known[parent]
-    head = parent.rpartition("/")[0]
-    verdict = _under_folders(folder, head, known)
-    if verdict:
-        try:
-            verdict = stat.S_ISDIR(os.lstat(os.path.join(folder, parent)).st_mode)
-        except (FileNotFoundError, NotADirectoryError):
-            verdict = False
-        except OSError:
-            verdict = None
-    known[parent] = verdict
-    return verdict
+    *parents, name = rel.split("/")
+    fd = os.open(folder, _DIR)
+    try:
+        for part in parents:
+            try:
+                child = os.open(part, _DIR | _NOFOLLOW, dir_fd=fd)
+            except OSError as e:
+                if e.errno in _NOT_THERE:
+                    raise FileNotFoundError(e.errno, e.strerror, rel) from None
+                raise
+            os.close(fd)
+            fd = child
+        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+    finally:
+        os.close(fd)
+
+
+def _entries(
+    path: str, ident: tuple[int, int] | None, ignored: Callable[[str], bool]
+) -> list[tuple[str, os.stat_result]]:
+    """(name, lstat) of the entries of folder ``path``, which must be ``ident`` (dev, ino).
+
+    Raises FileNotFoundError when ``path`` is gone or is no longer that folder.
+    """
+    try:
+        fd = os.open(path, _DIR if ident is None else _DIR | _NOFOLLOW)
+    except OSError as e:
+        if e.errno in _NOT_THERE:
+            raise FileNotFoundError(e.errno, e.strerror, path) from None
+        raise
+    try:
+        if ident is not None:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != ident:
+                raise FileNotFoundError(errno.ENOENT, "replaced meanwhile", path)
+        found = []
+        with os.scandir(fd) as it:
+            for entry in it:
+                if ignored(entry.name):
+                    continue
+                try:
+                    found.append((entry.name, entry.stat(follow_symlinks=False)))
+                except OSError:
+                    continue  # vanished while we looked: the next scan tells
+        return found
+    finally:
+        os.close(fd)
 
 
 def _judge(result: ScanResult, rel: str, st: os.stat_result, accept_hard_links: bool) -> None:
@@ -200,32 +234,27 @@ def _walk(
     path: str,
     ignored: Callable[[str], bool],
     accept_hard_links: bool,
+    ident: tuple[int, int] | None = None,
 ) -> None:
-    """Add the entries below folder ``path`` (``prefix`` relative); raise if it cannot be listed."""
+    """Add the entries below folder ``path`` (``prefix`` relative); raise if it cannot be
+    listed (FileNotFoundError also when it is no longer the folder ``ident``)."""
     dirs = result.dirs
-    stack = [(prefix, path)]
+    stack = [(prefix, path, ident)]
     top = True
     while stack:
-        prefix, path = stack.pop()
+        prefix, path, ident = stack.pop()
         try:
-            entries = list(os.scandir(path))
+            entries = _entries(path, ident, ignored)
         except OSError:
             if top:
                 raise
-            continue  # vanished or unreadable subfolder: skipped
+            continue  # vanished, replaced or unreadable subfolder: skipped
         if not top:
             dirs.append(prefix[:-1])
         top = False
-        for entry in entries:
-            name = entry.name
-            if ignored(name):
-                continue
+        for name, st in entries:
             rel = f"{prefix}{name}"
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((rel + "/", entry.path))
-                    continue
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue  # vanished while we looked: the next scan tells
-            _judge(result, rel, st, accept_hard_links)
+            if stat.S_ISDIR(st.st_mode):
+                stack.append((rel + "/", os.path.join(path, name), (st.st_dev, st.st_ino)))
+            else:
+                _judge(result, rel, st, accept_hard_links)
