@@ -55,7 +55,7 @@ TRANSITIONS = {
     (RESUMING, "stop"): TERMINATED,
 }
 RECENT_FILES = 500
-FILE_STATES = ("pending", "queued", "transcoding", "done", "failed", "stuck")
+FILE_STATES = ("pending", "ignored", "queued", "transcoding", "done", "failed", "stuck")
 FINISHED = ("done", "failed")
 #: Rows per page of /queue and /files unless the client asks for another limit.
 PAGE_LIMIT = 100
@@ -528,8 +528,8 @@ class TranscoderAdmin(MultiService):
     ) -> dict[str, Any]:
         """One page of the files the admin knows of, optionally of one state.
 
-        In the order pending, queued (dispatch order), transcoding, recently finished,
-        stuck (oldest first, with ``reason`` and ``since``).
+        In the order pending, ignored (links in incoming), queued (dispatch order),
+        transcoding, recently finished, stuck (oldest first, with ``reason`` and ``since``).
         """
         if state is not None and state not in FILE_STATES:
             raise ValueError(f"unknown state {state!r}; allowed: {', '.join(FILE_STATES)}")
@@ -537,6 +537,9 @@ class TranscoderAdmin(MultiService):
         if state in (None, "pending"):
             pending = self.monitoring.pending()
             sources.append(_listed([{**r, "detected": iso(r["detected"])} for r in pending]))
+        if state in (None, "ignored"):
+            ignored = self.monitoring.ignored()
+            sources.append(_listed([{**r, "detected": iso(r["detected"])} for r in ignored]))
         if state in (None, "queued"):
             count, rows = self._queued_source()
             sources.append((count, lambda n: [{**q, "state": "queued"} for q in rows(n)]))

@@ -32,7 +32,7 @@ from transcoder_admin.intake import NotStuck
 
 BASE = "http://127.0.0.1:7667"
 JSON_TYPE = [b"application/json; charset=utf-8"]
-STATES = ("pending", "queued", "transcoding", "done", "failed", "stuck")
+STATES = ("pending", "ignored", "queued", "transcoding", "done", "failed", "stuck")
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 

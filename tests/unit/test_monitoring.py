@@ -15,12 +15,14 @@ import threading
 from typing import Any
 
 import pytest
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 
-from transcoder_admin.config.loader import Configuration
+from transcoder_admin.config.errors import ConfigError
+from transcoder_admin.config.loader import Configuration, load_configuration
 from transcoder_admin.config.model import AdminConfig, CustomerConfig, MonitoringSection
 from transcoder_admin.context import StoreContext
 from transcoder_admin.context.paths import Roots
-from transcoder_admin.monitoring import TRIGGER_DELAY, Monitoring
+from transcoder_admin.monitoring import TRIGGER_DELAY, FileOffer, Monitoring
 from transcoder_admin.monitoring.trigger import IN_Q_OVERFLOW, ChangeTrigger
 
 from .pbpairs import FakeReactor
@@ -33,17 +35,21 @@ IDENTITY = {"targets": {"c": {"type": "identity"}}}
 class Setup:
     """A monitoring of customer C with the given profiles on a tmp media root."""
 
-    def __init__(self, tmp_path, profiles: list[str], stable_for: float = 1.0) -> None:
+    def __init__(
+        self, tmp_path, profiles: list[str], stable_for: float = 1.0, **settings: Any
+    ) -> None:
         self.media, self.temp = str(tmp_path / "media"), str(tmp_path / "tmp")
         self.roots = Roots({"default": self.media, "temp": self.temp})
         self.reactor = FakeReactor()
-        settings = MonitoringSection.model_validate(
-            {"stable-for": stable_for, "poll-interval": 60, "mode": "inotify"}
+        section = MonitoringSection.model_validate(
+            {"stable-for": stable_for, "poll-interval": 60, "mode": "inotify", **settings}
         )
-        self.mon = Monitoring(settings, self.roots, self.reactor)
+        self.mon = Monitoring(section, self.roots, self.reactor, host="scanner-host")
         self.added: list[tuple[str, str]] = []
+        self.offers: list[FileOffer] = []
         self.removed: list[tuple[str, str]] = []
         self.mon.file_added.subscribe(lambda o: self.added.append((o.profile, o.relpath)))
+        self.mon.file_added.subscribe(self.offers.append)
         self.mon.file_removed.subscribe(lambda o: self.removed.append((o.profile, o.relpath)))
         self.requests: list[dict[str, Any]] = []
         run_scan = self.mon.run_scan
@@ -347,3 +353,123 @@ def test_folder_renamed_over_a_watched_one_keeps_its_watch(tmp_path):
     assert s.added[-1] == ("a", "sub/later.mov")
     s.trigger.unwatch(s.incoming("a"))
     assert s.trigger.watch_count() == 0
+
+
+def warnings(events) -> list[str]:
+    """The warnings among captured log events, formatted."""
+    return [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]
+
+
+def test_links_in_incoming_are_never_offered_logged_once_and_listed(tmp_path):
+    """Symlinks (to a file in the roots, a folder, nowhere) and hard links: each ignored,
+    warned about once whatever the number of scans, listed with its reason."""
+    s = started(tmp_path, ["a", "b"], stable_for=0.3)
+    other = os.path.join(s.media, "c", "files", "outgoing", "b")
+    os.makedirs(os.path.join(other, "folder"))
+    with open(os.path.join(other, "output.mp4"), "wb") as f:
+        f.write(b"someone else's output")
+    incoming = s.incoming("a")
+    with capturedLogs() as events:
+        os.symlink(os.path.join(other, "output.mp4"), os.path.join(incoming, "link.mp4"))
+        os.symlink(os.path.join(other, "folder"), os.path.join(incoming, "folder"))
+        os.symlink(os.path.join(other, "nothing"), os.path.join(incoming, "dangling.mov"))
+        os.link(os.path.join(other, "output.mp4"), os.path.join(incoming, "hard.mp4"))
+        for _ in range(5):
+            s.advance(TRIGGER_DELAY)
+            s.mon.scan_all()
+            s.advance(0.5)
+    assert s.added == []
+    listed = {r["relpath"]: (r["state"], r["reason"]) for r in s.mon.ignored()}
+    assert listed == {
+        "link.mp4": ("ignored", "a symbolic link"),
+        "folder": ("ignored", "a symbolic link"),
+        "dangling.mov": ("ignored", "a symbolic link"),
+        "hard.mp4": ("ignored", "a file with 2 hard links"),
+    }
+    assert s.mon.pending() == []
+    logged = warnings(events)
+    assert len(logged) == 4, logged
+    for name in listed:
+        assert sum(f"C/a/{name} " in line for line in logged) == 1
+    assert "accept-hard-links" in next(line for line in logged if "hard.mp4" in line)
+    # gone: unlisted; replaced by a file of one's own: an upload like any other
+    os.unlink(os.path.join(incoming, "link.mp4"))
+    os.unlink(os.path.join(incoming, "hard.mp4"))
+    s.drop("a", "hard.mp4", b"my own")
+    s.advance(TRIGGER_DELAY)
+    s.advance(0.3)
+    assert s.added == [("a", "hard.mp4")]
+    assert sorted(r["relpath"] for r in s.mon.ignored()) == ["dangling.mov", "folder"]
+
+
+def test_hard_links_are_taken_with_accept_hard_links(tmp_path):
+    """monitoring.accept-hard-links: true offers a file with several links."""
+    s = started(tmp_path, ["a"], stable_for=0.3, **{"accept-hard-links": True})
+    s.drop("a", "one.mov")
+    os.link(os.path.join(s.incoming("a"), "one.mov"), os.path.join(str(tmp_path), "other"))
+    s.advance(TRIGGER_DELAY)
+    s.advance(0.3)
+    s.advance(0.3)
+    assert s.added == [("a", "one.mov")] and s.mon.ignored() == []
+
+
+def test_file_open_for_writing_stays_pending_until_closed(tmp_path):
+    """A stalled upload (stable, still open for writing) is not offered; closed, it is."""
+    s = started(tmp_path, ["a"], stable_for=0.3)
+    path = os.path.join(s.incoming("a"), "upload.mov")
+    writer = open(path, "wb")
+    try:
+        writer.write(b"half")
+        writer.flush()
+        s.advance(TRIGGER_DELAY)
+        for _ in range(4):
+            s.advance(1.0)
+        assert s.added == []
+        (row,) = s.mon.pending()
+        assert row["relpath"] == "upload.mov" and "open for writing" in row["reason"]
+        writer.write(b" and the rest")
+    finally:
+        writer.close()
+    s.advance(TRIGGER_DELAY)  # inotify: closed after writing
+    s.advance(0.3)
+    assert s.added == [("a", "upload.mov")]
+    assert s.offers[0].identity["size"] == len(b"half and the rest")
+
+
+def test_offers_carry_the_device_inode_and_scanning_host(tmp_path):
+    """An offer's identity is the file's (dev, ino, size, mtime) and the host that saw it."""
+    s = started(tmp_path, ["a"], stable_for=0.3)
+    s.drop("a", "one.mov", b"12345")
+    s.advance(TRIGGER_DELAY)
+    s.advance(0.3)
+    st = os.stat(os.path.join(s.incoming("a"), "one.mov"))
+    assert [o.identity for o in s.offers] == [
+        {
+            "dev": st.st_dev,
+            "ino": st.st_ino,
+            "size": 5,
+            "mtime_ns": st.st_mtime_ns,
+            "host": "scanner-host",
+        }
+    ]
+
+
+def test_accept_hard_links_is_a_checked_setting_in_yaml_and_ini(tmp_path):
+    """monitoring.accept-hard-links: false by default, true in YAML or INI, junk refused."""
+    os.makedirs(tmp_path / "customers")
+    base = "admin:\n  customers: customers\nroots:\n  default: media\n  temp: tmp\n"
+    (tmp_path / "a.yaml").write_text(base)
+    (tmp_path / "b.yaml").write_text(base + "monitoring:\n  accept-hard-links: true\n")
+    (tmp_path / "c.ini").write_text(
+        "[admin]\ncustomers = customers\n[roots]\ndefault = media\ntemp = tmp\n"
+        "[monitoring]\naccept-hard-links = true\n"
+    )
+    (tmp_path / "d.yaml").write_text(base + "monitoring:\n  accept-hard-links: sometimes\n")
+    monitoring = [
+        load_configuration(str(tmp_path / name)).admin.monitoring
+        for name in ("a.yaml", "b.yaml", "c.ini")
+    ]
+    assert [m.accept_hard_links for m in monitoring] == [False, True, True]
+    with pytest.raises(ConfigError) as info:
+        load_configuration(str(tmp_path / "d.yaml"))
+    assert "accept-hard-links" in info.value.render()

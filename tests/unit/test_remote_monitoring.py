@@ -146,3 +146,65 @@ def test_monitor_host_offers_complete_files_with_its_own_roots(tmp_path):
     host.unassign("a")
     assert host.monitoring.tasks == {}
     host.stop()
+
+
+def test_monitor_host_never_offers_links_and_names_itself_in_offers(tmp_path):
+    """On a worker too: links are not offered but listed (heartbeat), offers carry the
+    worker's host and the file's device."""
+    reactor = FakeReactor()
+    incoming = tmp_path / "media" / "a" / "in"
+    incoming.mkdir(parents=True)
+    (tmp_path / "media" / "b.mov").write_bytes(b"bob's")
+    (incoming / "link.mov").symlink_to(tmp_path / "media" / "b.mov")
+    os.link(tmp_path / "media" / "b.mov", incoming / "hard.mov")
+    (incoming / "clip.mov").write_bytes(b"x" * 10)
+    sent: list[dict] = []
+    host = MonitorHost(Roots({"default": str(tmp_path / "media")}), reactor, sent.append)
+    settings = MonitoringSection(stable_for=1, mode="poll").model_dump(mode="json")
+    host.assign(settings, {"customer": "a", "profiles": {"p": "default:/a/in"}})
+    reactor.advance(2)
+    host.monitoring.scan_all()
+    reactor.advance(1)
+    (added,) = [e for e in sent if e["event"] == "added"]
+    st = os.stat(incoming / "clip.mov")
+    assert added["relpath"] == "clip.mov" and added["host"] == host.monitoring.host
+    assert added["sig"] == [st.st_dev, st.st_ino, 10, st.st_mtime_ns]
+    beat = {(r["relpath"], r["state"], r["reason"]) for r in host.pending()}
+    assert beat == {
+        ("link.mov", "ignored", "a symbolic link"),
+        ("hard.mov", "ignored", "a file with 2 hard links"),
+    }
+    host.stop()
+
+
+def test_admin_side_keeps_host_and_device_and_splits_pending_from_ignored():
+    """The admin's offer from a monitor event names the worker's host; heartbeat rows are
+    listed as pending or ignored by their state."""
+    _clock, ws, _manager, mon = setup()
+    heard = []
+    mon.file_added.subscribe(heard.append)
+    where = mon.placed["a"]
+    event = {
+        "event": "added",
+        "customer": "a",
+        "profile": "p",
+        "relpath": "x.mov",
+        "detected_at": 1.0,
+        "sig": [7, 8, 9, 10],
+        "host": "worker-host",
+    }
+    ws.monitor_event(where, event)
+    assert heard[0].identity == {
+        "dev": 7,
+        "ino": 8,
+        "size": 9,
+        "mtime_ns": 10,
+        "host": "worker-host",
+    }
+    row = {"customer": "a", "profile": "p", "detected": 1.0}
+    ws.proxies[where].pending = [
+        {**row, "relpath": "up.mov", "state": "pending", "size": 3},
+        {**row, "relpath": "l.mov", "state": "ignored", "reason": "a symbolic link"},
+    ]
+    assert [r["relpath"] for r in mon.pending()] == ["up.mov"]
+    assert [r["relpath"] for r in mon.ignored()] == ["l.mov"]

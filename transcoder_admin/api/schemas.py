@@ -6,7 +6,7 @@ from typing import Any
 
 Schema = dict[str, Any]
 
-FILE_STATES = ("pending", "queued", "transcoding", "done", "failed", "stuck")
+FILE_STATES = ("pending", "ignored", "queued", "transcoding", "done", "failed", "stuck")
 
 _TEXT: Schema = {"type": "string"}
 _COUNT: Schema = {"type": "integer", "minimum": 0}
@@ -182,7 +182,8 @@ FILE: Schema = {
         "state": {"enum": list(FILE_STATES)},
         "reason": {
             "type": ["string", "null"],
-            "description": "Why a file failed, or why it is stuck.",
+            "description": "Why a file failed or is stuck, why an ignored file is not taken, "
+            "or why a pending one waits.",
         },
         "since": {
             **_TIME,

@@ -307,6 +307,9 @@ class MonitoringSection(Section):
     mode: Literal["auto", "inotify", "poll"] = "auto"
     on_workers: bool = False
     poll_interval: PositiveFloat = 10
+    # Off: a file with another hard link may be someone else's file (another customer's
+    # output) that an uploader linked into incoming.
+    accept_hard_links: bool = False
     ignore: list[str] = Field(
         default_factory=lambda: [".*", "*.part", "*.filepart", "*.tmp", "*.crdownload"]
     )

@@ -98,15 +98,6 @@ class Roots:
             raise PathEscapeError(f"{virtual!r} leaves its root {root!r}")
         return path
 
-    def contains(self, local_path: str) -> bool:
-        """Whether a local path (symlinks resolved) lies inside one of the roots."""
-        real = os.path.realpath(local_path)
-        for base in self.mapping.values():
-            real_base = os.path.realpath(base)
-            if real == real_base or real.startswith(real_base.rstrip("/") + "/"):
-                return True
-        return False
-
 
 def expand(template: str, variables: Mapping[str, object]) -> str:
     """Expand a ``%(name)s`` template; raise ValueError naming an unknown variable."""

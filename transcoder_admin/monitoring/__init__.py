@@ -1,15 +1,19 @@
 """Monitoring: one task per customer watching every profile's incoming folder.
 
-Emits ``file-added`` when a file is complete (stable), ``file-removed`` when a file that
-was offered disappears before its job took it, and ``fail-to-run`` when a folder cannot
-be scanned.  Scans run in threads; inotify only makes them come sooner, and narrower:
-an event re-checks the entries it names in its profile's folder, while the periodic
-poll scans every folder in full.
+Emits ``file-added`` when a file is complete (stable, and not open for writing by a
+process on this host), ``file-removed`` when a file that was offered disappears before
+its job took it, and ``fail-to-run`` when a folder cannot be scanned.  Symbolic links and
+files with more than one hard link are never offered: each is logged once and listed as
+``ignored`` with its reason until it goes away.  Scans run in threads; inotify only
+makes them come sooner, and narrower: an event re-checks the entries it names in its
+profile's folder, while the periodic poll scans every folder in full.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+import socket
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -21,11 +25,14 @@ from twisted.logger import Logger
 from ..config.model import MonitoringSection
 from ..context import CustomerContext, ProfileContext, Roots
 from ..events import Event
-from .scanner import ScanResult, Signature, ignore_matcher, scan_folder, scan_paths
+from .scanner import SYMLINK, ScanResult, Signature, ignore_matcher, scan_folder, scan_paths
 from .tracker import SLACK, StabilityTracker
 from .trigger import Change, ChangeTrigger
+from .writers import ignore_lease_breaks, open_for_writing
 
 TRIGGER_DELAY = 0.05  # coalesce a burst of inotify events into one scan
+WRITING = "still open for writing by a process on this host"
+HARD_LINKS_HINT = " (monitoring.accept-hard-links: true takes such files)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,7 @@ class FileOffer:
     relpath: str
     detected_at: float
     sig: Signature
+    host: str | None = None  # the host whose scan saw the file (None: not known)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -47,11 +55,13 @@ class FileOffer:
     def identity(self) -> dict[str, Any]:
         """What a job checks the source against (``source_identity`` of a job spec).
 
-        ``dev`` is None when the scan did not record it; a job compares ``dev`` and
-        ``ino`` only on the host that scanned (``host``), size and mtime everywhere.
+        ``dev`` is None when the scan did not record it (a monitor of an older version);
+        a job compares ``dev`` and ``ino`` only on the host that scanned (``host``), size
+        and mtime everywhere.
         """
+        dev = self.sig[0] if len(self.sig) == 4 else None
         ino, size, mtime_ns = self.sig[-3:]
-        return {"dev": None, "ino": ino, "size": size, "mtime_ns": mtime_ns, "host": None}
+        return {"dev": dev, "ino": ino, "size": size, "mtime_ns": mtime_ns, "host": self.host}
 
 
 @dataclass(frozen=True)
@@ -76,11 +86,16 @@ class _Wanted:
 
 @dataclass(frozen=True)
 class ScanRequest:
-    """One folder to scan: all of it (``paths`` None) or only these entries."""
+    """One folder to scan: all of it (``paths`` None) or only these entries.
+
+    ``candidates`` are the files the stability rule would take now (path → signature):
+    those found unchanged are checked for writers on this host.
+    """
 
     folder: str
     paths: frozenset[str] | None = None
     trees: frozenset[str] = frozenset()
+    candidates: Mapping[str, Signature] = field(default_factory=dict)
 
 
 class MonitoringTask:
@@ -227,12 +242,15 @@ class MonitoringTask:
         for name in due:
             wanted = self._wanted.pop(name)
             tracker = self.trackers[name]
+            candidates = tracker.due()
             if wanted.full:
-                requests[name] = ScanRequest(self.folders[name])
+                requests[name] = ScanRequest(self.folders[name], candidates=candidates)
             else:
                 # files waiting to be stable are re-checked on every scan of their folder
                 paths = frozenset(wanted.paths | tracker.pending_paths())
-                requests[name] = ScanRequest(self.folders[name], paths, frozenset(wanted.trees))
+                requests[name] = ScanRequest(
+                    self.folders[name], paths, frozenset(wanted.trees), candidates
+                )
             tokens[name] = tracker.begin_scan()
         d = self.monitoring.run_scan(requests)
         d.addCallback(self._apply, tokens)
@@ -265,14 +283,32 @@ class MonitoringTask:
             fresh = mon.watch(folder, partial(self.changed, name), result.dirs)
             if fresh:  # subfolders that existed before their watch: look inside once more
                 self._want(name, TRIGGER_DELAY, trees=fresh)
-            for rel in result.refused:
-                mon.refuse_once(folder, rel)
-            changes = tracker.update(tokens[name], result.files, result.scope)
+            changes = tracker.update(
+                tokens[name],
+                result.files,
+                result.scope,
+                refused=result.refused,
+                quiet=result.quiet,
+                busy=result.busy,
+            )
+            for ignored in changes.refused:
+                self.log.warn(
+                    "not taking {customer}/{profile}/{relpath} in {folder}: it is {reason}{hint}",
+                    customer=self.name,
+                    profile=name,
+                    relpath=ignored.relpath,
+                    folder=folder,
+                    reason=ignored.reason,
+                    hint="" if ignored.reason == SYMLINK else HARD_LINKS_HINT,
+                )
+            host = mon.host
             for record in changes.removed:
-                mon.file_removed.fire(FileOffer(self.name, name, record.relpath, 0.0, record.sig))
+                mon.file_removed.fire(
+                    FileOffer(self.name, name, record.relpath, 0.0, record.sig, host)
+                )
             for record in changes.complete:
                 mon.file_added.fire(
-                    FileOffer(self.name, name, record.relpath, record.first_seen, record.sig)
+                    FileOffer(self.name, name, record.relpath, record.first_seen, record.sig, host)
                 )
             if changes.next_check is not None:
                 self._want(name, changes.next_check - now)
@@ -299,11 +335,27 @@ class MonitoringTask:
                 "profile": name,
                 "relpath": record.relpath,
                 "state": "pending",
-                "size": record.sig[1],
+                "size": record.sig[2],
                 "detected": record.first_seen,
+                **({"reason": WRITING} if record.busy else {}),
             }
             for name, tracker in self.trackers.items()
             for record in tracker.pending()
+        ]
+
+    def ignored(self) -> list[dict[str, Any]]:
+        """Entries of incoming that are not taken (links), with the reason."""
+        return [
+            {
+                "customer": self.name,
+                "profile": name,
+                "relpath": item.relpath,
+                "state": "ignored",
+                "reason": item.reason,
+                "detected": item.since,
+            }
+            for name, tracker in self.trackers.items()
+            for item in tracker.ignored()
         ]
 
 
@@ -312,9 +364,13 @@ class Monitoring(Service):
 
     log = Logger()
 
-    def __init__(self, settings: MonitoringSection, roots: Roots, reactor: Any) -> None:
+    def __init__(
+        self, settings: MonitoringSection, roots: Roots, reactor: Any, host: str | None = None
+    ) -> None:
         self.settings = settings
         self.roots = roots
+        #: Named in every offer: a job compares device and inode only on this host.
+        self.host = host if host is not None else socket.gethostname()
         self.clock = reactor
         self.reactor = reactor
         self.tasks: dict[str, MonitoringTask] = {}
@@ -324,7 +380,6 @@ class Monitoring(Service):
         self._ignored = ignore_matcher(settings.ignore)
         self._loop: task.LoopingCall | None = None
         self._trigger: ChangeTrigger | None = None
-        self._refused: set[tuple[str, str]] = set()
 
     # -- customers -----------------------------------------------------------------
 
@@ -348,6 +403,7 @@ class Monitoring(Service):
 
     def start(self) -> defer.Deferred[None]:
         """Start the trigger and the poll loop; fires when every task has scanned once."""
+        ignore_lease_breaks()  # before the first scan takes a lease
         mode = self.settings.mode
         if mode != "poll":
             if ChangeTrigger.available():
@@ -396,17 +452,32 @@ class Monitoring(Service):
     # -- helpers used by tasks ---------------------------------------------------------
 
     def run_scan(self, requests: dict[str, ScanRequest]) -> defer.Deferred[dict[str, ScanResult]]:
-        """Scan folders (in full or the entries requested) in a thread."""
+        """Scan folders (in full or the entries requested) in a thread.
+
+        Then, in the same thread and in one batch for every folder, the candidates found
+        unchanged are checked for writers on this host.
+        """
         ignored = self._ignored
-        contains = self.roots.contains
+        links = self.settings.accept_hard_links
 
         def scan() -> dict[str, ScanResult]:
-            return {
-                name: scan_folder(r.folder, ignored, contains)
+            results = {
+                name: scan_folder(r.folder, ignored, accept_hard_links=links)
                 if r.paths is None
-                else scan_paths(r.folder, r.paths, r.trees, ignored, contains)
+                else scan_paths(r.folder, r.paths, r.trees, ignored, accept_hard_links=links)
                 for name, r in requests.items()
             }
+            check: dict[tuple[str, str], tuple[str, int, int]] = {}
+            for name, r in requests.items():
+                files = results[name].files
+                for rel, sig in r.candidates.items():
+                    if files.get(rel) == sig:
+                        check[(name, rel)] = (os.path.join(r.folder, rel), sig[0], sig[1])
+            busy = open_for_writing(check) if check else set()
+            for name, rel in check:
+                result = results[name]
+                (result.busy if (name, rel) in busy else result.quiet).add(rel)
+            return results
 
         return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), scan)
 
@@ -427,17 +498,6 @@ class Monitoring(Service):
         if self._trigger is not None:
             self._trigger.unwatch(folder)
 
-    def refuse_once(self, folder: str, relpath: str) -> None:
-        """Log once that a link leaving the roots is ignored."""
-        key = (folder, relpath)
-        if key not in self._refused:
-            self._refused.add(key)
-            self.log.warn(
-                "ignoring {relpath!r} in {folder}: it is a link that leaves the roots",
-                relpath=relpath,
-                folder=folder,
-            )
-
     def release(self, customer: str, profile: str, relpath: str) -> None:
         """A file's job has ended."""
         t = self.tasks.get(customer)
@@ -453,6 +513,10 @@ class Monitoring(Service):
     def pending(self) -> list[dict[str, Any]]:
         """Every file seen but not yet complete."""
         return [item for t in self.tasks.values() for item in t.pending()]
+
+    def ignored(self) -> list[dict[str, Any]]:
+        """Every entry of incoming that is not taken, with the reason."""
+        return [item for t in self.tasks.values() for item in t.ignored()]
 
     def claims(self, component: Any) -> bool:
         """This admin watches its folders itself: no monitor on a worker is its own."""

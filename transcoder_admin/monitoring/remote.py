@@ -117,8 +117,11 @@ class MonitorHost:
             self.monitoring.forget(customer, profile, relpath)
 
     def pending(self) -> list[dict[str, Any]]:
-        """Files seen, not yet complete (bounded, for the heartbeat)."""
-        return self.monitoring.pending()[:100] if self.monitoring is not None else []
+        """Files seen and not offered, for the heartbeat: pending ones, then ignored ones
+        (each row says its ``state``; at most 100 of each)."""
+        if self.monitoring is None:
+            return []
+        return self.monitoring.pending()[:100] + self.monitoring.ignored()[:100]
 
     def stop(self) -> None:
         """Stop every monitor."""
@@ -146,6 +149,7 @@ def _offer_event(kind: str, offer: FileOffer) -> dict[str, Any]:
         "relpath": offer.relpath,
         "detected_at": offer.detected_at,
         "sig": list(offer.sig),
+        "host": offer.host,
     }
 
 
@@ -221,10 +225,19 @@ class RemoteMonitoring:
 
     def pending(self) -> list[dict[str, Any]]:
         """Files seen but not complete, as the monitors' last heartbeats said."""
-        rows: list[dict[str, Any]] = []
-        for proxy in self.workers.proxies.values():
-            rows += proxy.pending
-        return rows
+        return self._heard(lambda state: state != "ignored")
+
+    def ignored(self) -> list[dict[str, Any]]:
+        """Entries of incoming not taken (links), as the monitors' last heartbeats said."""
+        return self._heard(lambda state: state == "ignored")
+
+    def _heard(self, wanted: Callable[[Any], bool]) -> list[dict[str, Any]]:
+        return [
+            row
+            for proxy in self.workers.proxies.values()
+            for row in proxy.pending
+            if isinstance(row, dict) and wanted(row.get("state"))
+        ]
 
     # -- placement
 
@@ -322,12 +335,15 @@ class RemoteMonitoring:
                 )
             )
             return
-        sig = tuple(event.get("sig") or ())
+        # (dev, ino, size, mtime_ns); a monitor of an older version sends no dev
+        sig = tuple(int(n) for n in event.get("sig") or ())
+        host = event.get("host")
         offer = FileOffer(
             customer,
             str(event["profile"]),
             str(event["relpath"]),
             float(event["detected_at"]),
             sig,  # type: ignore[arg-type]
+            str(host) if host is not None else None,
         )
         (self.file_added if kind == "added" else self.file_removed).fire(offer)
