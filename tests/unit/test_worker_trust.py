@@ -485,3 +485,34 @@ def test_the_lost_timeout_clock_is_untouched_by_bad_heartbeats():
         c.manager.heartbeat(w.link, {"jobs": "bad"})
         c.clock.advance(1)
     assert c.removed == ["w1"]
+
+
+@pytest.mark.parametrize(
+    ("field", "changes"),
+    [
+        ("event.relpath", {"relpath": "../bob/files/incoming/web/x.mov"}),
+        ("event.relpath", {"relpath": "/etc/passwd"}),
+        ("event.relpath", {"relpath": ""}),
+        ("event.profile", {"profile": ["web"]}),
+        ("event.detected_at", {"detected_at": "now"}),
+    ],
+)
+def test_a_monitor_event_with_a_path_outside_incoming_is_ignored(field, changes):
+    """A worker's monitor cannot offer a file outside its incoming folder (a warning)."""
+    c = Cluster()
+    c.login("w1")
+    heard: list = []
+    c.workers.monitor_events.subscribe(heard.append)
+    good = {
+        "event": "added",
+        "customer": "acme",
+        "profile": "web",
+        "relpath": "a/x.mov",
+        "detected_at": 5.0,
+        "sig": [1, 2, 3],
+    }
+    with capturedLogs() as events:
+        c.workers.monitor_event("w1", {**good, **changes})
+    assert heard == [] and field in logged(events)
+    c.workers.monitor_event("w1", good)
+    assert heard == [("w1", good)]

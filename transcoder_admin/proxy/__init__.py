@@ -571,11 +571,23 @@ class WorkerSet:
             )
 
     def monitor_event(self, name: str, event: dict[str, Any]) -> None:
-        """News from a worker's monitor component."""
+        """News from a worker's monitor component (one with wrong values is ignored)."""
         proxy = self.proxies.get(name)
-        if proxy is not None:
-            proxy.last_heard = self.clock.seconds()
-            self.monitor_events.fire((name, event))
+        if proxy is None:
+            return
+        proxy.last_heard = self.clock.seconds()
+        try:
+            event = checks.monitor_event(event)
+        except checks.BadFacts as problem:
+            if self._complain(name, "monitor"):
+                self.log.warn(
+                    "monitor event of worker {name} ignored: bad {field} ({why})",
+                    name=name,
+                    field=problem.field,
+                    why=problem.why,
+                )
+            return
+        self.monitor_events.fire((name, event))
 
     def all_detached(self) -> None:
         """The manager went away: every worker's link is down (none is lost yet)."""

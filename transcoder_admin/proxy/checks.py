@@ -164,6 +164,24 @@ def heartbeat(state: Any) -> dict[str, Any]:
     return checked
 
 
+def monitor_event(event: Any) -> dict[str, Any]:
+    """News of a worker's monitor: a file's customer, profile and path below incoming."""
+    event = _mapping(event, "event")
+    _text(event.get("event"), "event.event")
+    _text(event.get("customer"), "event.customer")
+    if event.get("event") in ("added", "removed"):
+        _text(event.get("profile"), "event.profile")
+        relpath = _text(event.get("relpath"), "event.relpath") or ""
+        parts = relpath.split("/")
+        if not relpath or relpath.startswith("/") or ".." in parts or "\x00" in relpath:
+            raise BadFacts("event.relpath", "expected a path below the incoming folder")
+        if "detected_at" in event:
+            _number(event["detected_at"], "event.detected_at")
+        for number in _list(event.get("sig") or [], "event.sig", 8):
+            _number(number, "event.sig")
+    return event
+
+
 def outcome_mismatch(spec: dict[str, Any], outcome: Any) -> str | None:
     """The first field of an outcome (or its row) that is not the job's own; None if all are.
 
@@ -217,6 +235,7 @@ __all__ = [
     "facts",
     "heartbeat",
     "jobs",
+    "monitor_event",
     "outcome_mismatch",
     "worker_name",
 ]
