@@ -37,9 +37,9 @@ from . import checks
 #: Errors of a call that may not have reached the worker (the link went down).
 LINK_ERRORS = (pb.PBConnectionLost, pb.DeadReferenceError)
 _NOT_ATTACHED = "transcoder_admin.manager.WorkerNotAttached"
+_UNKNOWN_JOB = "transcoder_admin.worker.daemon.RemoteUnknownJob"
 #: Seconds between two log lines about one worker's bad messages of one kind.
 COMPLAIN_EVERY = 60.0
-_UNKNOWN_JOB = "transcoder_admin.worker.daemon.RemoteUnknownJob"
 
 
 def _is_link_error(failure: Any) -> bool:

@@ -27,6 +27,8 @@ MAX_COMPONENTS = 10_000
 MAX_TEXT = 4096
 #: A job id: what ``new_job_id`` makes, or any short folder-safe name.
 JOB_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+#: A root's name, as virtual paths (``root:/path``) allow it.
+ROOT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 OUTCOMES = ("done", "failed")
 
 
@@ -95,7 +97,7 @@ def facts(name: str, info: Any) -> dict[str, Any]:
         raise BadFacts("name", f"the worker logged in as {name!r}")
     roots = _mapping(info.get("roots", {}), "roots")
     for root, folder in roots.items():
-        if not isinstance(folder, str) or not JOB_ID.fullmatch(root):
+        if not isinstance(folder, str) or not ROOT_NAME.fullmatch(root):
             raise BadFacts("roots", "expected root names mapped to folders")
     checked = dict(info, name=name, roots=dict(roots))
     checked["max_jobs"] = _int(info.get("max_jobs"), "max_jobs", 1, MAX_JOBS)
@@ -124,7 +126,9 @@ def jobs(value: Any, field: str = "jobs") -> list[dict[str, Any]]:
         ):
             raise BadFacts(f"{where}.key", "expected customer, profile and file")
         for name, number in _mapping(row.get("progress") or {}, f"{where}.progress").items():
-            if number is not None and not isinstance(number, str):
+            if isinstance(number, str):
+                _text(number, f"{where}.progress.{name}")
+            elif number is not None:
                 _number(number, f"{where}.progress.{name}")
         if "spec" in row:
             _mapping(row["spec"], f"{where}.spec")  # only matched, never used
