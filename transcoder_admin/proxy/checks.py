@@ -144,7 +144,8 @@ def components(value: Any) -> dict[str, Any] | None:
         _text(customer, "components.monitors")
     for i, kept in enumerate(_list(value.get("failed") or [], "components.failed", MAX_COMPONENTS)):
         kept = _mapping(kept, f"components.failed[{i}]")
-        job_id(kept.get("job_id"), f"components.failed[{i}].job_id")
+        # Named after a folder the worker found: any name (shown, never used as a path).
+        _text(kept.get("job_id"), f"components.failed[{i}].job_id")
     return value
 
 
