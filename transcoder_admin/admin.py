@@ -255,21 +255,36 @@ class TranscoderAdmin(MultiService):
         self.transcoding.remove_worker(proxy.name)
 
     def _on_unknown_job(self, proxy: WorkerProxy, job: dict[str, Any]) -> bool:
-        """A worker runs a job this admin did not start: adopt it if the journal holds it."""
-        job_id, spec = str(job.get("job_id")), job.get("spec") or {}
-        key = tuple(job.get("key") or ())
-        held = self.cluster.held_job(key) if len(key) == 3 else None  # type: ignore[arg-type]
-        if held is None or held.job_id != job_id or not spec:
-            return False  # a stale attempt: the worker set cancels it
+        """A worker runs a job this admin did not start: adopt it if the journal holds it.
+
+        The worker's report only has to match the journal (job id, attempt, file and
+        worker); the adopted job's spec is built again from this admin's configuration,
+        never taken from the worker.  Not adopted: the worker set cancels the job, and
+        a held file whose job cannot be adopted is released (that attempt failed).
+        """
+        held = next((h for h in self.cluster.held.values() if h.job_id == job.get("job_id")), None)
+        if held is None or held.worker != proxy.name:
+            return False  # a stale attempt, or not this worker's
+        problem = _contradiction(held, job)
+        if problem is None:
+            item = QueueItem(held.key, held.priority, held.detected_at, self.reactor.seconds())
+            try:
+                spec = self.transcoding.make_spec(item, held.job_id, held.attempt)
+            except Exception as e:  # its profile is gone
+                problem = f"it cannot be adopted: {e}"
+        if problem is not None:
+            self.cluster.release(held.key, problem)
+            return False
+        if held.identity is not None:
+            spec["source_identity"] = held.identity
         self.cluster.take(held.key)
         self._offers.pop(held.key, None)
-        item = self.scheduler.adopt(
-            held.key,
-            held.priority,
-            held.detected_at,
-            lambda item: self.transcoding.adopt(item, spec, proxy),
-        )
-        return item is not None
+
+        def adopt(item: QueueItem) -> defer.Deferred[dict[str, Any]]:
+            proxy.expect(spec)
+            return self.transcoding.adopt(item, spec, proxy)
+
+        return self.scheduler.adopt(held.key, held.priority, held.detected_at, adopt) is not None
 
     def _on_held_released(self, held: HeldJob) -> None:
         offer = self._offers.pop(held.key, None)
@@ -595,6 +610,21 @@ class TranscoderAdmin(MultiService):
     def reports(self, **filters: Any) -> defer.Deferred[dict[str, Any]]:
         """Report rows from the database (filtered, paginated)."""
         return self.db.query(**filters)
+
+
+def _contradiction(held: HeldJob, job: dict[str, Any]) -> str | None:
+    """How a worker's report of a held job contradicts the journal, or None.
+
+    The report must name the job's id, attempt and file; a spec sent along with it must
+    not say otherwise (it is not used either way).
+    """
+    own = {"job_id": held.job_id, "attempt": held.attempt, "key": list(held.key)}
+    spec = job.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+    for field, value in own.items():
+        if job.get(field) != value or spec.get(field, value) != value:
+            return f"its worker reports another {field} than the journal's"
+    return None
 
 
 #: A part of a listing: how many rows it has, and a function giving its first n rows.

@@ -651,3 +651,56 @@ class StandaloneComponentsTests(SynchronousTestCase):
         self.assertEqual(daemon.monitors.customers, {}, "stopped on the worker")
         farm.net.run(6)
         self.assertEqual(list(components.monitors), [])
+
+
+class TamperedWorkerTests(SynchronousTestCase):
+    """A real worker daemon whose messages are tampered with, over real PB."""
+
+    def test_a_worker_saying_max_jobs_x_is_refused_and_its_connection_closed(self):
+        """Not in the pool, not in the manager, one error line naming it and the field."""
+        farm = Farm(self)
+        farm.embedded()
+        daemon = farm.daemon("w1")
+        honest_info = daemon.info
+        daemon.info = lambda: {**honest_info(), "max_jobs": "x"}  # type: ignore[method-assign]
+        with capturedLogs() as events:
+            farm.net.accept()
+            farm.net.flush()
+        self.assertEqual((farm.workers.proxies, farm.manager.workers), ({}, {}))
+        self.assertIn("worker w1 refused: bad max_jobs", log_text(events))
+        self.assertEqual(farm.added, [])
+
+    def test_a_pushed_outcome_with_a_forged_report_path_commits_nothing_of_it(self):
+        """The worker's outcome names a report elsewhere: never acknowledged; the source
+        goes to failed with the admin's own report, naming the mismatch."""
+        from transcoder_admin.worker import daemon as daemon_module
+
+        farm = Farm(self)
+        farm.embedded()
+        source = write_source(farm.media)
+        honest = daemon_module.summary
+
+        def forged(report: dict, with_row: bool = False) -> dict:
+            out = honest(report, with_row)
+            if not with_row:  # the pushed outcome; fail_source's reply stays honest
+                out["report_path"] = "default:/admin.secret"
+            return out
+
+        self.patch(daemon_module, "summary", forged)
+        daemon, _pump = farm.worker("w1")
+        proxy = farm.workers.proxies["w1"]
+        spec = job_spec("J1", 1)
+        outcome = proxy.start_job(spec)
+        farm.net.flush()
+        got = self.successResultOf(outcome)
+        self.assertEqual(got["failure"]["kind"], "system")
+        self.assertIn("does not match job J1: report_path", got["failure"]["reason"])
+        report = proxy.acknowledge("J1")
+        farm.net.flush()
+        self.assertEqual(self.successResultOf(report)["report_path"], spec["report_failed"])
+        self.assertEqual(daemon.host.committed, {}, "its own outcome was never committed")
+        self.assertFalse(os.path.exists(source))
+        self.assertFalse(os.path.exists(os.path.join(farm.media, "admin.secret")))
+        [written] = os.listdir(os.path.join(farm.media, "reports", "failed"))
+        with open(os.path.join(farm.media, "reports", "failed", written)) as f:
+            self.assertIn("does not match job J1: report_path", f.read())

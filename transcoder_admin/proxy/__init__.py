@@ -7,6 +7,10 @@ go through the manager, and fires ``worker-added``/``worker-removed`` (a worker 
 removed when it has been silent for ``workers.lost-timeout`` seconds, not when one TCP
 connection drops) and ``worker-attached``/``worker-detached`` as its link comes and
 goes (events ``link_up``/``link_down``).  Liveness is measured on the injected clock.
+
+A worker's messages are claims (:mod:`.checks`): a worker whose hello facts are wrong
+is refused, a wrong heartbeat is ignored, and an outcome that is not the started job's
+own becomes a system failure of that attempt.
 """
 
 from __future__ import annotations
@@ -24,14 +28,18 @@ from ..events import Event
 from ..job.runner import report_spec
 from ..manager import ADMIN_USER, Manager
 from ..pblink import PBLink
+from ..prognosis import SYSTEM, Failure
 from ..transcoding.specs import iso
 from ..wire import TooBig, decode, encode
 from ..worker.interfaces import IWorkerConnection, UnknownJob, WorkerGone
+from . import checks
 
 #: Errors of a call that may not have reached the worker (the link went down).
 LINK_ERRORS = (pb.PBConnectionLost, pb.DeadReferenceError)
 _NOT_ATTACHED = "transcoder_admin.manager.WorkerNotAttached"
 _UNKNOWN_JOB = "transcoder_admin.worker.daemon.RemoteUnknownJob"
+#: Seconds between two log lines about one worker's bad messages of one kind.
+COMPLAIN_EVERY = 60.0
 
 
 def _is_link_error(failure: Any) -> bool:
@@ -61,6 +69,10 @@ class WorkerProxy:
         self._outcomes: dict[str, defer.Deferred[dict[str, Any]]] = {}
         self._finished: dict[str, dict[str, Any]] = {}  # outcomes not yet acknowledged
         self._attempts: dict[str, int] = {}
+        #: The spec of each job it runs for this admin, as the admin started or rebuilt it:
+        #: what its outcomes and rows are checked against.
+        self._specs: dict[str, dict[str, Any]] = {}
+        self._rejected: set[str] = set()  # jobs whose outcome was not their own
         self._state_change: list[defer.Deferred[None]] = []
         self._disconnected: list[defer.Deferred[None]] = []
 
@@ -148,6 +160,7 @@ class WorkerProxy:
         outcome: defer.Deferred[dict[str, Any]] = defer.Deferred()
         self._outcomes[job_id] = outcome
         self._attempts[job_id] = int(spec.get("attempt", 0))
+        self._specs[job_id] = spec
         self.jobs[job_id] = {"job_id": job_id, "state": "starting", "progress": {}}
 
         def started(_: Any) -> None:
@@ -164,6 +177,10 @@ class WorkerProxy:
         self._call("start_job", text).addCallbacks(started, refused)
         return outcome
 
+    def expect(self, spec: dict[str, Any]) -> None:
+        """The admin's own spec of a job it adopts: its outcome is checked against it."""
+        self._specs[str(spec["job_id"])] = spec
+
     def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[dict[str, Any]]:
         """Wait for the outcome of a job the worker already runs (adopted)."""
         outcome: defer.Deferred[dict[str, Any]] = defer.Deferred()
@@ -179,26 +196,34 @@ class WorkerProxy:
         """Let the worker commit the outcome of the current attempt.
 
         Fires with the outcome updated by what committing changed (``committed`` False
-        when the worker undid a commit that failed); a refusal or an error of the commit
+        when the worker undid a commit that failed); a reply that is not the job's own
+        becomes a system failure of the job. A refusal or an error of the commit
         errbacks with it (RemoteError, UnknownJob). Either way the job is over here.
         """
+        if job_id in self._rejected and job_id in self._specs:
+            return defer.Deferred.fromCoroutine(self._fail_rejected(job_id))
         attempt = self._attempts.get(job_id, 0)
         outcome = self._finished.get(job_id, {})
+        spec = self._spec_of(job_id)
 
         def over(result: Any) -> Any:
             self.jobs.pop(job_id, None)
             self._attempts.pop(job_id, None)
             self._finished.pop(job_id, None)
+            self._specs.pop(job_id, None)
             return result
 
         d = defer.Deferred.fromCoroutine(self._call_until_done("acknowledge", job_id, attempt))
-        return d.addCallback(lambda changes: {**outcome, **changes}).addBoth(over)
+        d.addCallback(lambda changes: self._own_report(spec, {**outcome, **changes}))
+        return d.addBoth(over)
 
     def cancel_job(self, job_id: str) -> defer.Deferred[None]:
         """Kill the job on the worker and remove its work files."""
         self._settle(job_id, WorkerGone(f"job {job_id} was cancelled on {self.name}"))
         self._finished.pop(job_id, None)
         self._attempts.pop(job_id, None)
+        self._specs.pop(job_id, None)
+        self._rejected.discard(job_id)
         self.jobs.pop(job_id, None)
         if not self.attached:
             return defer.succeed(None)
@@ -208,7 +233,7 @@ class WorkerProxy:
         """Have the worker move a dead job's source to failed."""
         return defer.Deferred.fromCoroutine(
             self._call_until_done("fail_source", encode(report_spec(spec)), failure)
-        )
+        ).addCallback(lambda report: self._own_report(spec, report))
 
     def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:
         """Have the worker kill a dead attempt's leftovers and remove its work folder."""
@@ -223,21 +248,76 @@ class WorkerProxy:
             self._disconnected.append(d)
         return d
 
+    # -- what the worker claims about its jobs
+
+    def _spec_of(self, job_id: str) -> dict[str, Any]:
+        """The job as the admin started it (without its spec: its id and attempt)."""
+        return self._specs.get(job_id) or {"job_id": job_id, "attempt": self._attempts.get(job_id)}
+
+    def _mismatch(self, spec: dict[str, Any], report: Any) -> str | None:
+        """Why a report is not the job's own (logged as an error naming the worker), or None."""
+        field = checks.outcome_mismatch(spec, report)
+        if field is None:
+            return None
+        reason = f"worker sent an outcome that does not match job {spec.get('job_id')}: {field}"
+        self.log.error("worker {worker}: {reason}", worker=self.name, reason=reason)
+        return reason
+
+    def _own_report(self, spec: dict[str, Any], report: Any) -> dict[str, Any]:
+        """A committed report if it is the job's own, else a system failure of the job.
+
+        Files may have moved already: what the admin can still do is never write the
+        row of another job.
+        """
+        reason = self._mismatch(spec, report)
+        return report if reason is None else self._failure_report(spec, reason)
+
+    def _failure_report(self, spec: dict[str, Any], reason: str) -> dict[str, Any]:
+        """A report of the job's own fields with a system failure (no report file)."""
+        report = {k: spec.get(k) for k in ("job_id", "attempt", "customer", "profile", "relpath")}
+        times = {k: spec.get(k) for k in ("detected", "queued", "started")}
+        return {
+            **report,
+            "source": spec.get("source"),
+            "outcome": "failed",
+            "failure": Failure(SYSTEM, reason).to_dict(),
+            "report_path": None,
+            "backend": spec.get("backend", "ffmpeg"),
+            "worker": self.name,
+            "times": {**times, "finished": iso(self.workers.clock.seconds())},
+            "comment": reason,
+        }
+
+    async def _fail_rejected(self, job_id: str) -> dict[str, Any]:
+        """The last attempt's outcome was not its own: nothing of it is committed; the
+        source goes to failed with the admin's spec and the reason."""
+        spec = self._spec_of(job_id)
+        failure = self._finished[job_id]["failure"]
+        await self.cancel_job(job_id)  # the worker moves nothing of that attempt
+        report: dict[str, Any] = await self.fail_source(spec, failure)
+        return report
+
     # -- news from the manager
 
     def _settle(self, job_id: str, result: Any) -> None:
         d = self._outcomes.pop(job_id, None)
         if d is None or d.called:
             return
-        if isinstance(result, dict):
-            self._finished[job_id] = result
-            d.callback(result)
-        else:
+        if isinstance(result, BaseException):
+            self._specs.pop(job_id, None)
             d.errback(result)
+            return
+        spec = self._spec_of(job_id)
+        reason = self._mismatch(spec, result)
+        if reason is not None:
+            self._rejected.add(job_id)
+            result = self._failure_report(spec, reason)
+        self._finished[job_id] = result
+        d.callback(result)
 
     def _fetch_outcome(self, job_id: str) -> None:
         def got(outcome: Any) -> None:
-            if isinstance(outcome, dict):
+            if outcome is not None:  # None: it still runs
                 self._settle(job_id, outcome)
 
         def failed(failure: Any) -> None:
@@ -247,7 +327,10 @@ class WorkerProxy:
         self._call("outcome", job_id).addCallbacks(got, failed)
 
     def hello(self, facts: dict[str, Any], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The worker (re)attached with its jobs; returns the jobs the admin did not know."""
+        """The worker (re)attached with its jobs; returns the jobs the admin did not know.
+
+        ``facts`` and ``jobs`` are checked already (:func:`checks.facts`, :func:`checks.jobs`).
+        """
         self.facts = dict(facts)
         self.attached = True
         self.last_heard = self.workers.clock.seconds()
@@ -276,7 +359,7 @@ class WorkerProxy:
         return unknown
 
     def heartbeat(self, state: dict[str, Any]) -> None:
-        """The worker is alive; note its jobs' states and progress."""
+        """The worker is alive; note its jobs' states and progress (checked already)."""
         self.last_heard = self.workers.clock.seconds()
         pending = state.get("pending")
         self.pending = list(pending) if isinstance(pending, list) else []
@@ -316,6 +399,8 @@ class WorkerProxy:
         for job_id in list(self._outcomes):
             self._settle(job_id, WorkerGone(f"worker {self.name!r} was lost"))
         self._finished.clear()
+        self._specs.clear()
+        self._rejected.clear()
         self._state_changed()
         waiting, self._disconnected = self._disconnected, []
         for d in waiting:
@@ -357,6 +442,7 @@ class WorkerSet:
         self.on_unknown_job: Callable[[WorkerProxy, dict[str, Any]], bool] = lambda p, j: False
         self.manager: Any = None  # set by ManagerSet: call(name, method, *args), drop(name)
         self._check: task.LoopingCall | None = None
+        self._complained: dict[tuple[str, str], float] = {}  # (worker, what) → when logged
 
     def start(self) -> None:
         """Check liveness a few times per lost-timeout."""
@@ -406,8 +492,36 @@ class WorkerSet:
 
     # -- the ManagerListener side
 
+    def _complain(self, name: str, what: str) -> bool:
+        """Whether to log a worker's bad message now: once per worker and kind a minute."""
+        now = self.clock.seconds()
+        last = self._complained.get((name, what))
+        if last is not None and now - last < COMPLAIN_EVERY:
+            return False
+        self._complained[(name, what)] = now
+        return True
+
+    def refuse(self, name: str, problem: checks.BadFacts) -> None:
+        """A worker sent facts the admin cannot use: it is not in the pool; drop its login."""
+        if self._complain(name, "hello"):
+            self.log.error(
+                "worker {name} refused: bad {field} in its hello ({why}); its login is dropped",
+                name=name,
+                field=problem.field,
+                why=problem.why,
+            )
+        if name in self.proxies:
+            self.lose(name)
+        elif self.manager is not None:
+            self.manager.drop_worker(name)
+
     def worker_attached(self, name: str, info: dict[str, Any], jobs: list[Any]) -> None:
-        """A worker logged in (again) with its jobs."""
+        """A worker logged in (again) with its jobs; refused if its facts are wrong."""
+        try:
+            info, jobs = checks.facts(name, info), checks.jobs(jobs)
+        except checks.BadFacts as problem:
+            self.refuse(name, problem)
+            return
         proxy = self.proxies.get(name)
         new = proxy is None
         if proxy is None:
@@ -435,17 +549,29 @@ class WorkerSet:
             self.link_down.fire(proxy)
 
     def worker_heartbeat(self, name: str, state: dict[str, Any]) -> None:
-        """A worker's heartbeat."""
+        """A worker's heartbeat; one with wrong values is ignored (with a warning)."""
         proxy = self.proxies.get(name)
-        if proxy is not None:
-            proxy.heartbeat(state)
-            self.worker_reported.fire(proxy)
+        if proxy is None:
+            return
+        try:
+            state = checks.heartbeat(state)
+        except checks.BadFacts as problem:
+            if self._complain(name, "heartbeat"):
+                self.log.warn(
+                    "heartbeat of worker {name} ignored: bad {field} ({why})",
+                    name=name,
+                    field=problem.field,
+                    why=problem.why,
+                )
+            return
+        proxy.heartbeat(state)
+        self.worker_reported.fire(proxy)
 
     def job_finished(self, name: str, job_id: str, outcome: dict[str, Any]) -> None:
-        """A job's outcome."""
+        """A job's outcome (checked by the proxy against the job it started)."""
         proxy = self.proxies.get(name)
         if proxy is not None:
-            proxy.finished(job_id, outcome)
+            proxy.finished(str(job_id), outcome)
         else:
             self.log.warn(
                 "outcome of job {job_id} from unknown worker {name} ignored",
@@ -454,11 +580,23 @@ class WorkerSet:
             )
 
     def monitor_event(self, name: str, event: dict[str, Any]) -> None:
-        """News from a worker's monitor component."""
+        """News from a worker's monitor component (one with wrong values is ignored)."""
         proxy = self.proxies.get(name)
-        if proxy is not None:
-            proxy.last_heard = self.clock.seconds()
-            self.monitor_events.fire((name, event))
+        if proxy is None:
+            return
+        proxy.last_heard = self.clock.seconds()
+        try:
+            event = checks.monitor_event(event)
+        except checks.BadFacts as problem:
+            if self._complain(name, "monitor"):
+                self.log.warn(
+                    "monitor event of worker {name} ignored: bad {field} ({why})",
+                    name=name,
+                    field=problem.field,
+                    why=problem.why,
+                )
+            return
+        self.monitor_events.fire((name, event))
 
     def all_detached(self) -> None:
         """The manager went away: every worker's link is down (none is lost yet)."""

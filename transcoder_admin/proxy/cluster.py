@@ -46,6 +46,8 @@ class HeldJob:
     worker: str
     priority: int
     detected_at: float
+    #: The source as it was offered (``FileOffer.identity``), if the journal has it.
+    identity: dict[str, Any] | None = None
 
 
 class Cluster:
@@ -85,6 +87,7 @@ class Cluster:
                     worker=str(entry["worker"]),
                     priority=int(entry.get("priority", 0)),
                     detected_at=float(entry.get("detected_at", 0.0)),
+                    identity=entry["identity"] if isinstance(entry.get("identity"), dict) else None,
                 )
             except (KeyError, IndexError, TypeError, ValueError):
                 continue
@@ -207,6 +210,12 @@ class Cluster:
         held = self.held.pop(key, None)
         self._maybe_stop_timer()
         return held
+
+    def release(self, key: FileKey, reason: str) -> None:
+        """Stop holding a file whose job is not adopted: that attempt counts as failed."""
+        held = self.held.get(key)
+        if held is not None:
+            self._release(held, reason)
 
     def release_missing(self, proxy: WorkerProxy, reported: set[str]) -> None:
         """A worker attached without some jobs the journal says it ran: they are lost."""

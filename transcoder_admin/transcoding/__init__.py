@@ -160,7 +160,11 @@ class Transcoding:
     def adopt(
         self, item: QueueItem, spec: dict[str, Any], worker: WorkerConnection
     ) -> defer.Deferred[dict[str, Any]]:
-        """Take over a job a worker runs already (it outlived the previous admin)."""
+        """Take over a job a worker runs already (it outlived the previous admin).
+
+        ``spec`` is the admin's own, built again from its configuration and journal:
+        a worker's copy of it is never used (its paths and settings are only claims).
+        """
         task = Task(item, job_id=str(spec["job_id"]), attempt=int(spec["attempt"]))
         task.worker, task.spec, task.started_at = worker.name, spec, self.clock.seconds()
         self.log.info(
