@@ -130,7 +130,8 @@ def database_rows(url: str) -> list[tuple[Any, ...]]:
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
-            query = "SELECT job_id, customer, profile, relative_path, outcome FROM transcode_reports"
+            query = "SELECT job_id, customer, profile, relative_path, outcome"
+            query += " FROM transcode_reports"
             return sorted(tuple(r) for r in conn.execute(sa.text(query)))
     finally:
         engine.dispose()

@@ -848,3 +848,30 @@ class ReportsDBSettingsTests(unittest.TestCase):
         messages = [formatEvent(e) for e in events]
         self.assertTrue(any("transcoder:***@127.0.0.1:1" in m for m in messages), messages)
         self.assertFalse(any("s3cret" in m for m in messages), messages)
+
+
+def test_daemon_refuses_a_database_at_0002_until_upgrade_db(tmp_path: Any) -> None:
+    """`run` on a database at 0002 exits naming the command; `upgrade-db` brings it to 0003."""
+    from tests.farm import Farm
+    from transcoder_admin.cli import main
+
+    customer = {"name": "C", "profiles": {"p": {"targets": {"c": {"type": "identity"}}}}}
+    farm = Farm(str(tmp_path), {"c": customer})
+    url = farm.admin_config["reports"]["url"]
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            config = _alembic_config()
+            config.attributes["connection"] = conn
+            alembic_command.upgrade(config, "0002")
+    finally:
+        engine.dispose()
+
+    farm.start(wait=False)
+    assert farm.process is not None
+    assert farm.process.wait(60) != 0
+    log = farm.log()
+    assert "at revision 0002, expected 0003" in log and "transcoder-admin upgrade-db" in log
+
+    assert main(["upgrade-db", "--config", farm.config_path]) == 0
+    assert current_revision(url) == head_revision() == "0003"

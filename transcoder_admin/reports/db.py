@@ -3,8 +3,10 @@
 SQL runs only in ``ReportsDB``'s bounded thread pool; every method returns a Deferred
 and hands back plain dicts and lists. Saving a row is an idempotent upsert by job id,
 retried with back-off while the database is unreachable: a database that is down
-delays rows, it never loses them (DESIGN.md 7, CONVENTIONS.md 10). The schema checks
-and upgrades live in ``schema`` and are importable from here too.
+delays rows, it never loses them (DESIGN.md 7, CONVENTIONS.md 10), not even when the
+admin is killed meanwhile: the rows wait in a spool (``spool``) that the next start
+writes. Texts are stored escaped (``escape``), so no file name can get a row refused.
+The schema checks and upgrades live in ``schema`` and are importable from here too.
 """
 
 from __future__ import annotations
@@ -203,8 +205,8 @@ class ReportsDB(Service):
         """Wait (a bounded time) for queued writes, then stop the threads and the engine.
 
         Writes still waiting after ``stop_timeout`` seconds are abandoned: their
-        Deferreds fail with CancelledError and their job ids are logged, so their
-        report files can be replayed.
+        Deferreds fail with CancelledError and their job ids are logged; they stay in
+        the spool (once ``open_spool()`` ran) and the next start writes them.
         """
         if self._stopping is None:
             self._stopping = defer.Deferred.fromCoroutine(self._stop())
@@ -361,6 +363,9 @@ class ReportsDB(Service):
         spool = RowSpool(folder)
         pool = self.reactor.getThreadPool()
         waiting = await threads.deferToThreadPool(self.reactor, pool, spool.open)
+        if self._stopping is not None:
+            spool.close()  # stopped meanwhile: the rows stay spooled for the next start
+            return len(waiting)
         self._spool = spool
         if waiting:
             self.log.info(
@@ -468,8 +473,10 @@ class ReportsDB(Service):
 
         ``since``/``until`` bound the finish time (``since <= finish_time < until``;
         a time without a timezone is UTC); ``search`` is a case-insensitive substring
-        of the relative path; ``limit`` is capped at 500. Bad arguments fail with
-        ValueError. Fires with ``{"total", "offset", "limit", "items"}``.
+        of the relative path; ``limit`` is capped at 500. Texts are compared in their
+        stored form, the one rows show (``escape``: ``\\xNN`` for a byte that is not
+        UTF-8). Bad arguments fail with ValueError. Fires with
+        ``{"total", "offset", "limit", "items"}``.
         """
         t = transcode_reports
         try:

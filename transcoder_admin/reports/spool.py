@@ -11,7 +11,8 @@ follows the length of the outage, not the size of the archive.
 ``{"op": "row", "id": N, "row": {...}}`` when a row is queued (the row itself, so it can
 be written again without its report file) and ``{"op": "done", "id": N}`` when it was
 written (or refused: the database's error is logged, the report file keeps the row).
-Like the job journal, lines are written unbuffered, without fsync: a killed process
+Like the job journal's, lines are appended on the reactor thread (one short write to the
+page cache each) and unbuffered, without fsync: a killed process
 loses nothing; a power cut may lose the last lines, and then ``replay-reports`` rebuilds
 rows from report files. The file is compacted (rewritten with the waiting rows only)
 when it is opened and whenever it has grown past twice the waiting rows plus 1 MiB, so
