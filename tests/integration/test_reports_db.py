@@ -671,6 +671,28 @@ class _ReportsDBContract:
             execute(self.url, "DELETE FROM transcode_reports WHERE job_id LIKE 'j-wait-_'")
 
 
+    async def test_spooled_rows_do_not_hold_up_the_start(self) -> None:
+        """Opening a spool of 250 rows while the database is out fires at once; they land later."""
+        folder = tempfile.mkdtemp(prefix="spool ")
+        self.addCleanup(shutil.rmtree, folder)
+        left = RowSpool(folder)
+        left.open()
+        for i in range(250):
+            left.add(make_row(f"j-{i:03}"))
+        left.close()
+        db = await self.started_db(await self.outage_url())
+        await self.begin_outage()
+
+        self.assertEqual(await db.open_spool(folder), 250)
+        self.assertEqual(db.pending, 250)
+        await task.deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(db.pending, 250)
+        await self.end_outage()
+
+        await until(lambda: db.pending == 0, "the spooled rows")
+        self.assertEqual((await db.query())["total"], 250)
+
+
 def _alembic_config() -> Any:
     """The Alembic configuration the daemon uses (to build a database at an old revision)."""
     from transcoder_admin.reports.schema import _alembic_config as config

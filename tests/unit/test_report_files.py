@@ -426,3 +426,14 @@ def test_spool_that_cannot_be_written_says_so_once_and_rows_go_on(tmp_path: Any)
         globalLogPublisher.removeObserver(events.append)
     errors = [formatEvent(e) for e in events if "spool" in formatEvent(e)]
     assert len(errors) == 1 and "replay-reports" in errors[0], errors
+
+
+def test_spool_refuses_a_row_it_cannot_encode_without_raising(tmp_path: Any) -> None:
+    """A value JSON cannot hold is logged and not spooled; the caller goes on."""
+    spool = RowSpool(str(tmp_path))
+    spool.open()
+
+    assert spool.add(spool_row("j-odd", comment=object())) is None
+    assert spool.waiting == 0
+    spool.done(spool.add(spool_row("j-ok")))
+    assert RowSpool(str(tmp_path)).open() == []

@@ -90,8 +90,17 @@ class RowSpool:
         if self._file is None:
             return None
         ident = self._next_id
+        try:
+            line = json.dumps({"op": "row", "id": ident, "row": row}, default=_plain) + "\n"
+        except (TypeError, ValueError) as e:
+            # Not for the spool; the database may still take it (save() decides).
+            self.log.error(
+                "cannot spool the report row of job {job_id}: {error}",
+                job_id=row.get("job_id"),
+                error=e,
+            )
+            return None
         self._next_id += 1
-        line = json.dumps({"op": "row", "id": ident, "row": row}, default=_plain) + "\n"
         if not self._write(line):
             return None
         self._waiting[ident] = line
