@@ -87,5 +87,8 @@ Index(None, transcode_reports.c.outcome)
 Index(None, transcode_reports.c.finish_time)
 
 COLUMNS = tuple(transcode_reports.c.keys())
-TEXT_COLUMNS = tuple(c.name for c in transcode_reports.columns if isinstance(c.type, String))
+#: Columns stored escaped (``escape``): every text but the key, which the admin makes.
+TEXT_COLUMNS = tuple(
+    c.name for c in transcode_reports.columns if isinstance(c.type, String) and not c.primary_key
+)
 DATETIME_COLUMNS = tuple(c.name for c in transcode_reports.columns if isinstance(c.type, DateTime))
