@@ -12,6 +12,8 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -137,6 +139,16 @@ def database_rows(url: str) -> list[tuple[Any, ...]]:
         engine.dispose()
 
 
+def execute(url: str, statement: str) -> None:
+    """Run one SQL statement on a connection of our own."""
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
 def api_rows(farm: Farm, count: int) -> list[dict[str, Any]]:
     """The API's report rows once there are ``count`` of them."""
     body = wait_for(
@@ -150,7 +162,8 @@ def api_rows(farm: Farm, count: int) -> list[dict[str, Any]]:
 
 def test_latin1_and_long_names_get_their_rows(tmp_path, clips, postgres_url, farms):
     """A Latin-1 file name and 300-character customer, profile and path each get a row:
-    the API shows the name escaped (\\xe9), the report file keeps the real name."""
+    the API shows the name escaped (\\xe9), the report file keeps the real name, and
+    replay-reports stores the very same rows."""
     farm = Farm(
         str(tmp_path), {"pg": identity_customer(LONG_CUSTOMER, LONG_PROFILE)},
         reports_url=postgres_url,
@@ -171,8 +184,19 @@ def test_latin1_and_long_names_get_their_rows(tmp_path, clips, postgres_url, far
     }
     [latin1_report] = [r for r in farm.reports("pg", "p", "done") if "caf" in r["relpath"]]
     assert latin1_report["relpath"] == latin1  # the real name, surrogate-escaped by Python
-    assert sorted(r[3] for r in database_rows(postgres_url)) == ["caf\\xe9.m4a", deep]
+    live = database_rows(postgres_url)
+    assert sorted(r[3] for r in live) == ["caf\\xe9.m4a", deep]
     assert "refused the report row" not in farm.log()
+
+    # replay-reports rebuilds the same rows from the report files, escape included
+    farm.stop()
+    execute(postgres_url, "DELETE FROM transcode_reports")
+    replay = [sys.executable, "-m", "transcoder_admin", "replay-reports"]
+    done = subprocess.run(
+        [*replay, "--config", farm.config_path], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "replayed 2 reports" in done.stdout, done
+    assert database_rows(postgres_url) == live
 
 
 def test_rows_waiting_for_a_cut_database_survive_a_killed_admin(tmp_path, clips, proxied, farms):
