@@ -156,6 +156,11 @@ class TranscoderAdmin(MultiService):
         self._wire()
         try:
             await self._step("open the reports database", self.db.start())
+            # Rows a killed admin left waiting are written in the background from here.
+            await self._step(
+                "open the spool of waiting report rows",
+                self.db.open_spool(self.config.state_dir()),
+            )
             cluster = self.cluster
             await self._step("read the journal of running jobs", cluster.open_journal())
             self.transcoding.journal = cluster.journal

@@ -9,6 +9,7 @@ trial spins the reactor for the Deferreds they await.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command as alembic_command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from twisted.internet import defer, protocol, reactor, task
@@ -35,8 +37,11 @@ from transcoder_admin.reports.db import (
     head_revision,
     upgrade,
 )
+from transcoder_admin.reports.escape import unescape_text
 from transcoder_admin.reports.files import replay_reports, write_report
 from transcoder_admin.reports.model import metadata
+from transcoder_admin.reports.spool import FILE_NAME as SPOOL_FILE
+from transcoder_admin.reports.spool import RowSpool
 
 POSTGRES_URL_ENV = "TRANSCODER_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "TRANSCODER_TEST_REQUIRE_POSTGRES"
@@ -544,6 +549,156 @@ class _ReportsDBContract:
         self.assertEqual(page["total"], 3)
         self.assertEqual(page["items"][1]["relative_path"], 'news/it\'s "two".mov')
 
+    # -- names the database once refused
+
+    async def test_name_that_is_not_utf8_is_stored_escaped(self) -> None:
+        """A Latin-1 file name keeps its row, stored (and replayed) as ``\\xNN``, reversibly."""
+        db = await self.started_db()
+        name = os.fsdecode(b"caf\xe9 \\ d\xfcne.mov")  # and a backslash, escaped too
+        await db.save(
+            make_row(
+                "j-latin1",
+                relative_path=f"news/{name}",
+                report_path=f"default:/x/reports/done/web/news/{name}.j-latin1.yaml",
+                failure_reason=f"cannot read {name}",
+            )
+        )
+
+        row = await db.get("j-latin1") or {}
+        self.assertEqual(row["relative_path"], "news/caf\\xe9 \\\\ d\\xfcne.mov")
+        self.assertEqual(row["failure_reason"], "cannot read caf\\xe9 \\\\ d\\xfcne.mov")
+        self.assertEqual(
+            os.fsencode(unescape_text(row["relative_path"])), os.fsencode(f"news/{name}")
+        )
+        json.dumps(row, default=str, ensure_ascii=False).encode("utf-8")  # the API can send it
+        page = await db.query(search="caf\\xe9")
+        self.assertEqual([r["job_id"] for r in page["items"]], ["j-latin1"])
+
+        # replay-reports stores the report file's real name the same way
+        folder = tempfile.mkdtemp(prefix="reports ")
+        self.addCleanup(shutil.rmtree, folder)
+        path = os.path.join(folder, f"{name}.j-replayed.yaml")
+        write_report(path, _report("j-replayed", name))
+        self.assertEqual(await replay_reports(db, [path]), 1)
+        replayed = await db.get("j-replayed") or {}
+        self.assertEqual(replayed["relative_path"], row["relative_path"])
+
+    async def test_names_longer_than_the_old_columns_are_stored(self) -> None:
+        """A 230-byte CJK name and 300-character customer, profile, path and worker fit."""
+        db = await self.started_db()
+        cjk = "映" * 75 + "x.mp4"
+        self.assertEqual(len(cjk.encode("utf-8")), 230)
+        long = {
+            "customer": "C" * 300,
+            "profile": "視" * 300,
+            "relative_path": "/".join(["d" * 99] * 3) + "/" + cjk,
+            "machine_name": "m" * 300,
+            "worker_name": "w" * 300,
+            "mime_type": "video/" + "x" * 300,
+            "video_codec": "v" * 300,
+            "checksum": "sha256:" + "0" * 300,
+            "qmaster_cluster": "q" * 300,
+        }
+
+        await db.save(make_row("j-long", **long))
+
+        row = await db.get("j-long") or {}
+        self.assertEqual({k: row[k] for k in long}, long)
+        page = await db.query(customer="C" * 300, profile="視" * 300)
+        self.assertEqual(page["total"], 1)
+
+    async def test_upgrade_from_0002_widens_the_columns(self) -> None:
+        """A database at 0002 is refused until upgraded; then long names fit, old rows stay."""
+        config = _alembic_config()
+        engine = sa.create_engine(self.url, poolclass=sa.NullPool)
+        try:
+            with engine.begin() as conn:
+                config.attributes["connection"] = conn
+                alembic_command.upgrade(config, "0002")
+        finally:
+            engine.dispose()
+        execute(
+            self.url,
+            "INSERT INTO transcode_reports (job_id, customer, profile, relative_path, outcome)"
+            " VALUES ('j-old', 'Example', 'web', 'news\\old.mov', 'done')",
+        )
+        with self.assertRaises(StaleSchemaError) as raised:
+            check_schema(self.url)
+        self.assertIn("at revision 0002, expected 0003", str(raised.exception))
+        await self.assertFailure(self.new_db().start(), StaleSchemaError)
+
+        upgrade(self.url)
+
+        self.assertEqual(current_revision(self.url), "0003")
+        db = await self.started_db()
+        await db.save(make_row("j-new", customer="C" * 300))
+        self.assertEqual((await db.get("j-new") or {})["customer"], "C" * 300)
+        old = await db.get("j-old") or {}
+        self.assertEqual(unescape_text(old["relative_path"]), "news\\old.mov")
+
+    # -- the spool of rows waiting for the database
+
+    async def test_rows_spooled_by_a_killed_admin_are_written_at_the_next_start(self) -> None:
+        """Rows waiting when the process died are in its spool; the next start writes them."""
+        spool = tempfile.mkdtemp(prefix="spool ")
+        self.addCleanup(shutil.rmtree, spool)
+        db = await self.started_db(await self.outage_url(), stop_timeout=0.2)
+        self.assertEqual(await db.open_spool(spool), 0)
+        await db.save(make_row("j-written"))
+        await self.begin_outage()
+        saving = [db.save(make_row(f"j-wait-{i}")) for i in range(3)]
+        self.assertEqual(db.pending, 3)
+        # What a SIGKILL leaves: the spool file as it is now.
+        killed = tempfile.mkdtemp(prefix="spool killed ")
+        self.addCleanup(shutil.rmtree, killed)
+        shutil.copy(os.path.join(spool, SPOOL_FILE), killed)
+        await db.stop()  # the other copy: a stop that had to give up on them
+        for d in saving:
+            await self.assertFailure(d, defer.CancelledError)
+        await self.end_outage()
+
+        for folder in (killed, spool):
+            again = await self.started_db()
+            self.assertEqual(await again.open_spool(folder), 3)
+            await until(lambda again=again: again.pending == 0, "the spooled rows")
+            page = await again.query(order="job_id asc")
+            self.assertEqual(
+                [r["job_id"] for r in page["items"]],
+                ["j-wait-0", "j-wait-1", "j-wait-2", "j-written"],
+            )
+            await again.stop()
+            self.assertEqual(RowSpool(folder).open(), [])  # nothing left for a third start
+            execute(self.url, "DELETE FROM transcode_reports WHERE job_id LIKE 'j-wait-_'")
+
+
+    async def test_spooled_rows_do_not_hold_up_the_start(self) -> None:
+        """Opening a spool of 250 rows while the database is out fires at once; they land later."""
+        folder = tempfile.mkdtemp(prefix="spool ")
+        self.addCleanup(shutil.rmtree, folder)
+        left = RowSpool(folder)
+        left.open()
+        for i in range(250):
+            left.add(make_row(f"j-{i:03}"))
+        left.close()
+        db = await self.started_db(await self.outage_url())
+        await self.begin_outage()
+
+        self.assertEqual(await db.open_spool(folder), 250)
+        self.assertEqual(db.pending, 250)
+        await task.deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(db.pending, 250)
+        await self.end_outage()
+
+        await until(lambda: db.pending == 0, "the spooled rows")
+        self.assertEqual((await db.query())["total"], 250)
+
+
+def _alembic_config() -> Any:
+    """The Alembic configuration the daemon uses (to build a database at an old revision)."""
+    from transcoder_admin.reports.schema import _alembic_config as config
+
+    return config()
+
 
 def _report(job_id: str, name: str) -> dict[str, Any]:
     """A minimal report file of a done job."""
@@ -715,3 +870,30 @@ class ReportsDBSettingsTests(unittest.TestCase):
         messages = [formatEvent(e) for e in events]
         self.assertTrue(any("transcoder:***@127.0.0.1:1" in m for m in messages), messages)
         self.assertFalse(any("s3cret" in m for m in messages), messages)
+
+
+def test_daemon_refuses_a_database_at_0002_until_upgrade_db(tmp_path: Any) -> None:
+    """`run` on a database at 0002 exits naming the command; `upgrade-db` brings it to 0003."""
+    from tests.farm import Farm
+    from transcoder_admin.cli import main
+
+    customer = {"name": "C", "profiles": {"p": {"targets": {"c": {"type": "identity"}}}}}
+    farm = Farm(str(tmp_path), {"c": customer})
+    url = farm.admin_config["reports"]["url"]
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            config = _alembic_config()
+            config.attributes["connection"] = conn
+            alembic_command.upgrade(config, "0002")
+    finally:
+        engine.dispose()
+
+    farm.start(wait=False)
+    assert farm.process is not None
+    assert farm.process.wait(60) != 0
+    log = farm.log()
+    assert "at revision 0002, expected 0003" in log and "transcoder-admin upgrade-db" in log
+
+    assert main(["upgrade-db", "--config", farm.config_path]) == 0
+    assert current_revision(url) == head_revision() == "0003"

@@ -11,7 +11,9 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.logger import formatEvent, globalLogPublisher
 
+from transcoder_admin.reports.escape import escape_text, unescape_text
 from transcoder_admin.reports.files import (
     find_reports,
     read_report,
@@ -19,6 +21,7 @@ from transcoder_admin.reports.files import (
     write_report,
 )
 from transcoder_admin.reports.model import COLUMNS
+from transcoder_admin.reports.spool import COMPACT_SLACK, RowSpool
 
 HOSTILE_NAMES = [
     "clip one.mov",
@@ -323,3 +326,114 @@ def test_row_from_report_rejects_bad_reports(changes: dict[str, Any], message: s
 
     with pytest.raises(ValueError, match=message):
         row_from_report(report)
+
+
+# -- the escape of texts in the database ---------------------------------------------
+
+
+@given(st.binary(max_size=40))
+def test_escape_of_any_file_name_is_valid_text_and_reversible(name: bytes) -> None:
+    """Any file name's bytes give storable text (UTF-8, no NUL) that gives the bytes back."""
+    text = os.fsdecode(name)
+    stored = escape_text(text)
+    stored.encode("utf-8")  # raises on a lone surrogate: what PostgreSQL refuses
+    assert "\x00" not in stored
+    assert os.fsencode(unescape_text(stored)) == name
+
+
+@given(st.text(max_size=40))
+def test_escape_is_unambiguous(text: str) -> None:
+    """Two different texts never share a stored form; valid names without \\ stay as they are."""
+    assert unescape_text(escape_text(text)) == text
+    if "\\" not in text and "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text):
+        assert escape_text(text) == text
+
+
+def test_escape_examples() -> None:
+    """The documented forms: \\xNN for an undecodable byte, \\\\ for a backslash."""
+    assert escape_text(os.fsdecode(b"caf\xe9.mp4")) == "caf\\xe9.mp4"
+    assert escape_text("a\\xe9.mp4") == "a\\\\xe9.mp4"
+    assert unescape_text("a\\\\xe9.mp4") == "a\\xe9.mp4"
+
+
+# -- the spool of rows waiting for the database --------------------------------------
+
+
+def spool_row(job_id: str, **changes: Any) -> dict[str, Any]:
+    """A row as the admin hands it to the database (times may be datetimes)."""
+    row = row_from_report(example_report(job_id=job_id))
+    row.update(changes)
+    return row
+
+
+def test_spool_gives_back_the_rows_not_yet_written(tmp_path: Any) -> None:
+    """Rows added and not done come back at the next open, names and times intact."""
+    spool = RowSpool(str(tmp_path / "state"))
+    assert spool.open() == []
+    name = os.fsdecode(b"news/caf\xe9.mp4")
+    first = spool.add(spool_row("j-1", relative_path=name))
+    second = spool.add(spool_row("j-2"))
+    spool.done(second)
+    assert spool.waiting == 1
+    # killed: no close()
+
+    again = RowSpool(str(tmp_path / "state"))
+    [(ident, row)] = again.open()
+    assert ident == first
+    assert row["job_id"] == "j-1" and row["relative_path"] == name
+    assert row["finish_time"] == spool_row("j-1")["finish_time"].isoformat()
+    again.done(again.add(spool_row("j-3")))  # a new row never takes the waiting one's id
+    assert [row["job_id"] for _, row in RowSpool(str(tmp_path / "state")).open()] == ["j-1"]
+
+
+def test_spool_survives_a_line_cut_by_a_crash(tmp_path: Any) -> None:
+    """A half-written last line is ignored; the complete ones are kept."""
+    spool = RowSpool(str(tmp_path))
+    spool.open()
+    spool.add(spool_row("j-1"))
+    spool.close()
+    with open(spool.path, "a", encoding="utf-8") as f:
+        f.write('{"op": "row", "id": 9, "row": {"job_id": "j-9", "cust')
+
+    assert [row["job_id"] for _, row in RowSpool(str(tmp_path)).open()] == ["j-1"]
+
+
+def test_spool_stays_small_while_the_database_keeps_up(tmp_path: Any) -> None:
+    """Thousands of rows written one by one leave a file of about 1 MiB, not of all of them."""
+    spool = RowSpool(str(tmp_path))
+    spool.open()
+    row = spool_row("j", comment="x" * 1000)
+    for i in range(5000):
+        spool.done(spool.add({**row, "job_id": f"j-{i}"}))
+
+    assert os.path.getsize(spool.path) < COMPACT_SLACK + 10_000
+    assert RowSpool(str(tmp_path)).open() == []
+
+
+def test_spool_that_cannot_be_written_says_so_once_and_rows_go_on(tmp_path: Any) -> None:
+    """A full disk under the spool is logged once; adding rows then records nothing."""
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        spool = RowSpool(str(tmp_path))
+        spool.open()
+        spool.close()
+        spool._file = open("/dev/full", "a", buffering=1)  # every write: ENOSPC
+        assert spool.add(spool_row("j-1")) is None
+        assert spool.add(spool_row("j-2")) is None
+        spool.done(None)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    errors = [formatEvent(e) for e in events if "spool" in formatEvent(e)]
+    assert len(errors) == 1 and "replay-reports" in errors[0], errors
+
+
+def test_spool_refuses_a_row_it_cannot_encode_without_raising(tmp_path: Any) -> None:
+    """A value JSON cannot hold is logged and not spooled; the caller goes on."""
+    spool = RowSpool(str(tmp_path))
+    spool.open()
+
+    assert spool.add(spool_row("j-odd", comment=object())) is None
+    assert spool.waiting == 0
+    spool.done(spool.add(spool_row("j-ok")))
+    assert RowSpool(str(tmp_path)).open() == []

@@ -3,8 +3,10 @@
 SQL runs only in ``ReportsDB``'s bounded thread pool; every method returns a Deferred
 and hands back plain dicts and lists. Saving a row is an idempotent upsert by job id,
 retried with back-off while the database is unreachable: a database that is down
-delays rows, it never loses them (DESIGN.md 7, CONVENTIONS.md 10). The schema checks
-and upgrades live in ``schema`` and are importable from here too.
+delays rows, it never loses them (DESIGN.md 7, CONVENTIONS.md 10), not even when the
+admin is killed meanwhile: the rows wait in a spool (``spool``) that the next start
+writes. Texts are stored escaped (``escape``), so no file name can get a row refused.
+The schema checks and upgrades live in ``schema`` and are importable from here too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from twisted.application.service import Service
@@ -23,8 +26,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from .escape import escape_text
 from .files import parse_time
-from .model import COLUMNS, DATETIME_COLUMNS, OUTCOMES, transcode_reports
+from .model import COLUMNS, DATETIME_COLUMNS, OUTCOMES, TEXT_COLUMNS, transcode_reports
 from .schema import (
     WRITE_OPTION,
     StaleSchemaError,
@@ -38,6 +42,7 @@ from .schema import (
     is_transient,
     upgrade,
 )
+from .spool import RowSpool
 
 __all__ = [
     "ReportsDB",
@@ -67,6 +72,8 @@ ORDER_COLUMNS = (
 )
 _REQUIRED = ("job_id", "customer", "profile", "relative_path", "outcome")
 _DEFAULTS = {"attempt_count": 1, "invalid_output": False}
+#: Spooled rows written at once at start-up (each batch waits for the previous one).
+_REPLAY_BATCH = 100
 
 
 class ReportsDB(Service):
@@ -110,6 +117,9 @@ class ReportsDB(Service):
         self._stop_result = _Outcome()
         self._writes: dict[defer.Deferred[None], str] = {}
         self._drained: defer.Deferred[None] | None = None
+        self._spool: RowSpool | None = None
+        self._backlog: list[tuple[int, dict[str, Any]]] = []
+        self._replaying: defer.Deferred[None] | None = None
         self._upsert = _upsert_statement(self._url.get_backend_name())
 
     @property
@@ -119,8 +129,8 @@ class ReportsDB(Service):
 
     @property
     def pending(self) -> int:
-        """How many rows are waiting to be written (queued, in flight or retrying)."""
-        return len(self._writes)
+        """How many rows are waiting to be written (queued, in flight, retrying or spooled)."""
+        return len(self._writes) + len(self._backlog)
 
     # -- life cycle
 
@@ -195,8 +205,8 @@ class ReportsDB(Service):
         """Wait (a bounded time) for queued writes, then stop the threads and the engine.
 
         Writes still waiting after ``stop_timeout`` seconds are abandoned: their
-        Deferreds fail with CancelledError and their job ids are logged, so their
-        report files can be replayed.
+        Deferreds fail with CancelledError and their job ids are logged; they stay in
+        the spool (once ``open_spool()`` ran) and the next start writes them.
         """
         if self._stopping is None:
             self._stopping = defer.Deferred.fromCoroutine(self._stop())
@@ -208,6 +218,10 @@ class ReportsDB(Service):
             self._starting.cancel()
         if self._writes:
             await self._drain()
+        if self._replaying is not None:
+            await self._replaying  # sees the stop and ends; its rows stay spooled
+        if self._spool is not None:
+            self._spool.close()
         await self._stop_threads_later()
         if self.running:
             Service.stopService(self)
@@ -225,10 +239,12 @@ class ReportsDB(Service):
         except defer.TimeoutError:
             abandoned = dict(self._writes)
             self.log.warn(
-                "gave up on {count} report row(s) not yet written (jobs {jobs}); "
-                "replay their report files once the database is back",
+                "gave up on {count} report row(s) not yet written (jobs {jobs}); {what}",
                 count=len(abandoned),
                 jobs=", ".join(sorted(abandoned.values())),
+                what="the next start writes them"
+                if self._spool is not None
+                else "replay their report files once the database is back",
             )
             for d in abandoned:
                 d.cancel()
@@ -289,29 +305,103 @@ class ReportsDB(Service):
         """Insert or update the row of ``row["job_id"]``; retry until the database answers.
 
         A row from an older attempt never replaces a newer attempt's. Fails (and logs
-        the job id) for a row the database refuses, e.g. an impossible value.
+        the job id) for a row the database refuses, e.g. an impossible value. Once
+        ``open_spool()`` ran, the row is kept in the spool until it is written.
         """
-        job_id = str(row.get("job_id")) if isinstance(row, dict) else "?"
+        if self._engine is None or self._stopping is not None:
+            return defer.fail(RuntimeError("the reports database is not running"))
         try:
             values = _row_values(row)
         except ValueError as e:
-            self.log.error(
-                "not saving the report row of job {job_id}: {error}", job_id=job_id, error=e
-            )
-            return defer.fail(e)
-        if self._engine is None or self._stopping is not None:
-            return defer.fail(RuntimeError("the reports database is not running"))
+            return self._unsaveable(row, e)
+        ident = self._spool.add(row) if self._spool is not None else None
+        return self._write(str(row["job_id"]), values, ident)
+
+    def _unsaveable(self, row: object, error: ValueError) -> defer.Deferred[None]:
+        job_id = str(row.get("job_id")) if isinstance(row, dict) else "?"
+        self.log.error(
+            "not saving the report row of job {job_id}: {error}", job_id=job_id, error=error
+        )
+        return defer.fail(error)
+
+    def _write(
+        self, job_id: str, values: dict[str, Any], ident: int | None
+    ) -> defer.Deferred[None]:
+        """Save ``values`` (tracked for stop); the spool's entry ``ident`` ends with it."""
         d = defer.Deferred.fromCoroutine(self._save(job_id, values))
         self._writes[d] = job_id
 
         def forget(result: object) -> object:
             self._writes.pop(d, None)
+            if self._spool is not None and (
+                not isinstance(result, Failure) or result.check(sa_exc.SQLAlchemyError)
+            ):
+                # Written, or refused by the database (logged): not for the next start.
+                # Abandoned at stop, it stays spooled.
+                self._spool.done(ident)
             if not self._writes and self._drained is not None and not self._drained.called:
                 self._drained.callback(None)
             return result
 
         d.addBoth(forget)
         return d
+
+    def open_spool(self, folder: str) -> defer.Deferred[int]:
+        """Keep rows in ``folder``'s spool until written; write those a killed admin left.
+
+        Call once, after ``start()``. Reading the spool runs in a thread; the rows it
+        held are then written in the background, in batches, while start-up goes on.
+        Fires with how many rows were waiting.
+        """
+        return defer.Deferred.fromCoroutine(self._open_spool(folder))
+
+    async def _open_spool(self, folder: str) -> int:
+        if self._engine is None or self._stopping is not None:
+            raise RuntimeError("the reports database is not running")
+        if self._spool is not None:
+            raise RuntimeError(f"the spool {self._spool.path} is open already")
+        spool = RowSpool(folder)
+        pool = self.reactor.getThreadPool()
+        waiting = await threads.deferToThreadPool(self.reactor, pool, spool.open)
+        if self._stopping is not None:
+            spool.close()  # stopped meanwhile: the rows stay spooled for the next start
+            return len(waiting)
+        self._spool = spool
+        if waiting:
+            self.log.info(
+                "{count} report row(s) were waiting for the database when the admin last "
+                "stopped; writing them in the background",
+                count=len(waiting),
+            )
+            self._backlog = waiting
+            replaying = defer.Deferred.fromCoroutine(self._write_backlog())
+            self._replaying = replaying.addErrback(
+                lambda f: self.log.failure("writing the spooled report rows failed", f)
+            )
+        return len(waiting)
+
+    async def _write_backlog(self) -> None:
+        """Write the spooled rows ``_REPLAY_BATCH`` at a time, until done or stopped."""
+        written = 0
+        while self._backlog and self._stopping is None:
+            batch, self._backlog = self._backlog[:_REPLAY_BATCH], self._backlog[_REPLAY_BATCH:]
+            saving = []
+            for ident, row in batch:
+                try:
+                    values = _row_values(row)
+                except ValueError as e:
+                    self._unsaveable(row, e).addErrback(lambda _: None)
+                    assert self._spool is not None
+                    self._spool.done(ident)
+                    continue
+                saving.append(self._write(str(row["job_id"]), values, ident))
+            results = await defer.DeferredList(saving, consumeErrors=True)
+            written += sum(1 for ok, _ in results if ok)
+        self.log.info(
+            "wrote {count} report row(s) left waiting by the previous admin{rest}",
+            count=written,
+            rest=f"; {len(self._backlog)} stay spooled for the next start" if self._backlog else "",
+        )
 
     async def _save(self, job_id: str, values: dict[str, Any]) -> None:
         statement = self._upsert
@@ -383,8 +473,10 @@ class ReportsDB(Service):
 
         ``since``/``until`` bound the finish time (``since <= finish_time < until``;
         a time without a timezone is UTC); ``search`` is a case-insensitive substring
-        of the relative path; ``limit`` is capped at 500. Bad arguments fail with
-        ValueError. Fires with ``{"total", "offset", "limit", "items"}``.
+        of the relative path; ``limit`` is capped at 500. Texts are compared in their
+        stored form, the one rows show (``escape``: ``\\xNN`` for a byte that is not
+        UTF-8). Bad arguments fail with ValueError. Fires with
+        ``{"total", "offset", "limit", "items"}``.
         """
         t = transcode_reports
         try:
@@ -499,7 +591,11 @@ def _upsert_statement(backend: str) -> Any:
 
 
 def _row_values(row: dict[str, Any]) -> dict[str, Any]:
-    """Check a row's keys and normalise its times to UTC; every column gets a value."""
+    """Check a row's keys, normalise its times to UTC and escape its texts (``escape``).
+
+    Every column gets a value. Live rows and replayed report files both come here, so
+    a name that is not UTF-8 is stored the same way by either.
+    """
     if not isinstance(row, dict):
         raise ValueError(f"a report row must be a dict, not {type(row).__name__}")
     unknown = sorted(set(row) - set(COLUMNS))
@@ -508,12 +604,16 @@ def _row_values(row: dict[str, Any]) -> dict[str, Any]:
     missing = [c for c in _REQUIRED if row.get(c) in (None, "")]
     if missing:
         raise ValueError(f"missing required column(s) {', '.join(missing)}")
-    values = {c: row.get(c) for c in COLUMNS}
+    values: dict[str, Any] = {c: row.get(c) for c in COLUMNS}
     for column, default in _DEFAULTS.items():
         if values[column] is None:
             values[column] = default
     for column in DATETIME_COLUMNS:
         values[column] = parse_time(values[column], column)
+    for column in TEXT_COLUMNS:
+        text = values[column]
+        if isinstance(text, str):
+            values[column] = escape_text(text)
     return values
 
 

@@ -1,5 +1,10 @@
 """The reports database schema: one row per finished job, keyed by job id (DESIGN.md 7).
 
+Texts that come from names (customer, profile, paths, machines, codecs, reasons) are
+TEXT: a name is never too long for its column (revision 0003). Only the job id and the
+closed sets (outcome, failure kind, file type) are bounded. Every text is stored in the
+escaped form of ``escape`` (a file name that is not UTF-8 keeps its row).
+
 Alembic migrations in ``migrations/`` create exactly this schema; a test compares them.
 """
 
@@ -40,16 +45,16 @@ transcode_reports = Table(
     "transcode_reports",
     metadata,
     Column("job_id", String(80), primary_key=True),
-    Column("customer", String(255), nullable=False),
-    Column("profile", String(255), nullable=False),
+    Column("customer", Text, nullable=False),
+    Column("profile", Text, nullable=False),
     Column("relative_path", Text, nullable=False),
     Column("report_path", Text),
-    Column("checksum", String(200)),
+    Column("checksum", Text),
     Column("file_size", BigInteger),
     Column("file_type", String(20)),
-    Column("mime_type", String(255)),
-    Column("audio_codec", String(100)),
-    Column("video_codec", String(100)),
+    Column("mime_type", Text),
+    Column("audio_codec", Text),
+    Column("video_codec", Text),
     Column("creation_time", DateTime(timezone=True)),
     Column("modification_time", DateTime(timezone=True)),
     Column("detection_time", DateTime(timezone=True)),
@@ -59,17 +64,17 @@ transcode_reports = Table(
     Column("cpu_time", Float),
     Column("real_time", Float),
     Column("attempt_count", Integer, nullable=False, server_default=text("1")),
-    Column("machine_name", String(255)),
-    Column("worker_name", String(255)),
+    Column("machine_name", Text),
+    Column("worker_name", Text),
     Column("outcome", String(20), nullable=False),
     Column("failure_kind", String(20)),
     Column("failure_reason", Text),
     Column("invalid_output", Boolean, nullable=False, server_default=false()),
     Column("comment", Text),
-    Column("backend", String(50)),
+    Column("backend", Text),
     Column("source_duration", Float),
-    Column("qmaster_batch_id", String(255)),
-    Column("qmaster_cluster", String(255)),
+    Column("qmaster_batch_id", Text),
+    Column("qmaster_cluster", Text),
     CheckConstraint("outcome IN ('done', 'failed')", name="outcome"),
     CheckConstraint(
         "failure_kind IS NULL OR failure_kind IN ('source', 'system', 'post-process', 'cancelled')",
@@ -82,4 +87,8 @@ Index(None, transcode_reports.c.outcome)
 Index(None, transcode_reports.c.finish_time)
 
 COLUMNS = tuple(transcode_reports.c.keys())
+#: Columns stored escaped (``escape``): every text but the key, which the admin makes.
+TEXT_COLUMNS = tuple(
+    c.name for c in transcode_reports.columns if isinstance(c.type, String) and not c.primary_key
+)
 DATETIME_COLUMNS = tuple(c.name for c in transcode_reports.columns if isinstance(c.type, DateTime))
