@@ -100,9 +100,7 @@ Subdir = Annotated[str, AfterValidator(_subdir)]
 
 _BITRATE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([kKM]?)")
 _BITRATE_UNIT = {"": 1, "k": 1, "K": 1, "M": 1000}
-BITRATE_FORMS = (
-    "kbit/s as a whole number (128), or ffmpeg's form with k or M (96k, 2500k, 2.5M)"
-)
+BITRATE_FORMS = "kbit/s as a whole number (128), or ffmpeg's form with k or M (96k, 2500k, 2.5M)"
 
 
 def bitrate_kbits(value: Any, maximum: float) -> int | float:
