@@ -442,3 +442,166 @@ def test_endpoint_resolution_leaves_what_is_not_a_relative_file_alone():
         f"ssl:1:privateKey={os.path.expanduser('~')}/k.key"
     )
     assert resolve_endpoint("systemd:domain=INET:index=0", "/e") == "systemd:domain=INET:index=0"
+
+
+def test_bitrates_accept_ffmpeg_forms_and_bare_kbits(farm):
+    """`2.5M`, `2500k` and `96k` load as kbit/s beside bare numbers (kbit/s as before)."""
+    write(
+        farm,
+        "customers/acme.yaml",
+        """\
+        name: ACME
+        video: {bitrate: 2500k}
+        profiles:
+          web:
+            audio: {bitrate: 128}
+            targets:
+              high: {type: audio-video, video: {bitrate: 2.5M}, audio: {bitrate: 96k}}
+              low: {type: audio-video}
+              odd: {type: audio, audio: {bitrate: 64.5k}}
+        """,
+    )
+    from transcoder_admin.context import StoreContext
+
+    profile = StoreContext(load_configuration(str(farm / "admin.yaml"))).customer("ACME")
+    targets = {t.name: t.media_spec() for t in profile.profile("web").targets()}
+    assert targets["high"]["video"]["bitrate"] == 2500
+    assert targets["high"]["audio"]["bitrate"] == 96
+    assert targets["low"]["video"]["bitrate"] == 2500  # inherited from the customer
+    assert targets["low"]["audio"]["bitrate"] == 128
+    assert targets["odd"]["audio"]["bitrate"] == 64.5
+
+
+def test_ini_bitrates_take_the_same_forms(tmp_path):
+    """INI values are text: `2.5M`, `96k` and `128` (kbit/s) load as in YAML."""
+    write(tmp_path, "admin.ini", "[roots]\ndefault = media\ntemp = tmp\n")
+    write(
+        tmp_path,
+        "customers/acme.ini",
+        """\
+        [customer]
+        name = ACME
+        audio.bitrate = 128
+        [profile:web]
+        [target:web:high]
+        type = audio-video
+        video.bitrate = 2.5M
+        [target:web:voice]
+        type = audio
+        audio.bitrate = 96k
+        """,
+    )
+    config = load_configuration(str(tmp_path / "admin.ini"))
+    customer = config.customers["ACME"]
+    targets = customer.profiles["web"].targets
+    assert customer.audio is not None and customer.audio.bitrate == 128
+    assert targets["high"].video is not None and targets["high"].video.bitrate == 2500
+    assert targets["voice"].audio is not None and targets["voice"].audio.bitrate == 96
+
+
+def test_bad_bitrates_are_errors_naming_key_value_and_allowed_forms(farm):
+    """Unparsable, fractional bare and implausible bitrates are named with the forms."""
+    write(
+        farm,
+        "customers/acme.yaml",
+        """\
+        name: ACME
+        profiles:
+          web:
+            targets:
+              a: {type: audio-video, video: {bitrate: fast}, audio: {bitrate: 128000}}
+              b: {type: audio-video, video: {bitrate: 2.5}, audio: {bitrate: 2m}}
+              c: {type: video, video: {bitrate: 0k}}
+        """,
+    )
+    problems = errors_of(farm / "admin.yaml")
+    acme = str(farm / "customers" / "acme.yaml")
+    forms = "(96k, 2500k, 2.5M)"
+    expected = {
+        "profiles.web.targets.a.video.bitrate: bad value 'fast'": "expected kbit/s",
+        "profiles.web.targets.a.audio.bitrate: bad value 128000": "between 1 and 4000 kbit/s",
+        "profiles.web.targets.b.video.bitrate: bad value 2.5": "a bare number is whole kbit/s",
+        "profiles.web.targets.b.audio.bitrate: bad value '2m'": "expected kbit/s",
+        "profiles.web.targets.c.video.bitrate: bad value '0k'": "between 1 and 1000000",
+    }
+    assert len(problems) == len(expected), problems
+    for where, why in expected.items():
+        [line] = [p for p in problems if p.startswith(f"{acme}: {where}")]
+        assert why in line and forms in line, line
+
+
+def test_explicit_subdirs_are_used_as_written(farm):
+    """A safe explicit subdir names the folder itself; names without one are made safe."""
+    write(
+        farm,
+        "customers/acme.yaml",
+        """\
+        name: ACME Corp
+        subdir: acme_2
+        profiles:
+          Web HD:
+            targets:
+              high: {type: audio-video, subdir: v1.hd}
+              Low Res: {type: audio-video}
+        """,
+    )
+    from transcoder_admin.context import StoreContext
+
+    profile = StoreContext(load_configuration(str(farm / "admin.yaml"))).customer("ACME Corp")
+    web = profile.profile("Web HD")
+    assert web.folder("incoming") == "default:/acme_2/files/incoming/web-hd"
+    assert [t.subdir for t in web.targets()] == ["v1.hd", "low-res"]
+
+
+UNSAFE_SUBDIRS = ["../../etc", "a/b", "", ".", "..", "a\x00b", ".hidden", "Web", "x" * 256]
+
+
+@pytest.mark.parametrize("subdir", UNSAFE_SUBDIRS)
+def test_unsafe_subdir_is_an_error_at_every_level(farm, subdir):
+    """A subdir that is not one safe folder name is refused for customer, profile, target."""
+    import yaml
+
+    customer = {
+        "name": "ACME",
+        "subdir": subdir,
+        "profiles": {
+            "web": {"subdir": subdir, "targets": {"high": {"type": "video", "subdir": subdir}}}
+        },
+    }
+    write(farm, "customers/acme.yaml", yaml.safe_dump(customer))
+    problems = errors_of(farm / "admin.yaml")
+    acme = str(farm / "customers" / "acme.yaml")
+    keys = ["subdir", "profiles.web.subdir", "profiles.web.targets.high.subdir"]
+    assert len(problems) == 3, problems
+    for key, problem in zip(keys, problems, strict=True):
+        assert problem.startswith(f"{acme}: {key}: bad value {subdir!r}"), problem
+        assert "one folder name: lowercase letters, digits" in problem
+
+
+def test_unsafe_ini_subdirs_are_errors_in_check_config(tmp_path):
+    """INI subdirs are checked alike; check-config lists them with the other errors."""
+    write(tmp_path, "admin.ini", "[roots]\ndefault = media\ntemp = tmp\n")
+    write(
+        tmp_path,
+        "customers/acme.ini",
+        """\
+        [customer]
+        name = ACME
+        subdir = ../../etc
+        priority = 5000
+        [profile:web]
+        subdir =
+        [target:web:high]
+        type = video
+        subdir = a/b
+        """,
+    )
+    cmd = [sys.executable, "-m", "transcoder_admin", "check-config", "--config"]
+    bad = subprocess.run([*cmd, str(tmp_path / "admin.ini")], capture_output=True, text=True)
+    assert bad.returncode == 1
+    acme = str(tmp_path / "customers" / "acme.ini")
+    assert f"{acme}: subdir: bad value '../../etc'" in bad.stderr
+    assert f"{acme}: profiles.web.subdir: bad value ''" in bad.stderr
+    assert f"{acme}: profiles.web.targets.high.subdir: bad value 'a/b'" in bad.stderr
+    assert f"{acme}: priority: bad value '5000'" in bad.stderr
+    assert "4 configuration errors" in bad.stderr

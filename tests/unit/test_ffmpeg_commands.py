@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import pytest
 
+from transcoder_admin.config.model import AudioSettings, VideoSettings
 from transcoder_admin.media.ffmpeg import (
     COMMON,
     decode_check_command,
@@ -15,6 +16,7 @@ from transcoder_admin.media.ffmpeg import (
     find_ffmpeg,
     input_arg,
     target_command,
+    target_settings,
     thumbnails_command,
 )
 from transcoder_admin.media.probe import AudioInfo, MediaInfo, VideoInfo
@@ -153,6 +155,39 @@ def test_video_rate_options(video, expected, absent):
         assert option(cmd, name) == value, name
     for name in absent:
         assert name not in cmd, name
+
+
+@pytest.mark.parametrize(
+    ("video_rate", "audio_rate", "b_v", "maxrate", "b_a"),
+    [
+        ("2.5M", "96k", "2500k", "3750k", "96k"),
+        ("2500k", 128, "2500k", "3750k", "128k"),
+        (800, "96.5k", "800k", "1200k", "96500"),
+        ("1.2345M", "0.5M", "1234500", "1851750", "500k"),
+    ],
+)
+def test_configured_bitrates_reach_ffmpeg_in_its_own_form(
+    video_rate, audio_rate, b_v, maxrate, b_a
+):
+    """`2.5M`, `96k` and bare kbit/s from the config become ffmpeg's rates, exactly."""
+    video = VideoSettings.model_validate({"bitrate": video_rate}).model_dump(exclude_none=True)
+    audio = AudioSettings.model_validate({"bitrate": audio_rate}).model_dump(exclude_none=True)
+    target = spec(video=video, audio=audio)
+    cmd = target_command(FF, "/in/a.mov", "/out/a.mp4", target, INFO)
+    assert (option(cmd, "-b:v"), option(cmd, "-maxrate"), option(cmd, "-b:a")) == (
+        b_v,
+        maxrate,
+        b_a,
+    )
+    settings = target_settings(target)
+    assert (settings["video"]["bitrate"], settings["audio"]["bitrate"]) == (b_v, b_a)
+
+
+def test_report_settings_name_only_the_streams_a_target_makes():
+    """An audio target reports audio settings; thumbnails and copies report none."""
+    assert set(target_settings(spec("audio", "ipod", audio={"bitrate": 64}))) == {"audio"}
+    assert target_settings(spec("thumbnails", None)) == {}
+    assert target_settings(spec("identity", None)) == {}
 
 
 @pytest.mark.parametrize(

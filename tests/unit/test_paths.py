@@ -83,13 +83,13 @@ def test_overrides_and_templates():
         "outgoing": "default:/out/%(customer)s/%(profile)s",
         "profiles": {
             "p": {
-                "subdir": "Mobile",
+                "subdir": "mobile",
                 "done": "temp:/archive/%(customer)s-%(profile)s",
                 "report-file": "%(stem)s-%(job)s.yml",
                 "targets": {
                     "t": {
                         "type": "audio",
-                        "subdir": "AAC",
+                        "subdir": "aac",
                         "output-file": "%(stem)s_%(target)s.%(extension)s",
                     }
                 },

@@ -251,3 +251,33 @@ def test_trust_roots_in_the_worker_file_are_beside_it(tmp_path, creds):
     s = settings_from(parse("--config", path, *argv))
     assert s.problems == []
     assert s.manager == f"tls:admin.example.com:7632:trustRoots={tmp_path}/ca"
+
+
+def test_orphan_timeout_defaults_to_never_and_comes_from_file_or_flag(tmp_path, creds):
+    """0 (never) unless set; the flag overrides the file's `orphan-timeout`."""
+    assert settings_from(parse(*flags(creds))).orphan_timeout == 0.0
+    path = worker_file(tmp_path, "orphan-timeout: 600\n")
+    assert settings_from(parse("--config", path, *flags(creds))).orphan_timeout == 600.0
+    argv = parse("--config", path, *flags(creds, "--orphan-timeout", "30"))
+    assert settings_from(argv).orphan_timeout == 30.0
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_orphan_timeout_out_of_range_is_named(creds, value):
+    """A negative or endless orphan-timeout is refused, naming the key."""
+    problems = settings_from(parse(*flags(creds, "--orphan-timeout", value))).problems
+    assert len(problems) == 1 and problems[0].startswith("flags: orphan-timeout must be between 0")
+
+
+def test_local_workers_get_ten_lost_timeouts_as_orphan_timeout():
+    """The spawner's command line: 10 × lost-timeout; none without a lost-timeout."""
+    from transcoder_admin.worker.spawner import worker_argv
+
+    argv = worker_argv("tcp:127.0.0.1:7632", {"default": "/m", "temp": "/t"}, 2, "/c", 5.0)
+    assert "--orphan-timeout" not in argv
+    argv = worker_argv(
+        "tcp:127.0.0.1:7632", {"default": "/m", "temp": "/t"}, 2, "/c", 5.0, lost_timeout=60
+    )
+    assert argv[argv.index("--orphan-timeout") + 1] == "600.0"
+    assert argv[3] == "worker"  # what the worker makes of it:
+    assert settings_from(parse(*argv[4:], "--name", "w")).orphan_timeout == 600.0

@@ -8,9 +8,19 @@ admin defaults → customer → profile → target.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 VIDEO_CODECS = {
     "h264": "libx264",
@@ -63,6 +73,67 @@ def _dash(name: str) -> str:
     return name.replace("_", "-")
 
 
+#: An explicit ``subdir``: one folder name in the form the default (the name made
+#: path-safe) has, so that a subdir is never rewritten and folders never differ by case
+#: alone (case-insensitive filesystems of SMB shares and Macs).
+SUBDIR = re.compile(r"[a-z0-9_](?:[a-z0-9._-]{0,253}[a-z0-9_])?")
+SUBDIR_FORM = (
+    "a subdir is one folder name: lowercase letters, digits, '.', '_' or '-', "
+    "not starting or ending with '.' or '-', at most 255 characters"
+)
+
+
+def _subdir(value: str) -> str:
+    """An explicit subdir as given, or ValueError naming the allowed form."""
+    if SUBDIR.fullmatch(value):
+        return value
+    from ..context.paths import safe_name  # late: the context builds on this module
+
+    hint = safe_name(value)
+    # A hint for a name in another form ("Web", "my web"), none for a path ("../x").
+    plain = "/" not in value and "\x00" not in value and hint != "_" and len(hint) <= 255
+    suggestion = f" (such as {hint!r})" if plain else ""
+    raise ValueError(SUBDIR_FORM + suggestion)
+
+
+Subdir = Annotated[str, AfterValidator(_subdir)]
+
+_BITRATE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([kKM]?)")
+_BITRATE_UNIT = {"": 1, "k": 1, "K": 1, "M": 1000}
+BITRATE_FORMS = "kbit/s as a whole number (128), or ffmpeg's form with k or M (96k, 2500k, 2.5M)"
+
+
+def bitrate_kbits(value: Any, maximum: float) -> int | float:
+    """A bitrate in kbit/s from the config: ``128`` (kbit/s), ``96k``, ``2.5M``.
+
+    A bare number stays kbit/s as it always was (unlike ffmpeg, where it is bit/s);
+    the suffixes are ffmpeg's (k = 1000, M = 1000000 bit/s).  Whole numbers come back
+    as ``int``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected {BITRATE_FORMS}")
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"a bare number is whole kbit/s; expected {BITRATE_FORMS}")
+        number = float(value)
+    else:
+        match = _BITRATE.fullmatch(value.strip())
+        if not match:
+            raise ValueError(f"expected {BITRATE_FORMS}")
+        text, unit = match.groups()
+        if not unit and not text.isdigit():
+            raise ValueError(f"a bare number is whole kbit/s; expected {BITRATE_FORMS}")
+        number = float(text) * _BITRATE_UNIT[unit]
+    if not math.isfinite(number) or not 1 <= number <= maximum:
+        raise ValueError(
+            f"must be between 1 and {maximum:.0f} kbit/s (a bare number is kbit/s); "
+            f"expected {BITRATE_FORMS}"
+        )
+    # Whole bit/s: what ffmpeg can be told exactly.
+    kbits = round(number * 1000) / 1000
+    return int(kbits) if kbits.is_integer() else kbits
+
+
 class Section(BaseModel):
     """Base of every configuration section: frozen, unknown keys refused."""
 
@@ -86,6 +157,17 @@ AudioCodec = Literal[
     "aac", "opus", "libopus", "mp3", "libmp3lame", "vorbis", "libvorbis",
 ]  # fmt: skip
 Muxer = Literal["mp4", "mov", "mkv", "matroska", "webm", "ogg", "mp3", "m4a", "ipod"]
+#: Upper bounds that catch a bit/s value written where kbit/s is meant (``128000``).
+MAX_VIDEO_KBITS = 1_000_000
+MAX_AUDIO_KBITS = 4_000
+VideoBitrate = Annotated[
+    int | float | None,
+    BeforeValidator(lambda v: None if v is None else bitrate_kbits(v, MAX_VIDEO_KBITS)),
+]
+AudioBitrate = Annotated[
+    int | float | None,
+    BeforeValidator(lambda v: None if v is None else bitrate_kbits(v, MAX_AUDIO_KBITS)),
+]
 
 
 class VideoSettings(Section):
@@ -97,7 +179,7 @@ class VideoSettings(Section):
     max_width: PositiveInt | None = None
     max_height: PositiveInt | None = None
     framerate: PositiveFloat | None = None
-    bitrate: PositiveInt | None = Field(None, description="kbit/s")
+    bitrate: VideoBitrate = Field(None, description="kbit/s (96k, 2.5M accepted)")
     crf: Annotated[int, Field(ge=0, le=63)] | None = None
     preset: str | None = None
     pixel_aspect_ratio: str | None = None
@@ -118,7 +200,7 @@ class AudioSettings(Section):
     """Audio stream settings of a target (or a default inherited by targets)."""
 
     codec: AudioCodec | None = None
-    bitrate: PositiveInt | None = Field(None, description="kbit/s")
+    bitrate: AudioBitrate = Field(None, description="kbit/s (96k, 2.5M accepted)")
     rate: Literal[8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 96000] | None = None
     channels: Annotated[int, Field(ge=1, le=8)] | None = None
 
@@ -171,7 +253,7 @@ class TargetConfig(Inheritable):
     """One output of a profile."""
 
     type: Literal["audio-video", "video", "audio", "thumbnails", "identity", "qmaster"]
-    subdir: str | None = None
+    subdir: Subdir | None = None
     extension: str | None = None
     muxer: Muxer | None = None
     post_process: list[str] | None = None
@@ -210,7 +292,7 @@ class TargetConfig(Inheritable):
 class ProfileConfig(Inheritable, Folders):
     """A profile: which incoming folder, how urgent, and what to produce."""
 
-    subdir: str | None = None
+    subdir: Subdir | None = None
     priority: Priority = 100
     backend: Literal["ffmpeg", "qmaster"] = "ffmpeg"
     notify_done: list[str] = Field(default_factory=list)
@@ -241,7 +323,7 @@ class CustomerConfig(Inheritable, Folders):
     """A customer file: name, priority, profiles."""
 
     name: str = Field(min_length=1)
-    subdir: str | None = None
+    subdir: Subdir | None = None
     priority: Priority = 100
     profiles: dict[str, ProfileConfig]
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..config.model import (
     AUDIO_CODECS,
     MUXERS,
+    SUBDIR,
     VIDEO_CODECS,
     CustomerConfig,
     Inheritable,
@@ -118,6 +119,16 @@ def _layer(levels: list[Inheritable | None]) -> Effective:
     return Effective(video=video, audio=audio, **values)
 
 
+def _subdir(explicit: str | None, name: str) -> str:
+    """An explicit subdir as it is (the config model refused unsafe ones), else the
+    name made path-safe; never rewritten into another folder than the one configured."""
+    if explicit is None:
+        return safe_name(name)
+    if not SUBDIR.fullmatch(explicit):  # a model built without validation
+        raise PathEscapeError(f"subdir {explicit!r} is not one path-safe folder name")
+    return explicit
+
+
 class StoreContext:
     """Entry point: contexts of every customer of one configuration."""
 
@@ -143,8 +154,8 @@ class CustomerContext:
 
     @property
     def subdir(self) -> str:
-        """The customer's folder name (its name made path-safe unless set)."""
-        return safe_name(self.config.subdir or self.name)
+        """The customer's folder name: as set (checked path-safe), or its name made so."""
+        return _subdir(self.config.subdir, self.name)
 
     @property
     def priority(self) -> int:
@@ -175,8 +186,8 @@ class ProfileContext:
 
     @property
     def subdir(self) -> str:
-        """The profile's folder name."""
-        return safe_name(self.config.subdir or self.name)
+        """The profile's folder name: as set (checked path-safe), or its name made so."""
+        return _subdir(self.config.subdir, self.name)
 
     @property
     def priority(self) -> int:
@@ -239,8 +250,8 @@ class TargetContext:
 
     @property
     def subdir(self) -> str:
-        """The target's folder name below the outgoing folder."""
-        return safe_name(self.config.subdir or self.name)
+        """The target's folder name below the outgoing folder (set, or from its name)."""
+        return _subdir(self.config.subdir, self.name)
 
     @property
     def extension(self) -> str:

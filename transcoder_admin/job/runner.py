@@ -43,6 +43,7 @@ from ..media.ffmpeg import (
     find_ffmpeg,
     input_arg,
     target_command,
+    target_settings,
     thumbnails_command,
 )
 from ..media.probe import MediaInfo, NotMediaError, probe
@@ -410,6 +411,7 @@ class Job:
                 ext = target.get("extension") or "out"
                 work = os.path.join(self.work_dir, f"{tag}-{target['type']}.{ext}")
                 argv = target_command(self._ffmpeg(), source, work, target, info)
+                result["settings"] = target_settings(target)
                 result["commands"].append(argv)
                 run = await self._exec(argv, target=name, duration=info.duration)
                 if not run.ok:

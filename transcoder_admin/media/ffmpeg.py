@@ -131,7 +131,24 @@ def _head(ffmpeg: str, source: str, *pre_input: str) -> list[str]:
 
 
 def _kbit(value: float) -> str:
-    return f"{int(round(value))}k"
+    """A rate in kbit/s as ffmpeg's argument: ``2500k``, or bit/s when not whole kbit/s."""
+    bits = round(float(value) * 1000)
+    return f"{bits // 1000}k" if bits % 1000 == 0 else str(bits)
+
+
+def target_settings(target: Mapping[str, Any]) -> dict[str, Any]:
+    """The video and audio settings a target was encoded with, for its report.
+
+    Bitrates appear as ffmpeg was given them (``2500k``), so the unit is never in doubt.
+    """
+    kinds = {"audio-video": ("video", "audio"), "video": ("video",), "audio": ("audio",)}
+    settings: dict[str, Any] = {}
+    for kind in kinds.get(str(target.get("type")), ()):
+        values = dict(target.get(kind) or {})
+        if values.get("bitrate"):
+            values["bitrate"] = _kbit(values["bitrate"])
+        settings[kind] = values
+    return settings
 
 
 def _number(value: float) -> str:

@@ -151,6 +151,7 @@ class Cluster:
             workers.max_jobs,
             credentials,
             workers.heartbeat_interval,
+            lost_timeout=workers.lost_timeout,
         )
         self.local = LocalWorkers(self.local_names, state, argv, self.reactor)
         await self.local.start()

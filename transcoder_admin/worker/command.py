@@ -7,6 +7,7 @@ A worker file (YAML) has the keys of the flags::
     credentials-file: /etc/transcoder/worker.credentials   # "encoder-2:secret"
     max-jobs: 2
     heartbeat-interval: 5
+    orphan-timeout: 0      # seconds alone (no manager, no job) before exiting; 0: never
     roots: {default: /srv/media, temp: /var/tmp/transcoder}
 
 Flags override the file.  Every problem is reported at once, naming the key.
@@ -29,7 +30,17 @@ from ..manager.credentials import ADMIN_USER, CredentialsError, read_secret_file
 
 #: A worker's name: its login, and a folder name (failed jobs kept under .failed/NAME).
 WORKER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
-KEYS = ("name", "manager", "credentials-file", "max-jobs", "heartbeat-interval", "roots")
+KEYS = (
+    "name",
+    "manager",
+    "credentials-file",
+    "max-jobs",
+    "heartbeat-interval",
+    "orphan-timeout",
+    "roots",
+)
+#: The longest orphan-timeout (a year); 0 means never.
+MAX_ORPHAN_TIMEOUT = 366 * 86400.0
 
 
 @dataclass
@@ -42,6 +53,7 @@ class WorkerSettings:
     roots: dict[str, str]
     max_jobs: int = 1
     heartbeat_interval: float = 5.0
+    orphan_timeout: float = 0.0
     problems: list[str] = field(default_factory=list)
 
 
@@ -60,6 +72,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-jobs", type=int, help="jobs run at once (default 1)")
     p.add_argument("--credentials-file", help="file with this worker's name:password line")
     p.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats (5)")
+    p.add_argument(
+        "--orphan-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="exit (status 0) after this long alone: not logged in to the manager and no "
+        "job running (default 0: keep reconnecting for ever)",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
     p.add_argument("--log-format", choices=["text", "json"], default="text")
 
@@ -98,6 +117,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         ("credentials-file", args.credentials_file),
         ("max-jobs", args.max_jobs),
         ("heartbeat-interval", args.heartbeat_interval),
+        ("orphan-timeout", args.orphan_timeout),
     ):
         if value is not None:
             data[key] = value
@@ -128,6 +148,15 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
     beat = _number(
         data.get("heartbeat-interval", 5.0), float, "heartbeat-interval", 0.05, 300, where, problems
     )
+    orphan = _number(
+        data.get("orphan-timeout", 0.0),
+        float,
+        "orphan-timeout",
+        0,
+        MAX_ORPHAN_TIMEOUT,
+        where,
+        problems,
+    )
     password = b""
     if not data.get("credentials-file"):
         problems.append(f"{where}: credentials-file is missing (a file with {name}:PASSWORD)")
@@ -143,6 +172,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         roots=roots,
         max_jobs=int(max_jobs),
         heartbeat_interval=float(beat),
+        orphan_timeout=float(orphan),
         problems=problems,
     )
 
@@ -193,7 +223,10 @@ def run(args: argparse.Namespace, daemon_class: Any = None, prog: str = "") -> i
         settings.max_jobs,
         reactor,
         heartbeat_interval=settings.heartbeat_interval,
+        orphan_timeout=settings.orphan_timeout,
     )
+    # Alone too long: an orderly stop (its trigger below) and exit status 0.
+    daemon.orphaned.addCallback(lambda _: reactor.stop())
     reactor.callWhenRunning(daemon.startService)
     reactor.addSystemEventTrigger("before", "shutdown", daemon.stopService)
     reactor.run()

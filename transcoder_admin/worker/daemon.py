@@ -6,6 +6,12 @@ admin's jobs with its own roots through a :class:`JobHost`.  Jobs outlive the li
 when the manager or the admin goes away the worker keeps running them, reconnects with
 back-off, and reports them again, finished ones with their outcome, so the admin can
 adopt them.  Files move only on the admin's acknowledgement of the current attempt.
+
+A worker with an ``orphan_timeout`` (the admin's local workers get ten times
+``workers.lost-timeout``) stops by itself once it has been alone that long: not logged
+in to its manager, no job running and no file operation of the admin's under way.  A
+job that runs keeps it waiting (a new admin may adopt it); the clock starts when the
+last one ends.  Standalone workers default to 0: they keep reconnecting for ever.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ class WorkerMind(pb.Referenceable):
 
     def remote_acknowledge(self, job_id: str, attempt: int) -> defer.Deferred[Any]:
         """Commit; answers only what committing changed (the admin has the outcome)."""
-        d = self.daemon.host.acknowledge(job_id, attempt)
+        d = self.daemon.busy_with(self.daemon.host.acknowledge(job_id, attempt))
         return _remote_errors(d).addCallback(lambda report: encode(committed_changes(report)))
 
     def remote_outcome(self, job_id: str) -> Any:  # noqa: D102
@@ -60,14 +66,15 @@ class WorkerMind(pb.Referenceable):
         return encode(summary(outcome)) if outcome is not None else None
 
     def remote_cancel_job(self, job_id: str) -> defer.Deferred[Any]:  # noqa: D102
-        return self.daemon.host.cancel_job(job_id).addCallback(lambda _: True)
+        d = self.daemon.busy_with(self.daemon.host.cancel_job(job_id))
+        return d.addCallback(lambda _: True)
 
     def remote_fail_source(self, spec: Any, failure: dict[str, Any]) -> defer.Deferred[Any]:  # noqa: D102
-        d = self.daemon.host.fail_source(decode(spec), failure)
+        d = self.daemon.busy_with(self.daemon.host.fail_source(decode(spec), failure))
         return d.addCallback(lambda report: encode(summary(report, True)))
 
     def remote_clean_job(self, spec: Any) -> defer.Deferred[int]:  # noqa: D102
-        return self.daemon.host.clean_job(decode(spec))
+        return self.daemon.busy_with(self.daemon.host.clean_job(decode(spec)))
 
     def remote_monitor(self, settings: Any, spec: Any) -> bool:
         """Watch a customer's incoming folders here (monitoring.on-workers)."""
@@ -152,6 +159,7 @@ class WorkerDaemon(Service):
         *,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
         max_reconnect_delay: float = MAX_RECONNECT_DELAY,
+        orphan_timeout: float = 0.0,
     ) -> None:
         self.name = name
         self.manager = manager
@@ -160,6 +168,12 @@ class WorkerDaemon(Service):
         self.reactor = reactor
         self.heartbeat_interval = heartbeat_interval
         self.max_reconnect_delay = max_reconnect_delay
+        #: Seconds alone (no manager, nothing to do) before stopping; 0: never.
+        self.orphan_timeout = orphan_timeout
+        self._alone_since: float | None = None
+        self._operations = 0  # the admin's file operations under way (commits, cleaning)
+        #: Fires once the worker has been alone for ``orphan_timeout``: time to exit.
+        self.orphaned: defer.Deferred[None] = defer.Deferred()
         self.host = JobHost(name, roots, max_jobs, reactor)
         self.mind = WorkerMind(self)
         self.link = PBLink(
@@ -169,7 +183,7 @@ class WorkerDaemon(Service):
             password,
             self.mind,
             on_login=self._logged_in,
-            on_lost=lambda: None,
+            on_lost=self._check_alone,
             what=f"worker {name}",
             # Try again at least as often as heartbeats are due: a worker that outlived
             # its admin must be back before the new admin's lost-timeout gives its jobs up.
@@ -187,6 +201,7 @@ class WorkerDaemon(Service):
             lambda f: self.log.failure("cannot list the failed jobs kept for inspection", f)
         )
         self.link.start()
+        self._check_alone()
         self._heartbeat = task.LoopingCall(self._beat)
         self._heartbeat.clock = self.reactor
         self._heartbeat.start(self.heartbeat_interval, now=False)
@@ -233,6 +248,7 @@ class WorkerDaemon(Service):
         )
         if not self.connected_once.called:
             self.connected_once.callback(None)
+        self._check_alone()
 
     @property
     def perspective(self) -> Any:
@@ -240,6 +256,7 @@ class WorkerDaemon(Service):
         return self.link.perspective
 
     def _beat(self) -> None:
+        self._check_alone()
         if self.perspective is None:
             return
         state = {
@@ -266,6 +283,45 @@ class WorkerDaemon(Service):
             d = self.perspective.callRemote("monitor_event", encode(event))
             d.addErrback(lambda _: None)
 
+    # -- alone
+
+    def busy_with(self, d: defer.Deferred[Any]) -> defer.Deferred[Any]:
+        """Count a file operation of the admin's as work until ``d`` fires."""
+        self._operations += 1
+
+        def done(result: Any) -> Any:
+            self._operations -= 1
+            self._check_alone()
+            return result
+
+        return d.addBoth(done)
+
+    def _busy(self) -> bool:
+        """Whether a job runs or an operation on the files is under way."""
+        running = any(job.outcome is None for job in self.host.jobs.values())
+        return running or self._operations > 0
+
+    def _check_alone(self) -> None:
+        """Start, reset or end the orphan clock (on every change and every heartbeat)."""
+        if not self.orphan_timeout or self.orphaned.called or not self.running:
+            return
+        if self.perspective is not None or self._busy():
+            self._alone_since = None
+            return
+        now = self.reactor.seconds()
+        if self._alone_since is None:
+            self._alone_since = now
+        elif now - self._alone_since >= self.orphan_timeout:
+            self.log.info(
+                "worker {name} stopping: alone for {seconds:.0f} s (not logged in to the "
+                "manager at {manager}, no job running; orphan-timeout {timeout:g} s)",
+                name=self.name,
+                seconds=now - self._alone_since,
+                manager=self.manager,
+                timeout=self.orphan_timeout,
+            )
+            self.orphaned.callback(None)
+
     # -- jobs
 
     def start_job(self, spec: dict[str, Any]) -> bool:
@@ -279,6 +335,7 @@ class WorkerDaemon(Service):
         return True
 
     def _finished(self, outcome: dict[str, Any], job_id: str) -> None:
+        self._check_alone()
         if job_id not in self.host.jobs:
             return  # cancelled meanwhile
         if self.perspective is not None:

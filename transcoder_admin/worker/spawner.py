@@ -6,6 +6,10 @@ admin adopts it (its pid file names it, its kernel start time proves it is the s
 process) instead of starting another, so there are never more than N.  A worker that
 dies is started again after a short, growing delay.  An orderly admin stop stops them.
 Workers log to ``<state>/workers/<name>.log``.
+
+An admin that never comes back must not leave them running for ever: each is started
+with ``--orphan-timeout`` of :data:`ORPHAN_FACTOR` times ``workers.lost-timeout``, so it
+exits by itself once it has been that long without its manager and without a job.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from ..janitor import process_start_time
 
 CHECK_INTERVAL = 1.0
 MAX_RESTART_DELAY = 30.0
+#: A local worker alone this many lost-timeouts (no admin, no job) exits by itself.
+ORPHAN_FACTOR = 10
 
 
 @dataclass
@@ -205,8 +211,13 @@ def worker_argv(
     credentials_file: str,
     heartbeat_interval: float,
     log_level: str = "info",
+    lost_timeout: float | None = None,
 ) -> list[str]:
-    """The command line of a local worker (its ``--name`` is added per worker)."""
+    """The command line of a local worker (its ``--name`` is added per worker).
+
+    With ``lost_timeout`` the worker gets ``--orphan-timeout`` of :data:`ORPHAN_FACTOR`
+    times it; without, it keeps reconnecting for ever.
+    """
     argv = [sys.executable, "-m", "transcoder_admin", "worker", "--manager", manager]
     for name, path in sorted(roots.items()):
         argv += ["--root", f"{name}={path}"]
@@ -220,4 +231,6 @@ def worker_argv(
         "--log-level",
         log_level,
     ]
+    if lost_timeout is not None:
+        argv += ["--orphan-timeout", repr(float(ORPHAN_FACTOR * lost_timeout))]
     return argv
