@@ -16,18 +16,20 @@ files, leaving the source where it is.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import os
 import shutil
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from ..context.paths import PathEscapeError, Roots, expand
+from ..context.paths import PathEscapeError, Roots, expand, fit_name, name_bytes
 from ..janitor import (
     KEPT_REPORT,
     KeptSnapshot,
@@ -49,16 +51,39 @@ from ..media.probe import MediaInfo, NotMediaError, probe
 from ..media.progress import Progress
 from ..prognosis import (
     CANCELLED,
+    CHANGED,
     POST_PROCESS,
+    SOURCE,
+    SYSTEM,
     Failure,
     JobFailed,
     decode_failure,
     missing_stream,
+    source_changed,
     source_failure,
     system_failure,
 )
 from ..reports.files import write_report
 from .process import ProcessResult, RunningProcess, spawn
+from .safefs import (
+    Folders,
+    Identity,
+    SourceIsLink,
+    SourceNotRegular,
+    current_identity,
+    describe,
+    existing,
+    fit_in,
+    folder_lock,
+    folder_name_max,
+    keep_earlier,
+    link_aside,
+    move_file,
+    open_source,
+    owner_of,
+    private_copy,
+    temporary_name,
+)
 
 CHECKSUM_CHUNK = 1 << 20
 
@@ -79,38 +104,100 @@ def file_checksum(path: str) -> str:
 
 def source_facts(path: str, checksum: bool = True) -> dict[str, Any]:
     """Size, times and (unless told not to) checksum of a source (off the reactor)."""
-    st = os.stat(path)
+    return _facts(os.stat(path), path if checksum else None)
+
+
+def _facts(st: os.stat_result, checksum_of: str | None) -> dict[str, Any]:
     return {
         "size": st.st_size,
         "ctime": datetime.fromtimestamp(st.st_ctime, UTC).isoformat(),
         "mtime": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
-        "checksum": file_checksum(path) if checksum else None,
+        "checksum": file_checksum(checksum_of) if checksum_of else None,
     }
 
 
-def _prepare(work_dir: str, source: str, display_matrix: bool) -> tuple[dict[str, Any], MediaInfo]:
-    """A job's first steps, in one trip to a thread: work folder, source facts, probe."""
+#: The job's own copy of its source in the work folder (plus the source's extension).
+PRIVATE_SOURCE = "source"
+
+
+def _private_name(relpath: str) -> str:
+    """``source.<ext>``: ffmpeg guesses some formats (raw, ts) from the extension."""
+    ext = os.path.splitext(relpath.rsplit("/", 1)[-1])[1]
+    return PRIVATE_SOURCE + (ext if 1 < name_bytes(ext) <= 32 else "")
+
+
+def _prepare(
+    work_dir: str,
+    source: str,
+    display_matrix: bool,
+    offered: dict[str, Any] | None,
+    private_name: str,
+) -> tuple[dict[str, Any], MediaInfo, str, Identity]:
+    """A job's first steps, in one trip to a thread.
+
+    Make the work folder; open the source once without following a link and check it
+    is the file offered; make the job's private copy from that handle (every later read
+    uses it); note size, times and checksum; probe.
+    """
     try:
         os.makedirs(work_dir, 0o755, exist_ok=True)
     except OSError as e:
-        raise system_failure(f"cannot make the work folder: {e.strerror}") from None
-    return source_facts(source), probe(source, display_matrix)
-
-
-def move_into(src: str, dest: str, tag: str) -> None:
-    """Move ``src`` to ``dest`` atomically, even across filesystems, replacing ``dest``."""
-    folder = os.path.dirname(dest)
-    os.makedirs(folder, exist_ok=True)
+        raise system_failure(f"cannot make the work folder {work_dir}: {e.strerror}") from None
     try:
-        os.replace(src, dest)
+        fd, st = open_source(source)
+    except SourceIsLink:
+        raise source_failure("the source is a link") from None
+    except SourceNotRegular:
+        raise source_failure("the source is not a regular file") from None
+    try:
+        identity = Identity.of(st)
+        if not identity.matches(offered):
+            raise source_changed()
+        try:
+            private = private_copy(fd, work_dir, private_name)
+        except OSError as e:
+            raise system_failure(
+                f"cannot make the job's copy of the source in {work_dir}: {e.strerror}"
+            ) from None
+    finally:
+        os.close(fd)
+    return _facts(st, private), probe(private, display_matrix), private, identity
+
+
+def check_name_limits(roots: Roots, spec: dict[str, Any]) -> None:
+    """A source failure if a folder of the source's path cannot exist where it must go.
+
+    The folders of ``relpath`` are replicated under outgoing, done, failed and the
+    reports; a file name can be shortened there, a folder name cannot.
+    """
+    parts = str(spec["relpath"]).split("/")[:-1]
+    if not parts:
         return
-    except OSError as e:
-        if e.errno != 18:  # EXDEV: copy next to the destination, then rename there
-            raise
-    partial = os.path.join(folder, f".{tag}.partial")
-    shutil.copy2(src, partial)
-    os.replace(partial, dest)
-    os.unlink(src)
+    destinations = [spec.get(k) for k in ("done", "failed", "report_done", "report_failed")]
+    destinations += [t.get("output_folder") for t in spec.get("targets") or []]
+    limits: dict[str, int] = {}
+    for virtual in destinations:
+        if not virtual:
+            continue
+        folder = roots.local(virtual)
+        if folder not in limits:
+            limits[folder] = folder_name_max(folder)
+        for part in parts:
+            if name_bytes(part) > limits[folder]:
+                raise source_failure(
+                    f"the folder name {part!r} is {name_bytes(part)} bytes, over the "
+                    f"{limits[folder]}-byte name limit of {folder}"
+                )
+
+
+class CommitFailed(Exception):
+    """A step of a commit failed; the message names the step and the path."""
+
+
+def _step(what: str, path: str, error: OSError | PathEscapeError) -> CommitFailed:
+    """``cannot <what> <path>: <why>`` (a link, a file where a folder is needed, ENOSPC…)."""
+    why = describe(error) if isinstance(error, OSError) else str(error)
+    return CommitFailed(f"cannot {what} {path}: {why}")
 
 
 #: What a worker needs of a spec to fail a source and write its report (small: no targets).
@@ -169,13 +256,88 @@ def build_report(
     }
 
 
+class SourceNotFailed(Exception):
+    """The source of a dead job could not be failed; the message names the step and path."""
+
+
 def fail_source(roots: Roots, spec: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-    """Write a failure report and move the source to failed (run off the reactor)."""
-    write_report(roots.local(spec["report_failed"]), report)
-    source = roots.local(spec["source"])
-    if os.path.lexists(source):
-        move_into(source, roots.local(spec["failed"]), spec["job_id"] + "-source")
+    """Write a failure report and move the source to failed (run off the reactor).
+
+    Raise :class:`SourceNotFailed` naming the step and the path when either cannot be
+    done; then nothing is left half done (no report without its source in failed).
+    """
+    folders = Folders(roots)
+    undo: list[Callable[[], None]] = []
+    try:
+        _write_committed_report(folders, roots.local(spec["report_failed"]), report, undo)
+        source = roots.local(spec["source"])
+        if os.path.lexists(source):
+            _move_source(folders, source, roots.local(spec["failed"]), "failed", undo)
+        folders.sync()
+    except CommitFailed as e:
+        _run_undo(undo)
+        raise SourceNotFailed(str(e)) from None
+    finally:
+        folders.close()
     return report
+
+
+def _run_undo(undo: list[Callable[[], None]]) -> None:
+    """Take back what a failed commit did, newest first (best effort)."""
+    for action in reversed(undo):
+        with contextlib.suppress(OSError):
+            action()
+    undo.clear()
+
+
+def _write_committed_report(
+    folders: Folders, path: str, report: dict[str, Any], undo: list[Callable[[], None]]
+) -> None:
+    """Write the report file (no link followed, name fitted); undo removes it."""
+    folder = os.path.dirname(path)
+    try:
+        fd = folders.open(folder)
+        name = fit_in(fd, os.path.basename(path), f".{report.get('job_id')}.yaml")
+        if name != os.path.basename(path):
+            path = os.path.join(folder, name)
+            report["report_path"] = _sibling(report["report_path"], name)
+        report["committed"] = True
+        undo.append(lambda: report.update(committed=False))
+        write_report(path, report, folder_fd=fd)
+    except (OSError, PathEscapeError) as e:
+        raise _step("write the report", path, e) from None
+    undo.append(lambda: os.unlink(name, dir_fd=fd))
+    folders.changed(folder)
+
+
+def _sibling(virtual: str, name: str) -> str:
+    """A virtual path with its last component replaced."""
+    return virtual.rsplit("/", 1)[0] + "/" + name
+
+
+def _move_source(
+    folders: Folders, source: str, dest: str, kind: str, undo: list[Callable[[], None]]
+) -> None:
+    """Move the source to done or failed, last; an earlier file there is kept as name.N.ext."""
+    folder = os.path.dirname(dest)
+    try:
+        fd = folders.open(folder)
+        name = fit_in(fd, os.path.basename(dest))
+        dest = os.path.join(folder, name)
+        aside = keep_earlier(fd, name) if existing(fd, name, dest) is not None else None
+    except (OSError, PathEscapeError) as e:
+        raise _step(f"move the source to {kind}", dest, e) from None
+    try:
+        move_file(source, fd, name)
+    except OSError as e:
+        if aside is not None:
+            with contextlib.suppress(OSError):
+                if existing(fd, name, dest) is None:
+                    os.rename(aside, name, src_dir_fd=fd, dst_dir_fd=fd)
+                else:
+                    os.unlink(aside, dir_fd=fd)
+        raise _step(f"move the source to {kind}", dest, e) from None
+    folders.changed(folder)
 
 
 #: Target types whose outputs are made from the decoded picture.
@@ -207,6 +369,11 @@ class Job:
         self._cpu_time = 0.0
         self._committed = False
         self._last_progress: Progress | None = None
+        #: The source as opened (device, inode, size, mtime), and the job's private copy.
+        self._identity: Identity | None = None
+        self._source_path: str | None = None
+        #: What a successful commit removes at the end (the outputs it replaced).
+        self._finish: list[Callable[[], None]] = []
         #: After a failed commit: this worker's kept failed jobs in that root, as then.
         self.kept: KeptSnapshot | None = None
 
@@ -250,8 +417,26 @@ class Job:
             failure = Failure("system", f"job crashed: {type(e).__name__}: {e}")
         if self._aborted:
             failure = Failure(CANCELLED, "cancelled")
+        elif (
+            failure is not None
+            and failure.kind == SOURCE
+            and await self._thread(self._source_changed)
+        ):
+            # The file's fault only if it is still the file that was judged.
+            failure = source_changed().failure
         self.outcome = self._report(failure)
         return self.outcome
+
+    def _source_changed(self) -> bool:
+        """Whether the path in incoming no longer holds the file this job opened."""
+        if self._identity is None:
+            return False
+        return current_identity(self.local(self.spec["source"])) != self._identity
+
+    @property
+    def source_path(self) -> str:
+        """What the job reads: its private copy of the source (the source until it exists)."""
+        return self._source_path or self.local(self.spec["source"])
 
     async def _run_targets(self) -> None:
         """Produce every target's outputs in the work folder, one target after another."""
@@ -261,11 +446,22 @@ class Job:
             await self._run_target(index, target)
 
     async def _analyse(self) -> None:
-        """Make the work folder, note the source's size, times and checksum, probe it."""
+        """Make the work folder, open and copy the source, note its facts, probe it."""
         source = self.local(self.spec["source"])
         try:
-            self._source_file, self._info = await self._thread(
-                _prepare, self.work_dir, source, self._needs_picture()
+            await self._thread(check_name_limits, self.roots, self.spec)
+            (
+                self._source_file,
+                self._info,
+                self._source_path,
+                self._identity,
+            ) = await self._thread(
+                _prepare,
+                self.work_dir,
+                source,
+                self._needs_picture(),
+                self.spec.get("source_identity"),
+                _private_name(self.spec["relpath"]),
             )
         except FileNotFoundError:
             raise source_failure("the source file disappeared before it was transcoded") from None
@@ -382,7 +578,7 @@ class Job:
     async def _run_target(self, index: int, target: dict[str, Any]) -> None:
         info = self._info
         assert info is not None
-        source = self.local(self.spec["source"])
+        source = self.source_path
         name = target["name"]
         final_folder = self.local(target["output_folder"])
         result: dict[str, Any] = {
@@ -401,7 +597,7 @@ class Job:
             if target["type"] == "identity":
                 await self._decode_check(source, name, result["commands"])
                 ext = os.path.splitext(target["output_name"])[1]
-                work = os.path.join(self.work_dir, f"{tag}-identity{ext}")
+                work = os.path.join(self.work_dir, fit_name(f"{tag}-identity{ext}"))
                 await self._thread(shutil.copyfile, source, work)
                 produced.append((work, os.path.join(final_folder, target["output_name"])))
             elif target["type"] == "thumbnails":
@@ -497,7 +693,7 @@ class Job:
                 "index": index,
                 "target": target["name"],
             }
-            name = expand(target["output_template"], variables)
+            name = fit_name(expand(target["output_template"], variables))
             produced.append((path, os.path.join(final_folder, name)))
         return produced
 
@@ -545,7 +741,13 @@ class Job:
     # -- phase 2 -----------------------------------------------------------------
 
     def commit(self) -> defer.Deferred[dict[str, Any]]:
-        """Move outputs, write the report, move the source last; fire with the report."""
+        """Move outputs, write the report, move the source last; fire with the report.
+
+        Never fails for the file system: a step that fails is undone (outputs it placed
+        removed, earlier ones restored, no report file, the source left in incoming) and
+        the report says so (``committed: False``, a ``system`` failure naming the step and
+        the path); a source that changed since it was opened is not judged (``changed``).
+        """
         if self.outcome is None:
             raise RuntimeError(f"job {self.job_id} has no outcome to commit")
         if self._committed:
@@ -554,35 +756,174 @@ class Job:
         return self._thread(self._commit_files, self.outcome)
 
     def _commit_files(self, report: dict[str, Any]) -> dict[str, Any]:
-        spec = self.spec
-        source = self.local(spec["source"])
-        if report["outcome"] == "done":
+        folders = Folders(self.roots)
+        undo: list[Callable[[], None]] = []
+        keep_work = False
+        try:
+            changed = (report.get("failure") or {}).get("kind") == CHANGED
+            if changed or self._source_changed():
+                return self._not_committed(report, source_changed().failure)
             try:
-                self._move_outputs()
-            except OSError as e:
-                failure = Failure("system", f"cannot move outputs to outgoing: {e}")
+                keep_work = self._commit_steps(report, folders, undo)
+            except CommitFailed as e:
+                _run_undo(undo)
+                return self._not_committed(report, Failure(SYSTEM, str(e)))
+            for done in self._finish:
+                with contextlib.suppress(OSError):
+                    done()
+            folders.sync()
+            return report
+        finally:
+            folders.close()
+            if not keep_work:
+                self._cleanup()
+
+    def _not_committed(self, report: dict[str, Any], failure: Failure) -> dict[str, Any]:
+        """The report of a commit that did not happen: nothing moved, no report file."""
+        self.log.warn(
+            "job {job_id}: not committed: {reason}", job_id=self.job_id, reason=failure.reason
+        )
+        report.update(
+            outcome="failed",
+            failure=failure.to_dict(),
+            committed=False,
+            report_path=None,
+        )
+        report.pop("kept_for_inspection", None)
+        return report
+
+    def _commit_steps(
+        self, report: dict[str, Any], folders: Folders, undo: list[Callable[[], None]]
+    ) -> bool:
+        """Outputs, report, source (last); whether the work folder was kept."""
+        spec = self.spec
+        self._finish = []
+        if report["outcome"] == "done":
+            clash = self._place_outputs(folders, undo)
+            if clash is not None:
+                for result in self._target_results:
+                    result["outputs"] = []
                 report.update(
                     outcome="failed",
-                    failure=failure.to_dict(),
+                    failure=clash.to_dict(),
                     report_path=spec["report_failed"],
                 )
         done = report["outcome"] == "done"
-        destination = self.local(spec["done"] if done else spec["failed"])
         keep = 0 if done else int(spec.get("keep_failed") or 0)
+        kept = False
         # Kept first, so that the report names a folder only once it is there.
         # The kept folders are final (this one with its copy of the report, older ones
         # pruned) before the report that names it appears.
-        if keep and os.path.isdir(self.work_dir) and self._keep_work():
-            report["kept_for_inspection"] = kept_path(spec["work"], self.worker, self.job_id)
-            self._write_kept_report(report)
+        if keep and os.path.isdir(self.work_dir):
+            self._drop_private_source()
+            if self._keep_work():
+                kept = True
+                report["kept_for_inspection"] = kept_path(spec["work"], self.worker, self.job_id)
+                self._write_kept_report(report)
         if not done:
             self.kept = self._prune_kept(keep)
-        write_report(self.local(report["report_path"]), report)
+        _write_committed_report(folders, self.local(report["report_path"]), report, undo)
+        source = self.local(spec["source"])
         if os.path.lexists(source):
-            move_into(source, destination, f"{self.job_id}-source")
-        if not report.get("kept_for_inspection"):
-            self._cleanup()
-        return report
+            destination = self.local(spec["done"] if done else spec["failed"])
+            _move_source(folders, source, destination, "done" if done else "failed", undo)
+        return kept
+
+    def _drop_private_source(self) -> None:
+        """The private copy is not kept for inspection (the source is in failed)."""
+        if self._source_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._source_path)
+
+    def _place_outputs(self, folders: Folders, undo: list[Callable[[], None]]) -> Failure | None:
+        """Move every output into outgoing, all or nothing; a clash is a source failure.
+
+        Under each output folder's lock: an existing output made from another source
+        (or from none known) is never replaced; one made from this same source (a
+        re-delivery) is replaced, and restored if the commit is undone.
+        """
+        owner = self.spec["source"]
+        planned: list[tuple[str, str, int, str, str]] = []  # work, folder, fd, name, shown
+        for work, final in self._outputs:
+            folder = os.path.dirname(final)
+            try:
+                fd = folders.open(folder)
+                name = fit_in(fd, os.path.basename(final))
+            except (OSError, PathEscapeError) as e:
+                raise _step("move an output to outgoing", final, e) from None
+            planned.append((work, folder, fd, name, os.path.join(folder, name)))
+        with contextlib.ExitStack() as locks:
+            for folder in sorted({p[1] for p in planned}):
+                try:
+                    locks.enter_context(folder_lock(folders.open(folder), folder))
+                except OSError as e:
+                    raise _step("lock the output folder", folder, e) from None
+            replacing: set[str] = set()
+            for _work, _folder, fd, name, shown in planned:
+                try:
+                    if existing(fd, name, shown) is None:
+                        continue
+                    other = owner_of(fd, name)
+                except OSError as e:
+                    raise _step("move an output to outgoing", shown, e) from None
+                if other != owner:
+                    made = f"made from {other}" if other else "made from no known source"
+                    return Failure(
+                        SOURCE,
+                        f"output {shown} clashes with an existing file there, {made}: "
+                        "give the target an output file template that tells them apart",
+                    )
+                replacing.add(shown)
+            for work, folder, fd, name, shown in planned:
+                self._place_one(work, fd, name, shown, shown in replacing, undo)
+                folders.changed(folder)
+        self._rename_outputs_in_report(planned)
+        return None
+
+    def _place_one(
+        self,
+        work: str,
+        fd: int,
+        name: str,
+        shown: str,
+        replacing: bool,
+        undo: list[Callable[[], None]],
+    ) -> None:
+        """Move one output into place; undo removes it (and restores the one it replaced)."""
+        try:
+            if replacing:
+                backup = temporary_name("earlier")
+                link_aside(fd, name, backup)
+                undo.append(lambda: os.replace(backup, name, src_dir_fd=fd, dst_dir_fd=fd))
+                self._finish.append(lambda: os.unlink(backup, dir_fd=fd))
+            move_file(work, fd, name, owner=self.spec["source"])
+        except OSError as e:
+            raise _step("move an output to outgoing", shown, e) from None
+        if not replacing:
+            placed = os.stat(name, dir_fd=fd, follow_symlinks=False)
+
+            def remove() -> None:
+                # Only the file this commit placed: never one that took its name since.
+                now = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if (now.st_dev, now.st_ino) == (placed.st_dev, placed.st_ino):
+                    os.unlink(name, dir_fd=fd)
+
+            undo.append(remove)
+
+    def _rename_outputs_in_report(self, planned: list[tuple[str, str, int, str, str]]) -> None:
+        """Outputs shortened for their folder's own name limit are listed as placed."""
+        renamed = {
+            os.path.basename(final): name
+            for (_w, final), (_w2, _f, _fd, name, _s) in zip(self._outputs, planned, strict=True)
+            if os.path.basename(final) != name
+        }
+        if not renamed:
+            return
+        for result in self._target_results:
+            result["outputs"] = [
+                _sibling(v, renamed.get(v.rsplit("/", 1)[-1], v.rsplit("/", 1)[-1]))
+                for v in result["outputs"]
+            ]
 
     # -- failed jobs kept for inspection (the janitor's rule, applied here) -----------------
 
@@ -619,21 +960,6 @@ class Job:
                 error=e,
             )
             return None
-
-    def _move_outputs(self) -> None:
-        """All or nothing: if one output cannot be moved, the moved ones are removed."""
-        moved: list[str] = []
-        try:
-            for work, final in self._outputs:
-                move_into(work, final, f"{self.job_id}-{len(moved)}")
-                moved.append(final)
-        except OSError:
-            for final in moved:
-                try:
-                    os.unlink(final)
-                except OSError:
-                    pass
-            raise
 
     def _cleanup(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)
