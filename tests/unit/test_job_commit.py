@@ -352,3 +352,21 @@ def test_fail_source_raises_when_the_report_cannot_be_written(tmp_path):
     with pytest.raises(SourceNotFailed, match="is a link; refusing to write through it"):
         fail_source(job.roots, job.spec, report)
     assert source.exists()
+
+
+def test_a_source_replaced_while_the_outputs_move_is_not_committed(tmp_path):
+    """Replaced between the first check and the source's move: outputs taken back."""
+    job, media, source = ready_job(tmp_path)
+    place = job._place_outputs
+
+    def place_then_replace(folders, undo):
+        result = place(folders, undo)
+        (source.parent / ".new").write_bytes(b"a re-upload")
+        os.replace(source.parent / ".new", source)
+        return result
+
+    job._place_outputs = place_then_replace
+    report = job._commit_files(job.outcome)
+    assert report["committed"] is False and report["failure"]["kind"] == "changed"
+    assert files_under(media / "out") == [] and files_under(media / "reports") == []
+    assert source.read_bytes() == b"a re-upload"

@@ -768,6 +768,9 @@ class Job:
             except CommitFailed as e:
                 _run_undo(undo)
                 return self._not_committed(report, Failure(SYSTEM, str(e)))
+            except JobFailed as e:  # the source changed while committing
+                _run_undo(undo)
+                return self._not_committed(report, e.failure)
             for done in self._finish:
                 with contextlib.suppress(OSError):
                     done()
@@ -824,6 +827,8 @@ class Job:
             self.kept = self._prune_kept(keep)
         _write_committed_report(folders, self.local(report["report_path"]), report, undo)
         source = self.local(spec["source"])
+        if self._source_changed():  # replaced while the outputs moved: judge nothing
+            raise source_changed()
         if os.path.lexists(source):
             destination = self.local(spec["done"] if done else spec["failed"])
             _move_source(folders, source, destination, "done" if done else "failed", undo)
