@@ -8,8 +8,8 @@ import socket
 import pytest
 
 from transcoder_admin.context.paths import Roots, fit_name, name_bytes
-from transcoder_admin.job import runner
-from transcoder_admin.job.runner import _prepare, check_name_limits
+from transcoder_admin.job import source as runner
+from transcoder_admin.job.source import check_name_limits, prepare
 from transcoder_admin.prognosis import JobFailed
 
 LONG = "長" * 75 + ".mp4"  # 229 bytes: the report name <name>.<job id>.yaml is over 255
@@ -59,9 +59,9 @@ def test_a_folder_name_too_long_for_a_destination_is_a_source_failure(tmp_path, 
     assert "is 200 bytes, over the 143-byte name limit of" in caught.value.failure.reason
 
 
-def prepare(tmp_path, source, offered=None):
+def run_prepare(tmp_path, source, offered=None):
     """Run a job's first step on ``source`` (probe replaced: no media needed here)."""
-    return _prepare(str(tmp_path / "work"), str(source), False, offered, "source.mov")
+    return prepare(str(tmp_path / "work"), str(source), False, offered, "source.mov")
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +77,7 @@ def test_a_symlinked_source_is_a_source_failure(tmp_path):
     link = tmp_path / "alice.mp4"
     os.symlink(secret, link)
     with pytest.raises(JobFailed) as caught:
-        prepare(tmp_path, link)
+        run_prepare(tmp_path, link)
     assert (caught.value.failure.kind, caught.value.failure.reason) == (
         "source",
         "the source is a link",
@@ -90,14 +90,14 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "pipe.mov"
     os.mkfifo(fifo)
     with pytest.raises(JobFailed, match="not a regular file"):
-        prepare(tmp_path, fifo)
+        run_prepare(tmp_path, fifo)
 
 
 def test_the_job_reads_its_private_copy_not_the_path(tmp_path):
     """The private copy is the opened file: a later replacement does not reach it."""
     source = tmp_path / "clip.mov"
     source.write_bytes(b"the offered file")
-    facts, probed, private, identity = prepare(tmp_path, source)
+    facts, probed, private, identity = run_prepare(tmp_path, source)
     assert probed == private == str(tmp_path / "work" / "source.mov")
     assert os.stat(private).st_ino == os.stat(source).st_ino  # a hard link, same fs
     (tmp_path / "new").write_bytes(b"a re-upload")
@@ -114,7 +114,7 @@ def test_a_source_that_is_not_the_offered_one_is_changed(tmp_path):
     st = os.stat(source)
     offered = {"dev": None, "ino": None, "size": 999, "mtime_ns": st.st_mtime_ns, "host": None}
     with pytest.raises(JobFailed) as caught:
-        prepare(tmp_path, source, offered)
+        run_prepare(tmp_path, source, offered)
     assert caught.value.failure.kind == "changed"
     same_host = {
         "dev": st.st_dev,
@@ -124,9 +124,9 @@ def test_a_source_that_is_not_the_offered_one_is_changed(tmp_path):
         "host": socket.gethostname(),
     }
     with pytest.raises(JobFailed, match="source changed"):
-        prepare(tmp_path, source, same_host)
+        run_prepare(tmp_path, source, same_host)
     other_host = dict(same_host, host="elsewhere")  # inodes mean nothing there
-    assert prepare(tmp_path, source, other_host)[3].ino == st.st_ino
+    assert run_prepare(tmp_path, source, other_host)[3].ino == st.st_ino
 
 
 def test_the_private_copy_is_copied_through_the_handle_across_file_systems(tmp_path):
@@ -139,7 +139,7 @@ def test_the_private_copy_is_copied_through_the_handle_across_file_systems(tmp_p
     source = tmp_path / "clip.mov"
     source.write_bytes(b"x" * 3_000_000)
     with tempfile.TemporaryDirectory(dir=shm) as other:
-        _facts, _info, private, _identity = _prepare(
+        _facts, _info, private, _identity = prepare(
             os.path.join(other, "work"), str(source), False, None, "source.mov"
         )
         assert os.stat(private).st_ino != os.stat(source).st_ino

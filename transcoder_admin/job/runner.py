@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import os
 import shutil
 import socket
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from ..context.paths import PathEscapeError, Roots, expand, fit_name, name_bytes
+from ..context.paths import PathEscapeError, Roots, expand, fit_name
 from ..janitor import (
     KEPT_REPORT,
     KeptSnapshot,
@@ -64,28 +62,26 @@ from ..prognosis import (
     system_failure,
 )
 from ..reports.files import write_report
-from .process import ProcessResult, RunningProcess, spawn
-from .safefs import (
-    Folders,
-    Identity,
-    SourceIsLink,
-    SourceNotRegular,
-    current_identity,
-    describe,
-    existing,
-    fit_in,
-    folder_lock,
-    folder_name_max,
-    keep_earlier,
-    link_aside,
-    move_file,
-    open_source,
-    owner_of,
-    private_copy,
-    temporary_name,
+from .commit import (
+    CommitFailed,
+    SourceNotFailed,
+    Undo,
+    fail_source,
+    move_source,
+    place_outputs,
+    rename_outputs,
+    run_undo,
+    write_committed_report,
 )
-
-CHECKSUM_CHUNK = 1 << 20
+from .process import ProcessResult, RunningProcess, spawn
+from .safefs import Folders, Identity, current_identity, move_file
+from .source import (
+    check_name_limits,
+    file_checksum,
+    prepare,
+    private_name,
+    source_facts,
+)
 
 
 def now_iso(clock: Any) -> str:
@@ -93,111 +89,18 @@ def now_iso(clock: Any) -> str:
     return datetime.fromtimestamp(clock.seconds(), UTC).isoformat()
 
 
-def file_checksum(path: str) -> str:
-    """``sha256:<hex>`` of a file (run off the reactor thread)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHECKSUM_CHUNK):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
+def move_into(src: str, dest: str, tag: str = "") -> None:
+    """Move ``src`` to ``dest`` (its folder made), even across file systems, replacing it.
 
-
-def source_facts(path: str, checksum: bool = True) -> dict[str, Any]:
-    """Size, times and (unless told not to) checksum of a source (off the reactor)."""
-    return _facts(os.stat(path), path if checksum else None)
-
-
-def _facts(st: os.stat_result, checksum_of: str | None) -> dict[str, Any]:
-    return {
-        "size": st.st_size,
-        "ctime": datetime.fromtimestamp(st.st_ctime, UTC).isoformat(),
-        "mtime": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
-        "checksum": file_checksum(checksum_of) if checksum_of else None,
-    }
-
-
-#: The job's own copy of its source in the work folder (plus the source's extension).
-PRIVATE_SOURCE = "source"
-
-
-def _private_name(relpath: str) -> str:
-    """``source.<ext>``: ffmpeg guesses some formats (raw, ts) from the extension."""
-    ext = os.path.splitext(relpath.rsplit("/", 1)[-1])[1]
-    return PRIVATE_SOURCE + (ext if 1 < name_bytes(ext) <= 32 else "")
-
-
-def _prepare(
-    work_dir: str,
-    source: str,
-    display_matrix: bool,
-    offered: dict[str, Any] | None,
-    private_name: str,
-) -> tuple[dict[str, Any], MediaInfo, str, Identity]:
-    """A job's first steps, in one trip to a thread.
-
-    Make the work folder; open the source once without following a link and check it
-    is the file offered; make the job's private copy from that handle (every later read
-    uses it); note size, times and checksum; probe.
+    For callers without roots (the benchmarks' null worker); jobs use :mod:`.commit`.
     """
+    folder = os.path.dirname(dest)
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.makedirs(work_dir, 0o755, exist_ok=True)
-    except OSError as e:
-        raise system_failure(f"cannot make the work folder {work_dir}: {e.strerror}") from None
-    try:
-        fd, st = open_source(source)
-    except SourceIsLink:
-        raise source_failure("the source is a link") from None
-    except SourceNotRegular:
-        raise source_failure("the source is not a regular file") from None
-    try:
-        identity = Identity.of(st)
-        if not identity.matches(offered):
-            raise source_changed()
-        try:
-            private = private_copy(fd, work_dir, private_name)
-        except OSError as e:
-            raise system_failure(
-                f"cannot make the job's copy of the source in {work_dir}: {e.strerror}"
-            ) from None
+        move_file(src, fd, os.path.basename(dest))
     finally:
         os.close(fd)
-    return _facts(st, private), probe(private, display_matrix), private, identity
-
-
-def check_name_limits(roots: Roots, spec: dict[str, Any]) -> None:
-    """A source failure if a folder of the source's path cannot exist where it must go.
-
-    The folders of ``relpath`` are replicated under outgoing, done, failed and the
-    reports; a file name can be shortened there, a folder name cannot.
-    """
-    parts = str(spec["relpath"]).split("/")[:-1]
-    if not parts:
-        return
-    destinations = [spec.get(k) for k in ("done", "failed", "report_done", "report_failed")]
-    destinations += [t.get("output_folder") for t in spec.get("targets") or []]
-    limits: dict[str, int] = {}
-    for virtual in destinations:
-        if not virtual:
-            continue
-        folder = roots.local(virtual)
-        if folder not in limits:
-            limits[folder] = folder_name_max(folder)
-        for part in parts:
-            if name_bytes(part) > limits[folder]:
-                raise source_failure(
-                    f"the folder name {part!r} is {name_bytes(part)} bytes, over the "
-                    f"{limits[folder]}-byte name limit of {folder}"
-                )
-
-
-class CommitFailed(Exception):
-    """A step of a commit failed; the message names the step and the path."""
-
-
-def _step(what: str, path: str, error: OSError | PathEscapeError) -> CommitFailed:
-    """``cannot <what> <path>: <why>`` (a link, a file where a folder is needed, ENOSPC…)."""
-    why = describe(error) if isinstance(error, OSError) else str(error)
-    return CommitFailed(f"cannot {what} {path}: {why}")
 
 
 #: What a worker needs of a spec to fail a source and write its report (small: no targets).
@@ -256,90 +159,6 @@ def build_report(
     }
 
 
-class SourceNotFailed(Exception):
-    """The source of a dead job could not be failed; the message names the step and path."""
-
-
-def fail_source(roots: Roots, spec: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-    """Write a failure report and move the source to failed (run off the reactor).
-
-    Raise :class:`SourceNotFailed` naming the step and the path when either cannot be
-    done; then nothing is left half done (no report without its source in failed).
-    """
-    folders = Folders(roots)
-    undo: list[Callable[[], None]] = []
-    try:
-        _write_committed_report(folders, roots.local(spec["report_failed"]), report, undo)
-        source = roots.local(spec["source"])
-        if os.path.lexists(source):
-            _move_source(folders, source, roots.local(spec["failed"]), "failed", undo)
-        folders.sync()
-    except CommitFailed as e:
-        _run_undo(undo)
-        raise SourceNotFailed(str(e)) from None
-    finally:
-        folders.close()
-    return report
-
-
-def _run_undo(undo: list[Callable[[], None]]) -> None:
-    """Take back what a failed commit did, newest first (best effort)."""
-    for action in reversed(undo):
-        with contextlib.suppress(OSError):
-            action()
-    undo.clear()
-
-
-def _write_committed_report(
-    folders: Folders, path: str, report: dict[str, Any], undo: list[Callable[[], None]]
-) -> None:
-    """Write the report file (no link followed, name fitted); undo removes it."""
-    folder = os.path.dirname(path)
-    try:
-        fd = folders.open(folder)
-        name = fit_in(fd, os.path.basename(path), f".{report.get('job_id')}.yaml")
-        if name != os.path.basename(path):
-            path = os.path.join(folder, name)
-            report["report_path"] = _sibling(report["report_path"], name)
-        report["committed"] = True
-        undo.append(lambda: report.update(committed=False))
-        write_report(path, report, folder_fd=fd)
-    except (OSError, PathEscapeError) as e:
-        raise _step("write the report", path, e) from None
-    undo.append(lambda: os.unlink(name, dir_fd=fd))
-    folders.changed(folder)
-
-
-def _sibling(virtual: str, name: str) -> str:
-    """A virtual path with its last component replaced."""
-    return virtual.rsplit("/", 1)[0] + "/" + name
-
-
-def _move_source(
-    folders: Folders, source: str, dest: str, kind: str, undo: list[Callable[[], None]]
-) -> None:
-    """Move the source to done or failed, last; an earlier file there is kept as name.N.ext."""
-    folder = os.path.dirname(dest)
-    try:
-        fd = folders.open(folder)
-        name = fit_in(fd, os.path.basename(dest))
-        dest = os.path.join(folder, name)
-        aside = keep_earlier(fd, name) if existing(fd, name, dest) is not None else None
-    except (OSError, PathEscapeError) as e:
-        raise _step(f"move the source to {kind}", dest, e) from None
-    try:
-        move_file(source, fd, name)
-    except OSError as e:
-        if aside is not None:
-            with contextlib.suppress(OSError):
-                if existing(fd, name, dest) is None:
-                    os.rename(aside, name, src_dir_fd=fd, dst_dir_fd=fd)
-                else:
-                    os.unlink(aside, dir_fd=fd)
-        raise _step(f"move the source to {kind}", dest, e) from None
-    folders.changed(folder)
-
-
 #: Target types whose outputs are made from the decoded picture.
 PICTURE_TARGETS = ("audio-video", "video", "thumbnails")
 
@@ -373,7 +192,7 @@ class Job:
         self._identity: Identity | None = None
         self._source_path: str | None = None
         #: What a successful commit removes at the end (the outputs it replaced).
-        self._finish: list[Callable[[], None]] = []
+        self._finish: Undo = []
         #: After a failed commit: this worker's kept failed jobs in that root, as then.
         self.kept: KeptSnapshot | None = None
 
@@ -456,12 +275,12 @@ class Job:
                 self._source_path,
                 self._identity,
             ) = await self._thread(
-                _prepare,
+                prepare,
                 self.work_dir,
                 source,
                 self._needs_picture(),
                 self.spec.get("source_identity"),
-                _private_name(self.spec["relpath"]),
+                private_name(self.spec["relpath"]),
             )
         except FileNotFoundError:
             raise source_failure("the source file disappeared before it was transcoded") from None
@@ -757,7 +576,7 @@ class Job:
 
     def _commit_files(self, report: dict[str, Any]) -> dict[str, Any]:
         folders = Folders(self.roots)
-        undo: list[Callable[[], None]] = []
+        undo: Undo = []
         keep_work = False
         try:
             changed = (report.get("failure") or {}).get("kind") == CHANGED
@@ -766,10 +585,10 @@ class Job:
             try:
                 keep_work = self._commit_steps(report, folders, undo)
             except CommitFailed as e:
-                _run_undo(undo)
+                run_undo(undo)
                 return self._not_committed(report, Failure(SYSTEM, str(e)))
             except JobFailed as e:  # the source changed while committing
-                _run_undo(undo)
+                run_undo(undo)
                 return self._not_committed(report, e.failure)
             for done in self._finish:
                 with contextlib.suppress(OSError):
@@ -795,14 +614,13 @@ class Job:
         report.pop("kept_for_inspection", None)
         return report
 
-    def _commit_steps(
-        self, report: dict[str, Any], folders: Folders, undo: list[Callable[[], None]]
-    ) -> bool:
+    def _commit_steps(self, report: dict[str, Any], folders: Folders, undo: Undo) -> bool:
         """Outputs, report, source (last); whether the work folder was kept."""
         spec = self.spec
         self._finish = []
         if report["outcome"] == "done":
-            clash = self._place_outputs(folders, undo)
+            clash, renamed = self._place_outputs(folders, undo)
+            rename_outputs(self._target_results, renamed)
             if clash is not None:
                 for result in self._target_results:
                     result["outputs"] = []
@@ -825,110 +643,24 @@ class Job:
                 self._write_kept_report(report)
         if not done:
             self.kept = self._prune_kept(keep)
-        _write_committed_report(folders, self.local(report["report_path"]), report, undo)
+        write_committed_report(folders, self.local(report["report_path"]), report, undo)
         source = self.local(spec["source"])
         if self._source_changed():  # replaced while the outputs moved: judge nothing
             raise source_changed()
         if os.path.lexists(source):
             destination = self.local(spec["done"] if done else spec["failed"])
-            _move_source(folders, source, destination, "done" if done else "failed", undo)
+            move_source(folders, source, destination, "done" if done else "failed", undo)
         return kept
+
+    def _place_outputs(self, folders: Folders, undo: Undo) -> tuple[Failure | None, dict[str, str]]:
+        """Move every output into outgoing (see :func:`place_outputs`)."""
+        return place_outputs(self._outputs, self.spec["source"], folders, undo, self._finish)
 
     def _drop_private_source(self) -> None:
         """The private copy is not kept for inspection (the source is in failed)."""
         if self._source_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self._source_path)
-
-    def _place_outputs(self, folders: Folders, undo: list[Callable[[], None]]) -> Failure | None:
-        """Move every output into outgoing, all or nothing; a clash is a source failure.
-
-        Under each output folder's lock: an existing output made from another source
-        (or from none known) is never replaced; one made from this same source (a
-        re-delivery) is replaced, and restored if the commit is undone.
-        """
-        owner = self.spec["source"]
-        planned: list[tuple[str, str, int, str, str]] = []  # work, folder, fd, name, shown
-        for work, final in self._outputs:
-            folder = os.path.dirname(final)
-            try:
-                fd = folders.open(folder)
-                name = fit_in(fd, os.path.basename(final))
-            except (OSError, PathEscapeError) as e:
-                raise _step("move an output to outgoing", final, e) from None
-            planned.append((work, folder, fd, name, os.path.join(folder, name)))
-        with contextlib.ExitStack() as locks:
-            for folder in sorted({p[1] for p in planned}):
-                try:
-                    locks.enter_context(folder_lock(folders.open(folder), folder))
-                except OSError as e:
-                    raise _step("lock the output folder", folder, e) from None
-            replacing: set[str] = set()
-            for _work, _folder, fd, name, shown in planned:
-                try:
-                    if existing(fd, name, shown) is None:
-                        continue
-                    other = owner_of(fd, name)
-                except OSError as e:
-                    raise _step("move an output to outgoing", shown, e) from None
-                if other != owner:
-                    made = f"made from {other}" if other else "made from no known source"
-                    return Failure(
-                        SOURCE,
-                        f"output {shown} clashes with an existing file there, {made}: "
-                        "give the target an output file template that tells them apart",
-                    )
-                replacing.add(shown)
-            for work, folder, fd, name, shown in planned:
-                self._place_one(work, fd, name, shown, shown in replacing, undo)
-                folders.changed(folder)
-        self._rename_outputs_in_report(planned)
-        return None
-
-    def _place_one(
-        self,
-        work: str,
-        fd: int,
-        name: str,
-        shown: str,
-        replacing: bool,
-        undo: list[Callable[[], None]],
-    ) -> None:
-        """Move one output into place; undo removes it (and restores the one it replaced)."""
-        try:
-            if replacing:
-                backup = temporary_name("earlier")
-                link_aside(fd, name, backup)
-                undo.append(lambda: os.replace(backup, name, src_dir_fd=fd, dst_dir_fd=fd))
-                self._finish.append(lambda: os.unlink(backup, dir_fd=fd))
-            move_file(work, fd, name, owner=self.spec["source"])
-        except OSError as e:
-            raise _step("move an output to outgoing", shown, e) from None
-        if not replacing:
-            placed = os.stat(name, dir_fd=fd, follow_symlinks=False)
-
-            def remove() -> None:
-                # Only the file this commit placed: never one that took its name since.
-                now = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                if (now.st_dev, now.st_ino) == (placed.st_dev, placed.st_ino):
-                    os.unlink(name, dir_fd=fd)
-
-            undo.append(remove)
-
-    def _rename_outputs_in_report(self, planned: list[tuple[str, str, int, str, str]]) -> None:
-        """Outputs shortened for their folder's own name limit are listed as placed."""
-        renamed = {
-            os.path.basename(final): name
-            for (_w, final), (_w2, _f, _fd, name, _s) in zip(self._outputs, planned, strict=True)
-            if os.path.basename(final) != name
-        }
-        if not renamed:
-            return
-        for result in self._target_results:
-            result["outputs"] = [
-                _sibling(v, renamed.get(v.rsplit("/", 1)[-1], v.rsplit("/", 1)[-1]))
-                for v in result["outputs"]
-            ]
 
     # -- failed jobs kept for inspection (the janitor's rule, applied here) -----------------
 
@@ -986,4 +718,12 @@ def _tail(run: ProcessResult, limit: int = 400) -> str:
     return text[-limit:] if text else "(no error output)"
 
 
-__all__ = ["Job", "file_checksum", "input_arg", "report_spec"]
+__all__ = [
+    "Job",
+    "SourceNotFailed",
+    "fail_source",
+    "file_checksum",
+    "input_arg",
+    "report_spec",
+    "source_facts",
+]
