@@ -18,7 +18,9 @@ from transcoder_admin.reports.files import read_report
 SOURCE = "default:/in/clip.mov"
 
 
-def ready_job(tmp_path, relpath="clip.mov", outcome_failure=None, outputs=("sd/clip.mp4",)):
+def ready_job(
+    tmp_path, relpath="clip.mov", outcome_failure=None, outputs=("sd/clip.mp4",), job_id="J1"
+):
     """A job whose outcome is ready to commit: a source in incoming, outputs in work."""
     media, temp = tmp_path / "media", tmp_path / "tmp"
     roots = Roots({"default": str(media), "temp": str(temp)})
@@ -28,7 +30,7 @@ def ready_job(tmp_path, relpath="clip.mov", outcome_failure=None, outputs=("sd/c
     name = relpath.rsplit("/", 1)[-1]
     sub = relpath.rsplit("/", 1)[0] + "/" if "/" in relpath else ""
     spec = {
-        "job_id": "J1",
+        "job_id": job_id,
         "attempt": 1,
         "customer": "acme",
         "profile": "web",
@@ -36,13 +38,13 @@ def ready_job(tmp_path, relpath="clip.mov", outcome_failure=None, outputs=("sd/c
         "source": f"default:/in/{relpath}",
         "done": f"default:/done/{relpath}",
         "failed": f"default:/failed/{relpath}",
-        "report_done": f"default:/reports/done/{sub}{name}.J1.yaml",
-        "report_failed": f"default:/reports/failed/{sub}{name}.J1.yaml",
-        "work": "temp:/work/J1",
+        "report_done": f"default:/reports/done/{sub}{name}.{job_id}.yaml",
+        "report_failed": f"default:/reports/failed/{sub}{name}.{job_id}.yaml",
+        "work": f"temp:/work/{job_id}",
         "targets": [],
     }
     job = Job(spec, roots, "w1", Clock())
-    work = temp / "work" / "J1"
+    work = temp / "work" / job_id
     work.mkdir(parents=True)
     for index, output in enumerate(outputs):
         produced = work / f"{index:02d}-out"
@@ -370,3 +372,45 @@ def test_a_source_replaced_while_the_outputs_move_is_not_committed(tmp_path):
     assert report["committed"] is False and report["failure"]["kind"] == "changed"
     assert files_under(media / "out") == [] and files_under(media / "reports") == []
     assert source.read_bytes() == b"a re-upload"
+
+
+def test_two_slots_committing_clashing_outputs_at_once_never_mix_them(tmp_path, monkeypatch):
+    """clip.mov and clip.mp4 commit in parallel threads: one is done, one fails the clash."""
+    import threading
+    import time
+
+    from transcoder_admin.job import commit as commit_module
+
+    checked = commit_module.existing
+
+    def slow_check(*args):
+        # Widen the window between the check and the move that the lock must close.
+        found = checked(*args)
+        time.sleep(0.2)
+        return found
+
+    monkeypatch.setattr(commit_module, "existing", slow_check)
+
+    first, media, _ = ready_job(tmp_path / "f", "clip.mov")
+    second, _media, _ = ready_job(tmp_path / "f", "clip.mp4", job_id="J2")
+    reports = {}
+    barrier = threading.Barrier(2)
+
+    def commit(job):
+        barrier.wait()
+        reports[job.spec["relpath"]] = job._commit_files(job.outcome)
+
+    threads = [threading.Thread(target=commit, args=(j,)) for j in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    outcomes = sorted(r["outcome"] for r in reports.values())
+    assert outcomes == ["done", "failed"], reports
+    [winner] = [name for name, r in reports.items() if r["outcome"] == "done"]
+    [loser] = [r for r in reports.values() if r["outcome"] == "failed"]
+    assert "clashes with an existing file there" in loser["failure"]["reason"]
+    out = media / "out" / "sd" / "clip.mp4"
+    assert out.read_bytes() == f"output 0 of {winner}".encode()
+    assert os.getxattr(out, OWNER_XATTR) == f"default:/in/{winner}".encode()
+    assert os.listdir(media / "out" / "sd") == ["clip.mp4"]

@@ -145,7 +145,7 @@ def private_copy(fd: int, work_dir: str, name: str) -> str:
             name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=folder
         )
         try:
-            _copy_fd(fd, out, from_start=True)
+            _copy_fd(fd, out)
         except BaseException:
             os.close(out)
             with contextlib.suppress(OSError):
@@ -157,9 +157,9 @@ def private_copy(fd: int, work_dir: str, name: str) -> str:
         os.close(folder)
 
 
-def _copy_fd(src: int, dst: int, from_start: bool = False) -> None:
-    """Copy everything readable from ``src`` to ``dst`` (positional reads: no shared offset)."""
-    offset = 0 if from_start else os.lseek(src, 0, os.SEEK_CUR)
+def _copy_fd(src: int, dst: int) -> None:
+    """Copy a whole file from ``src`` to ``dst`` (positional reads: no shared offset)."""
+    offset = 0
     while True:
         chunk = os.pread(src, COPY_CHUNK, offset)
         if not chunk:
@@ -323,7 +323,7 @@ def move_file(src: str, folder_fd: int, name: str, owner: str | None = None) -> 
             tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=folder_fd
         )
         try:
-            _copy_fd(src_fd, out, from_start=True)
+            _copy_fd(src_fd, out)
             os.fchmod(out, stat.S_IMODE(st.st_mode))
             os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
             if owner is not None and not set_owner(out, owner):
