@@ -414,3 +414,18 @@ def test_two_slots_committing_clashing_outputs_at_once_never_mix_them(tmp_path, 
     assert out.read_bytes() == f"output 0 of {winner}".encode()
     assert os.getxattr(out, OWNER_XATTR) == f"default:/in/{winner}".encode()
     assert os.listdir(media / "out" / "sd") == ["clip.mp4"]
+
+
+def test_an_unexpected_error_in_a_commit_is_undone_too(tmp_path, monkeypatch):
+    """An error outside the named steps (here the kept-folder check) never escapes."""
+    job, media, source = ready_job(tmp_path, outcome_failure=Failure("source", "bad"))
+    job.spec["keep_failed"] = 1
+
+    def broken(_path):
+        raise PermissionError(13, "Permission denied", "/somewhere")
+
+    monkeypatch.setattr(os.path, "isdir", broken)
+    report = job._commit_files(job.outcome)
+    assert report["committed"] is False
+    assert report["failure"]["reason"] == "cannot commit /somewhere: Permission denied"
+    assert source.exists() and files_under(media / "reports") == []

@@ -145,3 +145,21 @@ def test_the_private_copy_is_copied_through_the_handle_across_file_systems(tmp_p
         assert os.stat(private).st_ino != os.stat(source).st_ino
         with open(private, "rb") as f:
             assert f.read() == b"x" * 3_000_000
+
+
+def test_the_job_spec_names_fit_in_255_bytes():
+    """A 256-byte source name: report, outputs, done and failed names all fit, distinct."""
+    from tests.unit.test_paths import ACME, make_store
+
+    prof = make_store(ACME).customer("ACME").profile("Web")
+    name = "長" * 84 + ".mov"  # 256 bytes: longer than any name a file system takes
+    spec = prof.file(f"news/{name}").job_spec(JOB, 1)
+    for key in ("report_done", "report_failed", "done", "failed"):
+        last = spec[key].rsplit("/", 1)[-1]
+        assert name_bytes(last) <= 255, key
+    assert spec["report_done"].endswith(f".{JOB}.yaml")
+    assert spec["done"].endswith(".mov") and "/news/" in spec["done"]
+    outputs = [t["output_name"] for t in spec["targets"] if "output_name" in t]
+    assert outputs and all(name_bytes(o) <= 255 for o in outputs)
+    other = prof.file(f"news/{'長' * 84}.mkv").job_spec(JOB, 1)
+    assert other["report_done"] != spec["report_done"]

@@ -590,6 +590,11 @@ class Job:
             except JobFailed as e:  # the source changed while committing
                 run_undo(undo)
                 return self._not_committed(report, e.failure)
+            except (OSError, PathEscapeError) as e:  # a step not named above: still undone
+                run_undo(undo)
+                why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                where = f" {e.filename}" if isinstance(e, OSError) and e.filename else ""
+                return self._not_committed(report, Failure(SYSTEM, f"cannot commit{where}: {why}"))
             for done in self._finish:
                 with contextlib.suppress(OSError):
                     done()
