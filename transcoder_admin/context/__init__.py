@@ -29,6 +29,7 @@ from .paths import (
     PathEscapeError,
     Roots,
     expand,
+    fit_name,
     join_virtual,
     safe_name,
     split_virtual,
@@ -304,7 +305,7 @@ class TargetContext:
             name = name.rstrip(".")
         if not name or "/" in name or name in (".", ".."):
             raise PathEscapeError(f"output file name {name!r} is not a plain file name")
-        return name
+        return fit_name(name)
 
     def check_templates(self) -> None:
         """Raise ValueError if the output template cannot be expanded safely."""
@@ -381,11 +382,11 @@ class FileContext:
 
     def done(self) -> str:
         """Where the source ends when every target succeeded."""
-        return join_virtual(self.in_folder("done"), self.name)
+        return join_virtual(self.in_folder("done"), fit_name(self.name))
 
     def failed(self) -> str:
         """Where the source ends when the job failed."""
-        return join_virtual(self.in_folder("failed"), self.name)
+        return join_virtual(self.in_folder("failed"), fit_name(self.name))
 
     def output_folder(self, target: TargetContext) -> str:
         """The outgoing folder of one target for this file."""
@@ -398,6 +399,8 @@ class FileContext:
         name = expand(template, {"name": self.name, "stem": stem, "job": job_id})
         if not name or "/" in name:
             raise PathEscapeError(f"report file name {name!r} is not a plain file name")
+        # The job id and the extension stay whole: a shortened name still says whose it is.
+        name = fit_name(name, tail=f".{job_id}.yaml" if name.endswith(f".{job_id}.yaml") else None)
         folder = self.in_folder("done-reports" if success else "failed-reports")
         return join_virtual(folder, name)
 

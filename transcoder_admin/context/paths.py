@@ -8,6 +8,7 @@ are refused.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 import re
 import unicodedata
@@ -38,8 +39,48 @@ _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 _VIRTUAL = re.compile(r"^([A-Za-z0-9_-]+):(/.*)$", re.DOTALL)
 
 
+#: A file name's limit in bytes where the file system does not say (Linux, most file systems).
+NAME_MAX = 255
+#: Hex digits of the hash that keeps shortened names distinct.
+NAME_HASH = 8
+#: The longest "extension" a shortened name keeps (longer ones are part of the stem).
+_KEPT_EXTENSION = 32
+
+
 class PathEscapeError(ValueError):
     """A path would resolve outside its configured root."""
+
+
+def name_bytes(name: str) -> int:
+    """The length of a file name in bytes, as the file system counts it."""
+    return len(os.fsencode(name))
+
+
+def fit_name(name: str, limit: int = NAME_MAX, tail: str | None = None) -> str:
+    """``name`` itself if it fits in ``limit`` bytes, else a shortened, distinct form.
+
+    The stem is cut on a character boundary and ``~`` plus a short hash of the whole
+    name is added, so that two long names that share a beginning stay distinct; the
+    ``tail`` (default: the extension, as ``.mp4``) is kept as it is.
+    """
+    if name_bytes(name) <= limit:
+        return name
+    if tail is None or not name.endswith(tail) or tail == name:
+        stem, dot, ext = name.rpartition(".")
+        tail = f".{ext}" if dot and stem and name_bytes(ext) < _KEPT_EXTENSION else ""
+    stem = name[: len(name) - len(tail)] if tail else name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:NAME_HASH]
+    budget = limit - name_bytes(tail) - NAME_HASH - 1
+    if budget < 1:
+        raise PathEscapeError(f"a name ending {tail!r} cannot fit in {limit} bytes")
+    kept, used = [], 0
+    for char in stem:
+        size = name_bytes(char)
+        if used + size > budget:
+            break
+        kept.append(char)
+        used += size
+    return "".join(kept) + "~" + digest + tail
 
 
 def safe_name(name: str) -> str:

@@ -16,8 +16,8 @@ files, leaving the source where it is.
 
 from __future__ import annotations
 
+import contextlib
 import glob
-import hashlib
 import os
 import shutil
 import socket
@@ -27,7 +27,7 @@ from typing import Any
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from ..context.paths import PathEscapeError, Roots, expand
+from ..context.paths import PathEscapeError, Roots, expand, fit_name
 from ..janitor import (
     KEPT_REPORT,
     KeptSnapshot,
@@ -50,18 +50,39 @@ from ..media.probe import MediaInfo, NotMediaError, probe
 from ..media.progress import Progress
 from ..prognosis import (
     CANCELLED,
+    CHANGED,
     POST_PROCESS,
+    SOURCE,
+    SYSTEM,
     Failure,
     JobFailed,
     decode_failure,
     missing_stream,
+    source_changed,
     source_failure,
     system_failure,
 )
 from ..reports.files import write_report
+from .commit import (
+    CommitFailed,
+    SourceNotFailed,
+    Undo,
+    fail_source,
+    move_source,
+    place_outputs,
+    rename_outputs,
+    run_undo,
+    write_committed_report,
+)
 from .process import ProcessResult, RunningProcess, spawn
-
-CHECKSUM_CHUNK = 1 << 20
+from .safefs import Folders, Identity, current_identity, move_file
+from .source import (
+    check_name_limits,
+    file_checksum,
+    prepare,
+    private_name,
+    source_facts,
+)
 
 
 def now_iso(clock: Any) -> str:
@@ -69,49 +90,18 @@ def now_iso(clock: Any) -> str:
     return datetime.fromtimestamp(clock.seconds(), UTC).isoformat()
 
 
-def file_checksum(path: str) -> str:
-    """``sha256:<hex>`` of a file (run off the reactor thread)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHECKSUM_CHUNK):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
+def move_into(src: str, dest: str, tag: str = "") -> None:
+    """Move ``src`` to ``dest`` (its folder made), even across file systems, replacing it.
 
-
-def source_facts(path: str, checksum: bool = True) -> dict[str, Any]:
-    """Size, times and (unless told not to) checksum of a source (off the reactor)."""
-    st = os.stat(path)
-    return {
-        "size": st.st_size,
-        "ctime": datetime.fromtimestamp(st.st_ctime, UTC).isoformat(),
-        "mtime": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
-        "checksum": file_checksum(path) if checksum else None,
-    }
-
-
-def _prepare(work_dir: str, source: str, display_matrix: bool) -> tuple[dict[str, Any], MediaInfo]:
-    """A job's first steps, in one trip to a thread: work folder, source facts, probe."""
-    try:
-        os.makedirs(work_dir, 0o755, exist_ok=True)
-    except OSError as e:
-        raise system_failure(f"cannot make the work folder: {e.strerror}") from None
-    return source_facts(source), probe(source, display_matrix)
-
-
-def move_into(src: str, dest: str, tag: str) -> None:
-    """Move ``src`` to ``dest`` atomically, even across filesystems, replacing ``dest``."""
+    For callers without roots (the benchmarks' null worker); jobs use :mod:`.commit`.
+    """
     folder = os.path.dirname(dest)
     os.makedirs(folder, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.replace(src, dest)
-        return
-    except OSError as e:
-        if e.errno != 18:  # EXDEV: copy next to the destination, then rename there
-            raise
-    partial = os.path.join(folder, f".{tag}.partial")
-    shutil.copy2(src, partial)
-    os.replace(partial, dest)
-    os.unlink(src)
+        move_file(src, fd, os.path.basename(dest))
+    finally:
+        os.close(fd)
 
 
 #: What a worker needs of a spec to fail a source and write its report (small: no targets).
@@ -170,15 +160,6 @@ def build_report(
     }
 
 
-def fail_source(roots: Roots, spec: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-    """Write a failure report and move the source to failed (run off the reactor)."""
-    write_report(roots.local(spec["report_failed"]), report)
-    source = roots.local(spec["source"])
-    if os.path.lexists(source):
-        move_into(source, roots.local(spec["failed"]), spec["job_id"] + "-source")
-    return report
-
-
 #: Target types whose outputs are made from the decoded picture.
 PICTURE_TARGETS = ("audio-video", "video", "thumbnails")
 
@@ -208,6 +189,11 @@ class Job:
         self._cpu_time = 0.0
         self._committed = False
         self._last_progress: Progress | None = None
+        #: The source as opened (device, inode, size, mtime), and the job's private copy.
+        self._identity: Identity | None = None
+        self._source_path: str | None = None
+        #: What a successful commit removes at the end (the outputs it replaced).
+        self._finish: Undo = []
         #: After a failed commit: this worker's kept failed jobs in that root, as then.
         self.kept: KeptSnapshot | None = None
 
@@ -251,8 +237,26 @@ class Job:
             failure = Failure("system", f"job crashed: {type(e).__name__}: {e}")
         if self._aborted:
             failure = Failure(CANCELLED, "cancelled")
+        elif (
+            failure is not None
+            and failure.kind == SOURCE
+            and await self._thread(self._source_changed)
+        ):
+            # The file's fault only if it is still the file that was judged.
+            failure = source_changed().failure
         self.outcome = self._report(failure)
         return self.outcome
+
+    def _source_changed(self) -> bool:
+        """Whether the path in incoming no longer holds the file this job opened."""
+        if self._identity is None:
+            return False
+        return current_identity(self.local(self.spec["source"])) != self._identity
+
+    @property
+    def source_path(self) -> str:
+        """What the job reads: its private copy of the source (the source until it exists)."""
+        return self._source_path or self.local(self.spec["source"])
 
     async def _run_targets(self) -> None:
         """Produce every target's outputs in the work folder, one target after another."""
@@ -262,11 +266,22 @@ class Job:
             await self._run_target(index, target)
 
     async def _analyse(self) -> None:
-        """Make the work folder, note the source's size, times and checksum, probe it."""
+        """Make the work folder, open and copy the source, note its facts, probe it."""
         source = self.local(self.spec["source"])
         try:
-            self._source_file, self._info = await self._thread(
-                _prepare, self.work_dir, source, self._needs_picture()
+            await self._thread(check_name_limits, self.roots, self.spec)
+            (
+                self._source_file,
+                self._info,
+                self._source_path,
+                self._identity,
+            ) = await self._thread(
+                prepare,
+                self.work_dir,
+                source,
+                self._needs_picture(),
+                self.spec.get("source_identity"),
+                private_name(self.spec["relpath"]),
             )
         except FileNotFoundError:
             raise source_failure("the source file disappeared before it was transcoded") from None
@@ -383,7 +398,7 @@ class Job:
     async def _run_target(self, index: int, target: dict[str, Any]) -> None:
         info = self._info
         assert info is not None
-        source = self.local(self.spec["source"])
+        source = self.source_path
         name = target["name"]
         final_folder = self.local(target["output_folder"])
         result: dict[str, Any] = {
@@ -402,7 +417,7 @@ class Job:
             if target["type"] == "identity":
                 await self._decode_check(source, name, result["commands"])
                 ext = os.path.splitext(target["output_name"])[1]
-                work = os.path.join(self.work_dir, f"{tag}-identity{ext}")
+                work = os.path.join(self.work_dir, fit_name(f"{tag}-identity{ext}"))
                 await self._thread(shutil.copyfile, source, work)
                 produced.append((work, os.path.join(final_folder, target["output_name"])))
             elif target["type"] == "thumbnails":
@@ -499,7 +514,7 @@ class Job:
                 "index": index,
                 "target": target["name"],
             }
-            name = expand(target["output_template"], variables)
+            name = fit_name(expand(target["output_template"], variables))
             produced.append((path, os.path.join(final_folder, name)))
         return produced
 
@@ -547,7 +562,13 @@ class Job:
     # -- phase 2 -----------------------------------------------------------------
 
     def commit(self) -> defer.Deferred[dict[str, Any]]:
-        """Move outputs, write the report, move the source last; fire with the report."""
+        """Move outputs, write the report, move the source last; fire with the report.
+
+        Never fails for the file system: a step that fails is undone (outputs it placed
+        removed, earlier ones restored, no report file, the source left in incoming) and
+        the report says so (``committed: False``, a ``system`` failure naming the step and
+        the path); a source that changed since it was opened is not judged (``changed``).
+        """
         if self.outcome is None:
             raise RuntimeError(f"job {self.job_id} has no outcome to commit")
         if self._committed:
@@ -556,35 +577,97 @@ class Job:
         return self._thread(self._commit_files, self.outcome)
 
     def _commit_files(self, report: dict[str, Any]) -> dict[str, Any]:
-        spec = self.spec
-        source = self.local(spec["source"])
-        if report["outcome"] == "done":
+        folders = Folders(self.roots)
+        undo: Undo = []
+        keep_work = False
+        try:
+            changed = (report.get("failure") or {}).get("kind") == CHANGED
+            if changed or self._source_changed():
+                return self._not_committed(report, source_changed().failure)
             try:
-                self._move_outputs()
-            except OSError as e:
-                failure = Failure("system", f"cannot move outputs to outgoing: {e}")
+                keep_work = self._commit_steps(report, folders, undo)
+            except CommitFailed as e:
+                run_undo(undo)
+                return self._not_committed(report, Failure(SYSTEM, str(e)))
+            except JobFailed as e:  # the source changed while committing
+                run_undo(undo)
+                return self._not_committed(report, e.failure)
+            except (OSError, PathEscapeError) as e:  # a step not named above: still undone
+                run_undo(undo)
+                why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                where = f" {e.filename}" if isinstance(e, OSError) and e.filename else ""
+                return self._not_committed(report, Failure(SYSTEM, f"cannot commit{where}: {why}"))
+            for done in self._finish:
+                with contextlib.suppress(OSError):
+                    done()
+            folders.sync()
+            return report
+        finally:
+            folders.close()
+            if not keep_work:
+                self._cleanup()
+
+    def _not_committed(self, report: dict[str, Any], failure: Failure) -> dict[str, Any]:
+        """The report of a commit that did not happen: nothing moved, no report file."""
+        self.log.warn(
+            "job {job_id}: not committed: {reason}", job_id=self.job_id, reason=failure.reason
+        )
+        report.update(
+            outcome="failed",
+            failure=failure.to_dict(),
+            committed=False,
+            report_path=None,
+        )
+        report.pop("kept_for_inspection", None)
+        return report
+
+    def _commit_steps(self, report: dict[str, Any], folders: Folders, undo: Undo) -> bool:
+        """Outputs, report, source (last); whether the work folder was kept."""
+        spec = self.spec
+        self._finish = []
+        if report["outcome"] == "done":
+            clash, renamed = self._place_outputs(folders, undo)
+            rename_outputs(self._target_results, renamed)
+            if clash is not None:
+                for result in self._target_results:
+                    result["outputs"] = []
                 report.update(
                     outcome="failed",
-                    failure=failure.to_dict(),
+                    failure=clash.to_dict(),
                     report_path=spec["report_failed"],
                 )
         done = report["outcome"] == "done"
-        destination = self.local(spec["done"] if done else spec["failed"])
         keep = 0 if done else int(spec.get("keep_failed") or 0)
+        kept = False
         # Kept first, so that the report names a folder only once it is there.
         # The kept folders are final (this one with its copy of the report, older ones
         # pruned) before the report that names it appears.
-        if keep and os.path.isdir(self.work_dir) and self._keep_work():
-            report["kept_for_inspection"] = kept_path(spec["work"], self.worker, self.job_id)
-            self._write_kept_report(report)
+        if keep and os.path.isdir(self.work_dir):
+            self._drop_private_source()
+            if self._keep_work():
+                kept = True
+                report["kept_for_inspection"] = kept_path(spec["work"], self.worker, self.job_id)
+                self._write_kept_report(report)
         if not done:
             self.kept = self._prune_kept(keep)
-        write_report(self.local(report["report_path"]), report)
+        write_committed_report(folders, self.local(report["report_path"]), report, undo)
+        source = self.local(spec["source"])
+        if self._source_changed():  # replaced while the outputs moved: judge nothing
+            raise source_changed()
         if os.path.lexists(source):
-            move_into(source, destination, f"{self.job_id}-source")
-        if not report.get("kept_for_inspection"):
-            self._cleanup()
-        return report
+            destination = self.local(spec["done"] if done else spec["failed"])
+            move_source(folders, source, destination, "done" if done else "failed", undo)
+        return kept
+
+    def _place_outputs(self, folders: Folders, undo: Undo) -> tuple[Failure | None, dict[str, str]]:
+        """Move every output into outgoing (see :func:`place_outputs`)."""
+        return place_outputs(self._outputs, self.spec["source"], folders, undo, self._finish)
+
+    def _drop_private_source(self) -> None:
+        """The private copy is not kept for inspection (the source is in failed)."""
+        if self._source_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._source_path)
 
     # -- failed jobs kept for inspection (the janitor's rule, applied here) -----------------
 
@@ -622,21 +705,6 @@ class Job:
             )
             return None
 
-    def _move_outputs(self) -> None:
-        """All or nothing: if one output cannot be moved, the moved ones are removed."""
-        moved: list[str] = []
-        try:
-            for work, final in self._outputs:
-                move_into(work, final, f"{self.job_id}-{len(moved)}")
-                moved.append(final)
-        except OSError:
-            for final in moved:
-                try:
-                    os.unlink(final)
-                except OSError:
-                    pass
-            raise
-
     def _cleanup(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
@@ -657,4 +725,12 @@ def _tail(run: ProcessResult, limit: int = 400) -> str:
     return text[-limit:] if text else "(no error output)"
 
 
-__all__ = ["Job", "file_checksum", "input_arg", "report_spec"]
+__all__ = [
+    "Job",
+    "SourceNotFailed",
+    "fail_source",
+    "file_checksum",
+    "input_arg",
+    "report_spec",
+    "source_facts",
+]

@@ -9,7 +9,10 @@ saving a row is idempotent.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -30,13 +33,18 @@ _REPLAY_BATCH = 100
 log = Logger(namespace="transcoder_admin.reports.files")
 
 
-def write_report(path: str, report: dict[str, Any]) -> None:
+def write_report(path: str, report: dict[str, Any], folder_fd: int | None = None) -> None:
     """Write ``report`` as YAML to ``path`` atomically, creating its folders.
 
     The file appears complete or not at all: a temporary file in the same folder is
-    written, flushed to disk and renamed over ``path``.
+    written, flushed to disk and renamed over ``path``.  With ``folder_fd`` (the folder
+    of ``path``, opened by the caller without following links) nothing is looked up by
+    path: the file is made in that folder, and a link or folder at ``path`` is refused.
     """
     text = _dump(report)
+    if folder_fd is not None:
+        _write_in(folder_fd, path, text)
+        return
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     # A short, dot-prefixed temporary name: ignored by scanners, never too long.
@@ -53,6 +61,51 @@ def write_report(path: str, report: dict[str, Any]) -> None:
             os.unlink(tmp_path)
         raise
     _fsync_folder(folder)
+
+
+def _write_in(folder_fd: int, path: str, text: str) -> None:
+    """Write a report file in an opened folder: temporary dot-name, fsync, rename, fsync."""
+    name = os.path.basename(path)
+    try:
+        st = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISLNK(st.st_mode):
+                what = "a link; refusing to write through it"
+            elif stat.S_ISDIR(st.st_mode):
+                what = "a folder, a file is needed"
+            else:
+                what = "not a regular file"
+            raise PathProblem(f"{path} is {what}")
+    tmp = f".report-{secrets.token_hex(6)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o644, dir_fd=folder_fd)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fchmod(stream.fileno(), 0o644)
+            os.fsync(stream.fileno())
+        os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=folder_fd)
+        raise
+    with contextlib.suppress(OSError):
+        os.fsync(folder_fd)
+
+
+class PathProblem(OSError):
+    """A destination that cannot be used as it is (a link, a folder); the message names it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EINVAL, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 # libyaml's emitter when PyYAML was built with it (about 4x faster per report).

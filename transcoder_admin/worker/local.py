@@ -158,7 +158,11 @@ class JobHost:
         return dict(job.progress) if job else {}
 
     def fail_source(self, spec: dict[str, Any], failure: dict[str, Any]) -> defer.Deferred[Any]:
-        """Move the source to failed and write a failure report for a job that died."""
+        """Move the source to failed and write a failure report for a job that died.
+
+        Errbacks with :class:`~transcoder_admin.job.runner.SourceNotFailed`, naming the
+        step and the path, when that cannot be done (nothing is then left half done).
+        """
         from twisted.internet import threads
 
         report = build_report(spec, self.name, self.reactor, Failure.from_dict(failure))

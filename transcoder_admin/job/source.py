@@ -1,0 +1,125 @@
+"""A job's source: opened once without following links, read through a private copy.
+
+Runs in a thread.  The source in incoming is opened with ``O_NOFOLLOW`` (a link is a
+source failure), checked against the identity the admin offered (device, inode, size,
+mtime: a mismatch means it changed), and linked or copied from that handle into the
+work folder; probe, ffmpeg, the identity copy and the checksum read that private copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from ..context.paths import Roots, name_bytes
+from ..media.probe import MediaInfo, probe
+from ..prognosis import source_changed, source_failure, system_failure
+from .safefs import (
+    Identity,
+    SourceIsLink,
+    SourceNotRegular,
+    folder_name_max,
+    open_source,
+    private_copy,
+)
+
+CHECKSUM_CHUNK = 1 << 20
+
+
+def file_checksum(path: str) -> str:
+    """``sha256:<hex>`` of a file (run off the reactor thread)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHECKSUM_CHUNK):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def source_facts(path: str, checksum: bool = True) -> dict[str, Any]:
+    """Size, times and (unless told not to) checksum of a source (off the reactor)."""
+    return facts(os.stat(path), path if checksum else None)
+
+
+def facts(st: os.stat_result, checksum_of: str | None) -> dict[str, Any]:
+    return {
+        "size": st.st_size,
+        "ctime": datetime.fromtimestamp(st.st_ctime, UTC).isoformat(),
+        "mtime": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
+        "checksum": file_checksum(checksum_of) if checksum_of else None,
+    }
+
+
+#: The job's own copy of its source in the work folder (plus the source's extension).
+PRIVATE_SOURCE = "source"
+
+
+def private_name(relpath: str) -> str:
+    """``source.<ext>``: ffmpeg guesses some formats (raw, ts) from the extension."""
+    ext = os.path.splitext(relpath.rsplit("/", 1)[-1])[1]
+    return PRIVATE_SOURCE + (ext if 1 < name_bytes(ext) <= 32 else "")
+
+
+def prepare(
+    work_dir: str,
+    source: str,
+    display_matrix: bool,
+    offered: dict[str, Any] | None,
+    private_name: str,
+) -> tuple[dict[str, Any], MediaInfo, str, Identity]:
+    """A job's first steps, in one trip to a thread.
+
+    Make the work folder; open the source once without following a link and check it
+    is the file offered; make the job's private copy from that handle (every later read
+    uses it); note size, times and checksum; probe.
+    """
+    try:
+        os.makedirs(work_dir, 0o755, exist_ok=True)
+    except OSError as e:
+        raise system_failure(f"cannot make the work folder {work_dir}: {e.strerror}") from None
+    try:
+        fd, st = open_source(source)
+    except SourceIsLink:
+        raise source_failure("the source is a link") from None
+    except SourceNotRegular:
+        raise source_failure("the source is not a regular file") from None
+    try:
+        identity = Identity.of(st)
+        if not identity.matches(offered):
+            raise source_changed()
+        try:
+            private = private_copy(fd, work_dir, private_name)
+        except OSError as e:
+            raise system_failure(
+                f"cannot make the job's copy of the source in {work_dir}: {e.strerror}"
+            ) from None
+    finally:
+        os.close(fd)
+    return facts(st, private), probe(private, display_matrix), private, identity
+
+
+def check_name_limits(roots: Roots, spec: dict[str, Any]) -> None:
+    """A source failure if a folder of the source's path cannot exist where it must go.
+
+    The folders of ``relpath`` are replicated under outgoing, done, failed and the
+    reports; a file name can be shortened there, a folder name cannot.
+    """
+    parts = str(spec["relpath"]).split("/")[:-1]
+    if not parts:
+        return
+    destinations = [spec.get(k) for k in ("done", "failed", "report_done", "report_failed")]
+    destinations += [t.get("output_folder") for t in spec.get("targets") or []]
+    limits: dict[str, int] = {}
+    for virtual in destinations:
+        if not virtual:
+            continue
+        folder = roots.local(virtual)
+        if folder not in limits:
+            limits[folder] = folder_name_max(folder)
+        for part in parts:
+            if name_bytes(part) > limits[folder]:
+                raise source_failure(
+                    f"the folder name {part!r} is {name_bytes(part)} bytes, over the "
+                    f"{limits[folder]}-byte name limit of {folder}"
+                )
