@@ -516,3 +516,26 @@ def test_a_monitor_event_with_a_path_outside_incoming_is_ignored(field, changes)
     assert heard == [] and field in logged(events)
     c.workers.monitor_event("w1", good)
     assert heard == [("w1", good)]
+
+
+def test_a_report_name_the_worker_shortened_for_its_file_system_is_the_jobs_own():
+    """A report name fitted to a smaller name limit (prefix, ~hash, ending) is accepted;
+    the same folder's other names, and a forged hash, are not."""
+    from transcoder_admin.context.paths import fit_name
+    from transcoder_admin.proxy.checks import outcome_mismatch
+
+    long_name = "視" * 60 + ".mov.J1.yaml"
+    spec = {
+        "job_id": "J1",
+        "attempt": 1,
+        "report_done": "default:/reports/done/" + long_name,
+        "report_failed": "default:/reports/failed/" + long_name,
+    }
+    short = fit_name(long_name, 143, ".J1.yaml")
+    assert short != long_name
+    honest = own_outcome(spec, report_path="default:/reports/done/" + short)
+    assert outcome_mismatch(spec, honest) is None
+    forged = short.replace("~", "~0", 1)
+    assert outcome_mismatch(spec, own_outcome(spec, report_path="default:/reports/done/" + forged))
+    elsewhere = own_outcome(spec, report_path="default:/reports/failed/" + short)
+    assert outcome_mismatch(spec, elsewhere) == "report_path"

@@ -11,10 +11,13 @@ the admin's configuration and journal, not from the worker.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import re
 from typing import Any
 
+from ..context.paths import NAME_HASH
 from ..prognosis import KINDS
 from ..worker.command import WORKER_NAME
 
@@ -210,7 +213,7 @@ def outcome_mismatch(spec: dict[str, Any], outcome: Any) -> str | None:
     if verdict == "failed" and failure is None:
         return "failure"
     report = spec.get("report_done" if verdict == "done" else "report_failed")
-    if "report_done" in spec and outcome.get("report_path") not in (report, None):
+    if "report_done" in spec and not _own_report_path(outcome.get("report_path"), report):
         return "report_path"
     row = outcome.get("row")
     if row is None:
@@ -228,9 +231,29 @@ def outcome_mismatch(spec: dict[str, Any], outcome: Any) -> str | None:
     for field, value in own.items():
         if value is not None and row.get(field) != value:
             return f"row.{field}"
-    if "report_done" in spec and row.get("report_path") not in (report, None):
+    if "report_done" in spec and not _own_report_path(row.get("report_path"), report):
         return "row.report_path"
     return None
+
+
+def _own_report_path(path: Any, expected: Any) -> bool:
+    """None, the job's report path, or that path's name shortened by ``fit_name``.
+
+    A worker shortens a report name that is too long for its folder's file system:
+    the same folder, a prefix of the name, ``~`` and the hash of the whole name, and
+    the name's own ending.
+    """
+    if path is None or path == expected:
+        return True
+    if not isinstance(path, str) or not isinstance(expected, str):
+        return False
+    folder, _, name = path.rpartition("/")
+    expected_folder, _, expected_name = expected.rpartition("/")
+    if folder != expected_folder:
+        return False
+    digest = hashlib.sha256(os.fsencode(expected_name)).hexdigest()[:NAME_HASH]
+    head, mark, rest = name.rpartition("~" + digest)
+    return bool(mark) and expected_name.startswith(head) and expected_name.endswith(rest)
 
 
 __all__ = [
