@@ -79,7 +79,8 @@ def ffmpeg_runs(farm: Farm) -> dict[str, list[str]]:
     except FileNotFoundError:
         return {}
     for line in lines:
-        source = re.search(rf"/incoming/{PROFILE}/(\S+)", line)
+        # Jobs read their private copy of the source: <work>/<job id>/source/<name>.
+        source = re.search(rf"/work/{PROFILE}/[^/\s]+/source/(\S+)", line)
         job = re.search(rf"/work/{PROFILE}/([^/\s]+)/", line)
         assert source and job, line
         runs[source.group(1)].append(job.group(1))
@@ -304,8 +305,9 @@ def test_workers_mapping_a_root_to_different_folders_both_transcode(tmp_path, cl
     for report in reports.values():  # each ran ffmpeg on its own paths
         mapping = roots[report["worker"]]
         argv = report["targets"][0]["commands"][0]
-        source = os.path.join(mapping["default"], CUSTOMER, "files", "incoming", PROFILE)
-        assert f"file:{source}/{report['relpath']}" in argv, argv
+        # ffmpeg reads the job's private copy of the source, in the worker's own temp.
+        work = os.path.join(mapping["temp"], CUSTOMER, "work", PROFILE, report["job_id"])
+        assert f"file:{work}/source/{report['relpath']}" in argv, argv
         assert argv[-1].startswith(f"file:{mapping['temp']}/"), argv
     for name in ("w1", "w2"):
         work = os.path.join(roots[name]["temp"], CUSTOMER, "work", PROFILE)

@@ -61,7 +61,7 @@ def test_a_folder_name_too_long_for_a_destination_is_a_source_failure(tmp_path, 
 
 def run_prepare(tmp_path, source, offered=None):
     """Run a job's first step on ``source`` (probe replaced: no media needed here)."""
-    return prepare(str(tmp_path / "work"), str(source), False, offered, "source.mov")
+    return prepare(str(tmp_path / "work"), str(source), False, offered, "clip.mov")
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +82,7 @@ def test_a_symlinked_source_is_a_source_failure(tmp_path):
         "source",
         "the source is a link",
     )
-    assert not (tmp_path / "work" / "source.mov").exists()
+    assert os.listdir(tmp_path / "work" / "source") == []
 
 
 def test_a_fifo_is_refused_without_blocking(tmp_path):
@@ -98,7 +98,7 @@ def test_the_job_reads_its_private_copy_not_the_path(tmp_path):
     source = tmp_path / "clip.mov"
     source.write_bytes(b"the offered file")
     facts, probed, private, identity = run_prepare(tmp_path, source)
-    assert probed == private == str(tmp_path / "work" / "source.mov")
+    assert probed == private == str(tmp_path / "work" / "source" / "clip.mov")
     assert os.stat(private).st_ino == os.stat(source).st_ino  # a hard link, same fs
     (tmp_path / "new").write_bytes(b"a re-upload")
     os.replace(tmp_path / "new", source)
@@ -140,7 +140,7 @@ def test_the_private_copy_is_copied_through_the_handle_across_file_systems(tmp_p
     source.write_bytes(b"x" * 3_000_000)
     with tempfile.TemporaryDirectory(dir=shm) as other:
         _facts, _info, private, _identity = prepare(
-            os.path.join(other, "work"), str(source), False, None, "source.mov"
+            os.path.join(other, "work"), str(source), False, None, "clip.mov"
         )
         assert os.stat(private).st_ino != os.stat(source).st_ino
         with open(private, "rb") as f:

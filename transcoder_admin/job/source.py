@@ -13,7 +13,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from ..context.paths import Roots, name_bytes
+from ..context.paths import Roots, fit_name, name_bytes
 from ..media.probe import MediaInfo, probe
 from ..prognosis import source_changed, source_failure, system_failure
 from .safefs import (
@@ -51,14 +51,15 @@ def facts(st: os.stat_result, checksum_of: str | None) -> dict[str, Any]:
     }
 
 
-#: The job's own copy of its source in the work folder (plus the source's extension).
+#: The folder of the job's own copy of its source, in the work folder (apart from the
+#: outputs, whose work names could otherwise be the source's own name).
 PRIVATE_SOURCE = "source"
 
 
 def private_name(relpath: str) -> str:
-    """``source.<ext>``: ffmpeg guesses some formats (raw, ts) from the extension."""
-    ext = os.path.splitext(relpath.rsplit("/", 1)[-1])[1]
-    return PRIVATE_SOURCE + (ext if 1 < name_bytes(ext) <= 32 else "")
+    """The source's own name (fitted): ffmpeg guesses some formats from the extension,
+    and its command lines and errors name the file a person dropped."""
+    return fit_name(relpath.rsplit("/", 1)[-1])
 
 
 def prepare(
@@ -75,7 +76,7 @@ def prepare(
     uses it); note size, times and checksum; probe.
     """
     try:
-        os.makedirs(work_dir, 0o755, exist_ok=True)
+        os.makedirs(os.path.join(work_dir, PRIVATE_SOURCE), 0o755, exist_ok=True)
     except OSError as e:
         raise system_failure(f"cannot make the work folder {work_dir}: {e.strerror}") from None
     try:
@@ -89,7 +90,7 @@ def prepare(
         if not identity.matches(offered):
             raise source_changed()
         try:
-            private = private_copy(fd, work_dir, private_name)
+            private = private_copy(fd, os.path.join(work_dir, PRIVATE_SOURCE), private_name)
         except OSError as e:
             raise system_failure(
                 f"cannot make the job's copy of the source in {work_dir}: {e.strerror}"
