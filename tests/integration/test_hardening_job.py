@@ -83,19 +83,25 @@ def test_a_230_byte_name_goes_to_done_with_its_report_and_outputs(farm, clips):
 
 
 def test_a_report_folder_that_cannot_be_made_undoes_the_commit(farm, clips):
-    """reports/done/p is a file: no output left in outgoing, no report, source stays."""
+    """reports/done/p is a file: the commit is undone (no output left in outgoing), then,
+    max-attempts being 1, the source goes to failed with a report naming the error."""
     blocked = farm.folder("acme", "reports-done", "p")
     os.makedirs(os.path.dirname(blocked), exist_ok=True)
     with open(blocked, "w") as f:
         f.write("a file where the reports folder should be\n")
     farm.drop("acme", "p", "clip.mp4", clips["av"])
-    reason = f"cannot write the report {blocked}/clip.mp4."
-    wait_for(lambda: reason in farm.log(), 120, "the commit to fail")
-    assert f"{blocked} is a file, a folder is needed" in farm.log()
+    wait_for(lambda: farm.reports("acme", "p", "failed"), 120, "the failure report")
+    [report] = farm.reports("acme", "p", "failed")
+    reason = report["failure"]["reason"]
+    assert reason.startswith(f"cannot write the report {blocked}/clip.mp4.")
+    assert f"{blocked} is a file, a folder is needed" in reason
+    assert report["failure"]["kind"] == "system"
     assert files_under(farm.folder("acme", "outgoing", "p")) == []
-    assert os.listdir(farm.folder("acme", "incoming", "p")) == ["clip.mp4"]
+    assert os.listdir(farm.folder("acme", "incoming", "p")) == []
+    assert os.listdir(farm.folder("acme", "failed", "p")) == ["clip.mp4"]
     assert not os.path.exists(farm.folder("acme", "done", "p"))
     assert files_under(os.path.dirname(blocked)) == ["p"]  # the blocking file only
+    assert farm.log().count("(attempt 1) for ACME/p/clip.mp4") == 1  # transcoded once
 
 
 @pytest.fixture
@@ -134,8 +140,9 @@ def test_no_space_for_the_report_undoes_the_commit(farm, clips, full_reports):
 
 
 def test_a_file_and_a_folder_of_one_name_in_done_both_orders(farm, clips):
-    """`news` then `news/clip.mp4` (p), `news/clip.mp4` then `news` (q): the second of
-    each is undone, named, and leaves nothing in outgoing or reports."""
+    """`news` then `news/clip.mp4` (p), `news/clip.mp4` then `news` (q): the commit of
+    the second of each is undone (nothing of it in outgoing or done reports) and its
+    source goes to failed with a report naming the clash."""
     farm.drop("acme", "p", "news", clips["av"])
     farm.drop("acme", "q", "news/clip.mp4", clips["av"])
     wait_for(lambda: farm.finished("acme", "p") == 1, 120, "news in p")
@@ -157,10 +164,16 @@ def test_a_file_and_a_folder_of_one_name_in_done_both_orders(farm, clips):
     wait_for(lambda: folder_first in farm.log(), 120, "the folder-first commit to fail")
     assert files_under(farm.folder("acme", "outgoing", "p")) == ["sd/news.mp4"]
     assert files_under(farm.folder("acme", "outgoing", "q")) == ["news/sd/clip.mp4"]
-    assert files_under(farm.folder("acme", "incoming", "p")) == ["news/clip.mp4"]
-    assert files_under(farm.folder("acme", "incoming", "q")) == ["news"]
+    wait_for(lambda: farm.finished("acme", "p") == farm.finished("acme", "q") == 2, 120)
+    assert files_under(farm.folder("acme", "incoming", "p")) == []
+    assert files_under(farm.folder("acme", "incoming", "q")) == []
+    assert files_under(farm.folder("acme", "failed", "p")) == ["news/clip.mp4"]
+    assert files_under(farm.folder("acme", "failed", "q")) == ["news"]
     assert len(farm.reports("acme", "p", "done")) == len(farm.reports("acme", "q", "done")) == 1
-    assert farm.reports("acme", "p", "failed") == farm.reports("acme", "q", "failed") == []
+    [failed_p] = farm.reports("acme", "p", "failed")
+    [failed_q] = farm.reports("acme", "q", "failed")
+    assert failed_p["failure"]["reason"] == file_first
+    assert failed_q["failure"]["reason"] == folder_first
 
 
 def test_a_source_replaced_during_its_job_is_not_judged_and_the_new_one_is_done(farm, clips):

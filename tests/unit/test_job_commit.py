@@ -227,6 +227,22 @@ def test_an_output_of_no_known_source_is_not_replaced(tmp_path):
     assert other.read_bytes() == b"by hand"
 
 
+def test_a_redelivery_replaces_outputs_made_before_owners_were_recorded(tmp_path):
+    """clip.mov is in done and its output has no owner (made by an earlier version): the
+    same name dropped again replaces it; the earlier original is kept as clip.1.mov."""
+    job, media, _source = ready_job(tmp_path)
+    earlier = media / "out" / "sd" / "clip.mp4"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"made before owners were recorded")
+    (media / "done").mkdir()
+    (media / "done" / "clip.mov").write_bytes(b"the earlier original")
+    report = job._commit_files(job.outcome)
+    assert report["committed"] is True and report["outcome"] == "done", report["failure"]
+    assert earlier.read_bytes() == b"output 0 of clip.mov"
+    assert os.getxattr(earlier, OWNER_XATTR) == SOURCE.encode()
+    assert (media / "done" / "clip.1.mov").read_bytes() == b"the earlier original"
+
+
 def test_a_redelivery_replaces_its_outputs_and_keeps_the_earlier_original(tmp_path):
     """The same name dropped twice: outputs replaced, done keeps clip.1.mov, clip.2.mov."""
     for round_ in range(3):

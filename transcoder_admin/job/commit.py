@@ -124,7 +124,12 @@ def move_source(folders: Folders, source: str, dest: str, kind: str, undo: Undo)
 
 
 def place_outputs(
-    outputs: list[tuple[str, str]], owner: str, folders: Folders, undo: Undo, finish: Undo
+    outputs: list[tuple[str, str]],
+    owner: str,
+    folders: Folders,
+    undo: Undo,
+    finish: Undo,
+    delivered_before: bool = False,
 ) -> tuple[Failure | None, dict[str, str]]:
     """Move every (work, final) output into outgoing, all or nothing.
 
@@ -134,6 +139,10 @@ def place_outputs(
     is replaced, and restored if the commit is undone (``finish`` forgets it once the
     commit is through).  Also returned: the outputs whose names were shortened for their
     folder's own limit (old name → new name).
+
+    ``delivered_before``: this source's name is in done already, so an output made
+    from no known source is taken for its own (outputs made before owners were
+    recorded); without it such an output is a clash.
     """
     planned: list[tuple[str, str, int, str, str]] = []  # work, folder, fd, name, shown
     for work, final in outputs:
@@ -158,7 +167,7 @@ def place_outputs(
                 other = owner_of(fd, name)
             except OSError as e:
                 raise step_error("move an output to outgoing", shown, e) from None
-            if other != owner:
+            if other != owner and not (other is None and delivered_before):
                 made = f"made from {other}" if other else "made from no known source"
                 clash = Failure(
                     SOURCE,

@@ -661,7 +661,12 @@ class Job:
 
     def _place_outputs(self, folders: Folders, undo: Undo) -> tuple[Failure | None, dict[str, str]]:
         """Move every output into outgoing (see :func:`place_outputs`)."""
-        return place_outputs(self._outputs, self.spec["source"], folders, undo, self._finish)
+        # A name already in done was delivered before: its outputs without an owner are
+        # its own, made before owners were recorded (upgrades re-deliver as before).
+        earlier = os.path.lexists(self.local(self.spec["done"]))
+        return place_outputs(
+            self._outputs, self.spec["source"], folders, undo, self._finish, earlier
+        )
 
     def _drop_private_source(self) -> None:
         """The private copy is not kept for inspection (the source is in failed)."""
