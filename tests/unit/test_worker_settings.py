@@ -103,11 +103,11 @@ def test_a_name_that_is_not_folder_safe_is_refused(creds, value):
     assert problems[0].startswith(f"flags: name {value!r} must be letters, digits"), problems
 
 
-@pytest.mark.parametrize("value", ["0", "257", "-1"])
+@pytest.mark.parametrize("value", ["0", "65", "-1"])
 def test_max_jobs_out_of_range_is_named(creds, value):
-    """max-jobs between 1 and 256."""
+    """max-jobs between 1 and 64."""
     problems = settings_from(parse(*flags(creds, "--max-jobs", value))).problems
-    assert problems == [f"flags: max-jobs must be between 1 and 256, not {int(value)!r}"]
+    assert problems == [f"flags: max-jobs must be between 1 and 64, not {int(value)!r}"]
 
 
 def test_max_jobs_that_is_not_a_number_is_named(tmp_path, creds):
@@ -239,7 +239,7 @@ def test_run_refuses_to_start_and_lists_every_problem(capsys, creds):
     err = capsys.readouterr().err
     assert err.startswith("transcoder-admin worker: cannot start:")
     assert "  - flags: manager is missing" in err
-    assert "  - flags: max-jobs must be between 1 and 256" in err
+    assert "  - flags: max-jobs must be between 1 and 64" in err
     assert "s3cret" not in err
 
 

@@ -47,7 +47,7 @@ def hello(c: Cluster, name: str, info: dict, jobs: list | None = None) -> Worker
 BAD_HELLOS = [
     ("max_jobs", {"max_jobs": "x"}),
     ("max_jobs", {"max_jobs": 0}),
-    ("max_jobs", {"max_jobs": 100_000}),
+    ("max_jobs", {"max_jobs": 65}),
     ("max_jobs", {"max_jobs": True}),
     ("max_jobs", {"max_jobs": 2.5}),
     ("roots", {"roots": ["default", "/srv"]}),

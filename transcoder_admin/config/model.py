@@ -366,7 +366,7 @@ class WorkersSection(Section):
     """``workers``: local workers and their capacity."""
 
     local: Annotated[int, Field(ge=0, le=256)] = 1
-    max_jobs: Annotated[int, Field(ge=1, le=256)] = 2
+    max_jobs: Annotated[int, Field(ge=1, le=64)] = 2
     lost_timeout: PositiveFloat = 60
     heartbeat_interval: PositiveFloat = 5
     #: Failed jobs whose work folders each worker keeps for inspection (0: none).

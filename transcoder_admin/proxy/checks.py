@@ -22,7 +22,7 @@ from ..prognosis import KINDS
 from ..worker.command import WORKER_NAME
 
 #: The bound of ``workers.max-jobs`` and of a worker's ``--max-jobs``.
-MAX_JOBS = 256
+MAX_JOBS = 64
 #: Longest lists a worker may report (jobs, pending files, kept failures, monitors).
 MAX_JOBS_LISTED = 1024
 MAX_PENDING = 1000

@@ -144,7 +144,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
     manager = data.get("manager")
     if not manager:
         problems.append(f"{where}: manager is missing (--manager ENDPOINT, e.g. tcp:host:7632)")
-    max_jobs = _number(data.get("max-jobs", 1), int, "max-jobs", 1, 256, where, problems)
+    max_jobs = _number(data.get("max-jobs", 1), int, "max-jobs", 1, 64, where, problems)
     beat = _number(
         data.get("heartbeat-interval", 5.0), float, "heartbeat-interval", 0.05, 300, where, problems
     )
