@@ -1,12 +1,14 @@
-"""Shared fixtures: generated media clips (never binary media in git)."""
+"""Shared fixtures: generated media clips (never binary media in git), farms, PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
 
 from tests.clips import corrupt_clip, make_clip
+from tests.farm import Farm, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +57,16 @@ def postgres_url():
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+@pytest.fixture
+def farms():
+    """Farms made by the test; each is stopped afterwards and must leave no process."""
+    made: list[Farm] = []
+    yield made
+    for farm in made:
+        farm.stop()
+    for farm in made:
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda f=farm: not f.processes(), 30, "the farm's processes to end")
+        assert farm.processes() == []

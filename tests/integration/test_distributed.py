@@ -9,7 +9,6 @@ lost worker shows within seconds.
 from __future__ import annotations
 
 import collections
-import contextlib
 import datetime
 import ipaddress
 import os
@@ -19,7 +18,6 @@ import signal
 import sys
 
 import av
-import pytest
 
 from tests.farm import Farm, free_port, wait_for
 from transcoder_admin.media.ffmpeg import find_ffmpeg
@@ -140,19 +138,6 @@ def work_is_empty(farm: Farm) -> bool:
     """Whether no job left a work folder (the profile's work folder may be absent)."""
     work = farm.folder(CUSTOMER, "work", PROFILE)
     return not os.path.isdir(work) or os.listdir(work) == []
-
-
-@pytest.fixture
-def farms():
-    """Farms made by the test; each is stopped afterwards and must leave no process."""
-    made: list[Farm] = []
-    yield made
-    for farm in made:
-        farm.stop()
-    for farm in made:
-        with contextlib.suppress(AssertionError):
-            wait_for(lambda f=farm: not f.processes(), 30, "the farm's processes to end")
-        assert farm.processes() == []
 
 
 def test_sigkill_of_a_worker_mid_job_fails_its_job_over(tmp_path, clips, farms):

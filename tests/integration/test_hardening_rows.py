@@ -114,19 +114,6 @@ def proxied(postgres_url):
     proxy.cut()
 
 
-@pytest.fixture
-def farms():
-    """Farms made by the test; each is stopped afterwards and must leave no process."""
-    made: list[Farm] = []
-    yield made
-    for farm in made:
-        farm.stop()
-    for farm in made:
-        with contextlib.suppress(AssertionError):
-            wait_for(lambda f=farm: not f.processes(), 30, "the farm's processes to end")
-        assert farm.processes() == []
-
-
 def database_rows(url: str) -> list[tuple[Any, ...]]:
     """(job_id, customer, profile, relative_path, outcome) of every row, read directly."""
     engine = sa.create_engine(url, poolclass=sa.NullPool)

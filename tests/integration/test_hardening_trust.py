@@ -8,12 +8,9 @@ What is asserted is what an operator sees: the media root, the reports, the API,
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
-
-import pytest
 
 from tests.farm import Farm, wait_for
 from tests.integration.test_distributed import (
@@ -26,19 +23,6 @@ from tests.integration.test_distributed import (
     workers_up,
 )
 from tests.tampering_worker import SENTINEL
-
-
-@pytest.fixture
-def farms():
-    """Farms made by the test; each is stopped afterwards and must leave no process."""
-    made: list[Farm] = []
-    yield made
-    for farm in made:
-        farm.stop()
-    for farm in made:
-        with contextlib.suppress(AssertionError):
-            wait_for(lambda f=farm: not f.processes(), 30, "the farm's processes to end")
-        assert farm.processes() == []
 
 
 def start_tampering_worker(farm: Farm, name: str, modes: str, credentials: str) -> None:
