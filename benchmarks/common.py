@@ -18,6 +18,7 @@ import yaml
 
 from tests.clips import FFMPEG, make_clip
 from tests.farm import ROOT, Farm
+from transcoder_admin.job.source import PRIVATE_SOURCE, private_name
 
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 CACHE_DIR = os.path.join(RESULTS_DIR, "cache")
@@ -459,7 +460,8 @@ def baseline_scripts(
 ) -> list[str]:
     """One shell script per job running the commands its report records
     (``targets[].commands``), in the order the admin started the jobs; the source is
-    rewritten to a fresh copy of the clip and the job's work folder to a scratch one."""
+    rewritten to a fresh copy of the clip (for the job's private copy of it too) and the
+    job's work folder to a scratch one."""
     incoming = farm.folder(customer, "incoming", profile)
     work = farm.folder(customer, "work", profile)
     sources = os.path.join(folder, "sources")
@@ -469,7 +471,12 @@ def baseline_scripts(
         job_dir = os.path.join(folder, "jobs", f"{i:03d}")
         os.makedirs(job_dir)
         [source] = copies(clip_path, sources, [relpath])
+        # The job read its private copy of the source (job.source), named as dropped.
+        private = os.path.join(
+            work, report["job_id"], PRIVATE_SOURCE, private_name(relpath)
+        )
         swaps = [
+            (private, source),
             (os.path.join(work, report["job_id"]), job_dir),
             (os.path.join(incoming, relpath), source),
         ]
