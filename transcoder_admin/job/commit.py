@@ -88,7 +88,7 @@ def write_committed_report(folders: Folders, path: str, report: dict[str, Any], 
             report["report_path"] = sibling(report["report_path"], name)
         report["committed"] = True
         undo.append(lambda: report.update(committed=False))
-        write_report(path, report, folder_fd=fd)
+        write_report(path, report, folder_fd=fd, sync_folder=False)  # folders.sync() does
     except (OSError, PathEscapeError) as e:
         raise step_error("write the report", path, e) from None
     undo.append(lambda: os.unlink(name, dir_fd=fd))

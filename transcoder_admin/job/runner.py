@@ -160,6 +160,20 @@ def build_report(
     }
 
 
+def _checked_prepare(
+    roots: Roots, spec: dict[str, Any], work_dir: str, source: str, needs_picture: bool
+) -> tuple[dict[str, Any], MediaInfo, str, Identity]:
+    """A job's first steps in one trip to a thread: its names' limits, then ``prepare``."""
+    check_name_limits(roots, spec)
+    return prepare(
+        work_dir,
+        source,
+        needs_picture,
+        spec.get("source_identity"),
+        private_name(spec["relpath"]),
+    )
+
+
 #: Target types whose outputs are made from the decoded picture.
 PICTURE_TARGETS = ("audio-video", "video", "thumbnails")
 
@@ -269,19 +283,18 @@ class Job:
         """Make the work folder, open and copy the source, note its facts, probe it."""
         source = self.local(self.spec["source"])
         try:
-            await self._thread(check_name_limits, self.roots, self.spec)
             (
                 self._source_file,
                 self._info,
                 self._source_path,
                 self._identity,
             ) = await self._thread(
-                prepare,
+                _checked_prepare,
+                self.roots,
+                self.spec,
                 self.work_dir,
                 source,
                 self._needs_picture(),
-                self.spec.get("source_identity"),
-                private_name(self.spec["relpath"]),
             )
         except FileNotFoundError:
             raise source_failure("the source file disappeared before it was transcoded") from None

@@ -33,17 +33,21 @@ _REPLAY_BATCH = 100
 log = Logger(namespace="transcoder_admin.reports.files")
 
 
-def write_report(path: str, report: dict[str, Any], folder_fd: int | None = None) -> None:
+def write_report(
+    path: str, report: dict[str, Any], folder_fd: int | None = None, sync_folder: bool = True
+) -> None:
     """Write ``report`` as YAML to ``path`` atomically, creating its folders.
 
     The file appears complete or not at all: a temporary file in the same folder is
     written, flushed to disk and renamed over ``path``.  With ``folder_fd`` (the folder
     of ``path``, opened by the caller without following links) nothing is looked up by
-    path: the file is made in that folder, and a link or folder at ``path`` is refused.
+    path: the file is made in that folder, and a link or folder at ``path`` is refused;
+    ``sync_folder`` False leaves the folder's fsync to the caller (a commit fsyncs each
+    folder it changed once, at its end).
     """
     text = _dump(report)
     if folder_fd is not None:
-        _write_in(folder_fd, path, text)
+        _write_in(folder_fd, path, text, sync_folder)
         return
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -63,7 +67,7 @@ def write_report(path: str, report: dict[str, Any], folder_fd: int | None = None
     _fsync_folder(folder)
 
 
-def _write_in(folder_fd: int, path: str, text: str) -> None:
+def _write_in(folder_fd: int, path: str, text: str, sync_folder: bool = True) -> None:
     """Write a report file in an opened folder: temporary dot-name, fsync, rename, fsync."""
     name = os.path.basename(path)
     try:
@@ -93,8 +97,9 @@ def _write_in(folder_fd: int, path: str, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=folder_fd)
         raise
-    with contextlib.suppress(OSError):
-        os.fsync(folder_fd)
+    if sync_folder:
+        with contextlib.suppress(OSError):
+            os.fsync(folder_fd)
 
 
 class PathProblem(OSError):
