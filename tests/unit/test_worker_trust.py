@@ -539,3 +539,13 @@ def test_a_report_name_the_worker_shortened_for_its_file_system_is_the_jobs_own(
     assert outcome_mismatch(spec, own_outcome(spec, report_path="default:/reports/done/" + forged))
     elsewhere = own_outcome(spec, report_path="default:/reports/failed/" + short)
     assert outcome_mismatch(spec, elsewhere) == "report_path"
+
+
+def test_an_outcome_from_an_unknown_worker_cannot_forge_a_log_line():
+    """A job id with a newline from a worker the admin does not know stays on one log line."""
+    c = Cluster()
+    with capturedLogs() as events:
+        c.workers.job_finished("ghost", "J1\nadmin: all files deleted", {})
+    text = logged(events)
+    assert "\nadmin: all files deleted" not in text
+    assert "from unknown worker ghost ignored" in text

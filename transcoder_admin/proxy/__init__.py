@@ -501,6 +501,27 @@ class WorkerSet:
         self._complained[(name, what)] = now
         return True
 
+    def _checked(
+        self,
+        name: str,
+        what: str,
+        check: Callable[[dict[str, Any]], dict[str, Any]],
+        value: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """A worker's message passed through its check, or None (logged once a minute)."""
+        try:
+            return check(value)
+        except checks.BadFacts as problem:
+            if self._complain(name, what):
+                self.log.warn(
+                    "{what} of worker {name} ignored: bad {field} ({why})",
+                    what=what,
+                    name=name,
+                    field=problem.field,
+                    why=problem.why,
+                )
+            return None
+
     def refuse(self, name: str, problem: checks.BadFacts) -> None:
         """A worker sent facts the admin cannot use: it is not in the pool; drop its login."""
         if self._complain(name, "hello"):
@@ -553,18 +574,10 @@ class WorkerSet:
         proxy = self.proxies.get(name)
         if proxy is None:
             return
-        try:
-            state = checks.heartbeat(state)
-        except checks.BadFacts as problem:
-            if self._complain(name, "heartbeat"):
-                self.log.warn(
-                    "heartbeat of worker {name} ignored: bad {field} ({why})",
-                    name=name,
-                    field=problem.field,
-                    why=problem.why,
-                )
+        checked = self._checked(name, "heartbeat", checks.heartbeat, state)
+        if checked is None:
             return
-        proxy.heartbeat(state)
+        proxy.heartbeat(checked)
         self.worker_reported.fire(proxy)
 
     def job_finished(self, name: str, job_id: str, outcome: dict[str, Any]) -> None:
@@ -575,7 +588,7 @@ class WorkerSet:
         else:
             self.log.warn(
                 "outcome of job {job_id} from unknown worker {name} ignored",
-                job_id=job_id,
+                job_id=repr(job_id),
                 name=name,
             )
 
@@ -585,18 +598,10 @@ class WorkerSet:
         if proxy is None:
             return
         proxy.last_heard = self.clock.seconds()
-        try:
-            event = checks.monitor_event(event)
-        except checks.BadFacts as problem:
-            if self._complain(name, "monitor"):
-                self.log.warn(
-                    "monitor event of worker {name} ignored: bad {field} ({why})",
-                    name=name,
-                    field=problem.field,
-                    why=problem.why,
-                )
+        checked = self._checked(name, "monitor event", checks.monitor_event, event)
+        if checked is None:
             return
-        self.monitor_events.fire((name, event))
+        self.monitor_events.fire((name, checked))
 
     def all_detached(self) -> None:
         """The manager went away: every worker's link is down (none is lost yet)."""
