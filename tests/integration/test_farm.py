@@ -560,3 +560,19 @@ def test_reload_leaves_running_jobs_with_the_settings_they_started_with(tmp_path
         assert sorted(os.listdir(out)) == ["first.m4a", "second.mp3"]
     finally:
         farm.stop()
+
+
+def test_a_post_process_gets_the_jobs_private_copy_of_the_source(tmp_path, clips):
+    """%(source)s names the checked private copy in the work folder, not the incoming path."""
+    # Exits 3 (a failure in the report) unless the path is under the job's work folder.
+    check = 'case "$1" in */source/clip.m4a) [ -f "$1" ] && exit 0;; esac; echo "got $1"; exit 3'
+    customer = post_processed(["sh", "-c", check, "sh", "%(source)s"])
+    farm = Farm(str(tmp_path), {"acme": customer})
+    farm.start()
+    try:
+        farm.drop("acme", "p", "clip.m4a", clips["audio"])
+        wait_for(lambda: farm.finished("acme", "p") == 1, 60, "the job to end")
+        assert os.listdir(farm.folder("acme", "done", "p")) == ["clip.m4a"]
+        assert not farm.reports("acme", "p", "failed")
+    finally:
+        farm.stop()

@@ -153,6 +153,20 @@ def test_write_that_cannot_rename_removes_its_temporary_file(tmp_path: Any) -> N
     assert os.listdir(in_the_way) == ["child"]
 
 
+def test_a_report_path_that_is_a_link_is_refused_and_its_target_kept(tmp_path: Any) -> None:
+    """A link where a report (or a kept folder's report) goes is an error; its target is kept."""
+    target = tmp_path / "secret"
+    target.write_text("keep me")
+    link = tmp_path / "clip.mov.job.yaml"
+    link.symlink_to(target)
+
+    with pytest.raises(OSError, match="link"):
+        write_report(str(link), example_report())
+
+    assert target.read_text() == "keep me" and os.path.islink(link)
+    assert sorted(os.listdir(tmp_path)) == ["clip.mov.job.yaml", "secret"]
+
+
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(st.characters(exclude_categories=())))
 def test_any_string_round_trips(tmp_path: Any, text: str) -> None:

@@ -534,13 +534,20 @@ class Job:
     async def _post_process(
         self, target: dict[str, Any], work: str, result: dict[str, Any]
     ) -> None:
+        """Run the target's post-process command on its outputs in the work folder.
+
+        ``%(source)s`` is the job's private copy (work/<job>/source/<name>), the file the
+        job checked and transcoded; the incoming path is never handed out.
+        """
         command = target.get("post_process") or []
         if not command:
             return
         variables = {
             "output": work,
             "outputs": work,
-            "source": self.local(self.spec["source"]),
+            # The private copy, never the incoming path: a command that re-opened the
+            # name could read a file swapped in after the job checked it (or a link).
+            "source": self.source_path,
             "target": target["name"],
             "customer": self.spec["customer"],
             "profile": self.spec["profile"],

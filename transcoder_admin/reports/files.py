@@ -13,7 +13,6 @@ import errno
 import os
 import secrets
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -51,20 +50,12 @@ def write_report(
         return
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    # A short, dot-prefixed temporary name: ignored by scanners, never too long.
-    fd, tmp_path = tempfile.mkstemp(prefix=".report-", suffix=".tmp", dir=folder)
+    # One writer serves both callers: the folder is opened here and the file made in it.
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fchmod(stream.fileno(), 0o644)
-            os.fsync(stream.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_path)
-        raise
-    _fsync_folder(folder)
+        _write_in(fd, path, text)
+    finally:
+        os.close(fd)
 
 
 def _write_in(folder_fd: int, path: str, text: str, sync_folder: bool = True) -> None:
@@ -145,20 +136,6 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 
 _Dumper.add_representer(str, _represent_str)
 _PyDumper.add_representer(str, _represent_str)
-
-
-def _fsync_folder(folder: str) -> None:
-    """Make the rename durable (POSIX); harmless where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_report(path: str) -> dict[str, Any]:
