@@ -460,23 +460,19 @@ def baseline_scripts(
 ) -> list[str]:
     """One shell script per job running the commands its report records
     (``targets[].commands``), in the order the admin started the jobs; the source is
-    rewritten to a fresh copy of the clip (for the job's private copy of it too) and the
-    job's work folder to a scratch one."""
+    rewritten to a fresh copy of the clip and the job's work folder to a scratch one."""
     incoming = farm.folder(customer, "incoming", profile)
     work = farm.folder(customer, "work", profile)
-    sources = os.path.join(folder, "sources")
     scripts = []
     for i, report in enumerate(sorted(reports, key=lambda r: r["times"]["started"])):
         relpath = report["relpath"]
         job_dir = os.path.join(folder, "jobs", f"{i:03d}")
         os.makedirs(job_dir)
-        [source] = copies(clip_path, sources, [relpath])
-        # The job read its private copy of the source (job.source), named as dropped.
-        private = os.path.join(
-            work, report["job_id"], PRIVATE_SOURCE, private_name(relpath)
-        )
+        # The farm's ffmpeg reads the job's private copy, <work>/<job id>/source/<name>
+        # (transcoder_admin/job/source.py); the work folder becomes job_dir, so the clip
+        # is put where the rewritten argv reads it. Older reports named incoming.
+        [source] = copies(clip_path, os.path.join(job_dir, PRIVATE_SOURCE), [private_name(relpath)])
         swaps = [
-            (private, source),
             (os.path.join(work, report["job_id"]), job_dir),
             (os.path.join(incoming, relpath), source),
         ]
@@ -516,7 +512,8 @@ def run_baseline(
         "load_before": load,
         "load_after": loadavg(),
         "commands": sum(len(t["commands"]) for r in reports for t in r["targets"]),
-        "outputs": sum(count_files(os.path.join(jobs, d)) for d in os.listdir(jobs)),
+        # Outputs only: each job folder also holds its copy of the clip in source/.
+        "outputs": sum(count_files(os.path.join(jobs, d)) - 1 for d in os.listdir(jobs)),
     }
 
 
