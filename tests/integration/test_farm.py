@@ -194,7 +194,8 @@ def test_failed_jobs_are_kept_for_inspection_up_to_keep_failed(tmp_path, clips):
         def listed():
             items = farm.get("/api/v1/components?kind=transcoder")["items"]
             return sorted(
-                (c["name"], c["state"], c["reason"].split(":")[0], c["relpath"]) for c in items
+                (c["name"], c["state"], (c["reason"] or "").split(":")[0], c["relpath"])
+                for c in items
             )
 
         names = [r["relpath"] for r in reports[1:]]

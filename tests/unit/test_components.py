@@ -79,8 +79,12 @@ def test_a_worker_s_report_becomes_components_in_the_set_and_its_views():
     assert cs.counts("w1") == {"monitors": 1, "jobs": 1, "failed_kept": 1}
     assert sorted(rec.take("monitors")) == [("+", "w1/monitor/acme")]
     assert sorted(rec.take("jobs")) == [("+", "w1/transcoder/J0"), ("+", "w1/transcoder/J1")]
-    [running] = cs.describe(kind=TRANSCODER, worker="w1")[1:]
+    kept, running = cs.describe(kind=TRANSCODER, worker="w1")
     assert (running["customer"], running["relpath"], running["attempt"]) == ("acme", "a.mov", 1)
+    # Every job row has the same keys: a client reads reason and path of any of them.
+    assert set(running) == set(kept)
+    assert (running["reason"], running["path"]) == (None, None)
+    assert (kept["reason"], kept["path"]) == ("not a media file", "temp:/.failed/w1/J0")
 
 
 def test_heartbeats_add_remove_and_announce_state_changes():

@@ -60,6 +60,7 @@ class ComponentProxy:
         if self.kind == TRANSCODER:
             customer, profile, relpath = (list(self.key or ()) + [None, None, None])[:3]
             row.update(attempt=self.attempt, customer=customer, profile=profile, relpath=relpath)
+            row.update(path=None, reason=None)  # a kept failed job's detail fills them in
         row.update(self.detail)
         return row
 
