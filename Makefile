@@ -27,6 +27,7 @@ test: install
 lint: install
 	$(BIN)/ruff check transcoder_admin tests benchmarks twisted
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: install
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

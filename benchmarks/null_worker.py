@@ -21,7 +21,8 @@ from typing import Any
 
 from twisted.internet import defer, task
 
-from transcoder_admin.job.runner import Job, move_into, now_iso, source_facts
+from transcoder_admin.job.runner import Job, move_into, source_facts
+from transcoder_admin.times import now_iso
 from transcoder_admin.worker.command import add_arguments, run
 from transcoder_admin.worker.daemon import WorkerDaemon
 from transcoder_admin.worker.local import JobHost

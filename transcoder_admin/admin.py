@@ -31,8 +31,9 @@ from .reports.db import ReportsDB
 from .reports.files import row_from_report
 from .scheduler import Finished, QueueItem, Scheduler, Stuck
 from .store import Store
+from .times import iso
 from .transcoding import Transcoding
-from .transcoding.specs import JobSpecs, iso
+from .transcoding.specs import JobSpecs
 
 T = TypeVar("T")
 

@@ -7,30 +7,13 @@ import argparse
 import sys
 from typing import Any
 
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    globalLogBeginner,
-    jsonFileLogObserver,
-    textFileLogObserver,
-)
-
 from . import __version__
 from .config.errors import ConfigError
-from .config.loader import Configuration, load_configuration
+from .config.loader import Configuration
+from .context.checks import load_configuration
+from .logs import start_logging
 
 DEFAULT_CONFIG = "etc/transcoder-admin.yaml"
-
-
-def start_logging(fmt: str = "text", level: str = "info") -> None:
-    """Log to stdout (journald under systemd) as text or JSON lines."""
-    observer: Any = (
-        jsonFileLogObserver(sys.stdout) if fmt == "json" else textFileLogObserver(sys.stdout)
-    )
-    predicate: Any = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    filtered: Any = FilteringLogObserver(observer, [predicate])
-    globalLogBeginner.beginLoggingTo([filtered], redirectStandardIO=False)
 
 
 def _load(path: str) -> Configuration | None:

@@ -1,7 +1,7 @@
 """Events as objects: one subscription point per event (CONVENTIONS.md 7).
 
 A subscriber that raises is logged and isolated; Deferreds subscribers return are
-tracked so shutdown and tests can wait for them (``when_settled``).
+tracked until they fire, and their failures are logged.
 """
 
 from __future__ import annotations
@@ -64,11 +64,6 @@ class Event(Generic[T]):
                 self.log.failure("subscriber of {event} failed", result, event=self.name)
 
         d.addBoth(done)
-
-    def when_settled(self) -> defer.Deferred[None]:
-        """Fires when every Deferred a subscriber returned has fired."""
-        pending = list(self._pending)
-        return defer.gatherResults(pending, consumeErrors=True).addBoth(lambda _: None)
 
     def __repr__(self) -> str:
         return f"<Event {self.name} ({len(self._subscriptions)} subscribers)>"

@@ -22,7 +22,7 @@ from typing import Any
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 
-from .transcoding.specs import iso
+from .times import iso
 
 FileKey = tuple[str, str, str]
 

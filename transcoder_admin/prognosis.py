@@ -21,7 +21,7 @@ KINDS = (SOURCE, SYSTEM, POST_PROCESS, CANCELLED, CHANGED)
 
 
 @dataclass(frozen=True)
-class Failure:
+class JobFailure:
     """Why a job failed: a kind and a reason a person understands."""
 
     kind: str
@@ -44,7 +44,7 @@ class Failure:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Failure:
+    def from_dict(cls, data: dict[str, Any]) -> JobFailure:
         """The inverse of :meth:`to_dict`."""
         return cls(
             kind=data.get("kind", SYSTEM),
@@ -55,21 +55,21 @@ class Failure:
 
 
 class JobFailed(Exception):
-    """Raised inside a job to end it with a :class:`Failure`."""
+    """Raised inside a job to end it with a :class:`JobFailure`."""
 
-    def __init__(self, failure: Failure) -> None:
+    def __init__(self, failure: JobFailure) -> None:
         super().__init__(failure.reason)
         self.failure = failure
 
 
 def source_failure(reason: str, target: str | None = None) -> JobFailed:
     """A failure caused by the source file itself (not retried)."""
-    return JobFailed(Failure(SOURCE, reason, target))
+    return JobFailed(JobFailure(SOURCE, reason, target))
 
 
 def system_failure(reason: str, target: str | None = None, invalid: bool = False) -> JobFailed:
     """A failure of the machine or the program (retried up to max-attempts)."""
-    return JobFailed(Failure(SYSTEM, reason, target, invalid))
+    return JobFailed(JobFailure(SYSTEM, reason, target, invalid))
 
 
 def missing_stream(kind: str, target_type: str, target: str) -> JobFailed:
@@ -79,7 +79,7 @@ def missing_stream(kind: str, target_type: str, target: str) -> JobFailed:
 
 def source_changed(reason: str = "source changed during the job") -> JobFailed:
     """The source is no longer the file that was offered: nothing is judged."""
-    return JobFailed(Failure(CHANGED, reason))
+    return JobFailed(JobFailure(CHANGED, reason))
 
 
 def decode_failure(percent: float | None) -> JobFailed:

@@ -15,7 +15,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from transcoder_admin.admin import create_admin
-from transcoder_admin.config.loader import load_configuration
+from transcoder_admin.context.checks import load_configuration
 from transcoder_admin.intake import Intake, NotStuck, RemovalCheck, gone_paths
 from transcoder_admin.monitoring import FileOffer
 from transcoder_admin.proxy.cluster import HeldJob

@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.janitor import Janitor, keep_failed_folder, kept_path, list_kept, prune_kept
 from transcoder_admin.job.runner import Job, build_report
-from transcoder_admin.prognosis import Failure
+from transcoder_admin.prognosis import JobFailure
 from transcoder_admin.proxy import WorkerSet
 from transcoder_admin.proxy.components import MONITOR, TRANSCODER, ComponentSet
 from transcoder_admin.worker.local import JobHost
@@ -250,7 +250,7 @@ def failed_job(tmp_path, keep: int, with_work: bool):
     job = Job(spec, roots, "w1", Clock())
     if with_work:
         (tmp_path / "tmp" / "acme" / "work" / "web" / "J1").mkdir(parents=True)
-    report = build_report(spec, "w1", Clock(), Failure("source", "not a media file"))
+    report = build_report(spec, "w1", Clock(), JobFailure("source", "not a media file"))
     return job, report
 
 

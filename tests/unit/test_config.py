@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from transcoder_admin.config.errors import ConfigError
-from transcoder_admin.config.loader import load_configuration
+from transcoder_admin.context.checks import load_configuration
 
 ADMIN_YAML = """\
 admin:

@@ -12,7 +12,7 @@ from transcoder_admin.context.paths import Roots
 from transcoder_admin.job import safefs
 from transcoder_admin.job.runner import Job, SourceNotFailed, build_report, fail_source
 from transcoder_admin.job.safefs import OWNER_XATTR, Identity
-from transcoder_admin.prognosis import Failure
+from transcoder_admin.prognosis import JobFailure
 from transcoder_admin.reports.files import read_report
 
 SOURCE = "default:/in/clip.mov"
@@ -189,7 +189,7 @@ def test_a_replaced_source_is_not_committed(tmp_path):
 
 def test_a_source_that_grew_is_not_judged(tmp_path):
     """An upload still growing when its job failed as a source failure: not failed."""
-    job, media, source = ready_job(tmp_path, outcome_failure=Failure("source", "decode error"))
+    job, media, source = ready_job(tmp_path, outcome_failure=JobFailure("source", "decode error"))
     with open(source, "ab") as f:
         f.write(b" and more")
     report = job._commit_files(job.outcome)
@@ -352,7 +352,7 @@ def test_fail_source_raises_naming_step_and_path(tmp_path):
     """failed is blocked by a file: fail_source raises; no report is left behind."""
     job, media, source = ready_job(tmp_path)
     (media / "failed").write_text("a file")
-    report = build_report(job.spec, "w1", Clock(), Failure("system", "gave up"))
+    report = build_report(job.spec, "w1", Clock(), JobFailure("system", "gave up"))
     with pytest.raises(SourceNotFailed) as caught:
         fail_source(job.roots, job.spec, report)
     assert str(caught.value) == (
@@ -366,7 +366,7 @@ def test_fail_source_raises_when_the_report_cannot_be_written(tmp_path):
     """The failure report's folder is a link: fail_source raises naming it."""
     job, media, source = ready_job(tmp_path)
     os.symlink(tmp_path, media / "reports")
-    report = build_report(job.spec, "w1", Clock(), Failure("system", "gave up"))
+    report = build_report(job.spec, "w1", Clock(), JobFailure("system", "gave up"))
     with pytest.raises(SourceNotFailed, match="is a link; refusing to write through it"):
         fail_source(job.roots, job.spec, report)
     assert source.exists()
@@ -434,7 +434,7 @@ def test_two_slots_committing_clashing_outputs_at_once_never_mix_them(tmp_path, 
 
 def test_an_unexpected_error_in_a_commit_is_undone_too(tmp_path, monkeypatch):
     """An error outside the named steps (here the kept-folder check) never escapes."""
-    job, media, source = ready_job(tmp_path, outcome_failure=Failure("source", "bad"))
+    job, media, source = ready_job(tmp_path, outcome_failure=JobFailure("source", "bad"))
     job.spec["keep_failed"] = 1
 
     def broken(_path):

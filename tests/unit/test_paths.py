@@ -7,13 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from transcoder_admin.config.loader import Configuration
-from transcoder_admin.config.model import AdminConfig, CustomerConfig
+from transcoder_admin.config.model import AdminConfig, CustomerConfig, safe_name
 from transcoder_admin.context import StoreContext
 from transcoder_admin.context.paths import (
     PathEscapeError,
     Roots,
     join_virtual,
-    safe_name,
     split_virtual,
 )
 

@@ -16,7 +16,7 @@ from zope.interface.verify import verifyObject
 
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.job.runner import build_report, fail_source
-from transcoder_admin.prognosis import Failure
+from transcoder_admin.prognosis import JobFailure
 from transcoder_admin.proxy import RemoteError
 from transcoder_admin.reports.files import read_report
 from transcoder_admin.scheduler import QueueItem, Scheduler, SourceChanged, SourceStuck
@@ -254,7 +254,7 @@ def test_fail_source_moves_the_source_and_writes_a_report(tmp_path):
         "report_failed": "default:/reports/x.mov.J.yaml",
         "report_done": "default:/r/x",
     }
-    report = build_report(spec, "w", Clock(), Failure.from_dict(SYSTEM))
+    report = build_report(spec, "w", Clock(), JobFailure.from_dict(SYSTEM))
     fail_source(roots, spec, report)
     assert report["outcome"] == "failed" and report["failure"]["reason"] == SYSTEM["reason"]
     assert (tmp_path / "m" / "failed" / "x.mov").read_bytes() == b"data"
@@ -600,7 +600,7 @@ def test_a_commit_undone_on_a_worker_process_says_so_on_the_wire():
             },
             "w",
             Clock(),
-            Failure.from_dict(COMMIT_FAILED),
+            JobFailure.from_dict(COMMIT_FAILED),
         ),
         "committed": False,
     }

@@ -3,8 +3,9 @@
 from .errors import APIError
 from .openapi import openapi_document
 from .resources import build_resource, build_site
-from .routes import ROUTES, Admin, Route
+from .routes import ROUTES
 from .service import APIService, check_listen
+from .table import Admin, Route
 
 __all__ = [
     "ROUTES",

@@ -8,7 +8,7 @@ from typing import Any
 from transcoder_admin import __version__
 
 from . import schemas
-from .routes import MAX_BODY_BYTES, Param, Route
+from .table import MAX_BODY_BYTES, Param, Route
 
 OPENAPI_VERSION = "3.1.0"
 MEDIA_TYPE = "application/json"

@@ -19,7 +19,8 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from .errors import APIError, api_error_for
-from .routes import MAX_BODY_BYTES, ROUTES, Admin, Route
+from .routes import ROUTES
+from .table import MAX_BODY_BYTES, Admin, Route
 
 CONTENT_TYPE = b"application/json; charset=utf-8"
 _MAX_QUERY_FIELDS = 50

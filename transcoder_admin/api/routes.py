@@ -6,159 +6,12 @@ the two cannot drift apart.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-
-from twisted.internet.defer import Deferred
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from . import schemas
-from .errors import APIError
-
-PREFIX = "/api/v1/"
-MAX_LIMIT = 500
-MAX_BODY_BYTES = 64 * 1024
-OUTCOMES = ("done", "failed")
-
-
-class Admin(Protocol):
-    """The admin's public methods, the only ones the API calls."""
-
-    def health(self) -> Mapping[str, Any]: ...
-    def status(self) -> Mapping[str, Any]: ...
-    def workers(self) -> Sequence[Mapping[str, Any]]: ...
-    def queue(self, offset: int = ..., limit: int = ...) -> Mapping[str, Any]: ...
-    def tasks(self) -> Sequence[Mapping[str, Any]]: ...
-    def components(
-        self, kind: str | None = ..., worker: str | None = ...
-    ) -> Sequence[Mapping[str, Any]]: ...
-    def files(
-        self, state: str | None = ..., offset: int = ..., limit: int = ...
-    ) -> Mapping[str, Any]: ...
-    @property
-    def reports(self) -> Callable[..., Deferred[Any]]: ...
-    def pause(self) -> Deferred[Any]: ...
-    def resume(self) -> Deferred[Any]: ...
-    def reload(self) -> Deferred[Any]: ...
-    def retry_file(self, customer: str, profile: str, relpath: str) -> Mapping[str, Any]: ...
-
-
-Params = Mapping[str, str | int]
-Handler = Callable[[Admin, Params], Any]
-
-
-def _shown(raw: str) -> str:
-    """A client-supplied value quoted for an error message, cut to a readable length."""
-    return repr(raw if len(raw) <= 60 else raw[:60] + "…")
-
-
-@dataclass(frozen=True)
-class Param:
-    """One optional query parameter, with the rules its value must follow."""
-
-    name: str
-    description: str
-    kind: Literal["string", "integer"] = "string"
-    enum: tuple[str, ...] = ()
-    minimum: int | None = None
-    maximum: int | None = None
-    max_length: int | None = None
-
-    def parse(self, raw: str) -> str | int:
-        """Check ``raw`` and return the value to hand to the admin, or raise a 400 APIError."""
-        if self.kind == "integer":
-            if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
-                raise APIError(
-                    400, f"query parameter {self.name!r}: {_shown(raw)} is not a whole number"
-                )
-            number = int(raw)
-            if self.minimum is not None and number < self.minimum:
-                raise APIError(400, f"query parameter {self.name!r} must be ≥ {self.minimum}")
-            if self.maximum is not None and number > self.maximum:
-                raise APIError(400, f"query parameter {self.name!r} must be ≤ {self.maximum}")
-            return number
-        if self.enum and raw not in self.enum:
-            allowed = ", ".join(self.enum)
-            raise APIError(
-                400, f"query parameter {self.name!r}: {_shown(raw)} is not one of {allowed}"
-            )
-        if self.max_length is not None and len(raw) > self.max_length:
-            raise APIError(
-                400, f"query parameter {self.name!r} is longer than {self.max_length} characters"
-            )
-        return raw
-
-
-@dataclass(frozen=True)
-class Route:
-    """One operation: a path under /api/v1/, a method, and the admin call behind it."""
-
-    name: str
-    method: Literal["GET", "POST"]
-    operation_id: str
-    summary: str
-    handler: Handler
-    response: schemas.Schema
-    params: tuple[Param, ...] = ()
-    errors: Mapping[int, str] = field(default_factory=dict)
-    #: Fields of the JSON object the request body must be (all required strings); an
-    #: operation without them ignores its body.
-    body: tuple[Param, ...] = ()
-    #: The status of a successful answer.
-    status: int = 200
-
-    @property
-    def path(self) -> str:
-        """The full URL path, e.g. ``/api/v1/health``."""
-        return PREFIX + self.name
-
-    def parse_query(self, pairs: Iterable[tuple[str, str]]) -> dict[str, str | int]:
-        """Check the query string's name/value pairs; empty values count as not given."""
-        known = {param.name: param for param in self.params}
-        values: dict[str, str | int] = {}
-        seen: set[str] = set()
-        for name, raw in pairs:
-            param = known.get(name)
-            if param is None:
-                allowed = ", ".join(known) or "none"
-                raise APIError(400, f"unknown query parameter {_shown(name)} (allowed: {allowed})")
-            if name in seen:
-                raise APIError(400, f"query parameter {name!r} given more than once")
-            seen.add(name)
-            if raw != "":
-                values[name] = param.parse(raw)
-        return values
-
-    def parse_body(self, raw: bytes) -> dict[str, str | int]:
-        """Check the request body against ``body``; a 400 APIError says what is wrong."""
-        if not self.body:
-            return {}
-        try:
-            value = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise APIError(400, "the request body is not JSON") from None
-        if not isinstance(value, dict):
-            raise APIError(400, "the request body must be a JSON object")
-        known = {param.name: param for param in self.body}
-        unknown = sorted(set(value) - set(known))
-        if unknown:
-            raise APIError(
-                400,
-                f"unknown field {_shown(str(unknown[0]))} in the request body "
-                f"(allowed: {', '.join(known)})",
-            )
-        fields: dict[str, str | int] = {}
-        for name, param in known.items():
-            if not isinstance(value.get(name), str) or not value[name]:
-                raise APIError(
-                    400, f"field {name!r} of the request body must be a non-empty string"
-                )
-            raw_field = value[name]
-            if param.max_length is not None and len(raw_field) > param.max_length:
-                raise APIError(400, f"field {name!r} is longer than {param.max_length} characters")
-            fields[name] = raw_field
-        return fields
+from .openapi import openapi_document
+from .table import MAX_LIMIT, OUTCOMES, Admin, Param, Params, Route
 
 
 def _listing(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -239,7 +92,6 @@ def _reload(admin: Admin, params: Params) -> Any:
 
 def _openapi(admin: Admin, params: Params) -> Any:
     """This API's OpenAPI document."""
-    from .openapi import openapi_document  # the document module imports this one
 
     return openapi_document(ROUTES)
 

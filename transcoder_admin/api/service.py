@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .resources import build_site
-from .routes import Admin
+from .table import Admin
 
 _CHECKABLE_KINDS = ("tcp", "tcp6", "ssl", "unix")
 

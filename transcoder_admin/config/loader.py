@@ -7,7 +7,7 @@ import json
 import os
 import shlex
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -280,10 +280,14 @@ def load_customers(
     return customers, files, problems
 
 
-def load_configuration(path: str) -> Configuration:
-    """Load and check the admin config and all customers; raise one ConfigError for all."""
-    from ..context.paths import check_configuration  # late: context builds on config
+def read_configuration(
+    path: str, checks: Callable[[Configuration], list[ConfigProblem]] | None = None
+) -> Configuration:
+    """Read and validate the admin config and all customers; one ConfigError for all.
 
+    ``checks`` adds the problems of a whole configuration that no schema sees (they are
+    reported with the others); ``context.load_configuration`` passes the farm's own.
+    """
     path = os.path.abspath(path)
     data = read_mapping(path, "admin")
     try:
@@ -294,7 +298,8 @@ def load_configuration(path: str) -> Configuration:
     base = Configuration(path, admin, {}, {})
     customers, files, problems = load_customers(base.customers_dir())
     config = Configuration(path, admin, customers, files)
-    problems += check_configuration(config)
+    if checks is not None:
+        problems += checks(config)
     if problems:
         raise ConfigError(problems)
     return config

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -76,6 +77,7 @@ def _dash(name: str) -> str:
 #: An explicit ``subdir``: one folder name in the form the default (the name made
 #: path-safe) has, so that a subdir is never rewritten and folders never differ by case
 #: alone (case-insensitive filesystems of SMB shares and Macs).
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
 SUBDIR = re.compile(r"[a-z0-9_](?:[a-z0-9._-]{0,253}[a-z0-9_])?")
 SUBDIR_FORM = (
     "a subdir is one folder name: lowercase letters, digits, '.', '_' or '-', "
@@ -83,12 +85,17 @@ SUBDIR_FORM = (
 )
 
 
+def safe_name(name: str) -> str:
+    """A lowercased, path-safe folder name: letters, digits, ``.``, ``_`` and ``-``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    cleaned = _UNSAFE.sub("-", ascii_name.lower()).strip("-.")
+    return cleaned or "_"
+
+
 def _subdir(value: str) -> str:
     """An explicit subdir as given, or ValueError naming the allowed form."""
     if SUBDIR.fullmatch(value):
         return value
-    from ..context.paths import safe_name  # late: the context builds on this module
-
     hint = safe_name(value)
     # A hint for a name in another form ("Web", "my web"), none for a path ("../x").
     plain = "/" not in value and "\x00" not in value and hint != "_" and len(hint) <= 255

@@ -6,7 +6,6 @@ that sets a value wins; ``video`` and ``audio`` are merged key by key.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from ..config.model import (
     Inheritable,
     ProfileConfig,
     TargetConfig,
+    safe_name,
 )
 from .paths import (
     DEFAULT_FOLDERS,
@@ -31,7 +31,6 @@ from .paths import (
     expand,
     fit_name,
     join_virtual,
-    safe_name,
     split_virtual,
 )
 
@@ -408,10 +407,6 @@ class FileContext:
         """The job's private work folder."""
         return join_virtual(self.profile.folder("work"), job_id)
 
-    def job_config_path(self, job_id: str) -> str:
-        """Where the admin writes the job's configuration."""
-        return join_virtual(self.profile.folder("config"), f"{job_id}.yaml")
-
     def job_spec(self, job_id: str, attempt: int, ffmpeg: str | None = None) -> dict[str, Any]:
         """The job's whole configuration, as basic types a worker can run from."""
         prof = self.profile
@@ -447,13 +442,3 @@ class FileContext:
             "ffmpeg": ffmpeg or config.ffmpeg,
             "targets": targets,
         }
-
-
-def local_folder(roots: Roots, virtual: str) -> str:
-    """Local path of a virtual folder (kept here so callers need not import paths)."""
-    return roots.local(virtual)
-
-
-def relpath_under(folder: str, path: str) -> str:
-    """``path`` relative to ``folder`` with forward slashes."""
-    return os.path.relpath(path, folder).replace(os.sep, "/")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..context.paths import PathEscapeError, Roots
-from ..prognosis import SOURCE, Failure
+from ..prognosis import SOURCE, JobFailure
 from ..reports.files import write_report
 from .safefs import (
     Folders,
@@ -130,7 +130,7 @@ def place_outputs(
     undo: Undo,
     finish: Undo,
     delivered_before: bool = False,
-) -> tuple[Failure | None, dict[str, str]]:
+) -> tuple[JobFailure | None, dict[str, str]]:
     """Move every (work, final) output into outgoing, all or nothing.
 
     Under each output folder's lock: an existing output made from another source than
@@ -169,7 +169,7 @@ def place_outputs(
                 raise step_error("move an output to outgoing", shown, e) from None
             if other != owner and not (other is None and delivered_before):
                 made = f"made from {other}" if other else "made from no known source"
-                clash = Failure(
+                clash = JobFailure(
                     SOURCE,
                     f"output {shown} clashes with an existing file there, {made}: "
                     "give the target an output file template that tells them apart",

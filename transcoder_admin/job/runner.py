@@ -21,7 +21,6 @@ import glob
 import os
 import shutil
 import socket
-from datetime import UTC, datetime
 from typing import Any
 
 from twisted.internet import defer, threads
@@ -54,15 +53,17 @@ from ..prognosis import (
     POST_PROCESS,
     SOURCE,
     SYSTEM,
-    Failure,
     JobFailed,
+    JobFailure,
     decode_failure,
     missing_stream,
     source_changed,
     source_failure,
     system_failure,
 )
+from ..records import report_spec
 from ..reports.files import write_report
+from ..times import now_iso
 from .commit import (
     CommitFailed,
     SourceNotFailed,
@@ -85,11 +86,6 @@ from .source import (
 )
 
 
-def now_iso(clock: Any) -> str:
-    """The clock's time as an ISO 8601 UTC string."""
-    return datetime.fromtimestamp(clock.seconds(), UTC).isoformat()
-
-
 def move_into(src: str, dest: str, tag: str = "") -> None:
     """Move ``src`` to ``dest`` (its folder made), even across file systems, replacing it.
 
@@ -104,31 +100,8 @@ def move_into(src: str, dest: str, tag: str = "") -> None:
         os.close(fd)
 
 
-#: What a worker needs of a spec to fail a source and write its report (small: no targets).
-REPORT_SPEC_KEYS = (
-    "job_id",
-    "attempt",
-    "customer",
-    "profile",
-    "relpath",
-    "source",
-    "failed",
-    "report_done",
-    "report_failed",
-    "backend",
-    "detected",
-    "queued",
-    "started",
-)
-
-
-def report_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """The part of a spec that :func:`fail_source` and :func:`build_report` read."""
-    return {k: spec[k] for k in REPORT_SPEC_KEYS if k in spec}
-
-
 def build_report(
-    spec: dict[str, Any], worker: str, clock: Any, failure: Failure | None
+    spec: dict[str, Any], worker: str, clock: Any, failure: JobFailure | None
 ) -> dict[str, Any]:
     """The report of a job, with what is known without running it."""
     success = failure is None
@@ -236,7 +209,7 @@ class Job:
         self._started_at = self.reactor.seconds()
         timeout = float(self.spec["transcoding_timeout"])
         self._deadline = self._started_at + timeout
-        failure: Failure | None = None
+        failure: JobFailure | None = None
         try:
             await self._analyse()
             for target in self.spec["targets"]:
@@ -245,12 +218,12 @@ class Job:
         except JobFailed as e:
             failure = e.failure
         except PathEscapeError as e:
-            failure = Failure("source", f"refused path: {e}")
+            failure = JobFailure("source", f"refused path: {e}")
         except Exception as e:  # a bug or the machine: say so, retry elsewhere
             self.log.failure("job {job_id} crashed", job_id=self.job_id)
-            failure = Failure("system", f"job crashed: {type(e).__name__}: {e}")
+            failure = JobFailure("system", f"job crashed: {type(e).__name__}: {e}")
         if self._aborted:
-            failure = Failure(CANCELLED, "cancelled")
+            failure = JobFailure(CANCELLED, "cancelled")
         elif (
             failure is not None
             and failure.kind == SOURCE
@@ -276,7 +249,7 @@ class Job:
         """Produce every target's outputs in the work folder, one target after another."""
         for index, target in enumerate(self.spec["targets"]):
             if self._aborted:
-                raise JobFailed(Failure(CANCELLED, "cancelled"))
+                raise JobFailed(JobFailure(CANCELLED, "cancelled"))
             await self._run_target(index, target)
 
     async def _analyse(self) -> None:
@@ -373,7 +346,7 @@ class Job:
             self._process = None
         self._cpu_time += result.cpu_time or 0.0
         if result.cancelled or self._aborted:
-            raise JobFailed(Failure(CANCELLED, "cancelled", target))
+            raise JobFailed(JobFailure(CANCELLED, "cancelled", target))
         if result.timed_out and job_limit:
             total = float(self.spec["transcoding_timeout"])
             raise system_failure(f"timed out after {total:g} s", target)
@@ -559,15 +532,19 @@ class Job:
         run = await self._exec(argv, target=target["name"], timeout=timeout)
         if run.timed_out:
             raise JobFailed(
-                Failure(POST_PROCESS, f"post-process timed out after {timeout:g} s", target["name"])
+                JobFailure(
+                    POST_PROCESS, f"post-process timed out after {timeout:g} s", target["name"]
+                )
             )
         if not run.ok:
             code = run.exit_code if run.exit_code is not None else f"signal {run.signal}"
             raise JobFailed(
-                Failure(POST_PROCESS, f"post-process exited {code}: {_tail(run)}", target["name"])
+                JobFailure(
+                    POST_PROCESS, f"post-process exited {code}: {_tail(run)}", target["name"]
+                )
             )
 
-    def _report(self, failure: Failure | None) -> dict[str, Any]:
+    def _report(self, failure: JobFailure | None) -> dict[str, Any]:
         report = build_report(self.spec, self.worker, self.reactor, failure)
         report.update(
             file=self._source_file,
@@ -608,7 +585,7 @@ class Job:
                 keep_work = self._commit_steps(report, folders, undo)
             except CommitFailed as e:
                 run_undo(undo)
-                return self._not_committed(report, Failure(SYSTEM, str(e)))
+                return self._not_committed(report, JobFailure(SYSTEM, str(e)))
             except JobFailed as e:  # the source changed while committing
                 run_undo(undo)
                 return self._not_committed(report, e.failure)
@@ -616,7 +593,9 @@ class Job:
                 run_undo(undo)
                 why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
                 where = f" {e.filename}" if isinstance(e, OSError) and e.filename else ""
-                return self._not_committed(report, Failure(SYSTEM, f"cannot commit{where}: {why}"))
+                return self._not_committed(
+                    report, JobFailure(SYSTEM, f"cannot commit{where}: {why}")
+                )
             for done in self._finish:
                 with contextlib.suppress(OSError):
                     done()
@@ -627,7 +606,7 @@ class Job:
             if not keep_work:
                 self._cleanup()
 
-    def _not_committed(self, report: dict[str, Any], failure: Failure) -> dict[str, Any]:
+    def _not_committed(self, report: dict[str, Any], failure: JobFailure) -> dict[str, Any]:
         """The report of a commit that did not happen: nothing moved, no report file."""
         self.log.warn(
             "job {job_id}: not committed: {reason}", job_id=self.job_id, reason=failure.reason
@@ -679,7 +658,9 @@ class Job:
             move_source(folders, source, destination, "done" if done else "failed", undo)
         return kept
 
-    def _place_outputs(self, folders: Folders, undo: Undo) -> tuple[Failure | None, dict[str, str]]:
+    def _place_outputs(
+        self, folders: Folders, undo: Undo
+    ) -> tuple[JobFailure | None, dict[str, str]]:
         """Move every output into outgoing (see :func:`place_outputs`)."""
         # A name already in done was delivered before: its outputs without an owner are
         # its own, made before owners were recorded (upgrades re-deliver as before).

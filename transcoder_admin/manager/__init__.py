@@ -246,11 +246,13 @@ class ManagerRealm:
         self.manager = manager
 
     def requestAvatar(  # noqa: N802 (Twisted API)
-        self, avatar_id: bytes | str, mind: Any, *interfaces: Any
+        self, avatar_id: bytes | tuple[()], mind: Any, *interfaces: Any
     ) -> tuple[Any, Any, Any]:
         if pb.IPerspective not in interfaces:
             raise NotImplementedError("only Perspective Broker logins")
-        name = avatar_id.decode() if isinstance(avatar_id, bytes) else avatar_id
+        if not isinstance(avatar_id, bytes):
+            raise error.UnauthorizedLogin("anonymous logins are not accepted")
+        name = avatar_id.decode()
         if mind is None:
             raise error.UnauthorizedLogin("a login must bring a mind to call back")
         avatar: WorkerAvatar | AdminAvatar
@@ -361,7 +363,9 @@ class _LiveChecker:
         if secret is None:
             return defer.fail(error.UnauthorizedLogin("unknown user"))
         return defer.maybeDeferred(creds.checkPassword, secret).addCallback(
-            lambda ok: name if ok else defer.fail(error.UnauthorizedLogin("wrong password"))
+            lambda ok: (
+                name.encode() if ok else defer.fail(error.UnauthorizedLogin("wrong password"))
+            )
         )
 
 

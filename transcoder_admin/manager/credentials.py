@@ -8,11 +8,14 @@ wire, but the file holds it in the clear: keep it mode 0600.  Secrets are never 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 
 #: The user name a remote admin logs in to a standalone manager with.
 ADMIN_USER = "admin"
+#: A worker's name: its login, and a folder name (failed jobs kept under .failed/NAME).
+WORKER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 
 
 class CredentialsError(Exception):

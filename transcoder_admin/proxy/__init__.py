@@ -25,11 +25,11 @@ from twisted.spread import pb
 from zope.interface import implementer
 
 from ..events import Event
-from ..job.runner import report_spec
 from ..manager import ADMIN_USER, Manager
 from ..pblink import PBLink
-from ..prognosis import SYSTEM, Failure
-from ..transcoding.specs import iso
+from ..prognosis import SYSTEM, JobFailure
+from ..records import report_spec
+from ..times import iso
 from ..wire import TooBig, decode, encode
 from ..worker.interfaces import IWorkerConnection, UnknownJob, WorkerGone
 from . import checks
@@ -280,7 +280,7 @@ class WorkerProxy:
             **report,
             "source": spec.get("source"),
             "outcome": "failed",
-            "failure": Failure(SYSTEM, reason).to_dict(),
+            "failure": JobFailure(SYSTEM, reason).to_dict(),
             "report_path": None,
             "backend": spec.get("backend", "ffmpeg"),
             "worker": self.name,

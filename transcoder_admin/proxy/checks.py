@@ -18,8 +18,8 @@ import re
 from typing import Any
 
 from ..context.paths import NAME_HASH
+from ..manager.credentials import WORKER_NAME
 from ..prognosis import KINDS
-from ..worker.command import WORKER_NAME
 
 #: The bound of ``workers.max-jobs`` and of a worker's ``--max-jobs``.
 MAX_JOBS = 64

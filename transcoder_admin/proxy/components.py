@@ -20,7 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..events import Event
-from ..transcoding.specs import iso
+from ..times import iso
 
 MONITOR, TRANSCODER = "monitor", "transcoder"
 #: A transcoder's states: running, finished (waiting for the admin's acknowledgement),

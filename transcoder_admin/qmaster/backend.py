@@ -18,7 +18,7 @@ from twisted.internet import defer
 
 from ..context.paths import Roots
 from ..job.runner import Job
-from ..prognosis import CANCELLED, Failure, JobFailed, source_failure, system_failure
+from ..prognosis import CANCELLED, JobFailed, JobFailure, source_failure, system_failure
 from ..worker.local import InProcessWorkerConnection, JobHost
 from .client import QmasterClient
 from .errors import (
@@ -83,7 +83,7 @@ class QmasterJob(Job):
         try:
             await self._batch
         except defer.CancelledError:
-            raise JobFailed(Failure(CANCELLED, "cancelled")) from None
+            raise JobFailed(JobFailure(CANCELLED, "cancelled")) from None
         except Exception as e:
             raise self._failure(e) from None
         finally:
@@ -144,7 +144,7 @@ class QmasterJob(Job):
             return system_failure(f"Compressor: {e}")
         return system_failure(f"Compressor: {type(e).__name__}: {e}")
 
-    def _report(self, failure: Failure | None) -> dict[str, Any]:
+    def _report(self, failure: JobFailure | None) -> dict[str, Any]:
         report = super()._report(failure)
         report["backend"] = "qmaster"
         if self.submission is not None:

@@ -27,8 +27,14 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from .escape import escape_text
-from .files import parse_time
-from .model import COLUMNS, DATETIME_COLUMNS, OUTCOMES, TEXT_COLUMNS, transcode_reports
+from .model import (
+    COLUMNS,
+    DATETIME_COLUMNS,
+    OUTCOMES,
+    TEXT_COLUMNS,
+    parse_time,
+    transcode_reports,
+)
 from .schema import (
     WRITE_OPTION,
     StaleSchemaError,

@@ -14,14 +14,13 @@ import os
 import secrets
 import stat
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import yaml
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from .model import FAILURE_KINDS, OUTCOMES
+from .model import FAILURE_KINDS, OUTCOMES, parse_time
 
 if TYPE_CHECKING:
     from .db import ReportsDB
@@ -225,25 +224,6 @@ def row_from_report(report: dict[str, Any]) -> dict[str, Any]:
         "qmaster_batch_id": _optional(qmaster, "batch_id", str, "qmaster.batch_id"),
         "qmaster_cluster": _optional(qmaster, "cluster", str, "qmaster.cluster"),
     }
-
-
-def parse_time(value: object, key: str = "time") -> datetime | None:
-    """Turn an ISO 8601 string or datetime into an aware UTC datetime (None stays None).
-
-    A value without a timezone is taken as UTC.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError as e:
-            raise ValueError(f"{key}: {value!r} is not an ISO 8601 time") from e
-    if not isinstance(value, datetime):
-        raise ValueError(f"{key}: expected an ISO 8601 time, not {value!r}")
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def replay_reports(db: ReportsDB, paths: Iterable[str]) -> defer.Deferred[int]:

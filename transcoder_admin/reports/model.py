@@ -10,6 +10,8 @@ Alembic migrations in ``migrations/`` create exactly this schema; a test compare
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -92,3 +94,22 @@ TEXT_COLUMNS = tuple(
     c.name for c in transcode_reports.columns if isinstance(c.type, String) and not c.primary_key
 )
 DATETIME_COLUMNS = tuple(c.name for c in transcode_reports.columns if isinstance(c.type, DateTime))
+
+
+def parse_time(value: object, key: str = "time") -> datetime | None:
+    """Turn an ISO 8601 string or datetime into an aware UTC datetime (None stays None).
+
+    A value without a timezone is taken as UTC.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as e:
+            raise ValueError(f"{key}: {value!r} is not an ISO 8601 time") from e
+    if not isinstance(value, datetime):
+        raise ValueError(f"{key}: expected an ISO 8601 time, not {value!r}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

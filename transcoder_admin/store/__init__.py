@@ -13,8 +13,9 @@ from typing import Any
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from ..config.loader import Configuration, load_configuration
+from ..config.loader import Configuration
 from ..context import CustomerContext, ProfileContext, StoreContext
+from ..context.checks import load_configuration
 from ..events import Event
 
 

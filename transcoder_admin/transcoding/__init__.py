@@ -26,11 +26,11 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..events import Event
-from ..prognosis import CANCELLED, CHANGED, SYSTEM, Failure
+from ..prognosis import CANCELLED, CHANGED, SYSTEM, JobFailure
 from ..scheduler import JobAbandoned, QueueItem, SourceChanged, SourceStuck
+from ..times import iso
 from ..worker.interfaces import WorkerConnection, WorkerGone
 from .journal import Journal
-from .specs import iso
 
 SpecFactory = Callable[[QueueItem, str, int], dict[str, Any]]
 
@@ -89,8 +89,6 @@ class Transcoding:
         self.load: dict[str, int] = {}
         self.tasks: dict[tuple[str, str, str], Task] = {}
         self.capacity_changed: Event[int] = Event("capacity-changed")
-        self.worker_added: Event[str] = Event("worker-added")
-        self.worker_removed: Event[str] = Event("worker-removed")
         self._waiting: list[defer.Deferred[None]] = []
         self._stopping = False
         self.journal: Journal | None = None
@@ -101,13 +99,11 @@ class Transcoding:
         """A worker joined: its slots become available."""
         self.workers[conn.name] = conn
         self.load.setdefault(conn.name, 0)
-        self.worker_added.fire(conn.name)
         self._capacity_changed()
 
     def remove_worker(self, name: str) -> None:
         """A worker left (for now): it gets no more jobs; its running ones go on."""
         if self.workers.pop(name, None) is not None:
-            self.worker_removed.fire(name)
             self._capacity_changed()
 
     def capacity(self) -> int:
@@ -206,7 +202,7 @@ class Transcoding:
                     )
                     raise SourceStuck(f"cannot build the job: {e}") from e
                 if task.attempt > max_attempts:
-                    failure = Failure(SYSTEM, f"gave up after {task.attempt - 1} attempts")
+                    failure = JobFailure(SYSTEM, f"gave up after {task.attempt - 1} attempts")
                     return await self._fail_without_worker(task, failure)
             # The slot exists as soon as it is counted: nothing between the two can leak it.
             self.load[worker.name] = self.load.get(worker.name, 0) + 1
@@ -267,7 +263,7 @@ class Transcoding:
                 relpath=task.item.relpath,
                 w=worker.name,
             )
-        failure: Failure | None
+        failure: JobFailure | None
         outcome: dict[str, Any] | None
         try:
             if adopted:
@@ -276,7 +272,7 @@ class Transcoding:
                 outcome = await worker.start_job(spec)
         except WorkerGone as e:
             outcome = None
-            failure = Failure(SYSTEM, f"worker {worker.name!r} was lost")
+            failure = JobFailure(SYSTEM, f"worker {worker.name!r} was lost")
             if not self._stopping and not task.stopping:
                 self.log.warn("job {job_id}: {error}", job_id=task.job_id, error=e)
                 self._clean(task.spec, worker.name)
@@ -286,12 +282,12 @@ class Transcoding:
             # Refused before it ran (by the worker, or too big for the wire): a failure
             # with a report like any other, never a file silently left behind.
             outcome = None
-            failure = Failure(SYSTEM, f"the job could not start on {worker.name!r}: {e}")
+            failure = JobFailure(SYSTEM, f"the job could not start on {worker.name!r}: {e}")
             self.log.failure(
                 "job {job_id} could not start on {w}", job_id=task.job_id, w=worker.name
             )
         else:
-            failure = Failure.from_dict(outcome["failure"]) if outcome.get("failure") else None
+            failure = JobFailure.from_dict(outcome["failure"]) if outcome.get("failure") else None
         release()
         if self._stopping or task.stopping or (failure is not None and failure.kind == CANCELLED):
             if outcome is not None:
@@ -315,7 +311,7 @@ class Transcoding:
             report = await worker.acknowledge(task.job_id)
         except WorkerGone:
             return await self._fail_without_worker(
-                task, Failure(SYSTEM, f"worker {worker.name!r} was lost before committing")
+                task, JobFailure(SYSTEM, f"worker {worker.name!r} was lost before committing")
             )
         except Exception as e:
             # A worker of an earlier version raises when its commit fails (and forgets the
@@ -327,15 +323,15 @@ class Transcoding:
                 error=e,
             )
             self._clean(task.spec, worker.name)
-            failure = Failure(SYSTEM, f"committing the outcome on {worker.name!r} failed: {e}")
+            failure = JobFailure(SYSTEM, f"committing the outcome on {worker.name!r} failed: {e}")
             return await self._after_commit_failed(task, failure)
         if report.get("committed", True) is not False:
             return report
         raw = report.get("failure")
         failure = (
-            Failure.from_dict(raw)
+            JobFailure.from_dict(raw)
             if isinstance(raw, dict)
-            else Failure(SYSTEM, f"committing the outcome on {worker.name!r} failed")
+            else JobFailure(SYSTEM, f"committing the outcome on {worker.name!r} failed")
         )
         if failure.kind == CHANGED:
             return await self._changed(task, worker, failure)
@@ -348,14 +344,14 @@ class Transcoding:
         await _quietly(worker.cancel_job(task.job_id))
         return await self._after_commit_failed(task, failure)
 
-    async def _after_commit_failed(self, task: Task, failure: Failure) -> dict[str, Any] | None:
+    async def _after_commit_failed(self, task: Task, failure: JobFailure) -> dict[str, Any] | None:
         """Another attempt when one is left (None), else the source fails with the reason."""
         if failure.retryable and task.attempt < int(task.spec["max_attempts"]):
             self._retrying(task, failure)
             return None
         return await self._fail_without_worker(task, failure)
 
-    def _retrying(self, task: Task, failure: Failure) -> None:
+    def _retrying(self, task: Task, failure: JobFailure) -> None:
         self.log.warn(
             "job {job_id} attempt {attempt} failed ({reason}); trying again",
             job_id=task.job_id,
@@ -363,7 +359,7 @@ class Transcoding:
             reason=failure.reason,
         )
 
-    async def _changed(self, task: Task, worker: WorkerConnection, failure: Failure) -> Any:
+    async def _changed(self, task: Task, worker: WorkerConnection, failure: JobFailure) -> Any:
         """The source changed during the job: discard the attempt, without counting it."""
         await _quietly(worker.cancel_job(task.job_id))
         self.log.warn(
@@ -400,7 +396,7 @@ class Transcoding:
             )
         )
 
-    async def _fail_without_worker(self, task: Task, failure: Failure) -> dict[str, Any]:
+    async def _fail_without_worker(self, task: Task, failure: JobFailure) -> dict[str, Any]:
         """The job died without a committed outcome: have any worker fail the source.
 
         When that fails too (the failed folder cannot be written…), the file is stuck.

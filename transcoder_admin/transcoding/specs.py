@@ -6,16 +6,11 @@ start after it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from ..scheduler import QueueItem
 from ..store import Store
-
-
-def iso(t: float | None) -> str | None:
-    """A clock time as ISO 8601 UTC."""
-    return datetime.fromtimestamp(t, UTC).isoformat() if t is not None else None
+from ..times import iso
 
 
 class JobSpecs:

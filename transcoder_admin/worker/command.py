@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -26,10 +25,8 @@ from typing import Any
 import yaml
 
 from ..config.endpoints import resolve_endpoint
-from ..manager.credentials import ADMIN_USER, CredentialsError, read_secret_file
+from ..manager.credentials import ADMIN_USER, WORKER_NAME, CredentialsError, read_secret_file
 
-#: A worker's name: its login, and a folder name (failed jobs kept under .failed/NAME).
-WORKER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 KEYS = (
     "name",
     "manager",
@@ -209,8 +206,8 @@ def run(args: argparse.Namespace, daemon_class: Any = None, prog: str = "") -> i
         return 1
     from twisted.internet import reactor as _reactor
 
-    from ..cli import start_logging
     from ..context.paths import Roots
+    from ..logs import start_logging
     from .daemon import WorkerDaemon
 
     start_logging(args.log_format, args.log_level)

@@ -18,7 +18,7 @@ from zope.interface import implementer
 from ..context.paths import Roots
 from ..janitor import KeptSnapshot, clean_work_folder, list_kept
 from ..job.runner import Job, build_report, fail_source
-from ..prognosis import Failure
+from ..prognosis import JobFailure
 from .interfaces import IWorkerConnection, UnknownJob, WorkerGone
 
 #: How many committed reports a host remembers for repeated acknowledgements.
@@ -165,7 +165,7 @@ class JobHost:
         """
         from twisted.internet import threads
 
-        report = build_report(spec, self.name, self.reactor, Failure.from_dict(failure))
+        report = build_report(spec, self.name, self.reactor, JobFailure.from_dict(failure))
         report["comment"] = "the job ended without an acknowledged outcome"
         return threads.deferToThreadPool(
             self.reactor, self.reactor.getThreadPool(), fail_source, self.roots, spec, report
