@@ -30,7 +30,7 @@ class AdminServiceMaker:
 
         from transcoder_admin.admin import create_admin
         from transcoder_admin.config.errors import ConfigError
-        from transcoder_admin.config.loader import load_configuration
+        from transcoder_admin.context.checks import load_configuration
 
         try:
             config = load_configuration(options["config"])
