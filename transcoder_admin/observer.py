@@ -15,6 +15,7 @@ fails the same way: nobody waits forever on a part that is gone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from twisted.internet import defer
@@ -63,9 +64,20 @@ class OneShotObserver(Generic[T]):
         """Whether it happened (or the observer stopped)."""
         return self._fired
 
-    def when_fired(self) -> defer.Deferred[T]:
-        """A new Deferred that fires with the result (at once if it is known)."""
-        d: defer.Deferred[T] = defer.Deferred(self._forget)
+    def when_fired(
+        self, canceller: Callable[[defer.Deferred[T]], None] | None = None
+    ) -> defer.Deferred[T]:
+        """A new Deferred that fires with the result (on the next turn if it is known).
+
+        Cancelling it forgets it, then calls ``canceller`` (say, to cancel the work).
+        """
+
+        def cancel(d: defer.Deferred[T]) -> None:
+            self._forget(d)
+            if canceller is not None:
+                canceller(d)
+
+        d: defer.Deferred[T] = defer.Deferred(cancel)
         if self._fired:
             self._deliveries.deliver([d], self._result)
         else:

@@ -131,3 +131,21 @@ class WaitersTests(SynchronousTestCase):
         d.cancel()
         self.failureResultOf(d, defer.CancelledError)
         self.assertEqual(len(self.waiters), 0)
+
+
+class CancellerTests(SynchronousTestCase):
+    """A waiter's own canceller."""
+
+    def test_cancelling_a_waiter_calls_its_canceller_and_leaves_the_others(self) -> None:
+        """The caller who gives up can stop the work; others still get the result."""
+        clock = Clock()
+        observer: OneShotObserver[str] = OneShotObserver(clock)
+        cancelled: list[object] = []
+        mine = observer.when_fired(cancelled.append)
+        other = observer.when_fired()
+        mine.cancel()
+        self.assertEqual(cancelled, [mine])
+        self.failureResultOf(mine, defer.CancelledError)
+        observer.fire("done")
+        clock.advance(0)
+        self.assertEqual(self.successResultOf(other), "done")

@@ -11,41 +11,26 @@ The schema checks and upgrades live in ``schema`` and are importable from here t
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Engine, func, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from twisted.application.service import Service
-from twisted.internet import defer, task, threads
+from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
-from .escape import escape_text
-from .model import (
-    COLUMNS,
-    DATETIME_COLUMNS,
-    OUTCOMES,
-    TEXT_COLUMNS,
-    parse_time,
-    transcode_reports,
-)
+from ..observer import OneShotObserver
+from .pool import SQLPool, until_answered
+from .rows import Filters, count_outcomes, row_values, select_row, upsert_statement
 from .schema import (
-    WRITE_OPTION,
     StaleSchemaError,
     check_schema,
     check_schema_on,
     check_url,
-    create_reports_engine,
     current_revision,
     describe_error,
     head_revision,
-    is_transient,
     upgrade,
 )
 from .spool import RowSpool
@@ -59,26 +44,6 @@ __all__ = [
     "upgrade",
 ]
 
-T = TypeVar("T")
-
-MAX_LIMIT = 500
-ORDER_COLUMNS = (
-    "finish_time",
-    "start_time",
-    "queueing_time",
-    "detection_time",
-    "customer",
-    "profile",
-    "relative_path",
-    "outcome",
-    "job_id",
-    "file_size",
-    "cpu_time",
-    "real_time",
-)
-_REQUIRED = ("job_id", "customer", "profile", "relative_path", "outcome")
-_DEFAULTS = {"attempt_count": 1, "invalid_output": False}
-#: Spooled rows written at once at start-up (each batch waits for the previous one).
 _REPLAY_BATCH = 100
 
 
@@ -114,19 +79,17 @@ class ReportsDB(Service):
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
         self._stop_timeout = stop_timeout
-        self._engine: Engine | None = None
-        self._pool: ThreadPool | None = None
-        self._shutdown_trigger: Any = None
+        self._sql = SQLPool(self._url, self._threads, reactor, stop_timeout)
         self._starting: defer.Deferred[None] | None = None
         self._stopping: defer.Deferred[None] | None = None
-        self._start_result = _Outcome()
-        self._stop_result = _Outcome()
+        self._started: OneShotObserver[None] = OneShotObserver(reactor)
+        self._stopped: OneShotObserver[None] = OneShotObserver(reactor)
         self._writes: dict[defer.Deferred[None], str] = {}
         self._drained: defer.Deferred[None] | None = None
         self._spool: RowSpool | None = None
         self._backlog: list[tuple[int, dict[str, Any]]] = []
         self._replaying: defer.Deferred[None] | None = None
-        self._upsert = _upsert_statement(self._url.get_backend_name())
+        self._upsert = upsert_statement(self._url.get_backend_name())
 
     @property
     def display_url(self) -> str:
@@ -159,36 +122,31 @@ class ReportsDB(Service):
             if self._stopping is not None:
                 return defer.fail(RuntimeError("the reports database was stopped"))
             Service.startService(self)
-            self._engine = create_reports_engine(self._url, self._threads)
-            self._pool = ThreadPool(minthreads=0, maxthreads=self._threads, name="reports-db")
-            self._pool.threadFactory = _DaemonThread
-            self._pool.start()
-            self._shutdown_trigger = self.reactor.addSystemEventTrigger(
-                "during", "shutdown", self._stop_threads
-            )
+            self._sql.open()
             self._starting = defer.Deferred.fromCoroutine(self._start())
-            self._starting.addBoth(self._start_result.set)
+            self._starting.addBoth(self._started.fire)
         starting = self._starting
-        return self._start_result.observe(canceller=lambda _: starting.cancel())
+        return self._started.when_fired(canceller=lambda _: starting.cancel())
 
     async def _start(self) -> None:
-        assert self._engine is not None
-        delay = self._retry_delay
-        while True:
-            try:
-                created = await self._in_thread(check_schema_on, self._engine)
-                break
-            except Exception as e:
-                if isinstance(e, defer.CancelledError) or not is_transient(e):
-                    raise
-                self.log.warn(
-                    "reports database {url} unreachable ({error}); retrying in {delay}s",
-                    url=self.display_url,
-                    error=describe_error(e),
-                    delay=delay,
-                )
-                await task.deferLater(self.reactor, delay, lambda: None)
-                delay = min(delay * 2, self._max_retry_delay)
+        engine = self._sql.engine
+        assert engine is not None
+
+        def retrying(error: Exception, delay: float, _attempt: int) -> None:
+            self.log.warn(
+                "reports database {url} unreachable ({error}); retrying in {delay}s",
+                url=self.display_url,
+                error=describe_error(error),
+                delay=delay,
+            )
+
+        created, _ = await until_answered(
+            lambda: self._sql.call(check_schema_on, engine),
+            self.reactor,
+            self._retry_delay,
+            self._max_retry_delay,
+            retrying,
+        )
         if created:
             self.log.info(
                 "created the reports database {url} at revision {revision}",
@@ -216,8 +174,8 @@ class ReportsDB(Service):
         """
         if self._stopping is None:
             self._stopping = defer.Deferred.fromCoroutine(self._stop())
-            self._stopping.addBoth(self._stop_result.set)
-        return self._stop_result.observe()
+            self._stopping.addBoth(self._stopped.fire)
+        return self._stopped.when_fired()
 
     async def _stop(self) -> None:
         if self._starting is not None and not self._starting.called:
@@ -228,7 +186,7 @@ class ReportsDB(Service):
             await self._replaying  # sees the stop and ends; its rows stay spooled
         if self._spool is not None:
             self._spool.close()
-        await self._stop_threads_later()
+        await self._sql.close()
         if self.running:
             Service.stopService(self)
         self.log.info("reports database {url} closed", url=self.display_url)
@@ -255,56 +213,6 @@ class ReportsDB(Service):
             for d in abandoned:
                 d.cancel()
 
-    async def _stop_threads_later(self) -> None:
-        """Dispose of the engine in the pool, then stop the pool without blocking."""
-        pool, engine = self._pool, self._engine
-        if pool is None or engine is None:
-            return
-        self._pool = None
-        if self._shutdown_trigger is not None:
-            self.reactor.removeSystemEventTrigger(self._shutdown_trigger)
-            self._shutdown_trigger = None
-        try:
-            # In the pool: SQLite connections may only be closed by their own thread.
-            disposing = threads.deferToThreadPool(self.reactor, pool, engine.dispose)
-            await disposing.addTimeout(self._stop_timeout, self.reactor)
-        except defer.TimeoutError:
-            self.log.warn("a reports database call is still running; abandoning it")
-            # Joining a thread stuck in a database call would block the reactor.
-            threading.Thread(target=pool.stop, name="reports-db-stop", daemon=True).start()
-            return
-        pool.stop()
-
-    def _stop_threads(self) -> None:
-        """Reactor shutdown without stop(): stop the pool's threads so the process can exit."""
-        self._shutdown_trigger = None
-        pool, engine = self._pool, self._engine
-        self._pool = None
-        if pool is not None and engine is not None:
-            pool.callInThread(engine.dispose)
-            pool.stop()
-
-    # -- running SQL
-
-    def _in_thread(self, f: Callable[..., T], *args: Any) -> defer.Deferred[T]:
-        if self._pool is None:
-            return defer.fail(RuntimeError("the reports database is not started"))
-        return threads.deferToThreadPool(self.reactor, self._pool, f, *args)
-
-    def _run(self, thd: Callable[[Connection], T], *, write: bool = False) -> defer.Deferred[T]:
-        """Run ``thd(conn)`` in a transaction on a pool thread."""
-        engine = self._engine
-
-        def in_thread() -> T:
-            assert engine is not None
-            with engine.connect() as conn:
-                if write:
-                    conn.execution_options(**{WRITE_OPTION: True})
-                with conn.begin():
-                    return thd(conn)
-
-        return self._in_thread(in_thread)
-
     # -- the repository
 
     def save(self, row: dict[str, Any]) -> defer.Deferred[None]:
@@ -314,10 +222,10 @@ class ReportsDB(Service):
         the job id) for a row the database refuses, e.g. an impossible value. Once
         ``open_spool()`` ran, the row is kept in the spool until it is written.
         """
-        if self._engine is None or self._stopping is not None:
+        if self._sql.engine is None or self._stopping is not None:
             return defer.fail(RuntimeError("the reports database is not running"))
         try:
-            values = _row_values(row)
+            values = row_values(row)
         except ValueError as e:
             return self._unsaveable(row, e)
         ident = self._spool.add(row) if self._spool is not None else None
@@ -362,7 +270,7 @@ class ReportsDB(Service):
         return defer.Deferred.fromCoroutine(self._open_spool(folder))
 
     async def _open_spool(self, folder: str) -> int:
-        if self._engine is None or self._stopping is not None:
+        if self._sql.engine is None or self._stopping is not None:
             raise RuntimeError("the reports database is not running")
         if self._spool is not None:
             raise RuntimeError(f"the spool {self._spool.path} is open already")
@@ -394,7 +302,7 @@ class ReportsDB(Service):
             saving = []
             for ident, row in batch:
                 try:
-                    values = _row_values(row)
+                    values = row_values(row)
                 except ValueError as e:
                     self._unsaveable(row, e).addErrback(lambda _: None)
                     assert self._spool is not None
@@ -415,35 +323,35 @@ class ReportsDB(Service):
         def thd(conn: Connection) -> None:
             conn.execute(statement, values)
 
-        attempts = 0
-        delay = self._retry_delay
-        while True:
-            attempts += 1
-            try:
-                await self._run(thd, write=True)
-                break
-            except defer.CancelledError:
-                raise
-            except Exception as e:
-                if not is_transient(e):
-                    self.log.error(
-                        "the database refused the report row of job {job_id}: {error}",
-                        job_id=job_id,
-                        error=describe_error(e),
-                    )
-                    raise
-                # The first failure is news; the retries that follow are not.
-                emit = self.log.warn if attempts == 1 else self.log.debug
-                emit(
-                    "could not write the report row of job {job_id} ({error}); "
-                    "retrying in {delay}s (attempt {attempts}), until the database answers",
-                    job_id=job_id,
-                    error=describe_error(e),
-                    delay=delay,
-                    attempts=attempts,
-                )
-                await task.deferLater(self.reactor, delay, lambda: None)
-                delay = min(delay * 2, self._max_retry_delay)
+        def retrying(error: Exception, delay: float, attempt: int) -> None:
+            # The first failure is news; the retries that follow are not.
+            emit = self.log.warn if attempt == 1 else self.log.debug
+            emit(
+                "could not write the report row of job {job_id} ({error}); "
+                "retrying in {delay}s (attempt {attempts}), until the database answers",
+                job_id=job_id,
+                error=describe_error(error),
+                delay=delay,
+                attempts=attempt,
+            )
+
+        try:
+            _, attempts = await until_answered(
+                lambda: self._sql.run(thd, write=True),
+                self.reactor,
+                self._retry_delay,
+                self._max_retry_delay,
+                retrying,
+            )
+        except defer.CancelledError:
+            raise
+        except Exception as e:
+            self.log.error(
+                "the database refused the report row of job {job_id}: {error}",
+                job_id=job_id,
+                error=describe_error(e),
+            )
+            raise
         if attempts > 1:
             self.log.info(
                 "wrote the report row of job {job_id} after {attempts} attempts",
@@ -453,212 +361,27 @@ class ReportsDB(Service):
 
     def get(self, job_id: str) -> defer.Deferred[dict[str, Any] | None]:
         """The row of ``job_id`` (times as ISO 8601 strings), or None."""
+        return self._sql.run(lambda conn: select_row(conn, job_id))
 
-        def thd(conn: Connection) -> dict[str, Any] | None:
-            row = conn.execute(
-                select(transcode_reports).where(transcode_reports.c.job_id == job_id)
-            ).first()
-            return None if row is None else _row_dict(row._mapping)
+    def query(self, **filters: Any) -> defer.Deferred[dict[str, Any]]:
+        """One page of rows matching the filters (:class:`rows.Filters`), and how many match.
 
-        return self._run(thd)
-
-    def query(
-        self,
-        *,
-        customer: str | None = None,
-        profile: str | None = None,
-        outcome: str | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        search: str | None = None,
-        offset: int = 0,
-        limit: int = 50,
-        order: str = "finish_time desc",
-    ) -> defer.Deferred[dict[str, Any]]:
-        """One page of rows matching the filters, with the total count of matches.
-
-        ``since``/``until`` bound the finish time (``since <= finish_time < until``;
-        a time without a timezone is UTC); ``search`` is a case-insensitive substring
-        of the relative path; ``limit`` is capped at 500. Texts are compared in their
+        Filters: ``customer``, ``profile``, ``outcome``; ``since``/``until`` bound the
+        finish time (``since <= finish_time < until``; a time without a timezone is
+        UTC); ``search`` is a case-insensitive substring of the relative path;
+        ``offset``, ``limit`` (capped at 500), ``order``. Texts are compared in their
         stored form, the one rows show (``escape``: ``\\xNN`` for a byte that is not
-        UTF-8). Bad arguments fail with ValueError. Fires with
-        ``{"total", "offset", "limit", "items"}``.
+        UTF-8). Bad or unknown arguments fail with ValueError. Fires with ``{"total",
+        "offset", "limit", "items"}``.
         """
-        t = transcode_reports
         try:
-            conditions = []
-            for column, value in (("customer", customer), ("profile", profile)):
-                if value is not None:
-                    if not isinstance(value, str):
-                        raise ValueError(f"{column} must be a string, not {value!r}")
-                    conditions.append(t.c[column] == value)
-            if outcome is not None:
-                if outcome not in OUTCOMES:
-                    raise ValueError(
-                        f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}"
-                    )
-                conditions.append(t.c.outcome == outcome)
-            since_time = parse_time(since, "since")
-            until_time = parse_time(until, "until")
-            if since_time is not None:
-                conditions.append(t.c.finish_time >= since_time)
-            if until_time is not None:
-                conditions.append(t.c.finish_time < until_time)
-            if search:
-                if not isinstance(search, str):
-                    raise ValueError(f"search must be a string, not {search!r}")
-                conditions.append(t.c.relative_path.icontains(search, autoescape=True))
-            offset = _count_argument("offset", offset)
-            limit = min(_count_argument("limit", limit), MAX_LIMIT)
-            ordering = _ordering(order)
+            page = Filters(**filters)
+        except TypeError as e:  # an argument Filters does not know
+            return defer.fail(ValueError(str(e)))
         except ValueError as e:
             return defer.fail(e)
-
-        def thd(conn: Connection) -> dict[str, Any]:
-            total = conn.execute(select(func.count()).select_from(t).where(*conditions)).scalar()
-            rows = conn.execute(
-                select(t).where(*conditions).order_by(*ordering).offset(offset).limit(limit)
-            ).all()
-            return {
-                "total": int(total or 0),
-                "offset": offset,
-                "limit": limit,
-                "items": [_row_dict(row._mapping) for row in rows],
-            }
-
-        return self._run(thd)
+        return self._sql.run(page.page)
 
     def count_by_outcome(self) -> defer.Deferred[dict[str, int]]:
         """How many rows have each outcome: ``{"done": n, "failed": m}``."""
-        t = transcode_reports
-
-        def thd(conn: Connection) -> dict[str, int]:
-            counts = dict.fromkeys(OUTCOMES, 0)
-            query = select(t.c.outcome, func.count()).group_by(t.c.outcome)
-            for outcome, count in conn.execute(query):
-                counts[outcome] = int(count)
-            return counts
-
-        return self._run(thd)
-
-
-# --- helpers ----------------------------------------------------------------------------
-
-
-class _DaemonThread(threading.Thread):
-    """A pool thread that never keeps the process alive.
-
-    stop() and reactor shutdown stop the pool in order; if neither ran (a crash), an
-    interrupted transaction simply rolls back, and exiting beats hanging.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.daemon = True
-
-
-class _Outcome:
-    """The outcome of a one-time operation, given to each caller in its own Deferred."""
-
-    def __init__(self) -> None:
-        self._result: Any = None
-        self._done = False
-        self._waiting: list[defer.Deferred[Any]] = []
-
-    def set(self, result: Any) -> None:
-        self._result, self._done = result, True
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            d.callback(result) if not isinstance(result, Failure) else d.errback(result)
-
-    def observe(self, canceller: Callable[[defer.Deferred[Any]], None] | None = None) -> Any:
-        if self._done:
-            if isinstance(self._result, Failure):
-                return defer.fail(self._result)
-            return defer.succeed(self._result)
-        d: defer.Deferred[Any] = defer.Deferred(canceller)
-        self._waiting.append(d)
-        return d
-
-
-def _upsert_statement(backend: str) -> Any:
-    """The insert-or-update of one report row, built once: every row binds all columns.
-
-    A row from an older attempt never replaces a newer attempt's row.
-    """
-    insert: Any = postgresql.insert if backend == "postgresql" else sqlite.insert
-    table = transcode_reports
-    statement = insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=[table.c.job_id],
-        set_={c: statement.excluded[c] for c in COLUMNS if c != "job_id"},
-        where=table.c.attempt_count <= statement.excluded.attempt_count,
-    )
-
-
-def _row_values(row: dict[str, Any]) -> dict[str, Any]:
-    """Check a row's keys, normalise its times to UTC and escape its texts (``escape``).
-
-    Every column gets a value. Live rows and replayed report files both come here, so
-    a name that is not UTF-8 is stored the same way by either.
-    """
-    if not isinstance(row, dict):
-        raise ValueError(f"a report row must be a dict, not {type(row).__name__}")
-    unknown = sorted(set(row) - set(COLUMNS))
-    if unknown:
-        raise ValueError(f"unknown column(s) {', '.join(map(str, unknown))}")
-    missing = [c for c in _REQUIRED if row.get(c) in (None, "")]
-    if missing:
-        raise ValueError(f"missing required column(s) {', '.join(missing)}")
-    values: dict[str, Any] = {c: row.get(c) for c in COLUMNS}
-    for column, default in _DEFAULTS.items():
-        if values[column] is None:
-            values[column] = default
-    for column in DATETIME_COLUMNS:
-        values[column] = parse_time(values[column], column)
-    for column in TEXT_COLUMNS:
-        text = values[column]
-        if isinstance(text, str):
-            values[column] = escape_text(text)
-    return values
-
-
-def _row_dict(mapping: Any) -> dict[str, Any]:
-    """A plain dict of a result row, with times as ISO 8601 strings in UTC."""
-    out = dict(mapping)
-    for column in DATETIME_COLUMNS:
-        value = out.get(column)
-        if isinstance(value, datetime):
-            # SQLite keeps no timezone: every stored time is UTC.
-            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-            out[column] = value.isoformat()
-    return out
-
-
-def _count_argument(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, not {value!r}")
-    return value
-
-
-def _ordering(order: str) -> list[Any]:
-    """``"<column> [asc|desc]"`` → ORDER BY clauses, ties broken by job id."""
-    parts = order.split() if isinstance(order, str) else []
-    direction = parts[1].lower() if len(parts) == 2 else "asc"
-    if (
-        not parts
-        or len(parts) > 2
-        or parts[0] not in ORDER_COLUMNS
-        or direction
-        not in (
-            "asc",
-            "desc",
-        )
-    ):
-        raise ValueError(
-            f"order must be '<column> [asc|desc]' with a column among "
-            f"{', '.join(ORDER_COLUMNS)}, not {order!r}"
-        )
-    column = transcode_reports.c[parts[0]]
-    key = column.desc() if direction == "desc" else column.asc()
-    return [key.nulls_last(), transcode_reports.c.job_id.asc()]
+        return self._sql.run(count_outcomes)
