@@ -16,65 +16,20 @@ never costs a slot: a slot taken is freed whatever happens.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ..events import Event
 from ..prognosis import CANCELLED, CHANGED, SYSTEM, JobFailure
 from ..scheduler import JobAbandoned, QueueItem, SourceChanged, SourceStuck
-from ..times import iso
 from ..worker.interfaces import WorkerConnection, WorkerGone
 from .journal import Journal
+from .slots import WorkerSlots, backend_of
+from .tasks import Task, new_job_id
 
 SpecFactory = Callable[[QueueItem, str, int], dict[str, Any]]
-
-
-class _Slot:
-    """One job's slot on a worker, freed once (when its transcoding is over)."""
-
-    def __init__(self, transcoding: Transcoding, worker: str) -> None:
-        self.transcoding = transcoding
-        self.worker = worker
-        self.held = True
-
-    def release(self) -> None:
-        if not self.held:
-            return
-        self.held = False
-        load = self.transcoding.load
-        if self.worker in load:
-            load[self.worker] -= 1
-            self.transcoding._capacity_changed()
-
-
-def backend_of(worker: Any) -> str:
-    """Which jobs a worker runs: "ffmpeg" (every worker process) or "qmaster"."""
-    return str(getattr(worker, "backend", "ffmpeg"))
-
-
-def new_job_id(clock: Any) -> str:
-    """A sortable, unique job id: UTC time plus random hex."""
-    stamp = datetime.fromtimestamp(clock.seconds(), UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{uuid.uuid4().hex[:10]}"
-
-
-@dataclass
-class Task:
-    """One file's transcoding: its current attempt and worker."""
-
-    item: QueueItem
-    job_id: str = ""
-    attempt: int = 0
-    worker: str | None = None
-    started_at: float = 0.0
-    spec: dict[str, Any] = field(default_factory=dict)
-    stopping: bool = False
 
 
 class Transcoding:
@@ -85,66 +40,38 @@ class Transcoding:
     def __init__(self, make_spec: SpecFactory, clock: Any) -> None:
         self.make_spec = make_spec
         self.clock = clock
-        self.workers: dict[str, WorkerConnection] = {}
-        self.load: dict[str, int] = {}
+        self.slots = WorkerSlots()
+        self.workers = self.slots.workers  # by name
+        self.load = self.slots.load  # slots taken, by worker name
+        self.capacity_changed = self.slots.capacity_changed
         self.tasks: dict[tuple[str, str, str], Task] = {}
-        self.capacity_changed: Event[int] = Event("capacity-changed")
-        self._waiting: list[defer.Deferred[None]] = []
-        self._stopping = False
         self.journal: Journal | None = None
 
     # -- workers -------------------------------------------------------------------
 
     def add_worker(self, conn: WorkerConnection) -> None:
         """A worker joined: its slots become available."""
-        self.workers[conn.name] = conn
-        self.load.setdefault(conn.name, 0)
-        self._capacity_changed()
+        self.slots.add(conn)
 
     def remove_worker(self, name: str) -> None:
         """A worker left (for now): it gets no more jobs; its running ones go on."""
-        if self.workers.pop(name, None) is not None:
-            self._capacity_changed()
+        self.slots.remove(name)
 
     def capacity(self) -> int:
         """Sum of every worker's slots."""
-        return sum(w.max_jobs for w in self.workers.values())
+        return self.slots.capacity()
 
     def free_slots(self, backend: str | None = None) -> int:
         """Slots not taken by a running job (of workers of one backend, when given)."""
-        if self._stopping:
-            return 0
-        return sum(
-            max(0, w.max_jobs - self.load.get(n, 0))
-            for n, w in self.workers.items()
-            if backend is None or backend_of(w) == backend
-        )
-
-    def _capacity_changed(self) -> None:
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            d.callback(None)
-        self.capacity_changed.fire(self.free_slots())
+        return self.slots.free(backend)
 
     def pick_worker(self, backend: str = "ffmpeg") -> WorkerConnection | None:
         """The worker of ``backend`` with the most free slots (ties: least loaded, name)."""
-        best: WorkerConnection | None = None
-        best_key: tuple[int, int, str] | None = None
-        for name, worker in self.workers.items():
-            if backend_of(worker) != backend:
-                continue
-            free = worker.max_jobs - self.load.get(name, 0)
-            if free <= 0:
-                continue
-            key = (-free, self.load.get(name, 0), name)
-            if best_key is None or key < best_key:
-                best, best_key = worker, key
-        return best
+        return self.slots.pick(backend)
 
-    def _wait_for_slot(self) -> defer.Deferred[None]:
-        d: defer.Deferred[None] = defer.Deferred()
-        self._waiting.append(d)
-        return d
+    @property
+    def _stopping(self) -> bool:
+        return self.slots.closed
 
     # -- tasks ---------------------------------------------------------------------
 
@@ -205,16 +132,15 @@ class Transcoding:
                     failure = JobFailure(SYSTEM, f"gave up after {task.attempt - 1} attempts")
                     return await self._fail_without_worker(task, failure)
             # The slot exists as soon as it is counted: nothing between the two can leak it.
-            self.load[worker.name] = self.load.get(worker.name, 0) + 1
-            slot = _Slot(self, worker.name)
+            release = self.slots.take(worker.name)
             try:
                 self._journal_started(task, worker)
-                report = await self._attempt(task, worker, adopted is not None, slot.release)
+                report = await self._attempt(task, worker, adopted is not None, release)
             finally:
                 adopted = None
                 if self.journal is not None:
                     self.journal.ended(task.job_id)
-                slot.release()
+                release()
             if report is not None:
                 return report
 
@@ -236,7 +162,7 @@ class Transcoding:
         while worker is None:
             if self._stopping:
                 raise JobAbandoned(task.item.relpath)
-            await self._wait_for_slot()
+            await self.slots.wait()
             worker = self.pick_worker(task.item.backend)
         return worker
 
@@ -383,7 +309,7 @@ class Transcoding:
             while worker is None:
                 if self._stopping:
                     return
-                await self._wait_for_slot()  # the worker comes back, or another has room
+                await self.slots.wait()  # the worker comes back, or another has room
                 worker = self.workers.get(prefer) or self.pick_worker()
             await worker.clean_job(spec)
 
@@ -406,7 +332,7 @@ class Transcoding:
                 raise JobAbandoned(task.item.relpath)
             worker = self.pick_worker() or next(iter(self.workers.values()), None)
             if worker is None:
-                await self._wait_for_slot()
+                await self.slots.wait()
                 continue
             try:
                 report: dict[str, Any] = await worker.fail_source(task.spec, failure.to_dict())
@@ -414,7 +340,7 @@ class Transcoding:
             except WorkerGone:
                 if self.workers.get(worker.name) is worker:
                     # Still listed: asking it again at once would spin; wait for news.
-                    await self._wait_for_slot()
+                    await self.slots.wait()
                 continue
             except Exception as e:
                 raise SourceStuck(
@@ -423,35 +349,18 @@ class Transcoding:
 
     def cancel_all(self) -> defer.Deferred[Any]:
         """Shutdown: stop every running job; their files stay in incoming."""
-        self._stopping = True
         calls = []
         for task in list(self.tasks.values()):
             task.stopping = True
             worker = self.workers.get(task.worker or "")
             if worker is not None and task.job_id:
                 calls.append(worker.cancel_job(task.job_id))
-        self._capacity_changed()
+        self.slots.close()
         return defer.gatherResults(calls, consumeErrors=True).addBoth(lambda _: None)
 
     def describe(self) -> list[dict[str, Any]]:
         """Running tasks with worker, attempt and progress (for the API)."""
-        rows = []
-        for task in self.tasks.values():
-            worker = self.workers.get(task.worker or "")
-            progress = worker.job_progress(task.job_id) if worker and task.job_id else {}
-            rows.append(
-                {
-                    "job_id": task.job_id,
-                    "customer": task.item.customer,
-                    "profile": task.item.profile,
-                    "relpath": task.item.relpath,
-                    "worker": task.worker,
-                    "attempt": task.attempt,
-                    "started": iso(task.started_at),
-                    "progress": progress,
-                }
-            )
-        return rows
+        return [task.describe(self.workers.get(task.worker or "")) for task in self.tasks.values()]
 
 
 async def _quietly(d: defer.Deferred[Any]) -> None:
@@ -462,4 +371,4 @@ async def _quietly(d: defer.Deferred[Any]) -> None:
         pass
 
 
-__all__ = ["Transcoding", "Task", "new_job_id"]
+__all__ = ["Task", "Transcoding", "WorkerSlots", "backend_of", "new_job_id"]

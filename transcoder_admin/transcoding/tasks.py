@@ -1,0 +1,46 @@
+"""One file's transcoding task: its current attempt, job and worker."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+
+from ..scheduler import QueueItem
+from ..times import iso
+from ..worker.interfaces import WorkerConnection
+
+
+def new_job_id(clock: IReactorTime) -> str:
+    """A sortable, unique job id: UTC time plus random hex."""
+    stamp = datetime.fromtimestamp(clock.seconds(), UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Task:
+    """One file's transcoding: its current attempt and worker."""
+
+    item: QueueItem
+    job_id: str = ""
+    attempt: int = 0
+    worker: str | None = None
+    started_at: float = 0.0
+    spec: dict[str, Any] = field(default_factory=dict)
+    stopping: bool = False
+
+    def describe(self, worker: WorkerConnection | None) -> dict[str, Any]:
+        """The task as the API lists it, with its job's progress from ``worker``."""
+        return {
+            "job_id": self.job_id,
+            "customer": self.item.customer,
+            "profile": self.item.profile,
+            "relpath": self.item.relpath,
+            "worker": self.worker,
+            "attempt": self.attempt,
+            "started": iso(self.started_at),
+            "progress": worker.job_progress(self.job_id) if worker and self.job_id else {},
+        }
