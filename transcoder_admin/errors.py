@@ -3,3 +3,7 @@
 
 class InvalidStateError(Exception):
     """The admin cannot do that in its current state."""
+
+
+class NotStuck(LookupError):
+    """The file named is not stuck (unknown, or taken again already)."""

@@ -103,7 +103,7 @@ def test_a_stuck_file_is_listed_counted_and_not_taken_until_it_changes(tmp_path)
     admin.reactor.advance(60)
     admin.scheduler.transcoding_stuck.fire(Stuck(QueueItem(KEY, 1, 0.0), "cannot fail it"))
     assert calls == [("release", KEY)]
-    [row] = admin.files(state="stuck")["items"]
+    [row] = admin.operations.files(state="stuck")["items"]
     assert row == {
         "customer": KEY[0],
         "profile": KEY[1],
@@ -112,30 +112,30 @@ def test_a_stuck_file_is_listed_counted_and_not_taken_until_it_changes(tmp_path)
         "reason": "cannot fail it",
         "since": "1970-01-01T00:01:00+00:00",
     }
-    assert admin.status()["files"]["stuck"] == 1
-    assert admin.files()["total"] == 1
+    assert admin.operations.status()["files"]["stuck"] == 1
+    assert admin.operations.files()["total"] == 1
     admin.monitoring.file_added.fire(offer())  # it changed: offered anew
-    assert admin.files(state="stuck")["total"] == 0 and queued_attempts(admin) == 0
+    assert admin.operations.files(state="stuck")["total"] == 0 and queued_attempts(admin) == 0
 
 
 def test_an_operator_retries_a_stuck_file(tmp_path):
     """retry_file: the file is offered again at the next scan; a second retry is refused."""
     admin, calls = plain_admin(tmp_path)
     with pytest.raises(NotStuck):
-        admin.retry_file(*KEY)
+        admin.operations.retry_file(*KEY)
     admin.scheduler.transcoding_stuck.fire(Stuck(QueueItem(KEY, 1, 0.0), "cannot fail it"))
-    assert admin.retry_file(*KEY)["state"] == "offered"
+    assert admin.operations.retry_file(*KEY)["state"] == "offered"
     assert calls[-1] == ("forget", KEY)
-    assert admin.status()["files"]["stuck"] == 0
+    assert admin.operations.status()["files"]["stuck"] == 0
     with pytest.raises(NotStuck):
-        admin.retry_file(*KEY)
+        admin.operations.retry_file(*KEY)
 
 
 def test_a_stuck_file_removed_from_incoming_is_forgotten(tmp_path):
     """A stuck file deleted by hand is no longer listed once the periodic check sees it."""
     admin, _ = plain_admin(tmp_path)
     admin.scheduler.transcoding_stuck.fire(Stuck(QueueItem(KEY, 1, 0.0), "cannot fail it"))
-    paths = admin.removal_check.paths()
+    paths = admin.files.removal_check.paths()
     source = paths[KEY]
     assert source.startswith(str(tmp_path / "media")) and source.endswith("/news/clip.mov")
     os.makedirs(os.path.dirname(source))
@@ -143,8 +143,8 @@ def test_a_stuck_file_removed_from_incoming_is_forgotten(tmp_path):
     assert gone_paths(paths) == []
     os.unlink(source)
     assert gone_paths(paths) == [KEY]
-    admin.intake.removed(KEY)  # what the check does with that answer, on the reactor
-    assert admin.files(state="stuck")["total"] == 0
+    admin.files.intake.removed(KEY)  # what the check does with that answer, on the reactor
+    assert admin.operations.files(state="stuck")["total"] == 0
 
 
 def test_a_changed_source_is_offered_again_with_the_attempts_made(tmp_path):

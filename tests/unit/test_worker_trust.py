@@ -444,7 +444,7 @@ def test_a_job_report_that_contradicts_the_journal_is_not_adopted(tmp_path, repo
     assert manager.named("cancel_job") == [("J1",)]
     assert KEY not in admin.transcoding.tasks and admin.cluster.held == {}
     assert f"another {field}" in logged(events)
-    assert admin._attempts_made[KEY] == 2
+    assert admin.files.attempts_made[KEY] == 2
 
 
 def test_another_worker_claiming_a_held_job_does_not_get_it(tmp_path):
@@ -473,8 +473,8 @@ def test_status_answers_with_a_refused_worker(tmp_path):
     admin, _held, manager = adopting_admin(tmp_path)
     admin.cluster.workers.worker_attached("w9", {**GOOD, "max_jobs": "x"}, [])
     assert manager.dropped == ["w9"]
-    assert admin.status()["capacity"] == 0
-    assert admin.workers() == []
+    assert admin.operations.status()["capacity"] == 0
+    assert admin.operations.workers() == []
 
 
 def test_the_lost_timeout_clock_is_untouched_by_bad_heartbeats():

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from transcoder_admin.config.errors import ConfigError
-from transcoder_admin.errors import InvalidStateError
-from transcoder_admin.intake import NotStuck
+from transcoder_admin.errors import InvalidStateError, NotStuck
 
 
 class APIError(Exception):

@@ -37,7 +37,9 @@ class Transcoding:
 
     log = Logger()
 
-    def __init__(self, make_spec: SpecFactory, clock: Any) -> None:
+    def __init__(
+        self, make_spec: SpecFactory, clock: Any, journal: Journal | None = None
+    ) -> None:
         self.make_spec = make_spec
         self.clock = clock
         self.slots = WorkerSlots()
@@ -45,7 +47,7 @@ class Transcoding:
         self.load = self.slots.load  # slots taken, by worker name
         self.capacity_changed = self.slots.capacity_changed
         self.tasks: dict[tuple[str, str, str], Task] = {}
-        self.journal: Journal | None = None
+        self.journal = journal  # running jobs, for adoption after a restart
 
     # -- workers -------------------------------------------------------------------
 

@@ -22,16 +22,13 @@ from typing import Any
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 
-from .times import iso
+from ..errors import NotStuck
+from ..times import iso
 
 FileKey = tuple[str, str, str]
 
 #: Most files remembered in each record.
 LIMIT = 10_000
-
-
-class NotStuck(LookupError):
-    """The file named is not stuck (unknown, or taken again already)."""
 
 
 @dataclass(frozen=True)

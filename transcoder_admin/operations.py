@@ -1,0 +1,150 @@
+"""What operators may ask of the farm: the admin's public queries and commands.
+
+The JSON API calls only these (``api.table.Admin``); each one reads or steers a part
+through its public methods, and the listings are shaped and paged by ``api.views``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+
+from . import __version__
+from .api.views import PAGE_LIMIT, Source, file_counts, files_page, page, queued_rows
+from .config.errors import ConfigError
+
+if TYPE_CHECKING:
+    from .admin import TranscoderAdmin
+
+
+class Operations:
+    """The admin's public queries and commands (the API's ``Admin``)."""
+
+    def __init__(self, admin: TranscoderAdmin) -> None:
+        self.admin = admin
+
+    @property
+    def state(self) -> str:
+        """The admin's state (started, paused, …)."""
+        return self.admin.state
+
+    # -- commands
+
+    def pause(self) -> defer.Deferred[dict[str, Any]]:
+        """Start no new jobs (running jobs continue)."""
+        return self.admin.pause()
+
+    def resume(self) -> defer.Deferred[dict[str, Any]]:
+        """Start jobs again."""
+        return self.admin.resume()
+
+    def reload(self) -> defer.Deferred[dict[str, Any]]:
+        """Re-read the customer files; errbacks with ConfigError if they are invalid."""
+        log = self.admin.log
+
+        def refused(f: Any) -> Any:
+            if f.check(ConfigError):
+                log.error(
+                    "reload refused, keeping the old customers:\n{errors}", errors=f.value.render()
+                )
+            else:
+                log.failure("reload failed", f)
+            return f  # the API answers with the problems
+
+        d = self.admin.store.reload()
+        return d.addCallbacks(lambda result: result.to_dict(), refused)
+
+    def retry_file(self, customer: str, profile: str, relpath: str) -> dict[str, Any]:
+        """Offer a stuck file again (at the next scan); NotStuck if it is not stuck."""
+        return self.admin.files.retry((customer, profile, relpath))
+
+    # -- queries
+
+    def health(self) -> dict[str, Any]:
+        """Whether the admin runs and its parts are healthy."""
+        admin = self.admin
+        checks = {
+            "workers": "ok" if admin.cluster.workers.proxies else "no workers",
+            "database": "ok" if admin.db.pending == 0 else f"{admin.db.pending} rows waiting",
+        }
+        ok = admin.state in ("started", "paused") and all(v == "ok" for v in checks.values())
+        return {"status": "ok" if ok else "degraded", "state": admin.state, "checks": checks}
+
+    def status(self) -> dict[str, Any]:
+        """Counts and capacity; cheap whatever the length of the queue."""
+        admin = self.admin
+        running = admin.scheduler.running_count()
+        queued = admin.scheduler.queued_count()
+        started = admin.started_at
+        return {
+            "state": admin.state,
+            "version": __version__,
+            "uptime": (admin.reactor.seconds() - started) if started else 0.0,
+            "customers": len(admin.store.config.customers),
+            "files": file_counts(
+                len(admin.monitoring.pending()),
+                queued,
+                running,
+                admin.files.recent,
+                admin.files.intake.stuck_count(),
+            ),
+            "capacity": admin.transcoding.capacity(),
+            "free_slots": admin.transcoding.free_slots(),
+            "running": running,
+            "queued": queued,
+            "reports_pending": admin.db.pending,
+        }
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Each worker with its host, roots, capacity, load, state and last heartbeat."""
+        admin = self.admin
+        workers: list[Any] = [p for _n, p in sorted(admin.cluster.workers.proxies.items())]
+        if admin.qmaster is not None:
+            workers.append(admin.qmaster)
+        rows = []
+        for worker in workers:
+            info = worker.info()
+            info["load"] = admin.transcoding.load.get(worker.name, 0)
+            info["components"] = admin.cluster.components.counts(worker.name)
+            rows.append(info)
+        return rows
+
+    def components(
+        self, kind: str | None = None, worker: str | None = None
+    ) -> list[dict[str, Any]]:
+        """What runs on the workers: monitors, jobs, failed jobs kept for inspection."""
+        return self.admin.cluster.components.describe(kind, worker)
+
+    def queue(self, offset: int = 0, limit: int = PAGE_LIMIT) -> dict[str, Any]:
+        """One page of the queued files in dispatch order."""
+        return page([self._queued()], offset, limit)
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Running jobs with their progress."""
+        return self.admin.transcoding.describe()
+
+    def files(
+        self, state: str | None = None, offset: int = 0, limit: int = PAGE_LIMIT
+    ) -> dict[str, Any]:
+        """One page of the files the admin knows of, optionally of one state."""
+        admin = self.admin
+        return files_page(
+            state,
+            offset,
+            limit,
+            pending=admin.monitoring.pending,
+            ignored=admin.monitoring.ignored,
+            queued=self._queued(),
+            running=self.tasks,
+            finished=lambda: list(admin.files.recent),
+            stuck=lambda: [s.to_dict() for s in admin.files.intake.stuck()],
+        )
+
+    def reports(self, **filters: Any) -> defer.Deferred[dict[str, Any]]:
+        """Report rows from the database (filtered, paginated)."""
+        return self.admin.db.query(**filters)
+
+    def _queued(self) -> Source:
+        scheduler = self.admin.scheduler
+        return scheduler.queued_count(), lambda first: queued_rows(scheduler.queue(first))
