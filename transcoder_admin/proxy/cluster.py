@@ -30,8 +30,10 @@ from ..manager.credentials import (
 )
 from ..transcoding.journal import Journal
 from ..worker.spawner import LocalWorkers, worker_argv
-from . import ManagerSet, WorkerProxy, WorkerSet
 from .components import ComponentSet
+from .managers import ManagerSet
+from .worker import WorkerProxy
+from .workers import WorkerSet
 
 FileKey = tuple[str, str, str]
 

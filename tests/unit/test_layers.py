@@ -1,0 +1,29 @@
+"""The package's layers that import-linter cannot state: PB stays at the edge."""
+
+from __future__ import annotations
+
+import grimp
+
+#: The PB endpoints, and the one module that turns PB's errors into the project's own.
+PB_EDGE = {
+    "transcoder_admin.manager",  # the broker: logins, avatars, the relay
+    "transcoder_admin.pblink",  # a login that comes back (workers, a remote admin)
+    "transcoder_admin.pberrors",  # PB's errors in the project's terms
+    "transcoder_admin.proxy.managers",  # the admin's mind on a standalone manager
+    "transcoder_admin.worker.daemon",  # the worker's side of PB
+}
+
+
+def test_only_the_pb_edge_imports_twisted_spread():
+    """Domain modules talk to workers through interfaces, never through PB itself."""
+    graph = grimp.build_graph("transcoder_admin", include_external_packages=True)
+    importers = {
+        module
+        for module in graph.find_modules_that_directly_import("twisted")
+        if any(
+            "twisted.spread" in (detail["line_contents"] or "")
+            for detail in graph.get_import_details(importer=module, imported="twisted")
+        )
+    }
+    assert importers, "the check must see PB's importers (grimp finds none: broken test)"
+    assert importers <= PB_EDGE, f"twisted.spread imported outside the edge: {importers - PB_EDGE}"

@@ -1,0 +1,387 @@
+"""The admin's handle on one worker (an ``IWorkerConnection``), through the manager.
+
+It keeps what the admin knows of each job the worker runs for it: the spec the admin
+started it with (outcomes are checked against it), the Deferred waiting for its outcome,
+the outcome until it is acknowledged.  Calls that must happen (acknowledge, cancel, fail a
+source) wait for the worker's link to come back; a worker lost for good fails them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ..pberrors import is_link_error, is_unknown_job, local_error
+from ..prognosis import SYSTEM, JobFailure
+from ..records import report_spec
+from ..times import iso
+from ..wire import TooBig, decode, encode
+from ..worker.interfaces import IWorkerConnection, WorkerGone
+from . import checks
+
+if TYPE_CHECKING:
+    from .workers import WorkerSet
+
+
+@implementer(IWorkerConnection)
+class WorkerProxy:
+    """The admin's handle on one worker, through the manager."""
+
+    log = Logger()
+
+    def __init__(self, workers: WorkerSet, name: str) -> None:
+        self.workers = workers
+        self.name = name
+        self.facts: dict[str, Any] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}  # job id → last reported state
+        self.attached = False
+        self.lost = False
+        self.last_heard = 0.0
+        self.pending: list[dict[str, Any]] = []  # its monitors' pending files (heartbeat)
+        #: Every job it last reported (no specs), and its other components (monitors,
+        #: failed jobs kept): what the ComponentSet mirrors.
+        self.reported_jobs: list[dict[str, Any]] = []
+        self.components: dict[str, Any] | None = None  # None: it does not report them
+        self._reported_states: dict[str, str] = {}  # job id → state, as of the last hello
+        self._outcomes: dict[str, defer.Deferred[dict[str, Any]]] = {}
+        self._finished: dict[str, dict[str, Any]] = {}  # outcomes not yet acknowledged
+        self._attempts: dict[str, int] = {}
+        #: The spec of each job it runs for this admin, as the admin started or rebuilt it:
+        #: what its outcomes and rows are checked against.
+        self._specs: dict[str, dict[str, Any]] = {}
+        self._rejected: set[str] = set()  # jobs whose outcome was not their own
+        self._state_change: list[defer.Deferred[None]] = []
+        self._disconnected: list[defer.Deferred[None]] = []
+
+    # -- facts
+
+    @property
+    def reported(self) -> set[str]:
+        """Ids of the jobs the worker had when it last said hello."""
+        return set(self._reported_states)
+
+    @property
+    def max_jobs(self) -> int:
+        """The worker's slots."""
+        return int(self.facts.get("max_jobs", 0))
+
+    def info(self) -> dict[str, Any]:
+        """Name, host, roots, capacity, load, state and last heartbeat."""
+        clock = self.workers.clock
+        return {
+            "name": self.name,
+            "host": self.facts.get("host"),
+            "roots": dict(self.facts.get("roots", {})),
+            "max_jobs": self.max_jobs,
+            "running": len(self.jobs),
+            "state": "lost" if self.lost else "attached" if self.attached else "detached",
+            "last_heartbeat": iso(self.last_heard) if self.last_heard else None,
+            "silent_for": round(clock.seconds() - self.last_heard, 3) if self.last_heard else None,
+            "pid": self.facts.get("pid"),
+            "kind": "process",
+        }
+
+    def running_jobs(self) -> list[str]:
+        """Ids of the jobs the worker last reported."""
+        return list(self.jobs)
+
+    def job_progress(self, job_id: str) -> dict[str, Any]:
+        """The job's progress from the last heartbeat."""
+        return dict(self.jobs.get(job_id, {}).get("progress", {}))
+
+    # -- calls
+
+    def _call(self, method: str, *args: Any) -> defer.Deferred[Any]:
+        """Call the worker; big values go and come back as JSON text (``wire``)."""
+        if self.lost:
+            return defer.fail(WorkerGone(self.name))
+        return self.workers.call(self.name, method, *args).addCallback(decode)
+
+    async def _call_until_done(self, method: str, *args: Any) -> Any:
+        """Call; if the link drops, wait for the worker to come back and call again.
+
+        Only for idempotent calls (acknowledge, cancel, fail_source).
+        """
+        while True:
+            if self.lost:
+                raise WorkerGone(self.name)
+            if not self.attached:
+                await self._wait_state_change()
+                continue
+            ok, value = await self._call(method, *args).addCallbacks(
+                lambda v: (True, v), lambda f: (False, f)
+            )
+            if ok:
+                return value
+            if not is_link_error(value):
+                raise local_error(value)
+            await self._wait_state_change()
+
+    def _wait_state_change(self) -> defer.Deferred[None]:
+        d: defer.Deferred[None] = defer.Deferred()
+        self._state_change.append(d)
+        return d
+
+    def _state_changed(self) -> None:
+        waiting, self._state_change = self._state_change, []
+        for d in waiting:
+            d.callback(None)
+
+    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
+        """Start a job; fires with its outcome when the worker reports it."""
+        job_id = str(spec["job_id"])
+        try:
+            text = encode(spec)
+        except TooBig as e:
+            return defer.fail(TooBig(f"the job's configuration is too big to send: {e}"))
+        outcome: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        self._outcomes[job_id] = outcome
+        self._attempts[job_id] = int(spec.get("attempt", 0))
+        self._specs[job_id] = spec
+        self.jobs[job_id] = {"job_id": job_id, "state": "starting", "progress": {}}
+
+        def started(_: Any) -> None:
+            if self.jobs.get(job_id, {}).get("state") == "starting":
+                self.jobs[job_id]["state"] = "running"
+
+        def refused(failure: Any) -> None:
+            if is_link_error(failure):
+                return  # the next hello says whether it started
+            self.jobs.pop(job_id, None)  # it never ran
+            self._attempts.pop(job_id, None)
+            self._settle(job_id, local_error(failure))
+
+        self._call("start_job", text).addCallbacks(started, refused)
+        return outcome
+
+    def expect(self, spec: dict[str, Any]) -> None:
+        """The admin's own spec of a job it adopts: its outcome is checked against it."""
+        self._specs[str(spec["job_id"])] = spec
+
+    def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[dict[str, Any]]:
+        """Wait for the outcome of a job the worker already runs (adopted)."""
+        outcome: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        self._outcomes[job_id] = outcome
+        self._attempts[job_id] = attempt
+        state = self._reported_states.get(job_id, "running")
+        self.jobs[job_id] = {"job_id": job_id, "attempt": attempt, "state": state, "progress": {}}
+        if state == "finished":
+            self._fetch_outcome(job_id)
+        return outcome
+
+    def acknowledge(self, job_id: str) -> defer.Deferred[dict[str, Any]]:
+        """Let the worker commit the outcome of the current attempt.
+
+        Fires with the outcome updated by what committing changed (``committed`` False
+        when the worker undid a commit that failed); a reply that is not the job's own
+        becomes a system failure of the job. A refusal or an error of the commit
+        errbacks with it (RemoteError, UnknownJob). Either way the job is over here.
+        """
+        if job_id in self._rejected and job_id in self._specs:
+            return defer.Deferred.fromCoroutine(self._fail_rejected(job_id))
+        attempt = self._attempts.get(job_id, 0)
+        outcome = self._finished.get(job_id, {})
+        spec = self._spec_of(job_id)
+
+        def over(result: Any) -> Any:
+            self.jobs.pop(job_id, None)
+            self._attempts.pop(job_id, None)
+            self._finished.pop(job_id, None)
+            self._specs.pop(job_id, None)
+            return result
+
+        d = defer.Deferred.fromCoroutine(self._call_until_done("acknowledge", job_id, attempt))
+        d.addCallback(lambda changes: self._own_report(spec, {**outcome, **changes}))
+        return d.addBoth(over)
+
+    def cancel_job(self, job_id: str) -> defer.Deferred[None]:
+        """Kill the job on the worker and remove its work files."""
+        self._settle(job_id, WorkerGone(f"job {job_id} was cancelled on {self.name}"))
+        self._finished.pop(job_id, None)
+        self._attempts.pop(job_id, None)
+        self._specs.pop(job_id, None)
+        self._rejected.discard(job_id)
+        self.jobs.pop(job_id, None)
+        if not self.attached:
+            return defer.succeed(None)
+        return self._call("cancel_job", job_id).addBoth(lambda _: None)
+
+    def fail_source(self, spec: dict[str, Any], failure: dict[str, Any]) -> defer.Deferred[Any]:
+        """Have the worker move a dead job's source to failed."""
+        return defer.Deferred.fromCoroutine(
+            self._call_until_done("fail_source", encode(report_spec(spec)), failure)
+        ).addCallback(lambda report: self._own_report(spec, report))
+
+    def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:
+        """Have the worker kill a dead attempt's leftovers and remove its work folder."""
+        return self._call("clean_job", encode(spec))
+
+    def when_disconnected(self) -> defer.Deferred[None]:
+        """Fires when the worker is lost."""
+        d: defer.Deferred[None] = defer.Deferred()
+        if self.lost:
+            d.callback(None)
+        else:
+            self._disconnected.append(d)
+        return d
+
+    # -- what the worker claims about its jobs
+
+    def _spec_of(self, job_id: str) -> dict[str, Any]:
+        """The job as the admin started it (without its spec: its id and attempt)."""
+        return self._specs.get(job_id) or {"job_id": job_id, "attempt": self._attempts.get(job_id)}
+
+    def _mismatch(self, spec: dict[str, Any], report: Any) -> str | None:
+        """Why a report is not the job's own (logged as an error naming the worker), or None."""
+        field = checks.outcome_mismatch(spec, report)
+        if field is None:
+            return None
+        reason = f"worker sent an outcome that does not match job {spec.get('job_id')}: {field}"
+        self.log.error("worker {worker}: {reason}", worker=self.name, reason=reason)
+        return reason
+
+    def _own_report(self, spec: dict[str, Any], report: Any) -> dict[str, Any]:
+        """A committed report if it is the job's own, else a system failure of the job.
+
+        Files may have moved already: what the admin can still do is never write the
+        row of another job.
+        """
+        reason = self._mismatch(spec, report)
+        return report if reason is None else self._failure_report(spec, reason)
+
+    def _failure_report(self, spec: dict[str, Any], reason: str) -> dict[str, Any]:
+        """A report of the job's own fields with a system failure (no report file)."""
+        report = {k: spec.get(k) for k in ("job_id", "attempt", "customer", "profile", "relpath")}
+        times = {k: spec.get(k) for k in ("detected", "queued", "started")}
+        return {
+            **report,
+            "source": spec.get("source"),
+            "outcome": "failed",
+            "failure": JobFailure(SYSTEM, reason).to_dict(),
+            "report_path": None,
+            "backend": spec.get("backend", "ffmpeg"),
+            "worker": self.name,
+            "times": {**times, "finished": iso(self.workers.clock.seconds())},
+            "comment": reason,
+        }
+
+    async def _fail_rejected(self, job_id: str) -> dict[str, Any]:
+        """The last attempt's outcome was not its own: nothing of it is committed; the
+        source goes to failed with the admin's spec and the reason."""
+        spec = self._spec_of(job_id)
+        failure = self._finished[job_id]["failure"]
+        await self.cancel_job(job_id)  # the worker moves nothing of that attempt
+        report: dict[str, Any] = await self.fail_source(spec, failure)
+        return report
+
+    # -- news from the manager
+
+    def _settle(self, job_id: str, result: Any) -> None:
+        d = self._outcomes.pop(job_id, None)
+        if d is None or d.called:
+            return
+        if isinstance(result, BaseException):
+            self._specs.pop(job_id, None)
+            d.errback(result)
+            return
+        spec = self._spec_of(job_id)
+        reason = self._mismatch(spec, result)
+        if reason is not None:
+            self._rejected.add(job_id)
+            result = self._failure_report(spec, reason)
+        self._finished[job_id] = result
+        d.callback(result)
+
+    def _fetch_outcome(self, job_id: str) -> None:
+        def got(outcome: Any) -> None:
+            if outcome is not None:  # None: it still runs
+                self._settle(job_id, outcome)
+
+        def failed(failure: Any) -> None:
+            if is_unknown_job(failure):
+                self._settle(job_id, WorkerGone(f"{self.name} no longer has job {job_id}"))
+
+        self._call("outcome", job_id).addCallbacks(got, failed)
+
+    def hello(self, facts: dict[str, Any], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The worker (re)attached with its jobs; returns the jobs the admin did not know.
+
+        ``facts`` and ``jobs`` are checked already (:func:`checks.facts`, :func:`checks.jobs`).
+        """
+        self.facts = dict(facts)
+        self.attached = True
+        self.last_heard = self.workers.clock.seconds()
+        reported = {str(j["job_id"]): j for j in jobs}
+        self._note_components(list(reported.values()), facts.get("components"))
+        self._reported_states = {job_id: str(j.get("state")) for job_id, j in reported.items()}
+        # Unknown: neither waited for nor finished and waiting for its acknowledgement.
+        unknown = [
+            j
+            for job_id, j in reported.items()
+            if job_id not in self._outcomes and job_id not in self._finished
+        ]
+        # Jobs we wait for that the worker no longer has: lost with its previous life.
+        # (A start request in flight died with the old connection, before this hello.)
+        for job_id in [j for j in self._outcomes if j not in reported]:
+            self._settle(job_id, WorkerGone(f"{self.name} restarted without job {job_id}"))
+        self.jobs = {
+            job_id: {k: v for k, v in j.items() if k != "spec"}
+            for job_id, j in reported.items()
+            if job_id in self._outcomes
+        }
+        for job_id, j in reported.items():
+            if job_id in self._outcomes and j.get("state") == "finished":
+                self._fetch_outcome(job_id)
+        self._state_changed()
+        return unknown
+
+    def heartbeat(self, state: dict[str, Any]) -> None:
+        """The worker is alive; note its jobs' states and progress (checked already)."""
+        self.last_heard = self.workers.clock.seconds()
+        pending = state.get("pending")
+        self.pending = list(pending) if isinstance(pending, list) else []
+        self._note_components(state.get("jobs", []), state.get("components"))
+        for j in state.get("jobs", []):
+            job_id = str(j.get("job_id"))
+            if job_id in self._outcomes:
+                before = self.jobs.get(job_id, {}).get("state")
+                self.jobs[job_id] = j
+                if j.get("state") == "finished" and before != "finished":
+                    self._fetch_outcome(job_id)
+
+    def _note_components(self, jobs: Any, components: Any) -> None:
+        if isinstance(jobs, list):
+            self.reported_jobs = [
+                {k: v for k, v in j.items() if k != "spec"} for j in jobs if isinstance(j, dict)
+            ]
+        # A worker of an earlier version reports no components: unknown, not "none".
+        self.components = dict(components) if isinstance(components, dict) else None
+
+    def finished(self, job_id: str, outcome: dict[str, Any]) -> None:
+        """A job's outcome arrived."""
+        self.last_heard = self.workers.clock.seconds()
+        if job_id in self.jobs:
+            self.jobs[job_id]["state"] = "finished"
+        self._settle(job_id, outcome)
+
+    def detached(self) -> None:
+        """The link dropped; the worker may come back before it counts as lost."""
+        self.attached = False
+        self._state_changed()
+
+    def declare_lost(self) -> None:
+        """Silent too long: every job it had fails over; it may come back as new."""
+        self.lost = True
+        self.attached = False
+        for job_id in list(self._outcomes):
+            self._settle(job_id, WorkerGone(f"worker {self.name!r} was lost"))
+        self._finished.clear()
+        self._specs.clear()
+        self._rejected.clear()
+        self._state_changed()
+        waiting, self._disconnected = self._disconnected, []
+        for d in waiting:
+            d.callback(None)
