@@ -40,8 +40,8 @@ class NullJob(Job):
             await task.deferLater(self.reactor, self.seconds)
         # No checksum: that would be media work.
         source = self.local(self.spec["source"])
-        self._source_file = await self._thread(source_facts, source, False)
-        self._target_results = [
+        self._source_file = await self.thread(source_facts, source, False)
+        self.results = [
             {
                 "name": t["name"],
                 "type": t["type"],
@@ -57,16 +57,13 @@ class NullJob(Job):
         self.outcome = self._report(None)
         return self.outcome
 
-    def _commit_files(self, report: dict[str, Any]) -> dict[str, Any]:
+    def commit_files(self, report: dict[str, Any]) -> dict[str, Any]:
         spec = self.spec
         source = self.local(spec["source"])
         destination = self.local(spec["done"] if report["outcome"] == "done" else spec["failed"])
         if os.path.lexists(source):
             move_into(source, destination, f"{self.job_id}-source")
         return report
-
-    def _cleanup(self) -> None:
-        """There is no work folder."""
 
 
 class NullJobHost(JobHost):

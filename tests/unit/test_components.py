@@ -257,7 +257,7 @@ def failed_job(tmp_path, keep: int, with_work: bool):
 def test_a_failed_commit_keeps_the_work_folder_and_names_it_in_the_report(tmp_path):
     """keep_failed in the spec: the work folder moves under .failed/w1 with its report."""
     job, report = failed_job(tmp_path, keep=2, with_work=True)
-    committed = job._commit_files(report)
+    committed = job.commit_files(report)
     assert committed["kept_for_inspection"] == "temp:/.failed/w1/J1"
     kept = tmp_path / "tmp" / ".failed" / "w1" / "J1"
     assert "not a media file" in (kept / "report.yaml").read_text()
@@ -270,7 +270,7 @@ def test_a_report_names_no_folder_when_keeping_failed(tmp_path):
     """.failed is a link: the work folder is removed and the report claims nothing."""
     job, report = failed_job(tmp_path, keep=2, with_work=True)
     os.symlink(tmp_path, tmp_path / "tmp" / ".failed")
-    assert "kept_for_inspection" not in job._commit_files(report)
+    assert "kept_for_inspection" not in job.commit_files(report)
     assert not (tmp_path / "tmp" / "acme" / "work" / "web" / "J1").exists()
     assert (tmp_path / "media" / "failed" / "x.txt").exists()
 
@@ -278,12 +278,12 @@ def test_a_report_names_no_folder_when_keeping_failed(tmp_path):
 def test_without_a_work_folder_or_keep_failed_nothing_is_kept_and_the_commit_succeeds(tmp_path):
     """A job that failed before it made its work folder commits as usual; keep 0: removed."""
     job, report = failed_job(tmp_path / "a", keep=2, with_work=False)
-    assert "kept_for_inspection" not in job._commit_files(report)
+    assert "kept_for_inspection" not in job.commit_files(report)
     assert (tmp_path / "a" / "media" / "failed" / "x.txt").exists()
     job, report = failed_job(tmp_path / "b", keep=0, with_work=True)
     earlier, _work = keep(tmp_path / "b" / "tmp", "J0")  # kept while keep-failed was 1
     assert earlier
-    assert "kept_for_inspection" not in job._commit_files(report)
+    assert "kept_for_inspection" not in job.commit_files(report)
     assert not (tmp_path / "b" / "tmp" / "acme" / "work" / "web" / "J1").exists()
     assert os.listdir(tmp_path / "b" / "tmp" / ".failed" / "w1") == []  # keep 0: none
 

@@ -49,8 +49,8 @@ def ready_job(
     for index, output in enumerate(outputs):
         produced = work / f"{index:02d}-out"
         produced.write_bytes(f"output {index} of {relpath}".encode())
-        job._outputs.append((str(produced), str(media / "out" / sub / output)))
-    job._identity = Identity.of(os.lstat(source))
+        job.outputs.append((str(produced), str(media / "out" / sub / output)))
+    job.identity = Identity.of(os.lstat(source))
     job.outcome = build_report(spec, "w1", Clock(), outcome_failure)
     return job, media, source
 
@@ -66,7 +66,7 @@ def files_under(folder):
 def test_a_commit_says_committed_and_moves_everything(tmp_path):
     """The normal case: outputs in outgoing, report written, source in done."""
     job, media, source = ready_job(tmp_path)
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is True and report["outcome"] == "done"
     assert (media / "out" / "sd" / "clip.mp4").read_bytes() == b"output 0 of clip.mov"
     assert (media / "done" / "clip.mov").exists() and not source.exists()
@@ -79,7 +79,7 @@ def test_a_report_folder_blocked_by_a_file_undoes_the_outputs(tmp_path):
     job, media, source = ready_job(tmp_path)
     (media / "reports").mkdir()
     (media / "reports" / "done").write_text("a file where a folder is needed")
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is False and report["outcome"] == "failed"
     assert report["failure"]["kind"] == "system"
     assert report["failure"]["reason"] == (
@@ -102,7 +102,7 @@ def test_no_space_for_the_report_undoes_the_commit(tmp_path, monkeypatch):
         return real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", full)
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is False
     assert report["failure"]["reason"] == (
         f"cannot write the report {media}/reports/done/clip.mov.J1.yaml: No space left on device"
@@ -125,7 +125,7 @@ def test_a_file_and_a_folder_of_one_name_in_done(tmp_path, first):
         (media / "done" / "news").mkdir(parents=True)
         why = f"{media}/done/news is a folder, a file is needed"
         where = f"{media}/done/news"
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is False
     assert report["failure"]["reason"] == f"cannot move the source to done {where}: {why}"
     assert files_under(media / "out") == [] and files_under(media / "reports") == []
@@ -139,7 +139,7 @@ def test_a_symlinked_folder_in_outgoing_is_never_written_through(tmp_path):
     elsewhere.mkdir()
     (media / "out").mkdir()
     os.symlink(elsewhere, media / "out" / "sd")
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is False
     assert report["failure"]["reason"] == (
         f"cannot move an output to outgoing {media}/out/sd/clip.mp4: "
@@ -155,7 +155,7 @@ def test_a_symlinked_report_file_is_not_replaced(tmp_path):
     target.write_text("keep")
     (media / "reports" / "done").mkdir(parents=True)
     os.symlink(target, media / "reports" / "done" / "clip.mov.J1.yaml")
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is False
     assert "is a link; refusing to write through it" in report["failure"]["reason"]
     assert target.read_text() == "keep" and source.exists()
@@ -167,7 +167,7 @@ def test_a_failed_move_of_the_second_output_removes_the_first(tmp_path, monkeypa
     job, media, source = ready_job(tmp_path, outputs=("sd/clip.mp4", "hd/clip.mp4"))
     (media / "out" / "hd").mkdir(parents=True)
     (media / "out" / "hd" / "clip.mp4").mkdir()  # a folder where the output must go
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is False
     assert "hd/clip.mp4 is a folder, a file is needed" in report["failure"]["reason"]
     assert files_under(media / "out") == [] and source.exists()
@@ -179,7 +179,7 @@ def test_a_replaced_source_is_not_committed(tmp_path):
     newer = source.parent / ".upload"
     newer.write_bytes(b"a new upload")
     os.replace(newer, source)
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is False
     assert report["failure"]["kind"] == "changed"
     assert report["failure"]["reason"] == "source changed during the job"
@@ -192,7 +192,7 @@ def test_a_source_that_grew_is_not_judged(tmp_path):
     job, media, source = ready_job(tmp_path, outcome_failure=JobFailure("source", "decode error"))
     with open(source, "ab") as f:
         f.write(b" and more")
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["failure"]["kind"] == "changed" and report["committed"] is False
     assert source.exists() and not (media / "failed").exists()
 
@@ -204,7 +204,7 @@ def test_outputs_of_another_source_are_never_replaced(tmp_path):
     other.parent.mkdir(parents=True)
     other.write_bytes(b"clip.mov's rendition")
     os.setxattr(other, OWNER_XATTR, b"default:/in/clip.mov")
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is True and report["outcome"] == "failed"
     assert report["failure"]["kind"] == "source"
     assert report["failure"]["reason"].startswith(
@@ -222,7 +222,7 @@ def test_an_output_of_no_known_source_is_not_replaced(tmp_path):
     other = media / "out" / "sd" / "clip.mp4"
     other.parent.mkdir(parents=True)
     other.write_bytes(b"by hand")
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert "made from no known source" in report["failure"]["reason"]
     assert other.read_bytes() == b"by hand"
 
@@ -236,7 +236,7 @@ def test_a_redelivery_replaces_outputs_made_before_owners_were_recorded(tmp_path
     earlier.write_bytes(b"made before owners were recorded")
     (media / "done").mkdir()
     (media / "done" / "clip.mov").write_bytes(b"the earlier original")
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is True and report["outcome"] == "done", report["failure"]
     assert earlier.read_bytes() == b"output 0 of clip.mov"
     assert os.getxattr(earlier, OWNER_XATTR) == SOURCE.encode()
@@ -248,8 +248,8 @@ def test_a_redelivery_replaces_its_outputs_and_keeps_the_earlier_original(tmp_pa
     for round_ in range(3):
         job, media, source = ready_job(tmp_path / "f")
         source.write_bytes(f"delivery {round_}".encode())
-        job._identity = Identity.of(os.lstat(source))
-        report = job._commit_files(job.outcome)
+        job.identity = Identity.of(os.lstat(source))
+        report = job.commit_files(job.outcome)
         assert report["committed"] is True and report["outcome"] == "done", report["failure"]
         (tmp_path / "f" / "tmp" / "work").rename(tmp_path / f"work{round_}")
     done = tmp_path / "f" / "media" / "done"
@@ -269,7 +269,7 @@ def test_an_undone_redelivery_restores_the_earlier_output(tmp_path):
     os.setxattr(earlier, OWNER_XATTR, SOURCE.encode())
     (media / "reports").mkdir()
     (media / "reports" / "done").write_text("blocked")
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is False
     assert earlier.read_bytes() == b"earlier rendition"
     assert os.listdir(earlier.parent) == ["clip.mp4"]
@@ -284,10 +284,10 @@ def test_owners_are_kept_in_a_ledger_where_xattrs_are_unsupported(tmp_path, monk
     monkeypatch.setattr(os, "setxattr", unsupported)
     monkeypatch.setattr(os, "getxattr", unsupported)
     job, media, _source = ready_job(tmp_path / "a")
-    assert job._commit_files(job.outcome)["outcome"] == "done"
+    assert job.commit_files(job.outcome)["outcome"] == "done"
     assert safefs.OWNERS_FILE in os.listdir(media / "out" / "sd")
     again, _media, _src = ready_job(tmp_path / "a", "clip.mp4")
-    report = again._commit_files(again.outcome)
+    report = again.commit_files(again.outcome)
     assert "made from default:/in/clip.mov" in report["failure"]["reason"]
 
 
@@ -303,12 +303,12 @@ def test_outputs_cross_file_systems_by_copy_rename_and_removal(tmp_path):
         job.roots = Roots({"default": str(media), "temp": other})
         os.makedirs(os.path.join(other, "work", "J1"))
         moved = []
-        for index, (work, final) in enumerate(job._outputs):
+        for index, (work, final) in enumerate(job.outputs):
             there = os.path.join(other, "work", "J1", f"{index:02d}-out")
             _copy(work, there)
             moved.append((there, final))
-        job._outputs = moved
-        report = job._commit_files(job.outcome)
+        job.outputs = moved
+        report = job.commit_files(job.outcome)
         assert report["committed"] is True, report["failure"]
         out = media / "out" / "sd"
         assert (out / "clip.mp4").read_bytes() == b"output 0 of clip.mov"
@@ -342,7 +342,7 @@ def test_a_partial_cross_device_copy_is_removed(tmp_path, monkeypatch):
     # can be mounted; the copy path itself runs for real.
     monkeypatch.setattr(os, "replace", cross)
     monkeypatch.setattr(os, "write", full)
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is False
     assert report["failure"]["reason"].endswith("No space left on device")
     assert files_under(media / "out") == [] and source.exists()
@@ -375,7 +375,7 @@ def test_fail_source_raises_when_the_report_cannot_be_written(tmp_path):
 def test_a_source_replaced_while_the_outputs_move_is_not_committed(tmp_path):
     """Replaced between the first check and the source's move: outputs taken back."""
     job, media, source = ready_job(tmp_path)
-    place = job._place_outputs
+    place = job.place_outputs
 
     def place_then_replace(folders, undo):
         result = place(folders, undo)
@@ -383,8 +383,8 @@ def test_a_source_replaced_while_the_outputs_move_is_not_committed(tmp_path):
         os.replace(source.parent / ".new", source)
         return result
 
-    job._place_outputs = place_then_replace
-    report = job._commit_files(job.outcome)
+    job.place_outputs = place_then_replace
+    report = job.commit_files(job.outcome)
     assert report["committed"] is False and report["failure"]["kind"] == "changed"
     assert files_under(media / "out") == [] and files_under(media / "reports") == []
     assert source.read_bytes() == b"a re-upload"
@@ -414,7 +414,7 @@ def test_two_slots_committing_clashing_outputs_at_once_never_mix_them(tmp_path, 
 
     def commit(job):
         barrier.wait()
-        reports[job.spec["relpath"]] = job._commit_files(job.outcome)
+        reports[job.spec["relpath"]] = job.commit_files(job.outcome)
 
     threads = [threading.Thread(target=commit, args=(j,)) for j in (first, second)]
     for t in threads:
@@ -441,7 +441,7 @@ def test_an_unexpected_error_in_a_commit_is_undone_too(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied", "/somewhere")
 
     monkeypatch.setattr(os.path, "isdir", broken)
-    report = job._commit_files(job.outcome)
+    report = job.commit_files(job.outcome)
     assert report["committed"] is False
     assert report["failure"]["reason"] == "cannot commit /somewhere: Permission denied"
     assert source.exists() and files_under(media / "reports") == []

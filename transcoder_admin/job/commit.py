@@ -69,6 +69,20 @@ def fail_source(roots: Roots, spec: dict[str, Any], report: dict[str, Any]) -> d
     return report
 
 
+def move_into(src: str, dest: str, tag: str = "") -> None:
+    """Move ``src`` to ``dest`` (its folder made), even across file systems, replacing it.
+
+    For callers without roots (the benchmarks' null worker); jobs use :mod:`.commit`.
+    """
+    folder = os.path.dirname(dest)
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        move_file(src, fd, os.path.basename(dest))
+    finally:
+        os.close(fd)
+
+
 def run_undo(undo: Undo) -> None:
     """Take back what a failed commit did, newest first (best effort)."""
     for action in reversed(undo):

@@ -1,8 +1,8 @@
 """The admin's Qmaster backend: profiles with ``backend: qmaster`` run as Compressor batches.
 
-A :class:`QmasterJob` is a transcoder job (``job/runner.py``: analyse the source, verify
-the outputs, all-or-nothing commit, report) whose targets are made by one Compressor
-batch instead of ffmpeg.  It runs on the admin's host, in the admin's process, through
+A job with a :class:`QmasterBackend` is a transcoder job (``job/runner.py``: analyse the
+source, verify the outputs, all-or-nothing commit, report) whose targets are made by one
+Compressor batch instead of ffmpeg.  It runs on the admin's host, in the admin's process, through
 :class:`QmasterClient`; :func:`qmaster_worker` wraps it as a worker connection with
 ``qmaster.max-batches`` slots that only takes jobs of qmaster profiles.  The batch id and
 the cluster (after any fallback to "This Computer") go into the report, the database
@@ -15,9 +15,14 @@ import os
 from typing import Any
 
 from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
 
 from ..context.paths import Roots
+from ..job.backend import IJobBackend
+from ..job.report import target_result
 from ..job.runner import Job
+from ..job.verify import verify_output
 from ..prognosis import CANCELLED, JobFailed, JobFailure, source_failure, system_failure
 from ..worker.local import InProcessWorkerConnection, JobHost
 from .client import QmasterClient
@@ -37,102 +42,93 @@ from .settings import QmasterSettings
 WORKER_NAME = "qmaster"
 
 
-class QmasterJob(Job):
-    """A job whose targets are one Compressor batch."""
+@implementer(IJobBackend)
+class QmasterBackend:
+    """A job's targets made by one Compressor batch (one backend object per job)."""
 
-    client: QmasterClient  # set by the factory
+    name = "qmaster"
+    log = Logger()
 
-    def __init__(self, spec: dict[str, Any], roots: Roots, worker: str, reactor: Any) -> None:
-        super().__init__(spec, roots, worker, reactor)
+    def __init__(self, client: QmasterClient) -> None:
+        self.client = client
         self.submission: Submission | None = None
         self._batch: defer.Deferred[Any] | None = None
 
-    def _needs_picture(self) -> bool:
-        return False  # Compressor reads the source itself
+    def needs_picture(self, job: Job) -> bool:
+        """Compressor reads the source itself."""
+        return False
 
-    async def _run_targets(self) -> None:
-        source = self.local(self.spec["source"])
-        targets = self.spec["targets"]
+    async def make_targets(self, job: Job) -> None:
+        """Submit one batch for every target, wait for it, then verify each output."""
+        source = job.local(job.spec["source"])
+        targets = job.spec["targets"]
         produced: list[tuple[str, str]] = []
-        jobs = []
+        batch_jobs = []
         for index, target in enumerate(targets):
-            work = os.path.join(self.work_dir, f"{index:02d}-qmaster.{target['extension']}")
-            final = os.path.join(self.local(target["output_folder"]), target["output_name"])
-            jobs.append(BatchJob(source=source, setting=str(target["setting"]), destination=work))
-            produced.append((work, final))
-            self._target_results.append(
-                {
-                    "name": target["name"],
-                    "type": "qmaster",
-                    "outcome": "failed",
-                    "reason": None,
-                    "outputs": [],
-                    "commands": [],
-                    "invalid_output": False,
-                    "setting": target["setting"],
-                }
+            work = os.path.join(job.work_dir, f"{index:02d}-qmaster.{target['extension']}")
+            final = os.path.join(job.local(target["output_folder"]), target["output_name"])
+            batch_jobs.append(
+                BatchJob(source=source, setting=str(target["setting"]), destination=work)
             )
-        self.progress = {"percent": 0.0, "speed": None, "eta": None, "target": "qmaster"}
+            produced.append((work, final))
+            job.results.append(target_result(target, type="qmaster", setting=target["setting"]))
+        job.progress = {"percent": 0.0, "speed": None, "eta": None, "target": "qmaster"}
+        spec = job.spec
         self._batch = self.client.submit_and_wait(
-            jobs,
-            batch_name=f"{self.spec['customer']}/{self.spec['profile']}/{self.spec['relpath']}",
-            timeout=self._remaining(),
-            on_submitted=self._submitted,
-            on_progress=self._on_status,
+            batch_jobs,
+            batch_name=f"{spec['customer']}/{spec['profile']}/{spec['relpath']}",
+            timeout=job.remaining(),
+            on_submitted=lambda submission: self._submitted(job, submission),
+            on_progress=lambda status: self._on_status(job, status),
         )
         try:
             await self._batch
         except defer.CancelledError:
             raise JobFailed(JobFailure(CANCELLED, "cancelled")) from None
         except Exception as e:
-            raise self._failure(e) from None
+            raise self._failure(job, e) from None
         finally:
             self._batch = None
-        for (work, _final), target, result in zip(
-            produced, targets, self._target_results, strict=True
-        ):
+        for (work, _final), target, result in zip(produced, targets, job.results, strict=True):
             try:
-                await self._verify(work, target)
+                await verify_output(job, work, target)
             except JobFailed as e:
                 result["reason"] = e.failure.reason
                 result["invalid_output"] = e.failure.invalid_output
                 raise
             result["outcome"] = "done"
-        for (_work, final), target, result in zip(
-            produced, targets, self._target_results, strict=True
-        ):
-            result["outputs"] = [self._virtual_output(target, final)]
-        self._outputs.extend(produced)
+        for made, target, result in zip(produced, targets, job.results, strict=True):
+            job.add_outputs(target, [made], result)
 
-    def _submitted(self, submission: Submission) -> None:
+    def _submitted(self, job: Job, submission: Submission) -> None:
         self.submission = submission
-        for result in self._target_results:
+        for result in job.results:
             result["commands"] = [list(submission.argv)] if submission.argv else []
         if submission.cluster != submission.requested_cluster:
             self.log.warn(
                 "job {job_id}: cluster {requested!r} not found; batch {batch} runs on {cluster!r}",
-                job_id=self.job_id,
+                job_id=job.job_id,
                 requested=submission.requested_cluster,
                 batch=submission.batch_id,
                 cluster=submission.cluster,
             )
 
-    def _on_status(self, status: Any) -> None:
+    def _on_status(self, job: Job, status: Any) -> None:
         percent = getattr(status, "percent", None)
-        self.progress = {
-            "percent": float(percent) if percent is not None else self.progress.get("percent"),
+        job.progress = {
+            "percent": float(percent) if percent is not None else job.progress.get("percent"),
             "speed": None,
             "eta": None,
             "target": "qmaster",
             "state": getattr(status, "text", None),
         }
 
-    def _failure(self, e: Exception) -> JobFailed:
+    def _failure(self, job: Job, e: Exception) -> JobFailed:
         """A failure a person understands, of the right kind (source or system)."""
         if isinstance(e, SourceFileError):
             return source_failure(f"Compressor cannot read the source: {e}")
         if isinstance(e, QmasterBatchTimeoutError):
-            total = float(self.spec["transcoding_timeout"])
+            total = float(job.spec["transcoding_timeout"])
             return system_failure(f"timed out after {total:g} s (Compressor batch)")
         if isinstance(e, QmasterJobCancelled):
             return system_failure(f"the Compressor batch was cancelled: {e}")
@@ -144,9 +140,8 @@ class QmasterJob(Job):
             return system_failure(f"Compressor: {e}")
         return system_failure(f"Compressor: {type(e).__name__}: {e}")
 
-    def _report(self, failure: JobFailure | None) -> dict[str, Any]:
-        report = super()._report(failure)
-        report["backend"] = "qmaster"
+    def add_to_report(self, job: Job, report: dict[str, Any]) -> None:
+        """The batch id and the cluster it ran on (after any fallback)."""
         if self.submission is not None:
             report["qmaster"] = {
                 "batch_id": self.submission.batch_id,
@@ -154,17 +149,15 @@ class QmasterJob(Job):
                 "requested_cluster": self.submission.requested_cluster,
                 "job_ids": list(self.submission.job_ids),
             }
-        return report
 
-    def abort(self) -> defer.Deferred[None]:
-        """Cancel the batch where Compressor allows it, then clean the work folder."""
+    def abort(self, job: Job) -> None:
+        """Cancel the batch where Compressor allows it (the job cleans its work folder)."""
         batch, submission = self._batch, self.submission
         if batch is not None and not batch.called:
             batch.cancel()  # kills the command running now
         if submission is not None:
             d = self.client.cancel(submission.ref)
             d.addErrback(lambda f: self.log.warn("cancel of batch failed: {e}", e=f.value))
-        return super().abort()
 
 
 def qmaster_worker(settings: QmasterSettings, max_batches: int, roots: Roots, reactor: Any) -> Any:
@@ -172,9 +165,7 @@ def qmaster_worker(settings: QmasterSettings, max_batches: int, roots: Roots, re
     client = QmasterClient(settings, reactor)
 
     def factory(spec: dict[str, Any], roots: Roots, worker: str, reactor: Any) -> Job:
-        job = QmasterJob(spec, roots, worker, reactor)
-        job.client = client
-        return job
+        return Job(spec, roots, worker, reactor, backend=QmasterBackend(client))
 
     host = JobHost(WORKER_NAME, roots, max_batches, reactor, job_factory=factory)
     return InProcessWorkerConnection(host, backend="qmaster")
