@@ -1,0 +1,139 @@
+"""Which source an output belongs to, and one commit at a time per output folder.
+
+An output is tagged with its source's path in an extended attribute; where a file system
+has no user xattrs, the folder keeps a small ledger file instead.  A lock file in an
+output folder makes two jobs that write the same names take turns (a stale lock, left
+by a crash, is taken over after a while).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ..reports.files import PathProblem
+
+#: The extended attribute that names the source an output was made from.
+OWNER_XATTR = "user.transcoder_admin.source"
+#: Where a folder on a file system without user xattrs records its outputs' sources.
+OWNERS_FILE = ".transcoder-admin.owners"
+#: The lock a commit holds in an output folder while it checks and places outputs.
+LOCK_FILE = ".transcoder-admin.lock"
+#: A lock older than this (seconds) was left by a crashed commit and is taken over.
+LOCK_STALE = 300.0
+#: How long a commit waits for another commit's lock on a folder (seconds).
+LOCK_WAIT = 120.0
+_NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}
+if hasattr(errno, "ENODATA"):
+    _MISSING_XATTR = errno.ENODATA
+else:  # pragma: no cover - BSDs
+    _MISSING_XATTR = errno.ENOATTR  # type: ignore[attr-defined]
+
+
+def set_owner(target: str | int, owner: str) -> bool:
+    """Tag a file with the source it was made from; False where xattrs are unsupported."""
+    try:
+        os.setxattr(target, OWNER_XATTR, os.fsencode(owner))
+        return True
+    except OSError as e:
+        if e.errno in _NO_XATTR:
+            return False
+        raise
+
+
+def owner_of(folder_fd: int, name: str) -> str | None:
+    """The source an existing output was made from (its xattr, else the folder's ledger)."""
+    try:
+        fd = os.open(
+            name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder_fd
+        )
+    except FileNotFoundError:
+        return None
+    try:
+        return os.fsdecode(os.getxattr(fd, OWNER_XATTR))
+    except OSError as e:
+        if e.errno != _MISSING_XATTR and e.errno not in _NO_XATTR:
+            raise
+    finally:
+        os.close(fd)
+    return _read_ledger(folder_fd).get(name)
+
+
+def _read_ledger(folder_fd: int) -> dict[str, str]:
+    """The folder's owners ledger: ``name\\0source\\n`` lines (later lines win)."""
+    try:
+        fd = os.open(OWNERS_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd)
+    except FileNotFoundError:
+        return {}
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    owners: dict[str, str] = {}
+    for line in data.split(b"\n"):
+        name, sep, source = line.partition(b"\0")
+        if sep:
+            owners[os.fsdecode(name)] = os.fsdecode(source)
+    return owners
+
+
+def note_owner_in_ledger(folder_fd: int, name: str, owner: str) -> None:
+    """Record an output's source in the folder's ledger (file systems without xattrs).
+
+    Appended under the folder's commit lock; NUL and newline cannot occur in a file
+    name or in a virtual path, so they separate entries.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(OWNERS_FILE, flags, 0o644, dir_fd=folder_fd)
+    try:
+        os.write(fd, os.fsencode(name) + b"\0" + os.fsencode(owner) + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- the commit lock of an output folder ------------------------------------------------
+
+
+@contextlib.contextmanager
+def folder_lock(folder_fd: int, shown: str, clock: Any = time) -> Iterator[None]:
+    """Hold a folder's commit lock (an ``O_EXCL`` file) while checking and placing outputs.
+
+    Two slots of one worker and workers on other hosts share output folders; a lock
+    left by a crashed commit is taken over after :data:`LOCK_STALE` seconds.
+    """
+    deadline = clock.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fd = os.open(
+                LOCK_FILE,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o644,
+                dir_fd=folder_fd,
+            )
+            break
+        except FileExistsError:
+            try:
+                st = os.stat(LOCK_FILE, dir_fd=folder_fd, follow_symlinks=False)
+                if clock.time() - st.st_mtime > LOCK_STALE:
+                    os.unlink(LOCK_FILE, dir_fd=folder_fd)
+                    continue
+            except FileNotFoundError:
+                continue
+            if clock.monotonic() > deadline:
+                raise PathProblem(
+                    f"{os.path.join(shown, LOCK_FILE)} is held by another commit"
+                ) from None
+            clock.sleep(0.05)
+    try:
+        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(LOCK_FILE, dir_fd=folder_fd)
