@@ -439,6 +439,7 @@ class AcknowledgeTests(SynchronousTestCase):
         c.logout(w)
         self.assertNoResult(report)
         w2 = c.login(jobs=[row("J1", "finished", 2)])
+        c.clock.advance(0)  # the waiting call goes on at the next turn of the event loop
         (again,) = w2.mind.named("acknowledge")
         self.assertEqual(again.args, ("J1", 2))
         again.deferred.callback({"outcome": "done", "failure": None, "report_path": "r"})

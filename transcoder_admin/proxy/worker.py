@@ -14,6 +14,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..observer import OneShotObserver, Waiters
 from ..pberrors import is_link_error, is_unknown_job, local_error
 from ..prognosis import SYSTEM, JobFailure
 from ..records import report_spec
@@ -53,8 +54,8 @@ class WorkerProxy:
         #: what its outcomes and rows are checked against.
         self._specs: dict[str, dict[str, Any]] = {}
         self._rejected: set[str] = set()  # jobs whose outcome was not their own
-        self._state_change: list[defer.Deferred[None]] = []
-        self._disconnected: list[defer.Deferred[None]] = []
+        self._state_change: Waiters[None] = Waiters(workers.clock)
+        self._lost: OneShotObserver[None] = OneShotObserver(workers.clock)
 
     # -- facts
 
@@ -121,14 +122,10 @@ class WorkerProxy:
             await self._wait_state_change()
 
     def _wait_state_change(self) -> defer.Deferred[None]:
-        d: defer.Deferred[None] = defer.Deferred()
-        self._state_change.append(d)
-        return d
+        return self._state_change.wait()
 
     def _state_changed(self) -> None:
-        waiting, self._state_change = self._state_change, []
-        for d in waiting:
-            d.callback(None)
+        self._state_change.notify(None)
 
     def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
         """Start a job; fires with its outcome when the worker reports it."""
@@ -221,12 +218,7 @@ class WorkerProxy:
 
     def when_disconnected(self) -> defer.Deferred[None]:
         """Fires when the worker is lost."""
-        d: defer.Deferred[None] = defer.Deferred()
-        if self.lost:
-            d.callback(None)
-        else:
-            self._disconnected.append(d)
-        return d
+        return self._lost.when_fired()
 
     # -- what the worker claims about its jobs
 
@@ -382,6 +374,4 @@ class WorkerProxy:
         self._specs.clear()
         self._rejected.clear()
         self._state_changed()
-        waiting, self._disconnected = self._disconnected, []
-        for d in waiting:
-            d.callback(None)
+        self._lost.fire_if_not_fired(None)

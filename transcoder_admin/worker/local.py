@@ -18,6 +18,7 @@ from zope.interface import implementer
 from ..context.paths import Roots
 from ..janitor import KeptSnapshot, clean_work_folder, list_kept
 from ..job.runner import Job, build_report, fail_source
+from ..observer import OneShotObserver
 from ..prognosis import JobFailure
 from .interfaces import IWorkerConnection, UnknownJob, WorkerGone
 
@@ -196,7 +197,7 @@ class InProcessWorkerConnection:
         self.host = host
         #: Which jobs it takes: "ffmpeg", or "qmaster" for the Compressor backend.
         self.backend = backend
-        self._disconnected: list[defer.Deferred[None]] = []
+        self._disconnected: OneShotObserver[None] = OneShotObserver(host.reactor)
         self._connected = True
 
     @property
@@ -263,18 +264,11 @@ class InProcessWorkerConnection:
 
     def when_disconnected(self) -> defer.Deferred[None]:
         """Fires when :meth:`disconnect` is called."""
-        d: defer.Deferred[None] = defer.Deferred()
-        if not self._connected:
-            d.callback(None)
-        else:
-            self._disconnected.append(d)
-        return d
+        return self._disconnected.when_fired()
 
     def disconnect(self) -> defer.Deferred[Any]:
         """Stop the worker: abort its jobs and tell whoever waits for the disconnection."""
         self._connected = False
         d = self.host.stop()
-        waiting, self._disconnected = self._disconnected, []
-        for w in waiting:
-            w.callback(None)
+        self._disconnected.fire_if_not_fired(None)
         return d
