@@ -64,9 +64,10 @@ class Operations:
     def health(self) -> dict[str, Any]:
         """Whether the admin runs and its parts are healthy."""
         admin = self.admin
+        waiting = admin.db.rows_waiting
         checks = {
             "workers": "ok" if admin.cluster.workers.proxies else "no workers",
-            "database": "ok" if admin.db.pending == 0 else f"{admin.db.pending} rows waiting",
+            "database": "ok" if waiting == 0 else f"{waiting} rows waiting",
         }
         ok = admin.state in ("started", "paused") and all(v == "ok" for v in checks.values())
         return {"status": "ok" if ok else "degraded", "state": admin.state, "checks": checks}
@@ -93,7 +94,7 @@ class Operations:
             "free_slots": admin.transcoding.free_slots(),
             "running": running,
             "queued": queued,
-            "reports_pending": admin.db.pending,
+            "reports_pending": admin.db.rows_waiting,
         }
 
     def workers(self) -> list[dict[str, Any]]:

@@ -99,7 +99,7 @@ class Stuck:
     reason: str
 
 
-class Runner(Protocol):
+class Transcoder(Protocol):
     """What the scheduler needs of the transcoding part."""
 
     def free_slots(self, backend: str = ...) -> int:
@@ -118,8 +118,8 @@ class Scheduler:
 
     log = Logger()
 
-    def __init__(self, runner: Runner, clock: Any) -> None:
-        self.runner = runner
+    def __init__(self, transcoder: Transcoder, clock: Any) -> None:
+        self.transcoder = transcoder
         self.clock = clock
         self.profile_queued: Event[QueueItem] = Event("profile-queued")
         self.transcoding_started: Event[QueueItem] = Event("transcoding-started")
@@ -261,12 +261,12 @@ class Scheduler:
         full: set[str] = set()
         try:
             while self.started and not self.paused and self._heap:
-                if self.runner.free_slots() <= 0:
+                if self.transcoder.free_slots() <= 0:
                     break
                 item = heapq.heappop(self._heap)
                 if item.removed:
                     continue
-                if item.backend in full or self.runner.free_slots(item.backend) <= 0:
+                if item.backend in full or self.transcoder.free_slots(item.backend) <= 0:
                     full.add(item.backend)
                     skipped.append(item)
                     continue
@@ -302,7 +302,7 @@ class Scheduler:
     ) -> None:
         item.started_at = self.clock.seconds()
         self._running[item.key] = item
-        d = defer.maybeDeferred(run or self.runner.run, item)
+        d = defer.maybeDeferred(run or self.transcoder.run, item)
         self.transcoding_started.fire(item)
         self._jobs.add(d)
         d.addBoth(self._finished, item, d)

@@ -362,10 +362,10 @@ class _ReportsDBContract:
         db = await self.started_db()
 
         saving = [db.save(make_row(f"j-{i:03}", comment=str(i))) for i in range(100)]
-        self.assertEqual(db.pending, 100)
+        self.assertEqual(db.rows_waiting, 100)
         await defer.gatherResults(saving)
 
-        self.assertEqual(db.pending, 0)
+        self.assertEqual(db.rows_waiting, 0)
         page = await db.query(limit=500, order="job_id asc")
         self.assertEqual(page["total"], 100)
         self.assertEqual([r["comment"] for r in page["items"]], [str(i) for i in range(100)])
@@ -380,7 +380,7 @@ class _ReportsDBContract:
         )
 
         self.assertIn("ck_transcode_reports_failure_kind", str(failure))
-        self.assertEqual(db.pending, 0)
+        self.assertEqual(db.rows_waiting, 0)
         errors = [formatEvent(e) for e in events if e.get("job_id") == "j-bad"]
         self.assertEqual(len(errors), 1, errors)
         self.assertIn("refused the report row of job j-bad", errors[0])
@@ -398,12 +398,12 @@ class _ReportsDBContract:
         attempts = lambda: [e for e in events if e.get("job_id") == "j-down"]  # noqa: E731
         await until(lambda: len(attempts()) >= 3, "three failed attempts")
         self.assertFalse(saving.called)
-        self.assertEqual(db.pending, 1)
+        self.assertEqual(db.rows_waiting, 1)
         self.assertIn("retrying", formatEvent(attempts()[0]))
         await self.end_outage()
 
         await saving
-        self.assertEqual(db.pending, 0)
+        self.assertEqual(db.rows_waiting, 0)
         self.assertEqual((await db.get("j-down") or {})["job_id"], "j-down")
         self.assertIn("after", formatEvent(attempts()[-1]))
 
@@ -647,7 +647,7 @@ class _ReportsDBContract:
         await db.save(make_row("j-written"))
         await self.begin_outage()
         saving = [db.save(make_row(f"j-wait-{i}")) for i in range(3)]
-        self.assertEqual(db.pending, 3)
+        self.assertEqual(db.rows_waiting, 3)
         # What a SIGKILL leaves: the spool file as it is now.
         killed = tempfile.mkdtemp(prefix="spool killed ")
         self.addCleanup(shutil.rmtree, killed)
@@ -660,7 +660,7 @@ class _ReportsDBContract:
         for folder in (killed, spool):
             again = await self.started_db()
             self.assertEqual(await again.open_spool(folder), 3)
-            await until(lambda again=again: again.pending == 0, "the spooled rows")
+            await until(lambda again=again: again.rows_waiting == 0, "the spooled rows")
             page = await again.query(order="job_id asc")
             self.assertEqual(
                 [r["job_id"] for r in page["items"]],
@@ -684,12 +684,12 @@ class _ReportsDBContract:
         await self.begin_outage()
 
         self.assertEqual(await db.open_spool(folder), 250)
-        self.assertEqual(db.pending, 250)
+        self.assertEqual(db.rows_waiting, 250)
         await task.deferLater(reactor, 0.2, lambda: None)
-        self.assertEqual(db.pending, 250)
+        self.assertEqual(db.rows_waiting, 250)
         await self.end_outage()
 
-        await until(lambda: db.pending == 0, "the spooled rows")
+        await until(lambda: db.rows_waiting == 0, "the spooled rows")
         self.assertEqual((await db.query())["total"], 250)
 
 

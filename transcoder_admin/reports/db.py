@@ -97,7 +97,7 @@ class ReportsDB(Service):
         return self._url.render_as_string(hide_password=True)
 
     @property
-    def pending(self) -> int:
+    def rows_waiting(self) -> int:
         """How many rows are waiting to be written (queued, in flight, retrying or spooled)."""
         return len(self._writes) + len(self._backlog)
 
