@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -118,7 +119,7 @@ class Scheduler:
 
     log = Logger()
 
-    def __init__(self, transcoder: Transcoder, clock: Any) -> None:
+    def __init__(self, transcoder: Transcoder, clock: IReactorTime) -> None:
         self.transcoder = transcoder
         self.clock = clock
         self.profile_queued: Event[QueueItem] = Event("profile-queued")

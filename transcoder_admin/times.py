@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
 
 
 def iso(t: float | None) -> str | None:
@@ -11,6 +12,6 @@ def iso(t: float | None) -> str | None:
     return datetime.fromtimestamp(t, UTC).isoformat() if t is not None else None
 
 
-def now_iso(clock: Any) -> str:
+def now_iso(clock: IReactorTime) -> str:
     """The clock's time as an ISO 8601 UTC string."""
     return datetime.fromtimestamp(clock.seconds(), UTC).isoformat()

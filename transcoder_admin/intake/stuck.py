@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer, task, threads
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ..errors import NotStuck
@@ -55,7 +56,7 @@ class StuckFile:
 class Intake:
     """What the admin remembers of files between their offers (bounded)."""
 
-    def __init__(self, clock: Any, limit: int = LIMIT) -> None:
+    def __init__(self, clock: IReactorTime, limit: int = LIMIT) -> None:
         self.clock = clock
         self.limit = limit
         self._stuck: collections.OrderedDict[FileKey, StuckFile] = collections.OrderedDict()

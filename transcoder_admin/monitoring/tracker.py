@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
-from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
 
 from .scanner import Refusal, Scope, Signature
 
@@ -75,7 +76,7 @@ class Changes:
 class StabilityTracker:
     """Tracks the files of one incoming folder between scans."""
 
-    def __init__(self, stable_for: float, clock: Any) -> None:
+    def __init__(self, stable_for: float, clock: IReactorTime) -> None:
         self.stable_for = stable_for
         self.clock = clock
         self.files: dict[str, Tracked] = {}

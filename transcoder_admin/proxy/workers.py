@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ..events import Event
@@ -28,7 +29,7 @@ class WorkerSet:
 
     log = Logger()
 
-    def __init__(self, clock: Any, lost_timeout: float) -> None:
+    def __init__(self, clock: IReactorTime, lost_timeout: float) -> None:
         self.clock = clock
         self.lost_timeout = lost_timeout
         self.proxies: dict[str, WorkerProxy] = {}

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, Connection
 from twisted.internet import defer, task, threads
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
@@ -98,7 +99,7 @@ class SQLPool:
 
 async def until_answered(
     call: Callable[[], defer.Deferred[T]],
-    clock: Any,
+    clock: IReactorTime,
     delay: float,
     max_delay: float,
     retrying: Callable[[Exception, float, int], None],

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ..prognosis import CANCELLED, CHANGED, SYSTEM, JobFailure
@@ -38,7 +39,7 @@ class Transcoding:
     log = Logger()
 
     def __init__(
-        self, make_spec: SpecFactory, clock: Any, journal: Journal | None = None
+        self, make_spec: SpecFactory, clock: IReactorTime, journal: Journal | None = None
     ) -> None:
         self.make_spec = make_spec
         self.clock = clock
