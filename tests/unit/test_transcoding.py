@@ -553,7 +553,7 @@ class ProxyCommitTests(SynchronousTestCase):
         )
         failure = self.failureResultOf(report, RemoteError)
         self.assertIn("Not a directory", str(failure.value))
-        self.assertEqual((proxy.running_jobs(), proxy._finished), ([], {}))
+        self.assertEqual((proxy.running_jobs(), proxy.records), ([], {}))
 
     def test_a_commit_undone_comes_back_with_committed_false(self):
         """committed False and the commit's failure replace the outcome's."""

@@ -22,6 +22,7 @@ from ..times import iso
 from ..wire import TooBig, decode, encode
 from ..worker.interfaces import IWorkerConnection, WorkerGone
 from . import checks
+from .jobs import EXPECTED, REJECTED, STARTING, JobRecord
 
 if TYPE_CHECKING:
     from .workers import WorkerSet
@@ -37,7 +38,8 @@ class WorkerProxy:
         self.workers = workers
         self.name = name
         self.facts: dict[str, Any] = {}
-        self.jobs: dict[str, dict[str, Any]] = {}  # job id → last reported state
+        #: One record per job it runs for this admin (``jobs``: their life and outcome).
+        self.records: dict[str, JobRecord] = {}
         self.attached = False
         self.lost = False
         self.last_heard = 0.0
@@ -47,13 +49,6 @@ class WorkerProxy:
         self.reported_jobs: list[dict[str, Any]] = []
         self.components: dict[str, Any] | None = None  # None: it does not report them
         self._reported_states: dict[str, str] = {}  # job id → state, as of the last hello
-        self._outcomes: dict[str, defer.Deferred[dict[str, Any]]] = {}
-        self._finished: dict[str, dict[str, Any]] = {}  # outcomes not yet acknowledged
-        self._attempts: dict[str, int] = {}
-        #: The spec of each job it runs for this admin, as the admin started or rebuilt it:
-        #: what its outcomes and rows are checked against.
-        self._specs: dict[str, dict[str, Any]] = {}
-        self._rejected: set[str] = set()  # jobs whose outcome was not their own
         self._state_change: Waiters[None] = Waiters(workers.clock)
         self._lost: OneShotObserver[None] = OneShotObserver(workers.clock)
 
@@ -63,6 +58,11 @@ class WorkerProxy:
     def reported(self) -> set[str]:
         """Ids of the jobs the worker had when it last said hello."""
         return set(self._reported_states)
+
+    @property
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        """The jobs it runs for this admin as it last reported them (state, progress)."""
+        return {job_id: r.reported for job_id, r in self.records.items() if r.reported is not None}
 
     @property
     def max_jobs(self) -> int:
@@ -135,20 +135,21 @@ class WorkerProxy:
         except TooBig as e:
             return defer.fail(TooBig(f"the job's configuration is too big to send: {e}"))
         outcome: defer.Deferred[dict[str, Any]] = defer.Deferred()
-        self._outcomes[job_id] = outcome
-        self._attempts[job_id] = int(spec.get("attempt", 0))
-        self._specs[job_id] = spec
-        self.jobs[job_id] = {"job_id": job_id, "state": "starting", "progress": {}}
+        record = JobRecord(job_id, int(spec.get("attempt", 0)), STARTING, spec, outcome)
+        record.reported = {"job_id": job_id, "state": "starting", "progress": {}}
+        self.records[job_id] = record
 
         def started(_: Any) -> None:
-            if self.jobs.get(job_id, {}).get("state") == "starting":
-                self.jobs[job_id]["state"] = "running"
+            if self.records.get(job_id) is record and record.reported is not None:
+                if record.reported.get("state") == "starting":
+                    record.reported["state"] = "running"
+                record.advance("started")
 
         def refused(failure: Any) -> None:
             if is_link_error(failure):
                 return  # the next hello says whether it started
-            self.jobs.pop(job_id, None)  # it never ran
-            self._attempts.pop(job_id, None)
+            if self.records.get(job_id) is record:
+                record.reported = None  # it never ran
             self._settle(job_id, local_error(failure))
 
         self._call("start_job", text).addCallbacks(started, refused)
@@ -156,15 +157,22 @@ class WorkerProxy:
 
     def expect(self, spec: dict[str, Any]) -> None:
         """The admin's own spec of a job it adopts: its outcome is checked against it."""
-        self._specs[str(spec["job_id"])] = spec
+        job_id = str(spec["job_id"])
+        record = self.records.get(job_id)
+        if record is None:
+            attempt = int(spec.get("attempt", 0))
+            record = self.records[job_id] = JobRecord(job_id, attempt, EXPECTED)
+        record.spec = spec
 
     def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[dict[str, Any]]:
         """Wait for the outcome of a job the worker already runs (adopted)."""
         outcome: defer.Deferred[dict[str, Any]] = defer.Deferred()
-        self._outcomes[job_id] = outcome
-        self._attempts[job_id] = attempt
+        record = self.records.get(job_id) or JobRecord(job_id, attempt, EXPECTED)
+        self.records[job_id] = record
+        record.attempt, record.waiter = attempt, outcome
         state = self._reported_states.get(job_id, "running")
-        self.jobs[job_id] = {"job_id": job_id, "attempt": attempt, "state": state, "progress": {}}
+        record.reported = {"job_id": job_id, "attempt": attempt, "state": state, "progress": {}}
+        record.advance("adopt finished" if state == "finished" else "adopt")
         if state == "finished":
             self._fetch_outcome(job_id)
         return outcome
@@ -177,17 +185,17 @@ class WorkerProxy:
         becomes a system failure of the job. A refusal or an error of the commit
         errbacks with it (RemoteError, UnknownJob). Either way the job is over here.
         """
-        if job_id in self._rejected and job_id in self._specs:
-            return defer.Deferred.fromCoroutine(self._fail_rejected(job_id))
-        attempt = self._attempts.get(job_id, 0)
-        outcome = self._finished.get(job_id, {})
+        record = self.records.get(job_id)
+        if record is not None and record.state == REJECTED and record.spec is not None:
+            return defer.Deferred.fromCoroutine(self._fail_rejected(record))
+        attempt = record.attempt if record is not None else 0
+        outcome = (record.outcome if record is not None else None) or {}
         spec = self._spec_of(job_id)
+        if record is not None:
+            record.advance("acknowledge")
 
         def over(result: Any) -> Any:
-            self.jobs.pop(job_id, None)
-            self._attempts.pop(job_id, None)
-            self._finished.pop(job_id, None)
-            self._specs.pop(job_id, None)
+            self.records.pop(job_id, None)
             return result
 
         d = defer.Deferred.fromCoroutine(self._call_until_done("acknowledge", job_id, attempt))
@@ -196,12 +204,9 @@ class WorkerProxy:
 
     def cancel_job(self, job_id: str) -> defer.Deferred[None]:
         """Kill the job on the worker and remove its work files."""
-        self._settle(job_id, WorkerGone(f"job {job_id} was cancelled on {self.name}"))
-        self._finished.pop(job_id, None)
-        self._attempts.pop(job_id, None)
-        self._specs.pop(job_id, None)
-        self._rejected.discard(job_id)
-        self.jobs.pop(job_id, None)
+        record = self.records.pop(job_id, None)
+        if record is not None:
+            record.fail(WorkerGone(f"job {job_id} was cancelled on {self.name}"))
         if not self.attached:
             return defer.succeed(None)
         return self._call("cancel_job", job_id).addBoth(lambda _: None)
@@ -224,7 +229,10 @@ class WorkerProxy:
 
     def _spec_of(self, job_id: str) -> dict[str, Any]:
         """The job as the admin started it (without its spec: its id and attempt)."""
-        return self._specs.get(job_id) or {"job_id": job_id, "attempt": self._attempts.get(job_id)}
+        record = self.records.get(job_id)
+        if record is not None and record.spec:
+            return record.spec
+        return {"job_id": job_id, "attempt": record.attempt if record is not None else None}
 
     def _mismatch(self, spec: dict[str, Any], report: Any) -> str | None:
         """Why a report is not the job's own (logged as an error naming the worker), or None."""
@@ -260,32 +268,32 @@ class WorkerProxy:
             "comment": reason,
         }
 
-    async def _fail_rejected(self, job_id: str) -> dict[str, Any]:
+    async def _fail_rejected(self, record: JobRecord) -> dict[str, Any]:
         """The last attempt's outcome was not its own: nothing of it is committed; the
         source goes to failed with the admin's spec and the reason."""
-        spec = self._spec_of(job_id)
-        failure = self._finished[job_id]["failure"]
-        await self.cancel_job(job_id)  # the worker moves nothing of that attempt
+        spec = self._spec_of(record.job_id)
+        failure = (record.outcome or {})["failure"]
+        record.advance("acknowledge")
+        await self.cancel_job(record.job_id)  # the worker moves nothing of that attempt
         report: dict[str, Any] = await self.fail_source(spec, failure)
         return report
 
     # -- news from the manager
 
     def _settle(self, job_id: str, result: Any) -> None:
-        d = self._outcomes.pop(job_id, None)
-        if d is None or d.called:
+        """A job's outcome, or the error that ends it: the one path either takes."""
+        record = self.records.get(job_id)
+        if record is None or not record.waiting:
             return
         if isinstance(result, BaseException):
-            self._specs.pop(job_id, None)
-            d.errback(result)
+            del self.records[job_id]
+            record.fail(result)
             return
         spec = self._spec_of(job_id)
         reason = self._mismatch(spec, result)
         if reason is not None:
-            self._rejected.add(job_id)
             result = self._failure_report(spec, reason)
-        self._finished[job_id] = result
-        d.callback(result)
+        record.settle(result, own=reason is None)
 
     def _fetch_outcome(self, job_id: str) -> None:
         def got(outcome: Any) -> None:
@@ -310,22 +318,26 @@ class WorkerProxy:
         self._note_components(list(reported.values()), facts.get("components"))
         self._reported_states = {job_id: str(j.get("state")) for job_id, j in reported.items()}
         # Unknown: neither waited for nor finished and waiting for its acknowledgement.
+        records = self.records
         unknown = [
             j
             for job_id, j in reported.items()
-            if job_id not in self._outcomes and job_id not in self._finished
+            if job_id not in records
+            or not (records[job_id].waiting or records[job_id].outcome is not None)
         ]
         # Jobs we wait for that the worker no longer has: lost with its previous life.
         # (A start request in flight died with the old connection, before this hello.)
-        for job_id in [j for j in self._outcomes if j not in reported]:
+        for job_id in [i for i, r in records.items() if r.waiting and i not in reported]:
             self._settle(job_id, WorkerGone(f"{self.name} restarted without job {job_id}"))
-        self.jobs = {
-            job_id: {k: v for k, v in j.items() if k != "spec"}
-            for job_id, j in reported.items()
-            if job_id in self._outcomes
-        }
-        for job_id, j in reported.items():
-            if job_id in self._outcomes and j.get("state") == "finished":
+        for job_id, record in self.records.items():
+            listed = reported.get(job_id)
+            record.reported = None
+            if listed is not None and record.waiting:
+                record.reported = {k: v for k, v in listed.items() if k != "spec"}
+        for job_id, listed in reported.items():
+            waiting = self.records.get(job_id)
+            if waiting is not None and waiting.waiting and listed.get("state") == "finished":
+                waiting.advance("finished")
                 self._fetch_outcome(job_id)
         self._state_changed()
         return unknown
@@ -337,12 +349,15 @@ class WorkerProxy:
         self.pending = list(pending) if isinstance(pending, list) else []
         self._note_components(state.get("jobs", []), state.get("components"))
         for j in state.get("jobs", []):
-            job_id = str(j.get("job_id"))
-            if job_id in self._outcomes:
-                before = self.jobs.get(job_id, {}).get("state")
-                self.jobs[job_id] = j
+            record = self.records.get(str(j.get("job_id")))
+            if record is not None and record.waiting:
+                before = (record.reported or {}).get("state")
+                record.reported = j
                 if j.get("state") == "finished" and before != "finished":
-                    self._fetch_outcome(job_id)
+                    record.advance("finished")
+                    self._fetch_outcome(record.job_id)
+                elif j.get("state") == "running":
+                    record.advance("running")
 
     def _note_components(self, jobs: Any, components: Any) -> None:
         if isinstance(jobs, list):
@@ -355,8 +370,10 @@ class WorkerProxy:
     def finished(self, job_id: str, outcome: dict[str, Any]) -> None:
         """A job's outcome arrived."""
         self.last_heard = self.workers.clock.seconds()
-        if job_id in self.jobs:
-            self.jobs[job_id]["state"] = "finished"
+        record = self.records.get(job_id)
+        if record is not None and record.reported is not None:
+            record.reported["state"] = "finished"
+            record.advance("finished")
         self._settle(job_id, outcome)
 
     def detached(self) -> None:
@@ -368,10 +385,8 @@ class WorkerProxy:
         """Silent too long: every job it had fails over; it may come back as new."""
         self.lost = True
         self.attached = False
-        for job_id in list(self._outcomes):
+        for job_id in [i for i, r in self.records.items() if r.waiting]:
             self._settle(job_id, WorkerGone(f"worker {self.name!r} was lost"))
-        self._finished.clear()
-        self._specs.clear()
-        self._rejected.clear()
+        self.records.clear()
         self._state_changed()
         self._lost.fire_if_not_fired(None)

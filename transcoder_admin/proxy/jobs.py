@@ -1,0 +1,91 @@
+"""One record per job a worker runs for this admin, and its life as a declared table.
+
+A job is *expected* (the admin rebuilt its spec to adopt it), *starting* (the start was
+sent), *running*, *finished* (the worker says so; its outcome is on its way: pushed, or
+fetched after a heartbeat or a hello), *settled* (the outcome is known and is the job's
+own: waiting for the admin's acknowledgement), *rejected* (the outcome was not its own:
+its source is failed instead of committing it) or *committing*.  Whichever way the
+outcome arrives, it takes the one path :meth:`JobRecord.settle`.  A record ends when the
+job is acknowledged, cancelled, or lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+EXPECTED, STARTING, RUNNING, FINISHED = "expected", "starting", "running", "finished"
+SETTLED, REJECTED, COMMITTING = "settled", "rejected", "committing"
+_WORKING = (EXPECTED, STARTING, RUNNING, FINISHED)
+
+#: (state, input) → next state.  Inputs: what the admin did, or what the worker said.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (EXPECTED, "adopt"): RUNNING,
+    (EXPECTED, "adopt finished"): FINISHED,
+    (STARTING, "started"): RUNNING,
+    (STARTING, "running"): RUNNING,
+    **{(state, "finished"): FINISHED for state in (STARTING, RUNNING, FINISHED)},
+    **{(state, "outcome"): SETTLED for state in _WORKING},
+    **{(state, "foreign outcome"): REJECTED for state in _WORKING},
+    (SETTLED, "acknowledge"): COMMITTING,
+    (REJECTED, "acknowledge"): COMMITTING,
+}
+
+log = Logger(namespace="transcoder_admin.proxy.jobs")
+
+
+@dataclass
+class JobRecord:
+    """What the admin knows of one job on one worker."""
+
+    job_id: str
+    attempt: int
+    state: str
+    #: The admin's own spec (as started, or rebuilt to adopt): outcomes are checked
+    #: against it.  None for a job known only by id and attempt.
+    spec: dict[str, Any] | None = None
+    #: Fires with the outcome (or fails) once; None once settled.
+    waiter: defer.Deferred[dict[str, Any]] | None = None
+    #: The outcome, settled and not yet acknowledged.
+    outcome: dict[str, Any] | None = None
+    #: The job as the worker last reported it (state, progress), while it is listed.
+    reported: dict[str, Any] | None = field(default=None)
+
+    def advance(self, event: str) -> None:
+        """Take ``event`` by the table; an event the table does not know changes nothing.
+
+        (A worker repeating news, or news arriving after the admin moved on, is expected
+        on a network; it is logged, never fatal.)
+        """
+        following = TRANSITIONS.get((self.state, event))
+        if following is None:
+            log.debug(
+                "job {job_id}: {event!r} while {state}: ignored",
+                job_id=self.job_id,
+                event=event,
+                state=self.state,
+            )
+            return
+        self.state = following
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the admin still waits for this job's outcome."""
+        return self.waiter is not None
+
+    def settle(self, result: dict[str, Any], own: bool) -> None:
+        """The outcome arrived (``own``: it is the job's): the one path for it."""
+        waiter, self.waiter = self.waiter, None
+        self.advance("outcome" if own else "foreign outcome")
+        self.outcome = result
+        if waiter is not None and not waiter.called:
+            waiter.callback(result)
+
+    def fail(self, error: BaseException) -> None:
+        """The job is over without an outcome (lost, refused, cancelled)."""
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.called:
+            waiter.errback(error)
