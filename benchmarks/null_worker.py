@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Any
 
-from twisted.internet import defer, task
+from twisted.internet import task
 
 from transcoder_admin.job.runner import Job, move_into, source_facts
 from transcoder_admin.times import now_iso
@@ -66,26 +66,13 @@ class NullJob(Job):
         return report
 
 
-class NullJobHost(JobHost):
-    """A :class:`JobHost` whose jobs are :class:`NullJob` s."""
-
-    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
-        """Start a null job; fires with its outcome (nothing moved yet)."""
-        job_id = spec["job_id"]
-        if job_id in self.jobs:
-            raise ValueError(f"job {job_id} is already running on {self.name}")
-        job = NullJob(spec, self.roots, self.name, self.reactor)
-        self.jobs[job_id] = job
-        return job.run()
-
-
 class NullWorkerDaemon(WorkerDaemon):
-    """The real worker daemon with a :class:`NullJobHost`."""
+    """The real worker daemon whose job host runs :class:`NullJob` s."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         host = self.host
-        self.host = NullJobHost(host.name, host.roots, host.max_jobs, host.reactor)
+        self.host = JobHost(host.name, host.roots, host.max_jobs, host.reactor, job_factory=NullJob)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,8 @@ patches what the normal worker daemon sends, then runs the normal worker main:
 - ``forged-spec``: the jobs it reports at hello (for adoption) carry a forged spec: work
   ``default:/``, ``max_attempts: 0``, the failed folder and the report elsewhere in the
   roots (the report over :data:`SENTINEL`);
-- ``other-row``: its acknowledgement replies carry the database row of another job.
+- ``other-row``: its acknowledgement replies carry the report (and so the database row)
+  of another job.
 
 The jobs themselves run as usual, with the spec the admin sent.
 """
@@ -27,8 +28,8 @@ FORGED_SPEC = {
     "failed": "default:/stolen",
     "report_failed": f"default:/{SENTINEL}",
 }
-#: The row of a job that is not the one acknowledged.
-OTHER_ROW = {"job_id": "20200101T000000Z-0000000000", "customer": "Other", "relative_path": "x.m4a"}
+#: The report fields of a job that is not the one acknowledged.
+OTHER_ROW = {"job_id": "20200101T000000Z-0000000000", "customer": "Other", "relpath": "x.m4a"}
 
 
 def tamper(modes: set[str]) -> None:
@@ -54,10 +55,8 @@ def tamper(modes: set[str]) -> None:
     if "other-row" in modes:
         changes = daemon.committed_changes
 
-        def lying(report: dict[str, Any]) -> dict[str, Any]:
-            reply = changes(report)
-            reply["row"] = {**reply["row"], **OTHER_ROW}
-            return reply
+        def lying(report: Any) -> dict[str, Any]:
+            return {**changes(report), **OTHER_ROW}
 
         daemon.committed_changes = lying
 

@@ -1,8 +1,387 @@
-"""The records that cross the seam between the admin and its workers."""
+"""The records that cross the seam between the admin and its workers.
+
+A worker answers the admin with an :class:`Outcome` when a job's work is over (nothing
+has moved yet) and with a :class:`Report` when the outcome is committed or a dead job's
+source is failed. Both are frozen; both travel as :meth:`to_wire` dicts and are read
+back, checked field by field, by :meth:`from_wire`, whichever way they came (in the
+same process or over Perspective Broker). A report's wire form is the part of its
+report file the admin needs, in the file's own shape: :meth:`Report.from_document`
+reads a report file and a wire value alike, and the admin builds the database row from
+the record (``reports.files.row_from_report``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from .prognosis import KINDS, JobFailure
+from .times import parse_time
+
+OUTCOMES = ("done", "failed")
+
+
+class BadRecord(ValueError):
+    """A record's field is missing or wrong; ``field`` names it (``failure.kind``)."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.field = name
+
+
+# -- what a report holds ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Times:
+    """When the file was detected, queued, started and finished (ISO 8601 UTC)."""
+
+    detected: str | None = None
+    queued: str | None = None
+    started: str | None = None
+    finished: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:  # noqa: D102
+        return {
+            "detected": self.detected,
+            "queued": self.queued,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+    @classmethod
+    def from_wire(cls, value: Any, name: str = "times") -> Times:  # noqa: D102
+        data = _mapping(value, name)
+        return cls(
+            *(_time(data, k, f"{name}.{k}") for k in ("detected", "queued", "started", "finished"))
+        )
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """The source file as the job found it."""
+
+    size: int | None = None
+    checksum: str | None = None
+    ctime: str | None = None
+    mtime: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:  # noqa: D102
+        return {
+            "size": self.size,
+            "checksum": self.checksum,
+            "ctime": self.ctime,
+            "mtime": self.mtime,
+        }
+
+    @classmethod
+    def from_wire(cls, value: Any, name: str = "file") -> FileFacts:  # noqa: D102
+        data = _mapping(value, name)
+        return cls(
+            size=_optional(data, "size", int, f"{name}.size"),
+            checksum=_optional(data, "checksum", str, f"{name}.checksum"),
+            ctime=_time(data, "ctime", f"{name}.ctime"),
+            mtime=_time(data, "mtime", f"{name}.mtime"),
+        )
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """What analysis found in the source: its type and main streams."""
+
+    mime_type: str | None = None
+    duration: float | None = None
+    has_video: bool = False
+    video_codec: str | None = None
+    has_audio: bool = False
+    audio_codec: str | None = None
+
+    @property
+    def file_type(self) -> str:
+        """``video``, ``audio`` or ``unknown``: what the source mainly is."""
+        return "video" if self.has_video else "audio" if self.has_audio else "unknown"
+
+    def to_wire(self) -> dict[str, Any]:  # noqa: D102
+        return {
+            "mime_type": self.mime_type,
+            "duration": self.duration,
+            "video": {"codec": self.video_codec} if self.has_video else None,
+            "audio": {"codec": self.audio_codec} if self.has_audio else None,
+        }
+
+    @classmethod
+    def from_wire(cls, value: Any, name: str = "source_info") -> SourceFacts:  # noqa: D102
+        data = _mapping(value, name)
+        video = _mapping(data.get("video"), f"{name}.video")
+        audio = _mapping(data.get("audio"), f"{name}.audio")
+        return cls(
+            mime_type=_optional(data, "mime_type", str, f"{name}.mime_type"),
+            duration=_number(data, "duration", f"{name}.duration"),
+            has_video=bool(video),
+            video_codec=_optional(video, "codec", str, f"{name}.video.codec"),
+            has_audio=bool(audio),
+            audio_codec=_optional(audio, "codec", str, f"{name}.audio.codec"),
+        )
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    """One target's end: done or failed, why, and the outputs it made."""
+
+    name: str
+    type: str
+    outcome: str
+    reason: str | None = None
+    outputs: tuple[str, ...] = ()
+    invalid_output: bool = False
+
+    def to_wire(self) -> dict[str, Any]:  # noqa: D102
+        return {
+            "name": self.name,
+            "type": self.type,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "outputs": list(self.outputs),
+            "invalid_output": self.invalid_output,
+        }
+
+    @classmethod
+    def from_wire(cls, value: Any, name: str = "target") -> TargetOutcome:  # noqa: D102
+        data = _mapping(value, name)
+        outputs = data.get("outputs") or []
+        if not isinstance(outputs, list):
+            raise BadRecord(f"{name}.outputs", "expected a list")
+        return cls(
+            name=_optional(data, "name", str, f"{name}.name") or "",
+            type=_optional(data, "type", str, f"{name}.type") or "",
+            outcome=_optional(data, "outcome", str, f"{name}.outcome") or "failed",
+            reason=_optional(data, "reason", str, f"{name}.reason"),
+            outputs=tuple(_text(o, f"{name}.outputs") for o in outputs),
+            invalid_output=bool(data.get("invalid_output")),
+        )
+
+
+# -- the records ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """A job's result as its worker gives it: final for its work; nothing moved yet."""
+
+    job_id: str
+    attempt: int
+    outcome: str
+    failure: JobFailure | None = None
+    report_path: str | None = None
+    worker: str | None = None
+    times: Times = field(default_factory=Times)
+
+    @property
+    def done(self) -> bool:
+        """Whether the job succeeded."""
+        return self.outcome == "done"
+
+    def to_wire(self) -> dict[str, Any]:
+        """Basic types, in the report file's shape."""
+        return {
+            "job_id": self.job_id,
+            "attempt": self.attempt,
+            "outcome": self.outcome,
+            "failure": self.failure.to_dict() if self.failure else None,
+            "report_path": self.report_path,
+            "worker": self.worker,
+            "times": self.times.to_wire(),
+        }
+
+    @classmethod
+    def from_wire(cls, value: Any) -> Outcome:
+        """The record of a wire value (or a report file); BadRecord names a bad field."""
+        return cls(**_outcome_fields(_mapping(value, "outcome", required=True)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report(Outcome):
+    """A job's report as the admin keeps it: the outcome committed, with its facts."""
+
+    customer: str
+    profile: str
+    relpath: str
+    source: str | None = None
+    #: False when the worker undid a commit that failed; None when not said.
+    committed: bool | None = None
+    backend: str | None = None
+    machine: str | None = None
+    comment: str | None = None
+    cpu_time: float | None = None
+    real_time: float | None = None
+    file: FileFacts | None = None
+    source_info: SourceFacts | None = None
+    targets: tuple[TargetOutcome, ...] = ()
+    qmaster_batch_id: str | None = None
+    qmaster_cluster: str | None = None
+
+    @property
+    def invalid_output(self) -> bool:
+        """Whether a target made output that failed verification."""
+        return any(t.invalid_output for t in self.targets) or bool(
+            self.failure and self.failure.invalid_output
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """Basic types: the part of the report file the admin needs, in its shape."""
+        qmaster = None
+        if self.qmaster_batch_id is not None or self.qmaster_cluster is not None:
+            qmaster = {"batch_id": self.qmaster_batch_id, "cluster": self.qmaster_cluster}
+        return {
+            **super().to_wire(),
+            "customer": self.customer,
+            "profile": self.profile,
+            "relpath": self.relpath,
+            "source": self.source,
+            "committed": self.committed,
+            "backend": self.backend,
+            "machine": self.machine,
+            "comment": self.comment,
+            "cpu_time": self.cpu_time,
+            "real_time": self.real_time,
+            "file": self.file.to_wire() if self.file else None,
+            "source_info": self.source_info.to_wire() if self.source_info else None,
+            "targets": [t.to_wire() for t in self.targets],
+            "qmaster": qmaster,
+        }
+
+    @classmethod
+    def from_wire(cls, value: Any) -> Report:
+        """The record of a wire value or a report file; BadRecord names a bad field."""
+        data = _mapping(value, "report", required=True)
+        targets = data.get("targets") or []
+        if not isinstance(targets, list):
+            raise BadRecord("targets", "expected a list of mappings")
+        qmaster = _mapping(data.get("qmaster"), "qmaster")
+        committed = data.get("committed")
+        if committed is not None and not isinstance(committed, bool):
+            raise BadRecord("committed", f"expected true or false, not {committed!r}")
+        return cls(
+            **_outcome_fields(data),
+            customer=_required(data, "customer"),
+            profile=_required(data, "profile"),
+            relpath=_required(data, "relpath"),
+            source=_optional(data, "source", str),
+            committed=committed,
+            backend=_optional(data, "backend", str),
+            machine=_optional(data, "machine", str),
+            comment=_optional(data, "comment", str),
+            cpu_time=_number(data, "cpu_time"),
+            real_time=_number(data, "real_time"),
+            file=FileFacts.from_wire(data["file"]) if data.get("file") is not None else None,
+            source_info=(
+                SourceFacts.from_wire(data["source_info"])
+                if data.get("source_info") is not None
+                else None
+            ),
+            targets=tuple(
+                TargetOutcome.from_wire(t, f"targets[{i}]") for i, t in enumerate(targets)
+            ),
+            qmaster_batch_id=_optional(qmaster, "batch_id", str, "qmaster.batch_id"),
+            qmaster_cluster=_optional(qmaster, "cluster", str, "qmaster.cluster"),
+        )
+
+    #: A report file is read like a wire value: they have one shape.
+    from_document = from_wire
+
+
+# -- reading wire values ----------------------------------------------------------------
+
+
+def _outcome_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    outcome = data.get("outcome")
+    if outcome not in OUTCOMES:
+        raise BadRecord("outcome", f"{outcome!r} is not one of {', '.join(OUTCOMES)}")
+    attempt = data.get("attempt", 1)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise BadRecord("attempt", f"expected a positive integer, not {attempt!r}")
+    failure = _failure(data.get("failure"))
+    if outcome == "failed" and failure is None:
+        raise BadRecord("failure", "a failed outcome needs one")
+    return {
+        "job_id": _required(data, "job_id"),
+        "attempt": attempt,
+        "outcome": outcome,
+        "failure": failure,
+        "report_path": _optional(data, "report_path", str),
+        "worker": _optional(data, "worker", str),
+        "times": Times.from_wire(data.get("times")),
+    }
+
+
+def _failure(value: Any) -> JobFailure | None:
+    if value is None:
+        return None
+    data = _mapping(value, "failure")
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise BadRecord("failure.kind", f"{kind!r} is not one of {', '.join(KINDS)}")
+    return JobFailure(
+        kind=kind,
+        reason=_optional(data, "reason", str, "failure.reason") or "unknown failure",
+        target=_optional(data, "target", str, "failure.target"),
+        invalid_output=bool(data.get("invalid_output", False)),
+    )
+
+
+def _mapping(value: Any, name: str, required: bool = False) -> Mapping[str, Any]:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, Mapping):
+        raise BadRecord(name, f"expected a mapping, not {value!r}")
+    return value
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise BadRecord(name, f"expected a string, not {value!r}")
+    return value
+
+
+def _required(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadRecord(key, f"required, a non-empty string (got {value!r})")
+    return value
+
+
+def _optional(data: Mapping[str, Any], key: str, kind: type, name: str | None = None) -> Any:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise BadRecord(name or key, f"expected {kind.__name__}, not {value!r}")
+    return value
+
+
+def _number(data: Mapping[str, Any], key: str, name: str | None = None) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRecord(name or key, f"expected a number, not {value!r}")
+    return float(value)
+
+
+def _time(data: Mapping[str, Any], key: str, name: str) -> str | None:
+    """An ISO 8601 time as text (a report file's YAML may hold it as a timestamp)."""
+    value = data.get(key)
+    try:
+        when = parse_time(value, name)
+    except ValueError as e:
+        raise BadRecord(name, str(e).split(": ", 1)[-1]) from None
+    if when is None:
+        return None
+    return value if isinstance(value, str) else when.isoformat()
+
+
+# -- what a worker needs of a spec ------------------------------------------------------
 
 #: What a worker needs of a spec to fail a source and write its report (small: no targets).
 REPORT_SPEC_KEYS = (
@@ -25,3 +404,15 @@ REPORT_SPEC_KEYS = (
 def report_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The part of a spec that :func:`fail_source` and :func:`build_report` read."""
     return {k: spec[k] for k in REPORT_SPEC_KEYS if k in spec}
+
+
+__all__ = [
+    "OUTCOMES",
+    "BadRecord",
+    "FileFacts",
+    "Outcome",
+    "Report",
+    "SourceFacts",
+    "TargetOutcome",
+    "Times",
+]

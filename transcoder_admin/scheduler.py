@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .events import Event
+from .records import Report
 
 FileKey = tuple[str, str, str]
 
@@ -89,7 +90,7 @@ class Finished:
     """A file's job ended with a report."""
 
     item: QueueItem
-    report: dict[str, Any]
+    report: Report
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class Transcoder(Protocol):
     def free_slots(self, backend: str = ...) -> int:
         """How many more jobs of that backend (all backends when not given) can start now."""
 
-    def run(self, item: QueueItem) -> defer.Deferred[dict[str, Any]]:
+    def run(self, item: QueueItem) -> defer.Deferred[Report]:
         """Run the file's job (all attempts) and fire with its final report.
 
         Errbacks with JobAbandoned (shutdown; SourceChanged: offer the file again) or
@@ -283,7 +284,7 @@ class Scheduler:
         key: FileKey,
         priority: int,
         detected_at: float,
-        run: Callable[[QueueItem], defer.Deferred[dict[str, Any]]],
+        run: Callable[[QueueItem], defer.Deferred[Report]],
     ) -> QueueItem | None:
         """A job for this file runs already (it outlived the previous admin): track it.
 
@@ -299,7 +300,7 @@ class Scheduler:
     def _start(
         self,
         item: QueueItem,
-        run: Callable[[QueueItem], defer.Deferred[dict[str, Any]]] | None = None,
+        run: Callable[[QueueItem], defer.Deferred[Report]] | None = None,
     ) -> None:
         item.started_at = self.clock.seconds()
         self._running[item.key] = item
@@ -308,7 +309,7 @@ class Scheduler:
         self._jobs.add(d)
         d.addBoth(self._finished, item, d)
 
-    def _finished(self, result: Any, item: QueueItem, d: defer.Deferred[Any]) -> None:
+    def _finished(self, result: Report | Failure, item: QueueItem, d: defer.Deferred[Any]) -> None:
         self._jobs.discard(d)
         self._running.pop(item.key, None)
         if isinstance(result, Failure):
@@ -324,7 +325,7 @@ class Scheduler:
                     )
                     reason = f"unexpected error: {result.getErrorMessage()}"
                 self.transcoding_stuck.fire(Stuck(item, reason))
-        elif result.get("outcome") == "done":
+        elif result.done:
             self.transcoding_done.fire(Finished(item, result))
         else:
             self.transcoding_failed.fire(Finished(item, result))

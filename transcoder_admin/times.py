@@ -15,3 +15,22 @@ def iso(t: float | None) -> str | None:
 def now_iso(clock: IReactorTime) -> str:
     """The clock's time as an ISO 8601 UTC string."""
     return datetime.fromtimestamp(clock.seconds(), UTC).isoformat()
+
+
+def parse_time(value: object, key: str = "time") -> datetime | None:
+    """Turn an ISO 8601 string or datetime into an aware UTC datetime (None stays None).
+
+    A value without a timezone is taken as UTC. Raise ValueError naming ``key``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as e:
+            raise ValueError(f"{key}: {value!r} is not an ISO 8601 time") from e
+    if not isinstance(value, datetime):
+        raise ValueError(f"{key}: expected an ISO 8601 time, not {value!r}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -110,4 +110,3 @@ class ProcessTests(unittest.TestCase):
         self.assertEqual(result.exit_code, 3)
         self.assertTrue(result.stderr_tail.endswith("the real reason"))
         self.assertLessEqual(len(result.stderr_tail), 4096)
-

@@ -95,9 +95,7 @@ def test_a_batch_that_hangs_or_fails_puts_the_source_in_failed(
     tmp_path, monkeypatch, clips, knobs, reason
 ):
     """A hung cluster hits the profile's timeout; a Failed batch says so; nothing is left."""
-    farm, emulator = qmaster_farm(
-        tmp_path, monkeypatch, timeout=3, clusters=["Farm"], **knobs
-    )
+    farm, emulator = qmaster_farm(tmp_path, monkeypatch, timeout=3, clusters=["Farm"], **knobs)
     farm.start()
     try:
         farm.drop("acme", "q", "clip.mp4", clips["av"])

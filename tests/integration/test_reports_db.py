@@ -670,7 +670,6 @@ class _ReportsDBContract:
             self.assertEqual(RowSpool(folder).open(), [])  # nothing left for a third start
             execute(self.url, "DELETE FROM transcode_reports WHERE job_id LIKE 'j-wait-_'")
 
-
     async def test_spooled_rows_do_not_hold_up_the_start(self) -> None:
         """Opening a spool of 250 rows while the database is out fires at once; they land later."""
         folder = tempfile.mkdtemp(prefix="spool ")

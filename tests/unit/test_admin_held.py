@@ -158,14 +158,16 @@ def test_a_changed_source_is_offered_again_with_the_attempts_made(tmp_path):
 
 def test_a_report_without_the_usual_fields_still_gets_its_row_saved(tmp_path):
     """Bookkeeping of a finished file never stops its database row."""
+    from transcoder_admin.records import Report
+    from transcoder_admin.reports.files import row_from_report
     from transcoder_admin.scheduler import Finished
 
     admin, _ = plain_admin(tmp_path)
     saved = []
     admin.db.save = lambda row: saved.append(row)
-    row = {"job_id": "J1"}
-    admin.scheduler.transcoding_done.fire(Finished(QueueItem(KEY, 1, 0.0), {"row": row}))
-    assert saved == [row]
+    report = Report(job_id="J1", attempt=1, outcome="done", customer="c", profile="p", relpath="x")
+    admin.scheduler.transcoding_done.fire(Finished(QueueItem(KEY, 1, 0.0), report))
+    assert saved == [row_from_report(report)] and saved[0]["job_id"] == "J1"
 
 
 class SyncPool:

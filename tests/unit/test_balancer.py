@@ -19,6 +19,7 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from tests.unit.test_transcoding import FakeWorker
+from transcoder_admin.records import Report
 from transcoder_admin.scheduler import QueueItem
 from transcoder_admin.transcoding import Transcoding
 from transcoder_admin.worker.interfaces import WorkerGone
@@ -52,9 +53,7 @@ class Worker(FakeWorker):
     def end(self, job_id: str, failure: dict | None = None) -> None:
         """End one job with an outcome."""
         self.specs.pop(job_id)
-        d = self.pending.pop(job_id)
-        outcome = "failed" if failure else "done"
-        d.callback({"job_id": job_id, "outcome": outcome, "failure": failure})
+        self.finish(job_id, failure)
 
     def lose_all(self) -> None:
         """The worker is lost: every job it ran fails with WorkerGone."""
@@ -166,7 +165,7 @@ class BalancerMachine(RuleBasedStateMachine):
         assert all(count == 1 for count in self.ended.values())
         assert all(count == 1 for count in self.commits.values())
         assert set(self.ended) == set(self.commits)
-        assert all(isinstance(r, dict) for r in self.results.values())
+        assert all(isinstance(r, Report) for r in self.results.values())
 
     def teardown(self):
         """Everyone comes back and every job succeeds: every file's run ends, once."""

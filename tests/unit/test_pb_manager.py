@@ -348,11 +348,11 @@ class LivenessOverPBTests(SynchronousTestCase):
         farm.net.run(1)
         farm.net.accept()
         report = self.successResultOf(outcome)
-        self.assertEqual((report["job_id"], report["outcome"]), ("J1", "failed"))
+        self.assertEqual((report.job_id, report.outcome), ("J1", "failed"))
         self.assertEqual(farm.removed, [])
         ack = proxy.acknowledge("J1")
         farm.net.flush()
-        self.assertEqual(self.successResultOf(ack)["outcome"], "failed")
+        self.assertEqual(self.successResultOf(ack).outcome, "failed")
         self.assertFalse(os.path.exists(source))
         self.assertTrue(os.path.exists(os.path.join(farm.media, "failed", "clip.mov")))
         self.assertEqual(daemon.host.jobs, {})
@@ -388,7 +388,7 @@ class LivenessOverPBTests(SynchronousTestCase):
         farm = Farm(self)
         farm.embedded()
         daemon, ack, source, _unknown = self._ack_across_a_cut(farm)
-        self.assertEqual(self.successResultOf(ack)["outcome"], "failed")
+        self.assertEqual(self.successResultOf(ack).outcome, "failed")
         self.assertFalse(os.path.exists(source))
         reports = os.listdir(os.path.join(farm.media, "reports", "failed"))
         self.assertEqual(reports, ["clip.mov.J1.yaml"])
@@ -442,11 +442,11 @@ class RemoteAdminTests(SynchronousTestCase):
         proxy = farm.workers.proxies["w1"]
         outcome = proxy.start_job(job_spec("J1", 2))
         farm.net.flush()
-        self.assertEqual(self.successResultOf(outcome)["attempt"], 2)
+        self.assertEqual(self.successResultOf(outcome).attempt, 2)
         self.assertTrue(os.path.exists(source))
         ack = proxy.acknowledge("J1")
         farm.net.flush()
-        self.assertEqual(self.successResultOf(ack)["outcome"], "failed")
+        self.assertEqual(self.successResultOf(ack).outcome, "failed")
         self.assertFalse(os.path.exists(source))
         self.assertEqual(daemon.host.jobs, {})
 
@@ -544,7 +544,7 @@ class FailoverTests(SynchronousTestCase):
         farm.reactor.pool.resume()  # both attempts end; only w2's reaches the admin
         farm.net.flush()
         report = self.successResultOf(done)
-        self.assertEqual((report["job_id"], report["attempt"]), (second.job_id, 2))
+        self.assertEqual((report.job_id, report.attempt), (second.job_id, 2))
         self.assertFalse(os.path.exists(source))
         failed_reports = os.listdir(os.path.join(farm.media, "reports", "failed"))
         self.assertEqual(failed_reports, [f"clip.mov.{second.job_id}.yaml"])
@@ -577,7 +577,7 @@ class FailoverTests(SynchronousTestCase):
         farm.net.accept()
         self.assertEqual(len(adopted), 1)
         farm.net.run(HEARTBEAT)
-        self.assertEqual(self.successResultOf(adopted[0])["job_id"], "J1")
+        self.assertEqual(self.successResultOf(adopted[0]).job_id, "J1")
         ack = farm.workers.proxies["w1"].acknowledge("J1")
         farm.net.flush()
         self.successResultOf(ack)
@@ -602,7 +602,7 @@ class NotUtf8NameTests(SynchronousTestCase):
         outcome = self.successResultOf(
             daemon.host.start_job(job_spec("J1", 1, f"in/{NOT_UTF8}", keep_failed=3))
         )
-        self.assertEqual(outcome["outcome"], "failed")
+        self.assertEqual(outcome.outcome, "failed")
         self.successResultOf(daemon.host.acknowledge("J1", 1))
         farm.net.run(LOST_TIMEOUT + 2 * HEARTBEAT)
         self.assertEqual(farm.removed, [], "still alive")
@@ -673,31 +673,31 @@ class TamperedWorkerTests(SynchronousTestCase):
     def test_a_pushed_outcome_with_a_forged_report_path_commits_nothing_of_it(self):
         """The worker's outcome names a report elsewhere: never acknowledged; the source
         goes to failed with the admin's own report, naming the mismatch."""
-        from transcoder_admin.worker import daemon as daemon_module
+        from transcoder_admin.records import Outcome
 
         farm = Farm(self)
         farm.embedded()
         source = write_source(farm.media)
-        honest = daemon_module.summary
+        honest = Outcome.to_wire
 
-        def forged(report: dict, with_row: bool = False) -> dict:
-            out = honest(report, with_row)
-            if not with_row:  # the pushed outcome; fail_source's reply stays honest
+        def forged(record: Outcome) -> dict:
+            out = honest(record)
+            if type(record) is Outcome:  # the pushed outcome; fail_source's report stays honest
                 out["report_path"] = "default:/admin.secret"
             return out
 
-        self.patch(daemon_module, "summary", forged)
+        self.patch(Outcome, "to_wire", forged)
         daemon, _pump = farm.worker("w1")
         proxy = farm.workers.proxies["w1"]
         spec = job_spec("J1", 1)
         outcome = proxy.start_job(spec)
         farm.net.flush()
         got = self.successResultOf(outcome)
-        self.assertEqual(got["failure"]["kind"], "system")
-        self.assertIn("does not match job J1: report_path", got["failure"]["reason"])
+        self.assertEqual(got.failure.kind, "system")
+        self.assertIn("does not match job J1: report_path", got.failure.reason)
         report = proxy.acknowledge("J1")
         farm.net.flush()
-        self.assertEqual(self.successResultOf(report)["report_path"], spec["report_failed"])
+        self.assertEqual(self.successResultOf(report).report_path, spec["report_failed"])
         self.assertEqual(daemon.host.committed, {}, "its own outcome was never committed")
         self.assertFalse(os.path.exists(source))
         self.assertFalse(os.path.exists(os.path.join(farm.media, "admin.secret")))

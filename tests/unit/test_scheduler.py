@@ -10,6 +10,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
+from transcoder_admin.prognosis import SOURCE, JobFailure
+from transcoder_admin.records import Report
 from transcoder_admin.scheduler import JobAbandoned, Scheduler, SourceStuck
 
 
@@ -43,7 +45,19 @@ class FakeRunner:
         elif outcome == "bug":
             d.errback(ZeroDivisionError("a bug"))
         else:
-            d.callback({"outcome": outcome, "job_id": "j"})
+            failure = JobFailure(SOURCE, "not a media file") if outcome == "failed" else None
+            customer, profile, relpath = key
+            d.callback(
+                Report(
+                    job_id="j",
+                    attempt=1,
+                    outcome=outcome,
+                    failure=failure,
+                    customer=customer,
+                    profile=profile,
+                    relpath=relpath,
+                )
+            )
 
 
 def make(capacity=1):

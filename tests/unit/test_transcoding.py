@@ -18,6 +18,7 @@ from transcoder_admin.context.paths import Roots
 from transcoder_admin.job.runner import build_report, fail_source
 from transcoder_admin.prognosis import JobFailure
 from transcoder_admin.proxy import RemoteError
+from transcoder_admin.records import Outcome, Report
 from transcoder_admin.reports.files import read_report
 from transcoder_admin.scheduler import QueueItem, Scheduler, SourceChanged, SourceStuck
 from transcoder_admin.transcoding import Transcoding
@@ -43,6 +44,7 @@ class FakeWorker:
         self.cancelled: list[str] = []
         self.failed_sources: list[tuple[dict, dict]] = []
         self.cleaned: list[str] = []
+        self.attempts: dict[str, int] = {}
         #: What each acknowledgement does, in turn (then "ok"): "uncommitted" (committed
         #: False, a system failure), "changed" (committed False, the source changed), or
         #: "raise" (the commit raised, as a worker of an earlier version does).
@@ -63,6 +65,7 @@ class FakeWorker:
         self.started.append(spec)
         d = defer.Deferred()
         self.pending[spec["job_id"]] = d
+        self.attempts[spec["job_id"]] = spec.get("attempt", 1)
         return d
 
     def outcome(self, failure=None, lost=False):
@@ -76,14 +79,34 @@ class FakeWorker:
             d.errback(WorkerGone(self.name))
         else:
             d.callback(
-                {"job_id": job_id, "outcome": "failed" if failure else "done", "failure": failure}
+                Outcome(
+                    job_id=job_id,
+                    attempt=self.attempts.get(job_id, 1),
+                    outcome="failed" if failure else "done",
+                    failure=JobFailure.from_dict(failure) if failure else None,
+                )
             )
 
     def job_outcome(self, job_id, attempt):
         """Adopt a running job: it ends via outcome()."""
         d = defer.Deferred()
         self.pending[job_id] = d
+        self.attempts[job_id] = attempt
         return d
+
+    def report(self, job_id, outcome, failure=None, **facts):
+        """A report of one of its jobs, as a worker answers."""
+        return Report(
+            job_id=job_id,
+            attempt=self.attempts.get(job_id, 1),
+            outcome=outcome,
+            failure=failure,
+            customer="c",
+            profile="p",
+            relpath="f.mov",
+            worker=self.name,
+            **facts,
+        )
 
     def clean_job(self, spec):
         """Record."""
@@ -99,9 +122,9 @@ class FakeWorker:
         if step in ("uncommitted", "changed"):
             failure = COMMIT_FAILED if step == "uncommitted" else CHANGED
             return defer.succeed(
-                {"job_id": job_id, "outcome": "failed", "committed": False, "failure": failure}
+                self.report(job_id, "failed", JobFailure.from_dict(failure), committed=False)
             )
-        return defer.succeed({"job_id": job_id, "outcome": "committed", "committed": True})
+        return defer.succeed(self.report(job_id, "done", committed=True))
 
     def job_progress(self, job_id):
         """No progress."""
@@ -117,7 +140,7 @@ class FakeWorker:
         self.failed_sources.append((spec, failure))
         if self.fail_source_error is not None:
             return defer.fail(self.fail_source_error)
-        return defer.succeed({"job_id": spec["job_id"], "outcome": "failed", "failure": failure})
+        return defer.succeed(self.report(spec["job_id"], "failed", failure))
 
     def when_disconnected(self):
         """Never."""
@@ -208,9 +231,9 @@ def test_lost_worker_retries_elsewhere_then_fails_the_source():
     second.outcome(lost=True)
     reports = []
     d.addCallback(reports.append)
-    assert reports and reports[0]["outcome"] == "failed"
+    assert reports and reports[0].outcome == "failed"
     failed = a.failed_sources + b.failed_sources
-    assert len(failed) == 1 and "was lost" in failed[0][1]["reason"]
+    assert len(failed) == 1 and "was lost" in failed[0][1].reason
     assert a.acked == b.acked == []
 
 
@@ -230,10 +253,10 @@ def test_a_job_that_cannot_start_fails_with_a_report_after_its_attempts():
     reports = []
     t.run(ITEM).addCallback(reports.append)
     assert [s["attempt"] for s in w.started] == [1, 2]
-    assert reports and reports[0]["outcome"] == "failed"
+    assert reports and reports[0].outcome == "failed"
     [(_spec, failure)] = w.failed_sources
-    assert failure["kind"] == "system"
-    assert failure["reason"].startswith("the job could not start on 'w': the job's config")
+    assert failure.kind == "system"
+    assert failure.reason.startswith("the job could not start on 'w': the job's config")
     assert t.tasks == {} and t.load == {"w": 0}
 
 
@@ -283,10 +306,10 @@ def test_a_commit_undone_is_retried_then_the_source_fails_with_the_commit_error(
     report = ended(d)
     assert [s["attempt"] for s in w.started] == [1, 2]  # no third transcoding
     assert w.cancelled == [s["job_id"] for s in w.started]  # each undone attempt cleaned
-    assert report["outcome"] == "failed"
+    assert report.outcome == "failed"
     [(spec, failure)] = w.failed_sources
     assert spec["attempt"] == 2
-    assert (failure["kind"], failure["reason"]) == (COMMIT_FAILED["kind"], COMMIT_FAILED["reason"])
+    assert (failure.kind, failure.reason) == (COMMIT_FAILED["kind"], COMMIT_FAILED["reason"])
     assert t.load == {"w": 0} and t.tasks == {}
 
 
@@ -301,10 +324,10 @@ def test_an_error_from_acknowledge_is_a_system_failure_of_that_attempt():
     assert [s["attempt"] for s in w.started] == [1, 2]
     assert w.cleaned == [w.started[0]["job_id"]]  # its leftovers are removed
     w.outcome(None)
-    assert ended(d)["outcome"] == "failed"
+    assert ended(d).outcome == "failed"
     [(_spec, failure)] = w.failed_sources
-    assert failure["kind"] == "system"
-    assert failure["reason"].startswith("committing the outcome on 'w' failed: [Errno 20] Not a")
+    assert failure.kind == "system"
+    assert failure.reason.startswith("committing the outcome on 'w' failed: [Errno 20] Not a")
     assert t.load == {"w": 0}
 
 
@@ -354,7 +377,7 @@ def test_a_changed_source_discards_the_attempt_without_counting_it():
     again = t.run(QueueItem(item.key, 1, 0.0, attempts=item.attempts))
     assert w.started[-1]["attempt"] == 2
     w.outcome(None)
-    assert ended(again)["committed"] is True
+    assert ended(again).committed is True
 
 
 def test_a_source_changed_at_commit_is_discarded_the_same_way():
@@ -393,7 +416,7 @@ def test_a_journal_that_cannot_be_written_costs_no_slot(tmp_path):
     t.journal = journal
     first = t.run(QueueItem(("c", "p", "a.mov"), 1, 0.0))
     w.outcome(None)
-    assert ended(first)["committed"] is True
+    assert ended(first).committed is True
     assert t.free_slots() == 1 and journal.failing
     closed = Journal(str(tmp_path / "other"))
     closed.open()
@@ -401,7 +424,7 @@ def test_a_journal_that_cannot_be_written_costs_no_slot(tmp_path):
     t.journal = closed
     second = t.run(QueueItem(("c", "p", "b.mov"), 1, 0.0))
     w.outcome(None)
-    assert ended(second)["committed"] is True
+    assert ended(second).committed is True
     assert t.free_slots() == 1 and t.load == {"w": 0} and t.tasks == {}
 
 
@@ -564,17 +587,18 @@ class ProxyCommitTests(SynchronousTestCase):
         c.manager.job_finished(w.link, "J1", OUTCOME)
         report = proxy.acknowledge("J1")
         changes = {"outcome": "failed", "committed": False, "failure": COMMIT_FAILED}
-        w.mind.named("acknowledge")[0].deferred.callback(changes)
+        reply = {**OUTCOME, **changes, "customer": "c", "profile": "p", "relpath": "J1.mov"}
+        w.mind.named("acknowledge")[0].deferred.callback(reply)
         got = self.successResultOf(report)
-        self.assertEqual((got["job_id"], got["committed"]), ("J1", False))
-        self.assertEqual(got["failure"], COMMIT_FAILED)
+        self.assertEqual((got.job_id, got.committed), ("J1", False))
+        self.assertEqual(got.failure, JobFailure.from_dict(COMMIT_FAILED))
         self.assertEqual(proxy.running_jobs(), [])
 
     def test_fail_source_refused_is_an_error(self):
         """A worker that cannot fail the source errbacks (the admin holds the file as stuck)."""
         c = Cluster()
         w = c.login()
-        d = c.proxy().fail_source(worker_spec("J1"), SYSTEM)
+        d = c.proxy().fail_source(worker_spec("J1"), JobFailure.from_dict(SYSTEM))
         w.mind.named("fail_source")[0].deferred.errback(
             pb.RemoteError("builtins.PermissionError", "[Errno 13] Permission denied", None)
         )
@@ -604,7 +628,7 @@ def test_a_commit_undone_on_a_worker_process_says_so_on_the_wire():
         ),
         "committed": False,
     }
-    sent = committed_changes(report)
+    sent = committed_changes(Report.from_document(report))
     assert sent["committed"] is False and sent["failure"]["reason"] == COMMIT_FAILED["reason"]
 
 
@@ -630,4 +654,4 @@ def test_failing_a_source_on_a_gone_worker_waits_for_another_instead_of_spinning
     t.remove_worker("w")
     other = FakeWorker("v", 1)
     t.add_worker(other)
-    assert ended(d)["outcome"] == "failed" and len(other.failed_sources) == 1
+    assert ended(d).outcome == "failed" and len(other.failed_sources) == 1

@@ -60,11 +60,11 @@ class WorkerConnectionContract:
         """start_job fires with the outcome; the source moves only on acknowledge."""
         source = write_source(self.media)
         outcome = self.call(self.connection.start_job(job_spec("J1", 1)))
-        self.assertEqual((outcome["outcome"], outcome["failure"]["kind"]), ("failed", "source"))
+        self.assertEqual((outcome.outcome, outcome.failure.kind), ("failed", "source"))
         self.assertTrue(os.path.exists(source))
         self.assertIn("J1", self.connection.running_jobs())
         report = self.call(self.connection.acknowledge("J1"))
-        self.assertEqual((report["outcome"], report["committed"]), ("failed", True))
+        self.assertEqual((report.outcome, report.committed), ("failed", True))
         self.assertFalse(os.path.exists(source))
         self.assertTrue(os.path.exists(self.path("failed/clip.mov")))
         self.assertTrue(os.path.exists(self.path("reports/failed/clip.mov.J1.yaml")))
@@ -77,7 +77,7 @@ class WorkerConnectionContract:
         first = self.call(self.connection.acknowledge("J1"))
         self.assertEqual(os.listdir(self.path("failed")), ["clip.mov"])
         host_report = self.call(self.host_acknowledge("J1"))
-        self.assertEqual(host_report["job_id"], first["job_id"])
+        self.assertEqual(host_report.job_id, first.job_id)
         self.assertEqual(os.listdir(self.path("failed")), ["clip.mov"])
 
     def test_acknowledging_a_job_it_does_not_have_fails_with_unknown_job(self) -> None:
@@ -89,10 +89,10 @@ class WorkerConnectionContract:
     def test_failing_a_source_moves_it_to_failed_with_the_reason(self) -> None:
         """A dead job's source goes to failed, its report saying why."""
         source = write_source(self.media)
-        failure = JobFailure(SYSTEM, "worker w9 was lost").to_dict()
+        failure = JobFailure(SYSTEM, "worker w9 was lost")
         report = self.call(self.connection.fail_source(job_spec("J2", 3), failure))
-        self.assertEqual((report["outcome"], report["attempt"]), ("failed", 3))
-        self.assertEqual(report["failure"]["reason"], "worker w9 was lost")
+        self.assertEqual((report.outcome, report.attempt), ("failed", 3))
+        self.assertEqual(report.failure.reason, "worker w9 was lost")
         self.assertFalse(os.path.exists(source))
         self.assertTrue(os.path.exists(self.path("failed/clip.mov")))
 

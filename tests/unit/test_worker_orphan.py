@@ -40,7 +40,12 @@ class HeldJob:
 
     def finish(self) -> None:
         """End the job (failed: nothing to commit here)."""
-        self.outcome = {"job_id": self.job_id, "attempt": 1, "outcome": "failed"}
+        self.outcome = {
+            "job_id": self.job_id,
+            "attempt": 1,
+            "outcome": "failed",
+            "failure": {"kind": "cancelled", "reason": "stopped"},
+        }
         self._done.callback(self.outcome)
 
     def abort(self) -> defer.Deferred[None]:

@@ -19,8 +19,10 @@ from twisted.logger import capturedLogs, formatEvent
 from tests.unit.pbpairs import job_spec
 from tests.unit.test_admin_held import KEY, admin_with_a_held_job
 from tests.unit.test_workers import LOST_TIMEOUT, Cluster, Worker, row
+from transcoder_admin.prognosis import SYSTEM, JobFailure
 from transcoder_admin.proxy import COMPLAIN_EVERY
 from transcoder_admin.proxy.checks import BadFacts, facts, heartbeat, jobs, outcome_mismatch
+from transcoder_admin.records import Report
 from transcoder_admin.reports.files import row_from_report
 from transcoder_admin.scheduler import QueueItem
 from transcoder_admin.transcoding import Transcoding
@@ -212,10 +214,10 @@ def test_a_pushed_outcome_that_is_not_the_jobs_own_is_a_system_failure(field, ch
     with capturedLogs() as events:
         c.manager.job_finished(w.link, "J1", own_outcome(spec, **changes))
     got = outcome.result
-    assert got["outcome"] == "failed" and got["failure"]["kind"] == "system"
+    assert got.outcome == "failed" and got.failure.kind == "system"
     reason = f"worker sent an outcome that does not match job J1: {field}"
-    assert got["failure"]["reason"] == reason
-    assert (got["job_id"], got["attempt"], got["relpath"]) == ("J1", 1, "clip.mov")
+    assert got.failure.reason == reason
+    assert (got.job_id, got.attempt, got.relpath) == ("J1", 1, "clip.mov")
     errors = [e for e in events if e["log_level"].name == "error"]
     assert len(errors) == 1 and "worker w1" in formatEvent(errors[0])
 
@@ -226,7 +228,7 @@ def test_a_fetched_outcome_is_checked_too():
     w, outcome, spec = started(c)
     c.beat(w, [row("J1", "finished")])
     w.mind.named("outcome")[0].deferred.callback(own_outcome(spec, job_id="J9"))
-    assert outcome.result["failure"]["reason"].endswith("J1: job_id")
+    assert outcome.result.failure.reason.endswith("J1: job_id")
 
 
 def test_a_rejected_outcome_is_never_committed_and_the_source_fails_with_the_admins_spec():
@@ -244,21 +246,18 @@ def test_a_rejected_outcome_is_never_committed_and_the_source_fails_with_the_adm
     assert sent["report_failed"] == spec["report_failed"] and sent["failed"] == spec["failed"]
     assert failure["reason"].endswith("J1: report_path")
     fail.deferred.callback(
-        own_outcome(spec, outcome="failed", failure=failure, report_path=spec["report_failed"])
+        own_report(spec, outcome="failed", failure=failure, report_path=spec["report_failed"])
     )
-    assert report.result["report_path"] == spec["report_failed"]
+    assert report.result.report_path == spec["report_failed"]
 
 
-def other_row(spec: dict, **changes: Any) -> dict:
-    """A database row as a worker sends it: the job's own, with some fields changed."""
+def own_report(spec: dict, **changes: Any) -> dict:
+    """A committed report as a worker sends it: the job's own, with some fields changed."""
     base = {
-        "job_id": spec["job_id"],
-        "attempt_count": spec["attempt"],
-        "outcome": "done",
+        **own_outcome(spec),
         "customer": spec["customer"],
         "profile": spec["profile"],
-        "relative_path": spec["relpath"],
-        "report_path": spec["report_done"],
+        "relpath": spec["relpath"],
     }
     return {**base, **changes}
 
@@ -267,27 +266,29 @@ def other_row(spec: dict, **changes: Any) -> dict:
     "changes",
     [
         {"job_id": "J2"},
-        {"attempt_count": 3},
+        {"attempt": 3},
         {"customer": "bob"},
         {"profile": "other"},
-        {"relative_path": "bobs/clip.mov"},
+        {"relpath": "bobs/clip.mov"},
         {"outcome": "failed"},
         {"report_path": "default:/reports/done/x.yaml"},
     ],
 )
-def test_an_acknowledgement_reply_with_the_row_of_another_job_writes_only_the_jobs_own(changes):
-    """The reply's row names another job: the report is a system failure of J1's own."""
+def test_an_acknowledgement_reply_with_the_report_of_another_job_writes_only_the_jobs_own(
+    changes,
+):
+    """The reply names another job: the report is a system failure of J1's own."""
     c = Cluster()
     w, outcome, spec = started(c)
     c.manager.job_finished(w.link, "J1", own_outcome(spec))
     report = c.proxy().acknowledge("J1")
     with capturedLogs() as events:
-        w.mind.named("acknowledge")[0].deferred.callback(
-            own_outcome(spec, row=other_row(spec, **changes))
-        )
+        w.mind.named("acknowledge")[0].deferred.callback(own_report(spec, **changes))
     got = report.result
-    field = f"row.{next(iter(changes))}"
-    assert got["failure"]["reason"] == f"worker sent an outcome that does not match job J1: {field}"
+    field = next(iter(changes))
+    if changes.get("outcome") == "failed":
+        field = "failure"  # a failed outcome without its failure: the first wrong field
+    assert got.failure.reason == f"worker sent an outcome that does not match job J1: {field}"
     db_row = row_from_report(got)
     assert (db_row["job_id"], db_row["customer"], db_row["relative_path"]) == (
         "J1",
@@ -299,31 +300,29 @@ def test_an_acknowledgement_reply_with_the_row_of_another_job_writes_only_the_jo
 
 
 def test_an_honest_acknowledgement_reply_passes_unchanged():
-    """The job's own outcome and row: the report is the worker's, row included."""
+    """The job's own committed report: the admin keeps the worker's."""
     c = Cluster()
     w, outcome, spec = started(c)
     c.manager.job_finished(w.link, "J1", own_outcome(spec))
     report = c.proxy().acknowledge("J1")
-    reply = own_outcome(spec, row=other_row(spec), committed=True)
+    reply = own_report(spec, committed=True, machine="host1")
     w.mind.named("acknowledge")[0].deferred.callback(reply)
-    assert report.result == reply
+    assert report.result == Report.from_wire(reply) and report.result.machine == "host1"
 
 
-def test_a_fail_source_reply_with_another_jobs_row_is_replaced():
-    """fail_source answers the row of another file: the admin keeps its own job's."""
+def test_a_fail_source_reply_with_another_jobs_report_is_replaced():
+    """fail_source answers the report of another file: the admin keeps its own job's."""
     c = Cluster()
     w = c.login("w1")
     spec = job_spec("J1", 1)
-    failure = {"kind": "system", "reason": "lost"}
+    failure = JobFailure(SYSTEM, "lost")
     report = c.proxy().fail_source(spec, failure)
-    forged = own_outcome(
+    forged = own_report(
         spec,
         outcome="failed",
-        failure=failure,
+        failure=failure.to_dict(),
         report_path=spec["report_failed"],
-        row=other_row(
-            spec, outcome="failed", relative_path="x/y.mov", report_path=spec["report_failed"]
-        ),
+        relpath="x/y.mov",
     )
     w.mind.named("fail_source")[0].deferred.callback(forged)
     assert row_from_report(report.result)["relative_path"] == "clip.mov"

@@ -17,7 +17,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from transcoder_admin.manager import Manager, WorkerNotAttached
+from transcoder_admin.prognosis import SYSTEM, JobFailure
 from transcoder_admin.proxy import ManagerSet, WorkerProxy, WorkerSet
+from transcoder_admin.records import Outcome
 from transcoder_admin.wire import TooBig, decode
 from transcoder_admin.worker.daemon import RemoteUnknownJob
 from transcoder_admin.worker.interfaces import IWorkerConnection, UnknownJob, WorkerGone
@@ -126,7 +128,21 @@ def row(job_id: str = "J1", state: str = "running", attempt: int = 1) -> dict:
     return {"job_id": job_id, "attempt": attempt, "state": state, "progress": {"percent": 5.0}}
 
 
-OUTCOME = {"job_id": "J1", "outcome": "done", "failure": None}
+OUTCOME = {"job_id": "J1", "attempt": 1, "outcome": "done", "failure": None}
+#: The same outcome of a job's second attempt.
+OUTCOME_2 = {**OUTCOME, "attempt": 2}
+
+
+def report(attempt: int) -> dict:
+    """A committed report of J1 as a worker sends it."""
+    return {
+        **OUTCOME,
+        "attempt": attempt,
+        "report_path": "r",
+        "customer": "c",
+        "profile": "p",
+        "relpath": "J1.mov",
+    }
 
 
 class LivenessTests(SynchronousTestCase):
@@ -225,7 +241,7 @@ class LivenessTests(SynchronousTestCase):
         self.assertEqual(c.removed, [], "the hello counts as a sign of life")
         self.assertNoResult(outcome)
         c.manager.job_finished(w2.link, "J1", OUTCOME)
-        self.assertEqual(self.successResultOf(outcome), OUTCOME)
+        self.assertEqual(self.successResultOf(outcome), Outcome.from_wire(OUTCOME))
 
     def test_detached_worker_that_stays_away_is_lost(self):
         """A dropped link that does not come back: lost lost-timeout after its last sign."""
@@ -280,7 +296,7 @@ class LivenessTests(SynchronousTestCase):
         c.beat(w, [row("J1", "finished")])
         self.assertEqual(len(w.mind.named("outcome")), 1, "asked once")
         asks[0].deferred.callback(OUTCOME)
-        self.assertEqual(self.successResultOf(outcome), OUTCOME)
+        self.assertEqual(self.successResultOf(outcome), Outcome.from_wire(OUTCOME))
 
     def test_outcome_of_a_job_the_worker_forgot_is_worker_gone(self):
         """Asked for the outcome, the worker says it has no such job: WorkerGone."""
@@ -299,8 +315,8 @@ class LivenessTests(SynchronousTestCase):
         w = c.login(jobs=[row("J1", "finished", 2)])
         asks = w.mind.named("outcome")
         self.assertEqual([a.args for a in asks], [("J1",)])
-        asks[0].deferred.callback(OUTCOME)
-        self.assertEqual(self.successResultOf(adopted[0]), OUTCOME)
+        asks[0].deferred.callback(OUTCOME_2)
+        self.assertEqual(self.successResultOf(adopted[0]), Outcome.from_wire(OUTCOME_2))
 
     def test_adopted_finished_job_gets_its_outcome_by_the_next_heartbeat(self):
         """At the latest, the next heartbeat saying finished fetches the adopted outcome."""
@@ -312,8 +328,8 @@ class LivenessTests(SynchronousTestCase):
         c.beat(w, [row("J1", "finished", 2)])
         asks = w.mind.named("outcome")
         self.assertEqual([a.args for a in asks], [("J1",)])
-        asks[0].deferred.callback(OUTCOME)
-        self.assertEqual(self.successResultOf(adopted[0]), OUTCOME)
+        asks[0].deferred.callback(OUTCOME_2)
+        self.assertEqual(self.successResultOf(adopted[0]), Outcome.from_wire(OUTCOME_2))
         report = c.proxy().acknowledge("J1")
         self.assertEqual(w.mind.named("acknowledge")[0].args, ("J1", 2))
         self.assertNoResult(report)
@@ -403,7 +419,7 @@ class OversizeTests(SynchronousTestCase):
         c = Cluster()
         w = c.login()
         huge = dict(spec("J1"), source="default:/in/x.mov", targets=[{"name": "t" * 1000}] * 600)
-        c.proxy().fail_source(huge, {"kind": "system", "reason": "too big"})
+        c.proxy().fail_source(huge, JobFailure(SYSTEM, "too big"))
         (call,) = w.mind.named("fail_source")
         sent = decode(call.args[0])
         self.assertEqual(sent["source"], "default:/in/x.mov")
@@ -419,12 +435,12 @@ class AcknowledgeTests(SynchronousTestCase):
         w = c.login()
         proxy = c.proxy()
         proxy.start_job(spec("J1", attempt=3))
-        c.manager.job_finished(w.link, "J1", OUTCOME)
-        report = proxy.acknowledge("J1")
+        c.manager.job_finished(w.link, "J1", {**OUTCOME, "attempt": 3})
+        committed = proxy.acknowledge("J1")
         (ack,) = w.mind.named("acknowledge")
         self.assertEqual(ack.args, ("J1", 3))
-        ack.deferred.callback({"outcome": "done", "failure": None, "report_path": "r"})
-        self.assertEqual(self.successResultOf(report)["outcome"], "done")
+        ack.deferred.callback(report(3))
+        self.assertEqual(self.successResultOf(committed).outcome, "done")
         self.assertEqual(proxy.running_jobs(), [])
 
     def test_acknowledge_waits_for_a_detached_worker_then_retries(self):
@@ -433,17 +449,17 @@ class AcknowledgeTests(SynchronousTestCase):
         w = c.login()
         proxy = c.proxy()
         proxy.start_job(spec("J1", attempt=2))
-        c.manager.job_finished(w.link, "J1", OUTCOME)
-        report = proxy.acknowledge("J1")
+        c.manager.job_finished(w.link, "J1", OUTCOME_2)
+        committed = proxy.acknowledge("J1")
         w.mind.named("acknowledge")[0].deferred.errback(pb.PBConnectionLost("gone"))
         c.logout(w)
-        self.assertNoResult(report)
+        self.assertNoResult(committed)
         w2 = c.login(jobs=[row("J1", "finished", 2)])
         c.clock.advance(0)  # the waiting call goes on at the next turn of the event loop
         (again,) = w2.mind.named("acknowledge")
         self.assertEqual(again.args, ("J1", 2))
-        again.deferred.callback({"outcome": "done", "failure": None, "report_path": "r"})
-        self.assertEqual(self.successResultOf(report)["outcome"], "done")
+        again.deferred.callback(report(2))
+        self.assertEqual(self.successResultOf(committed).outcome, "done")
 
     def test_acknowledge_refused_by_the_worker_is_unknown_job(self):
         """The worker's refusal (wrong attempt, no such job) becomes a local UnknownJob."""

@@ -13,13 +13,14 @@ from typing import Any, Literal, Protocol
 
 from twisted.internet.defer import Deferred
 
+from .. import records
 from . import schemas
 from .errors import APIError
 
 PREFIX = "/api/v1/"
 MAX_LIMIT = 500
 MAX_BODY_BYTES = 64 * 1024
-OUTCOMES = ("done", "failed")
+OUTCOMES = records.OUTCOMES
 
 
 class Admin(Protocol):

@@ -24,6 +24,7 @@ from ..events import Subscription
 from ..monitoring import FileOffer, ScanProblem
 from ..proxy import WorkerProxy
 from ..proxy.cluster import Cluster, HeldJob
+from ..records import Report
 from ..reports.db import ReportsDB
 from ..reports.files import row_from_report
 from ..scheduler import Finished, QueueItem, Scheduler, Stuck
@@ -168,7 +169,7 @@ class FileIntake:
         self.cluster.take(held.key)
         self.offers.pop(held.key, None)
 
-        def adopt(item: QueueItem) -> defer.Deferred[dict[str, Any]]:
+        def adopt(item: QueueItem) -> defer.Deferred[Report]:
             proxy.expect(spec)
             return self.transcoding.adopt(item, spec, proxy)
 
@@ -182,7 +183,8 @@ class FileIntake:
     def finished(self, finished: Finished) -> defer.Deferred[Any] | None:
         """A job ended (done or failed): note it, and save its report's row."""
         item, report = finished.item, finished.report
-        failure = report.get("failure") or {}
+        failure = report.failure
+        reason = failure.reason if failure else None
         # Bookkeeping first, each step on its own: none may cost the report its row.
         try:
             self.monitoring.release(*item.key)
@@ -194,26 +196,30 @@ class FileIntake:
                     "customer": item.customer,
                     "profile": item.profile,
                     "relpath": item.relpath,
-                    "state": report.get("outcome"),
-                    "job_id": report.get("job_id"),
-                    "reason": failure.get("reason"),
-                    "finished": (report.get("times") or {}).get("finished"),
-                    "report": report.get("report_path"),
+                    "state": report.outcome,
+                    "job_id": report.job_id,
+                    "reason": reason,
+                    "finished": report.times.finished,
+                    "report": report.report_path,
                 }
             )
             self.log.info(
                 "{outcome}: {customer}/{profile}/{relpath} (job {job_id}){reason}",
-                outcome=report.get("outcome"),
+                outcome=report.outcome,
                 customer=item.customer,
                 profile=item.profile,
                 relpath=item.relpath,
-                job_id=report.get("job_id"),
-                reason=f": {failure['reason']}" if failure.get("reason") else "",
+                job_id=report.job_id,
+                reason=f": {reason}" if reason else "",
             )
         except Exception:
             self.log.failure("cannot note the end of {relpath}", relpath=item.relpath)
-        # A worker process sends the row ready-made; an in-process job the whole report.
-        row = report["row"] if isinstance(report.get("row"), dict) else row_from_report(report)
+        # The admin builds the row from the report, whichever worker sent it.
+        try:
+            row = row_from_report(report)
+        except ValueError:
+            self.log.failure("cannot make the row of job {job_id}", job_id=report.job_id)
+            return None
         return self.db.save(row)
 
     def abandoned(self, item: QueueItem) -> None:

@@ -15,11 +15,13 @@ import hashlib
 import math
 import os
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from ..context.paths import NAME_HASH
 from ..manager.credentials import WORKER_NAME
-from ..prognosis import KINDS
+from ..records import BadRecord, Outcome, Report
+
+O = TypeVar("O", bound=Outcome)  # noqa: E741
 
 #: The bound of ``workers.max-jobs`` and of a worker's ``--max-jobs``.
 MAX_JOBS = 64
@@ -32,7 +34,6 @@ MAX_TEXT = 4096
 JOB_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 #: A root's name, as virtual paths (``root:/path``) allow it.
 ROOT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-OUTCOMES = ("done", "failed")
 
 
 class BadFacts(ValueError):
@@ -190,49 +191,35 @@ def monitor_event(event: Any) -> dict[str, Any]:
     return event
 
 
-def outcome_mismatch(spec: dict[str, Any], outcome: Any) -> str | None:
-    """The first field of an outcome (or its row) that is not the job's own; None if all are.
+def read_outcome(spec: dict[str, Any], value: Any, kind: type[O]) -> O:
+    """The record of a worker's outcome or report, if it is the job's own.
 
     ``spec`` is the job the admin started or adopted (or, without one, its job id and
     attempt).  The report path must be the job's own: its ``report_done`` or
-    ``report_failed``, or none at all.
+    ``report_failed``, or none at all; a report must name the job's own customer,
+    profile and file.  Raise :class:`BadRecord` naming the first field that is wrong.
     """
-    if not isinstance(outcome, dict):
-        return "outcome"
-    if outcome.get("job_id") != spec.get("job_id"):
-        return "job_id"
-    attempt = outcome.get("attempt", spec.get("attempt"))
-    if isinstance(attempt, bool) or attempt != spec.get("attempt"):
-        return "attempt"
-    verdict = outcome.get("outcome")
-    if verdict not in OUTCOMES:
-        return "outcome"
-    failure = outcome.get("failure")
-    if failure is not None and (not isinstance(failure, dict) or failure.get("kind") not in KINDS):
-        return "failure.kind"
-    if verdict == "failed" and failure is None:
-        return "failure"
-    report = spec.get("report_done" if verdict == "done" else "report_failed")
-    if "report_done" in spec and not _own_report_path(outcome.get("report_path"), report):
-        return "report_path"
-    row = outcome.get("row")
-    if row is None:
-        return None
-    if not isinstance(row, dict):
-        return "row"
-    own = {
-        "job_id": spec.get("job_id"),
-        "attempt_count": spec.get("attempt"),
-        "outcome": verdict,
-        "customer": spec.get("customer"),
-        "profile": spec.get("profile"),
-        "relative_path": spec.get("relpath"),
-    }
-    for field, value in own.items():
-        if value is not None and row.get(field) != value:
-            return f"row.{field}"
-    if "report_done" in spec and not _own_report_path(row.get("report_path"), report):
-        return "row.report_path"
+    record: O = value if isinstance(value, kind) else kind.from_wire(value)  # type: ignore[assignment]
+    if record.job_id != spec.get("job_id"):
+        raise BadRecord("job_id", "not the job's own")
+    if record.attempt != spec.get("attempt"):
+        raise BadRecord("attempt", "not the job's own")
+    own_path = spec.get("report_done" if record.done else "report_failed")
+    if "report_done" in spec and not _own_report_path(record.report_path, own_path):
+        raise BadRecord("report_path", "not the job's own")
+    if isinstance(record, Report):
+        for name in ("customer", "profile", "relpath"):
+            if spec.get(name) is not None and getattr(record, name) != spec[name]:
+                raise BadRecord(name, "not the job's own")
+    return record
+
+
+def outcome_mismatch(spec: dict[str, Any], value: Any, kind: type[Outcome] = Outcome) -> str | None:
+    """The first field of an outcome (or report) that is not the job's own; None if all are."""
+    try:
+        read_outcome(spec, value, kind)
+    except BadRecord as e:
+        return e.field
     return None
 
 
@@ -265,5 +252,6 @@ __all__ = [
     "jobs",
     "monitor_event",
     "outcome_mismatch",
+    "read_outcome",
     "worker_name",
 ]

@@ -17,6 +17,8 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from ..records import Outcome
+
 EXPECTED, STARTING, RUNNING, FINISHED = "expected", "starting", "running", "finished"
 SETTLED, REJECTED, COMMITTING = "settled", "rejected", "committing"
 _WORKING = (EXPECTED, STARTING, RUNNING, FINISHED)
@@ -48,9 +50,9 @@ class JobRecord:
     #: against it.  None for a job known only by id and attempt.
     spec: dict[str, Any] | None = None
     #: Fires with the outcome (or fails) once; None once settled.
-    waiter: defer.Deferred[dict[str, Any]] | None = None
+    waiter: defer.Deferred[Outcome] | None = None
     #: The outcome, settled and not yet acknowledged.
-    outcome: dict[str, Any] | None = None
+    outcome: Outcome | None = None
     #: The job as the worker last reported it (state, progress), while it is listed.
     reported: dict[str, Any] | None = field(default=None)
 
@@ -76,7 +78,7 @@ class JobRecord:
         """Whether the admin still waits for this job's outcome."""
         return self.waiter is not None
 
-    def settle(self, result: dict[str, Any], own: bool) -> None:
+    def settle(self, result: Outcome, own: bool) -> None:
         """The outcome arrived (``own``: it is the job's): the one path for it."""
         waiter, self.waiter = self.waiter, None
         self.advance("outcome" if own else "foreign outcome")

@@ -17,11 +17,12 @@ from zope.interface import implementer
 from ..observer import OneShotObserver, Waiters
 from ..pberrors import is_link_error, is_unknown_job, local_error
 from ..prognosis import SYSTEM, JobFailure
-from ..records import report_spec
+from ..records import BadRecord, Outcome, Report, Times, report_spec
 from ..times import iso
 from ..wire import TooBig, decode, encode
 from ..worker.interfaces import IWorkerConnection, WorkerGone
 from . import checks
+from .checks import O
 from .jobs import EXPECTED, REJECTED, STARTING, JobRecord
 
 if TYPE_CHECKING:
@@ -127,14 +128,14 @@ class WorkerProxy:
     def _state_changed(self) -> None:
         self._state_change.notify(None)
 
-    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
+    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[Outcome]:
         """Start a job; fires with its outcome when the worker reports it."""
         job_id = str(spec["job_id"])
         try:
             text = encode(spec)
         except TooBig as e:
             return defer.fail(TooBig(f"the job's configuration is too big to send: {e}"))
-        outcome: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        outcome: defer.Deferred[Outcome] = defer.Deferred()
         record = JobRecord(job_id, int(spec.get("attempt", 0)), STARTING, spec, outcome)
         record.reported = {"job_id": job_id, "state": "starting", "progress": {}}
         self.records[job_id] = record
@@ -164,9 +165,9 @@ class WorkerProxy:
             record = self.records[job_id] = JobRecord(job_id, attempt, EXPECTED)
         record.spec = spec
 
-    def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[dict[str, Any]]:
+    def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[Outcome]:
         """Wait for the outcome of a job the worker already runs (adopted)."""
-        outcome: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        outcome: defer.Deferred[Outcome] = defer.Deferred()
         record = self.records.get(job_id) or JobRecord(job_id, attempt, EXPECTED)
         self.records[job_id] = record
         record.attempt, record.waiter = attempt, outcome
@@ -177,19 +178,18 @@ class WorkerProxy:
             self._fetch_outcome(job_id)
         return outcome
 
-    def acknowledge(self, job_id: str) -> defer.Deferred[dict[str, Any]]:
+    def acknowledge(self, job_id: str) -> defer.Deferred[Report]:
         """Let the worker commit the outcome of the current attempt.
 
-        Fires with the outcome updated by what committing changed (``committed`` False
-        when the worker undid a commit that failed); a reply that is not the job's own
-        becomes a system failure of the job. A refusal or an error of the commit
+        Fires with the committed report (``committed`` False when the worker undid a
+        commit that failed); a reply that is not the job's own becomes a system failure
+        of the job. A refusal or an error of the commit
         errbacks with it (RemoteError, UnknownJob). Either way the job is over here.
         """
         record = self.records.get(job_id)
         if record is not None and record.state == REJECTED and record.spec is not None:
             return defer.Deferred.fromCoroutine(self._fail_rejected(record))
         attempt = record.attempt if record is not None else 0
-        outcome = (record.outcome if record is not None else None) or {}
         spec = self._spec_of(job_id)
         if record is not None:
             record.advance("acknowledge")
@@ -199,7 +199,7 @@ class WorkerProxy:
             return result
 
         d = defer.Deferred.fromCoroutine(self._call_until_done("acknowledge", job_id, attempt))
-        d.addCallback(lambda changes: self._own_report(spec, {**outcome, **changes}))
+        d.addCallback(lambda reply: self._own_report(spec, reply))
         return d.addBoth(over)
 
     def cancel_job(self, job_id: str) -> defer.Deferred[None]:
@@ -211,11 +211,11 @@ class WorkerProxy:
             return defer.succeed(None)
         return self._call("cancel_job", job_id).addBoth(lambda _: None)
 
-    def fail_source(self, spec: dict[str, Any], failure: dict[str, Any]) -> defer.Deferred[Any]:
+    def fail_source(self, spec: dict[str, Any], failure: JobFailure) -> defer.Deferred[Report]:
         """Have the worker move a dead job's source to failed."""
         return defer.Deferred.fromCoroutine(
-            self._call_until_done("fail_source", encode(report_spec(spec)), failure)
-        ).addCallback(lambda report: self._own_report(spec, report))
+            self._call_until_done("fail_source", encode(report_spec(spec)), failure.to_dict())
+        ).addCallback(lambda reply: self._own_report(spec, reply))
 
     def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:
         """Have the worker kill a dead attempt's leftovers and remove its work folder."""
@@ -234,49 +234,57 @@ class WorkerProxy:
             return record.spec
         return {"job_id": job_id, "attempt": record.attempt if record is not None else None}
 
-    def _mismatch(self, spec: dict[str, Any], report: Any) -> str | None:
-        """Why a report is not the job's own (logged as an error naming the worker), or None."""
-        field = checks.outcome_mismatch(spec, report)
-        if field is None:
-            return None
+    def _read(self, spec: dict[str, Any], value: Any, kind: type[O]) -> O | str:
+        """The worker's record if it is the job's own; else why not (logged as an error
+        naming the worker)."""
+        try:
+            return checks.read_outcome(spec, value, kind)
+        except BadRecord as e:
+            field = e.field
         reason = f"worker sent an outcome that does not match job {spec.get('job_id')}: {field}"
         self.log.error("worker {worker}: {reason}", worker=self.name, reason=reason)
         return reason
 
-    def _own_report(self, spec: dict[str, Any], report: Any) -> dict[str, Any]:
+    def _own_report(self, spec: dict[str, Any], reply: Any) -> Report:
         """A committed report if it is the job's own, else a system failure of the job.
 
         Files may have moved already: what the admin can still do is never write the
         row of another job.
         """
-        reason = self._mismatch(spec, report)
-        return report if reason is None else self._failure_report(spec, reason)
+        report = self._read(spec, reply, Report)
+        return self._failure_report(spec, report) if isinstance(report, str) else report
 
-    def _failure_report(self, spec: dict[str, Any], reason: str) -> dict[str, Any]:
+    def _failure_report(self, spec: dict[str, Any], reason: str) -> Report:
         """A report of the job's own fields with a system failure (no report file)."""
-        report = {k: spec.get(k) for k in ("job_id", "attempt", "customer", "profile", "relpath")}
-        times = {k: spec.get(k) for k in ("detected", "queued", "started")}
-        return {
-            **report,
-            "source": spec.get("source"),
-            "outcome": "failed",
-            "failure": JobFailure(SYSTEM, reason).to_dict(),
-            "report_path": None,
-            "backend": spec.get("backend", "ffmpeg"),
-            "worker": self.name,
-            "times": {**times, "finished": iso(self.workers.clock.seconds())},
-            "comment": reason,
-        }
+        return Report(
+            job_id=str(spec.get("job_id")),
+            attempt=int(spec.get("attempt") or 1),
+            customer=str(spec.get("customer") or "?"),
+            profile=str(spec.get("profile") or "?"),
+            relpath=str(spec.get("relpath") or "?"),
+            source=spec.get("source"),
+            outcome="failed",
+            failure=JobFailure(SYSTEM, reason),
+            backend=spec.get("backend", "ffmpeg"),
+            worker=self.name,
+            times=Times(
+                detected=spec.get("detected"),
+                queued=spec.get("queued"),
+                started=spec.get("started"),
+                finished=iso(self.workers.clock.seconds()),
+            ),
+            comment=reason,
+        )
 
-    async def _fail_rejected(self, record: JobRecord) -> dict[str, Any]:
+    async def _fail_rejected(self, record: JobRecord) -> Report:
         """The last attempt's outcome was not its own: nothing of it is committed; the
         source goes to failed with the admin's spec and the reason."""
         spec = self._spec_of(record.job_id)
-        failure = (record.outcome or {})["failure"]
+        assert record.outcome is not None and record.outcome.failure is not None
+        failure = record.outcome.failure
         record.advance("acknowledge")
         await self.cancel_job(record.job_id)  # the worker moves nothing of that attempt
-        report: dict[str, Any] = await self.fail_source(spec, failure)
-        return report
+        return await self.fail_source(spec, failure)
 
     # -- news from the manager
 
@@ -290,10 +298,11 @@ class WorkerProxy:
             record.fail(result)
             return
         spec = self._spec_of(job_id)
-        reason = self._mismatch(spec, result)
-        if reason is not None:
-            result = self._failure_report(spec, reason)
-        record.settle(result, own=reason is None)
+        outcome = self._read(spec, result, Outcome)
+        if isinstance(outcome, str):
+            record.settle(self._failure_report(spec, outcome), own=False)
+        else:
+            record.settle(outcome, own=True)
 
     def _fetch_outcome(self, job_id: str) -> None:
         def got(outcome: Any) -> None:
@@ -367,8 +376,8 @@ class WorkerProxy:
         # A worker of an earlier version reports no components: unknown, not "none".
         self.components = dict(components) if isinstance(components, dict) else None
 
-    def finished(self, job_id: str, outcome: dict[str, Any]) -> None:
-        """A job's outcome arrived."""
+    def finished(self, job_id: str, outcome: Any) -> None:
+        """A job's outcome arrived (a wire value, checked here)."""
         self.last_heard = self.workers.clock.seconds()
         record = self.records.get(job_id)
         if record is not None and record.reported is not None:

@@ -13,14 +13,15 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import yaml
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from .model import FAILURE_KINDS, OUTCOMES, parse_time
+from ..records import FileFacts, Report, SourceFacts
+from ..times import parse_time
 
 if TYPE_CHECKING:
     from .db import ReportsDB
@@ -158,71 +159,50 @@ def find_reports(folder: str) -> Iterator[str]:
                 yield os.path.join(parent, name)
 
 
-def row_from_report(report: dict[str, Any]) -> dict[str, Any]:
-    """Map a report (the job runner's shape) to a ``transcode_reports`` row.
+def row_from_report(report: Report | Mapping[str, Any]) -> dict[str, Any]:
+    """The ``transcode_reports`` row of a report (a record, or a report file's mapping).
 
     Times become timezone-aware UTC datetimes; missing optional parts become None.
     Raise ValueError naming the key when a required key is missing or a value is wrong.
     """
-    file = _mapping(report, "file")
-    info = _mapping(report, "source_info")
-    video = _mapping(info, "video", "source_info.video")
-    audio = _mapping(info, "audio", "source_info.audio")
-    times = _mapping(report, "times")
-    failure = _mapping(report, "failure")
-    qmaster = _mapping(report, "qmaster")
-    targets = report.get("targets") or []
-    if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
-        raise ValueError("targets: expected a list of mappings")
-
-    outcome = _required_str(report, "outcome")
-    if outcome not in OUTCOMES:
-        raise ValueError(f"outcome: {outcome!r} is not one of {', '.join(OUTCOMES)}")
-    failure_kind = _optional(failure, "kind", str, "failure.kind")
-    if failure_kind is not None and failure_kind not in FAILURE_KINDS:
-        raise ValueError(f"failure.kind: {failure_kind!r} is not one of {', '.join(FAILURE_KINDS)}")
-    attempt = report.get("attempt", 1)
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-        raise ValueError(f"attempt: expected a positive integer, not {attempt!r}")
-
-    if video:
-        file_type = "video"
-    elif audio:
-        file_type = "audio"
-    else:
-        file_type = "unknown"
+    if not isinstance(report, Report):
+        report = Report.from_document(report)
+    file = report.file or FileFacts()
+    info = report.source_info or SourceFacts()
+    times = report.times
+    failure = report.failure
     return {
-        "job_id": _required_str(report, "job_id"),
-        "customer": _required_str(report, "customer"),
-        "profile": _required_str(report, "profile"),
-        "relative_path": _required_str(report, "relpath"),
-        "report_path": _optional(report, "report_path", str),
-        "checksum": _optional(file, "checksum", str, "file.checksum"),
-        "file_size": _optional(file, "size", int, "file.size"),
-        "file_type": file_type,
-        "mime_type": _optional(info, "mime_type", str, "source_info.mime_type"),
-        "audio_codec": _optional(audio, "codec", str, "source_info.audio.codec"),
-        "video_codec": _optional(video, "codec", str, "source_info.video.codec"),
-        "creation_time": parse_time(file.get("ctime"), "file.ctime"),
-        "modification_time": parse_time(file.get("mtime"), "file.mtime"),
-        "detection_time": parse_time(times.get("detected"), "times.detected"),
-        "queueing_time": parse_time(times.get("queued"), "times.queued"),
-        "start_time": parse_time(times.get("started"), "times.started"),
-        "finish_time": parse_time(times.get("finished"), "times.finished"),
-        "cpu_time": _optional_float(report, "cpu_time"),
-        "real_time": _optional_float(report, "real_time"),
-        "attempt_count": attempt,
-        "machine_name": _optional(report, "machine", str),
-        "worker_name": _optional(report, "worker", str),
-        "outcome": outcome,
-        "failure_kind": failure_kind,
-        "failure_reason": _optional(failure, "reason", str, "failure.reason"),
-        "invalid_output": any(bool(t.get("invalid_output")) for t in targets),
-        "comment": _optional(report, "comment", str),
-        "backend": _optional(report, "backend", str),
-        "source_duration": _optional_float(info, "duration", "source_info.duration"),
-        "qmaster_batch_id": _optional(qmaster, "batch_id", str, "qmaster.batch_id"),
-        "qmaster_cluster": _optional(qmaster, "cluster", str, "qmaster.cluster"),
+        "job_id": report.job_id,
+        "customer": report.customer,
+        "profile": report.profile,
+        "relative_path": report.relpath,
+        "report_path": report.report_path,
+        "checksum": file.checksum,
+        "file_size": file.size,
+        "file_type": info.file_type,
+        "mime_type": info.mime_type,
+        "audio_codec": info.audio_codec,
+        "video_codec": info.video_codec,
+        "creation_time": parse_time(file.ctime, "file.ctime"),
+        "modification_time": parse_time(file.mtime, "file.mtime"),
+        "detection_time": parse_time(times.detected, "times.detected"),
+        "queueing_time": parse_time(times.queued, "times.queued"),
+        "start_time": parse_time(times.started, "times.started"),
+        "finish_time": parse_time(times.finished, "times.finished"),
+        "cpu_time": report.cpu_time,
+        "real_time": report.real_time,
+        "attempt_count": report.attempt,
+        "machine_name": report.machine,
+        "worker_name": report.worker,
+        "outcome": report.outcome,
+        "failure_kind": failure.kind if failure else None,
+        "failure_reason": failure.reason if failure else None,
+        "invalid_output": any(t.invalid_output for t in report.targets),
+        "comment": report.comment,
+        "backend": report.backend,
+        "source_duration": info.duration,
+        "qmaster_batch_id": report.qmaster_batch_id,
+        "qmaster_cluster": report.qmaster_cluster,
     }
 
 
@@ -276,37 +256,3 @@ def _read_batch(
         if len(rows) + len(bad) >= size:
             break
     return rows, bad
-
-
-def _mapping(parent: dict[str, Any], key: str, name: str | None = None) -> dict[str, Any]:
-    value = parent.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(f"{name or key}: expected a mapping, not {value!r}")
-    return value
-
-
-def _required_str(parent: dict[str, Any], key: str) -> str:
-    value = parent.get(key)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{key}: required, a non-empty string (got {value!r})")
-    return value
-
-
-def _optional(parent: dict[str, Any], key: str, kind: type, name: str | None = None) -> Any:
-    value = parent.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ValueError(f"{name or key}: expected {kind.__name__}, not {value!r}")
-    return value
-
-
-def _optional_float(parent: dict[str, Any], key: str, name: str | None = None) -> float | None:
-    value = parent.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name or key}: expected a number, not {value!r}")
-    return float(value)

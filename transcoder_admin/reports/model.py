@@ -10,8 +10,6 @@ Alembic migrations in ``migrations/`` create exactly this schema; a test compare
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -29,6 +27,9 @@ from sqlalchemy import (
     text,
 )
 
+from ..prognosis import KINDS
+from ..records import OUTCOMES as _OUTCOMES
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -37,8 +38,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-OUTCOMES = ("done", "failed")
-FAILURE_KINDS = ("source", "system", "post-process", "cancelled", "changed")
+OUTCOMES = _OUTCOMES
+FAILURE_KINDS = KINDS
 FILE_TYPES = ("video", "audio", "unknown")
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -94,22 +95,3 @@ TEXT_COLUMNS = tuple(
     c.name for c in transcode_reports.columns if isinstance(c.type, String) and not c.primary_key
 )
 DATETIME_COLUMNS = tuple(c.name for c in transcode_reports.columns if isinstance(c.type, DateTime))
-
-
-def parse_time(value: object, key: str = "time") -> datetime | None:
-    """Turn an ISO 8601 string or datetime into an aware UTC datetime (None stays None).
-
-    A value without a timezone is taken as UTC.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError as e:
-            raise ValueError(f"{key}: {value!r} is not an ISO 8601 time") from e
-    if not isinstance(value, datetime):
-        raise ValueError(f"{key}: expected an ISO 8601 time, not {value!r}")
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

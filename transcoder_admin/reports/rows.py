@@ -10,13 +10,13 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from ..times import parse_time
 from .escape import escape_text
 from .model import (
     COLUMNS,
     DATETIME_COLUMNS,
     OUTCOMES,
     TEXT_COLUMNS,
-    parse_time,
     transcode_reports,
 )
 

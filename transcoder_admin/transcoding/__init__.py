@@ -24,8 +24,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ..prognosis import CANCELLED, CHANGED, SYSTEM, JobFailure
+from ..records import Outcome, Report
 from ..scheduler import JobAbandoned, QueueItem, SourceChanged, SourceStuck
-from ..worker.interfaces import WorkerConnection, WorkerGone
+from ..worker.interfaces import IWorkerConnection, WorkerGone
 from .journal import Journal
 from .slots import WorkerSlots, backend_of
 from .tasks import Task, new_job_id
@@ -52,7 +53,7 @@ class Transcoding:
 
     # -- workers -------------------------------------------------------------------
 
-    def add_worker(self, conn: WorkerConnection) -> None:
+    def add_worker(self, conn: IWorkerConnection) -> None:
         """A worker joined: its slots become available."""
         self.slots.add(conn)
 
@@ -68,7 +69,7 @@ class Transcoding:
         """Slots not taken by a running job (of workers of one backend, when given)."""
         return self.slots.free(backend)
 
-    def pick_worker(self, backend: str = "ffmpeg") -> WorkerConnection | None:
+    def pick_worker(self, backend: str = "ffmpeg") -> IWorkerConnection | None:
         """The worker of ``backend`` with the most free slots (ties: least loaded, name)."""
         return self.slots.pick(backend)
 
@@ -78,14 +79,14 @@ class Transcoding:
 
     # -- tasks ---------------------------------------------------------------------
 
-    def run(self, item: QueueItem) -> defer.Deferred[dict[str, Any]]:
+    def run(self, item: QueueItem) -> defer.Deferred[Report]:
         """Run the file's job through every attempt it needs; fire with the final report."""
         task = Task(item, attempt=item.attempts)
         return self._track(task, self._run(task))
 
     def adopt(
-        self, item: QueueItem, spec: dict[str, Any], worker: WorkerConnection
-    ) -> defer.Deferred[dict[str, Any]]:
+        self, item: QueueItem, spec: dict[str, Any], worker: IWorkerConnection
+    ) -> defer.Deferred[Report]:
         """Take over a job a worker runs already (it outlived the previous admin).
 
         ``spec`` is the admin's own, built again from its configuration and journal:
@@ -102,7 +103,7 @@ class Transcoding:
         )
         return self._track(task, self._run(task, adopted=worker))
 
-    def _track(self, task: Task, work: Any) -> defer.Deferred[dict[str, Any]]:
+    def _track(self, task: Task, work: Any) -> defer.Deferred[Report]:
         self.tasks[task.item.key] = task
 
         def forget(result: Any) -> Any:
@@ -112,7 +113,7 @@ class Transcoding:
 
         return defer.Deferred.fromCoroutine(work).addBoth(forget)
 
-    async def _run(self, task: Task, adopted: WorkerConnection | None = None) -> dict[str, Any]:
+    async def _run(self, task: Task, adopted: IWorkerConnection | None = None) -> Report:
         while True:
             worker = adopted
             if worker is None:
@@ -147,7 +148,7 @@ class Transcoding:
             if report is not None:
                 return report
 
-    def _journal_started(self, task: Task, worker: WorkerConnection) -> None:
+    def _journal_started(self, task: Task, worker: IWorkerConnection) -> None:
         """Note the attempt in the journal (which logs, never raises, when it cannot)."""
         if self.journal is None:
             return
@@ -160,7 +161,7 @@ class Transcoding:
             extra["identity"] = identity  # adoption after a crash rebuilds the spec with it
         self.journal.started(task.job_id, list(task.item.key), task.attempt, worker.name, **extra)
 
-    async def _next_worker(self, task: Task) -> WorkerConnection:
+    async def _next_worker(self, task: Task) -> IWorkerConnection:
         worker = self.pick_worker(task.item.backend)
         while worker is None:
             if self._stopping:
@@ -172,10 +173,10 @@ class Transcoding:
     async def _attempt(
         self,
         task: Task,
-        worker: WorkerConnection,
+        worker: IWorkerConnection,
         adopted: bool = False,
         release: Callable[[], None] = lambda: None,
-    ) -> dict[str, Any] | None:
+    ) -> Report | None:
         """One attempt; None means "try again".
 
         ``release`` frees the worker's slot once the transcoding is over: committing the
@@ -193,7 +194,7 @@ class Transcoding:
                 w=worker.name,
             )
         failure: JobFailure | None
-        outcome: dict[str, Any] | None
+        outcome: Outcome | None
         try:
             if adopted:
                 outcome = await worker.job_outcome(task.job_id, task.attempt)
@@ -216,7 +217,7 @@ class Transcoding:
                 "job {job_id} could not start on {w}", job_id=task.job_id, w=worker.name
             )
         else:
-            failure = JobFailure.from_dict(outcome["failure"]) if outcome.get("failure") else None
+            failure = outcome.failure
         release()
         if self._stopping or task.stopping or (failure is not None and failure.kind == CANCELLED):
             if outcome is not None:
@@ -234,7 +235,7 @@ class Transcoding:
             return await self._fail_without_worker(task, failure)
         return await self._commit(task, worker)
 
-    async def _commit(self, task: Task, worker: WorkerConnection) -> dict[str, Any] | None:
+    async def _commit(self, task: Task, worker: IWorkerConnection) -> Report | None:
         """Have the worker commit the outcome; a commit that failed is a failed attempt."""
         try:
             report = await worker.acknowledge(task.job_id)
@@ -254,13 +255,10 @@ class Transcoding:
             self._clean(task.spec, worker.name)
             failure = JobFailure(SYSTEM, f"committing the outcome on {worker.name!r} failed: {e}")
             return await self._after_commit_failed(task, failure)
-        if report.get("committed", True) is not False:
+        if report.committed is not False:
             return report
-        raw = report.get("failure")
-        failure = (
-            JobFailure.from_dict(raw)
-            if isinstance(raw, dict)
-            else JobFailure(SYSTEM, f"committing the outcome on {worker.name!r} failed")
+        failure = report.failure or JobFailure(
+            SYSTEM, f"committing the outcome on {worker.name!r} failed"
         )
         if failure.kind == CHANGED:
             return await self._changed(task, worker, failure)
@@ -273,7 +271,7 @@ class Transcoding:
         await _quietly(worker.cancel_job(task.job_id))
         return await self._after_commit_failed(task, failure)
 
-    async def _after_commit_failed(self, task: Task, failure: JobFailure) -> dict[str, Any] | None:
+    async def _after_commit_failed(self, task: Task, failure: JobFailure) -> Report | None:
         """Another attempt when one is left (None), else the source fails with the reason."""
         if failure.retryable and task.attempt < int(task.spec["max_attempts"]):
             self._retrying(task, failure)
@@ -288,7 +286,7 @@ class Transcoding:
             reason=failure.reason,
         )
 
-    async def _changed(self, task: Task, worker: WorkerConnection, failure: JobFailure) -> Any:
+    async def _changed(self, task: Task, worker: IWorkerConnection, failure: JobFailure) -> Any:
         """The source changed during the job: discard the attempt, without counting it."""
         await _quietly(worker.cancel_job(task.job_id))
         self.log.warn(
@@ -325,7 +323,7 @@ class Transcoding:
             )
         )
 
-    async def _fail_without_worker(self, task: Task, failure: JobFailure) -> dict[str, Any]:
+    async def _fail_without_worker(self, task: Task, failure: JobFailure) -> Report:
         """The job died without a committed outcome: have any worker fail the source.
 
         When that fails too (the failed folder cannot be written…), the file is stuck.
@@ -338,8 +336,7 @@ class Transcoding:
                 await self.slots.wait()
                 continue
             try:
-                report: dict[str, Any] = await worker.fail_source(task.spec, failure.to_dict())
-                return report
+                return await worker.fail_source(task.spec, failure)
             except WorkerGone:
                 if self.workers.get(worker.name) is worker:
                     # Still listed: asking it again at once would spin; wait for news.

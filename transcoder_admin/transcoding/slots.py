@@ -20,7 +20,7 @@ from typing import Any
 from twisted.internet import defer
 
 from ..events import Event
-from ..worker.interfaces import WorkerConnection
+from ..worker.interfaces import IWorkerConnection
 
 
 def backend_of(worker: Any) -> str:
@@ -32,13 +32,13 @@ class WorkerSlots:
     """Workers by name, the slots their jobs hold, and waiting for a free one."""
 
     def __init__(self) -> None:
-        self.workers: dict[str, WorkerConnection] = {}
+        self.workers: dict[str, IWorkerConnection] = {}
         self.load: dict[str, int] = {}
         self.capacity_changed: Event[int] = Event("capacity-changed")
         self._waiting: list[defer.Deferred[None]] = []
         self.closed = False
 
-    def add(self, conn: WorkerConnection) -> None:
+    def add(self, conn: IWorkerConnection) -> None:
         """A worker joined: its slots become available."""
         self.workers[conn.name] = conn
         self.load.setdefault(conn.name, 0)
@@ -63,9 +63,9 @@ class WorkerSlots:
             if backend is None or backend_of(w) == backend
         )
 
-    def pick(self, backend: str = "ffmpeg") -> WorkerConnection | None:
+    def pick(self, backend: str = "ffmpeg") -> IWorkerConnection | None:
         """The worker of ``backend`` with the most free slots (ties: least loaded, name)."""
-        best: WorkerConnection | None = None
+        best: IWorkerConnection | None = None
         best_key: tuple[int, int, str] | None = None
         for name, worker in self.workers.items():
             if backend_of(worker) != backend:

@@ -11,7 +11,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from ..scheduler import QueueItem
 from ..times import iso
-from ..worker.interfaces import WorkerConnection
+from ..worker.interfaces import IWorkerConnection
 
 
 def new_job_id(clock: IReactorTime) -> str:
@@ -32,7 +32,7 @@ class Task:
     spec: dict[str, Any] = field(default_factory=dict)
     stopping: bool = False
 
-    def describe(self, worker: WorkerConnection | None) -> dict[str, Any]:
+    def describe(self, worker: IWorkerConnection | None) -> dict[str, Any]:
         """The task as the API lists it, with its job's progress from ``worker``."""
         return {
             "job_id": self.job_id,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime
 from typing import Any
 
 from twisted.application.service import Service
@@ -29,7 +28,8 @@ from twisted.spread import pb
 from ..context.paths import Roots
 from ..monitoring.remote import MonitorHost
 from ..pblink import PBLink
-from ..reports.files import row_from_report
+from ..prognosis import JobFailure
+from ..records import Outcome, Report
 from ..wire import TooBig, decode, encode
 from .interfaces import UnknownJob
 from .local import JobHost
@@ -63,15 +63,15 @@ class WorkerMind(pb.Referenceable):
             outcome = self.daemon.host.outcome(job_id)
         except UnknownJob as e:
             raise RemoteUnknownJob(str(e)) from None
-        return encode(summary(outcome)) if outcome is not None else None
+        return encode(outcome.to_wire()) if outcome is not None else None
 
     def remote_cancel_job(self, job_id: str) -> defer.Deferred[Any]:  # noqa: D102
         d = self.daemon.busy_with(self.daemon.host.cancel_job(job_id))
         return d.addCallback(lambda _: True)
 
     def remote_fail_source(self, spec: Any, failure: dict[str, Any]) -> defer.Deferred[Any]:  # noqa: D102
-        d = self.daemon.busy_with(self.daemon.host.fail_source(decode(spec), failure))
-        return d.addCallback(lambda report: encode(summary(report, True)))
+        failed = self.daemon.host.fail_source(decode(spec), JobFailure.from_dict(failure))
+        return self.daemon.busy_with(failed).addCallback(lambda report: encode(report.to_wire()))
 
     def remote_clean_job(self, spec: Any) -> defer.Deferred[int]:  # noqa: D102
         return self.daemon.busy_with(self.daemon.host.clean_job(decode(spec)))
@@ -101,37 +101,9 @@ class WorkerMind(pb.Referenceable):
         return True
 
 
-#: What the admin needs of a report: decisions (outcome, failure, whether the commit
-#: happened) and its lists. The whole report stays in its file; the database row travels
-#: ready-made (``row``).
-SUMMARY_FIELDS = (
-    "job_id",
-    "attempt",
-    "outcome",
-    "failure",
-    "committed",
-    "report_path",
-    "times",
-    "worker",
-)
-
-
-def summary(report: dict[str, Any], with_row: bool = False) -> dict[str, Any]:
-    """A small outcome for the wire: the report's summary, and its database row.
-
-    PB decodes every token in Python: a whole report (targets, argv lists, probe
-    results) costs the admin milliseconds per job; its row is a flat dict of scalars.
-    """
-    out = {k: report.get(k) for k in SUMMARY_FIELDS}
-    if with_row:
-        row = row_from_report(report)
-        out["row"] = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
-    return out
-
-
-def committed_changes(report: dict[str, Any]) -> dict[str, Any]:
-    """What the admin gets for an acknowledgement: the committed summary with its row."""
-    return summary(report, with_row=True)
+def committed_changes(report: Report) -> dict[str, Any]:
+    """What the admin gets for an acknowledgement: the committed report's record."""
+    return report.to_wire()
 
 
 def _remote_errors(d: defer.Deferred[Any]) -> defer.Deferred[Any]:
@@ -334,13 +306,13 @@ class WorkerDaemon(Service):
         d.addErrback(lambda f: self.log.failure("job {job_id} failed", f, job_id=job_id))
         return True
 
-    def _finished(self, outcome: dict[str, Any], job_id: str) -> None:
+    def _finished(self, outcome: Outcome, job_id: str) -> None:
         self._check_alone()
         if job_id not in self.host.jobs:
             return  # cancelled meanwhile
         if self.perspective is not None:
             # If this is lost, the next hello lists the job as finished with its outcome.
-            d = self.perspective.callRemote("job_finished", job_id, encode(summary(outcome)))
+            d = self.perspective.callRemote("job_finished", job_id, encode(outcome.to_wire()))
             d.addErrback(lambda _: None)
 
 

@@ -2,16 +2,19 @@
 
 Domain code talks to an :class:`IWorkerConnection`; the in-process implementation is in
 :mod:`transcoder_admin.worker.local`, the Perspective Broker one puts the same calls on
-the wire.  Everything crossing it is basic types (dicts, lists, strings, numbers, None).
+the wire.  What comes back is a typed record (:mod:`transcoder_admin.records`).
 Every method is called on the reactor thread and returns a Deferred.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet import defer
 from zope.interface import Attribute, Interface
+
+from ..prognosis import JobFailure
+from ..records import Outcome, Report
 
 
 class WorkerGone(Exception):
@@ -23,32 +26,36 @@ class UnknownJob(Exception):
 
 
 class IWorkerConnection(Interface):
-    """The admin's handle on one worker."""
+    """The admin's handle on one worker.
 
-    name = Attribute("The worker's unique name.")
-    max_jobs = Attribute("How many jobs the worker runs at once.")
+    mypy reads the annotations through mypy-zope: a variable typed ``IWorkerConnection``
+    takes any class declared ``@implementer(IWorkerConnection)``.
+    """
 
-    def info():  # type: ignore[misc]
+    name: str = Attribute("The worker's unique name.")
+    max_jobs: int = Attribute("How many jobs the worker runs at once.")
+
+    def info() -> dict[str, Any]:  # type: ignore[misc]
         """Basic facts as a dict: name, host, roots, max_jobs, running, state."""
 
-    def running_jobs():  # type: ignore[misc]
+    def running_jobs() -> list[str]:  # type: ignore[misc]
         """Ids of the jobs the worker runs now (including finished, unacknowledged ones)."""
 
-    def start_job(spec):  # type: ignore[misc]
-        """Start a job from its configuration; Deferred fires with the outcome report.
+    def start_job(spec: dict[str, Any]) -> defer.Deferred[Outcome]:  # type: ignore[misc]
+        """Start a job from its configuration; Deferred fires with its outcome.
 
         The outcome is final for the job's work but nothing has moved yet: the worker
         waits for :meth:`acknowledge` before it touches outgoing, done or failed.
         Errbacks with WorkerGone if the worker is lost.
         """
 
-    def job_outcome(job_id, attempt):  # type: ignore[misc]
+    def job_outcome(job_id: str, attempt: int) -> defer.Deferred[Outcome]:  # type: ignore[misc]
         """Wait for the outcome of a job the worker already runs (adopted after a restart).
 
         Errbacks with WorkerGone if the worker is lost or no longer has the job.
         """
 
-    def acknowledge(job_id):  # type: ignore[misc]
+    def acknowledge(job_id: str) -> defer.Deferred[Report]:  # type: ignore[misc]
         """The admin has the outcome: commit it (move files, write the report).
 
         Fires with the final report. Its ``committed`` is True when the files moved as
@@ -59,16 +66,16 @@ class IWorkerConnection(Interface):
         offered: the attempt does not count). Errbacks with UnknownJob or WorkerGone.
         """
 
-    def job_progress(job_id):  # type: ignore[misc]
+    def job_progress(job_id: str) -> dict[str, Any]:  # type: ignore[misc]
         """Progress of a running job: {percent, speed, eta, target} (sync, may be stale)."""
 
-    def cancel_job(job_id):  # type: ignore[misc]
+    def cancel_job(job_id: str) -> defer.Deferred[None]:  # type: ignore[misc]
         """Kill the job's processes and remove its work files; the source stays.
 
         Fires when the job is quiet.
         """
 
-    def fail_source(spec, failure):  # type: ignore[misc]
+    def fail_source(spec: dict[str, Any], failure: JobFailure) -> defer.Deferred[Report]:  # type: ignore[misc]
         """Move a job's source to failed and write its failure report (the job is gone).
 
         Used when a job died without an acknowledged outcome. Fires with the report;
@@ -77,43 +84,11 @@ class IWorkerConnection(Interface):
         as ``stuck``.
         """
 
-    def clean_job(spec):  # type: ignore[misc]
+    def clean_job(spec: dict[str, Any]) -> defer.Deferred[int]:  # type: ignore[misc]
         """Kill what a dead attempt left running and remove its work folder (best effort).
 
         Fires with the number of process groups killed.
         """
 
-    def when_disconnected():  # type: ignore[misc]
+    def when_disconnected() -> defer.Deferred[None]:  # type: ignore[misc]
         """A Deferred that fires when the connection is lost."""
-
-
-class WorkerConnection(Protocol):
-    """The static type of an :class:`IWorkerConnection` provider (for mypy)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def max_jobs(self) -> int: ...
-
-    def info(self) -> dict[str, Any]: ...
-
-    def running_jobs(self) -> list[str]: ...
-
-    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]: ...
-
-    def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[dict[str, Any]]: ...
-
-    def acknowledge(self, job_id: str) -> defer.Deferred[dict[str, Any]]: ...
-
-    def job_progress(self, job_id: str) -> dict[str, Any]: ...
-
-    def cancel_job(self, job_id: str) -> defer.Deferred[None]: ...
-
-    def fail_source(
-        self, spec: dict[str, Any], failure: dict[str, Any]
-    ) -> defer.Deferred[dict[str, Any]]: ...
-
-    def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]: ...
-
-    def when_disconnected(self) -> defer.Deferred[None]: ...

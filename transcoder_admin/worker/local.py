@@ -20,6 +20,7 @@ from ..janitor import KeptSnapshot, clean_work_folder, list_kept
 from ..job.runner import Job, build_report, fail_source
 from ..observer import OneShotObserver
 from ..prognosis import JobFailure
+from ..records import Outcome, Report
 from .interfaces import IWorkerConnection, UnknownJob, WorkerGone
 
 #: How many committed reports a host remembers for repeated acknowledgements.
@@ -47,13 +48,13 @@ class JobHost:
         self.jobs: dict[str, Job] = {}
         #: Reports of recently committed jobs: an acknowledgement repeated after a lost
         #: connection gets the same answer instead of an error.
-        self.committed: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+        self.committed: collections.OrderedDict[str, Report] = collections.OrderedDict()
         #: Failed jobs whose work files this host keeps for inspection, by folder
         #: (``root:/.failed/<worker>``), from the latest snapshot of each.
         self._kept_by_parent: dict[str, list[dict[str, Any]]] = {}
         self._kept_seq: dict[str, int] = {}
 
-    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
+    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[Outcome]:
         """Start a job; fires with its outcome (nothing moved yet)."""
         job_id = spec["job_id"]
         if job_id in self.jobs:
@@ -66,11 +67,9 @@ class JobHost:
             worker=self.name,
             relpath=spec["relpath"],
         )
-        return job.run()
+        return job.run().addCallback(Outcome.from_wire)
 
-    def acknowledge(
-        self, job_id: str, attempt: int | None = None
-    ) -> defer.Deferred[dict[str, Any]]:
+    def acknowledge(self, job_id: str, attempt: int | None = None) -> defer.Deferred[Report]:
         """Commit a finished job's outcome and forget the job.
 
         ``attempt`` is the fencing token: an acknowledgement for another attempt than
@@ -83,12 +82,12 @@ class JobHost:
             return defer.fail(UnknownJob(job_id))
         if attempt is not None and int(job.spec.get("attempt", 0)) != int(attempt):
             return defer.fail(UnknownJob(f"{job_id} is attempt {job.spec.get('attempt')}"))
-        d = job.commit()
+        d = job.commit().addCallback(Report.from_document)
 
         def forget(result: Any) -> Any:
             if self.jobs.get(job_id) is job:
                 del self.jobs[job_id]
-            if isinstance(result, dict):
+            if isinstance(result, Report):
                 self.committed[job_id] = result
                 while len(self.committed) > COMMITTED_KEPT:
                     self.committed.popitem(last=False)
@@ -139,12 +138,12 @@ class JobHost:
             rows.append(row)
         return rows
 
-    def outcome(self, job_id: str) -> dict[str, Any] | None:
+    def outcome(self, job_id: str) -> Outcome | None:
         """A finished job's outcome (None while it runs); UnknownJob if there is no job."""
         job = self.jobs.get(job_id)
         if job is None:
             raise UnknownJob(job_id)
-        return job.outcome
+        return Outcome.from_wire(job.outcome) if job.outcome is not None else None
 
     def cancel_job(self, job_id: str) -> defer.Deferred[None]:
         """Kill a job and remove its work files; the source stays in incoming."""
@@ -158,7 +157,7 @@ class JobHost:
         job = self.jobs.get(job_id)
         return dict(job.progress) if job else {}
 
-    def fail_source(self, spec: dict[str, Any], failure: dict[str, Any]) -> defer.Deferred[Any]:
+    def fail_source(self, spec: dict[str, Any], failure: JobFailure) -> defer.Deferred[Report]:
         """Move the source to failed and write a failure report for a job that died.
 
         Errbacks with :class:`~transcoder_admin.job.runner.SourceNotFailed`, naming the
@@ -166,11 +165,12 @@ class JobHost:
         """
         from twisted.internet import threads
 
-        report = build_report(spec, self.name, self.reactor, JobFailure.from_dict(failure))
+        report = build_report(spec, self.name, self.reactor, failure)
         report["comment"] = "the job ended without an acknowledged outcome"
-        return threads.deferToThreadPool(
+        d = threads.deferToThreadPool(
             self.reactor, self.reactor.getThreadPool(), fail_source, self.roots, spec, report
         )
+        return d.addCallback(Report.from_document)
 
     def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:
         """Kill a dead attempt's leftover process groups and remove its work folder."""
@@ -227,7 +227,7 @@ class InProcessWorkerConnection:
         """Ids of the worker's jobs."""
         return list(self.host.jobs)
 
-    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
+    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[Outcome]:
         """Start a job on the host."""
         if not self._connected:
             return defer.fail(WorkerGone(self.host.name))
@@ -236,11 +236,11 @@ class InProcessWorkerConnection:
         except Exception:
             return defer.fail()
 
-    def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[dict[str, Any]]:
+    def job_outcome(self, job_id: str, attempt: int) -> defer.Deferred[Outcome]:
         """In-process jobs never outlive their admin: there is nothing to adopt."""
         return defer.fail(WorkerGone(f"{self.host.name} has no job {job_id} to adopt"))
 
-    def acknowledge(self, job_id: str) -> defer.Deferred[dict[str, Any]]:
+    def acknowledge(self, job_id: str) -> defer.Deferred[Report]:
         """Commit a finished job."""
         if not self._connected:
             return defer.fail(WorkerGone(self.host.name))
@@ -254,7 +254,7 @@ class InProcessWorkerConnection:
         """Kill a job."""
         return self.host.cancel_job(job_id)
 
-    def fail_source(self, spec: dict[str, Any], failure: dict[str, Any]) -> defer.Deferred[Any]:
+    def fail_source(self, spec: dict[str, Any], failure: JobFailure) -> defer.Deferred[Report]:
         """Move a dead job's source to failed."""
         return self.host.fail_source(spec, failure)
 
