@@ -39,7 +39,7 @@ class NullJob(Job):
         if self.seconds > 0:
             await task.deferLater(self.reactor, self.seconds)
         # No checksum: that would be media work.
-        source = self.local(self.spec["source"])
+        source = self.local(self.spec.source)
         self._source_file = await self.thread(source_facts, source, False)
         self.results = [
             {
@@ -51,7 +51,7 @@ class NullJob(Job):
                 "commands": [],
                 "invalid_output": False,
             }
-            for t in self.spec["targets"]
+            for t in self.spec.targets
         ]
         self.progress = {"percent": 100.0, "speed": None, "eta": None}
         self.outcome = self._report(None)
@@ -59,8 +59,8 @@ class NullJob(Job):
 
     def commit_files(self, report: dict[str, Any]) -> dict[str, Any]:
         spec = self.spec
-        source = self.local(spec["source"])
-        destination = self.local(spec["done"] if report["outcome"] == "done" else spec["failed"])
+        source = self.local(spec.source)
+        destination = self.local(spec.done if report["outcome"] == "done" else spec.failed)
         if os.path.lexists(source):
             move_into(source, destination, f"{self.job_id}-source")
         return report

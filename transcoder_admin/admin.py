@@ -27,6 +27,7 @@ from .parts import start_order
 from .proxy import WorkerProxy
 from .proxy.cluster import Cluster
 from .proxy.components import MONITOR
+from .reactors import IFarmReactor, default_reactor
 from .reports.db import ReportsDB
 from .scheduler import Scheduler
 from .service import PartsService
@@ -65,7 +66,7 @@ class TranscoderAdmin(PartsService):
         scheduler: Scheduler,
         cluster: Cluster,
         files: FileIntake,
-        reactor: Any,
+        reactor: IFarmReactor,
         qmaster: Any = None,
     ) -> None:
         super().__init__()
@@ -218,12 +219,9 @@ class TranscoderAdmin(PartsService):
         signal.signal(signal.SIGHUP, on_hup)
 
 
-def create_admin(config: Configuration, reactor: Any = None) -> TranscoderAdmin:
+def create_admin(config: Configuration, reactor: IFarmReactor | None = None) -> TranscoderAdmin:
     """Build the admin and its parts from a configuration (no I/O happens here)."""
-    if reactor is None:
-        from twisted.internet import reactor as default_reactor
-
-        reactor = default_reactor
+    reactor = reactor or default_reactor()
     roots = Roots(config.roots())
     store = Store(config, reactor)
     db = ReportsDB(config.reports_url(), config.admin.reports.pool_size, reactor=reactor)

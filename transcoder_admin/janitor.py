@@ -33,6 +33,8 @@ from typing import Any
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
+from .reactors import IFarmReactor
+
 PROCESSES_FILE = ".processes"
 
 log = Logger()
@@ -274,7 +276,7 @@ class Janitor:
 
     log = Logger()
 
-    def __init__(self, components: Any, reactor: Any) -> None:
+    def __init__(self, components: Any, reactor: IFarmReactor) -> None:
         self.components = components  # proxy.components.ComponentSet
         self.reactor = reactor
         self._claims: dict[str, Callable[[Any], bool]] = {}

@@ -18,6 +18,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test import iosim
 
+from transcoder_admin.records import JobSpec
+
 #: The address a worker seems to connect from (what refused logins are logged with).
 PEER = IPv4Address("TCP", "192.0.2.7", 50123)
 #: The manager's endpoint string; the memory reactor records the connection attempt.
@@ -157,7 +159,7 @@ def write_source(root: str, relpath: str = "in/clip.mov") -> str:
     return path
 
 
-def job_spec(job_id: str, attempt: int, relpath: str = "in/clip.mov", **extra: Any) -> dict:
+def job_spec(job_id: str, attempt: int, relpath: str = "in/clip.mov", **extra: Any) -> JobSpec:
     """A job configuration of the kind the admin sends (basic types only)."""
     name = os.path.basename(relpath)
     spec = {
@@ -178,7 +180,7 @@ def job_spec(job_id: str, attempt: int, relpath: str = "in/clip.mov", **extra: A
         "targets": [],
     }
     spec.update(extra)
-    return spec
+    return JobSpec.from_wire(spec)
 
 
 def scratch(test: Any) -> str:

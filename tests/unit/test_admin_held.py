@@ -88,7 +88,7 @@ def test_the_offer_identity_goes_into_the_job_spec(tmp_path):
     item = admin.scheduler._queued[KEY]
     assert item.identity == offer().identity
     spec = JobSpecs(admin.store)(item, "J1", 1)
-    assert spec["source_identity"] == {
+    assert spec.source_identity == {
         "dev": None,
         "ino": 1,
         "size": 2,

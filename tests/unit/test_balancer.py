@@ -18,8 +18,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
-from tests.unit.test_transcoding import FakeWorker
-from transcoder_admin.records import Report
+from tests.unit.test_transcoding import FakeWorker, item_spec
+from transcoder_admin.records import JobSpec, Report
 from transcoder_admin.scheduler import QueueItem
 from transcoder_admin.transcoding import Transcoding
 from transcoder_admin.worker.interfaces import WorkerGone
@@ -40,14 +40,14 @@ class Worker(FakeWorker):
 
     def start_job(self, spec: dict) -> defer.Deferred:
         """Start, noting a start beyond the slots or of a file that runs elsewhere."""
-        key = tuple(spec["key"])
+        key = tuple(spec.key)
         if len(self.pending) >= self.max_jobs:
             self.machine.violations.append(f"{self.name} over its {self.max_jobs} slots")
         for other in self.machine.workers.values():
-            if key in [tuple(s["key"]) for s in other.specs.values()]:
+            if key in [tuple(s.key) for s in other.specs.values()]:
                 self.machine.violations.append(f"{key} on {other.name} and {self.name}")
-        self.specs[spec["job_id"]] = spec
-        self.machine.job_keys[spec["job_id"]] = key
+        self.specs[spec.job_id] = spec
+        self.machine.job_keys[spec.job_id] = key
         return super().start_job(spec)
 
     def end(self, job_id: str, failure: dict | None = None) -> None:
@@ -68,7 +68,7 @@ class Worker(FakeWorker):
 
     def fail_source(self, spec: dict, failure: dict) -> defer.Deferred:
         """Fail the source of a dead job: count it for the file."""
-        self.machine.commits[tuple(spec["key"])] += 1
+        self.machine.commits[tuple(spec.key)] += 1
         return super().fail_source(spec, failure)
 
 
@@ -90,18 +90,13 @@ class BalancerMachine(RuleBasedStateMachine):
         self.files = 0
 
     @staticmethod
-    def _spec(item: QueueItem, job_id: str, attempt: int) -> dict:
-        return {
-            "job_id": job_id,
-            "attempt": attempt,
-            "max_attempts": MAX_ATTEMPTS,
-            "key": list(item.key),
-        }
+    def _spec(item: QueueItem, job_id: str, attempt: int) -> JobSpec:
+        return item_spec(item, job_id, attempt, MAX_ATTEMPTS)
 
     def _running(self) -> list[tuple[str, str]]:
         # Job ids are random: order by worker and file so that examples replay exactly.
         jobs = [
-            (w.name, tuple(s["key"]), s["attempt"], job_id)
+            (w.name, tuple(s.key), s.attempt, job_id)
             for w in self.workers.values()
             for job_id, s in w.specs.items()
         ]
@@ -156,7 +151,7 @@ class BalancerMachine(RuleBasedStateMachine):
             assert len(worker.pending) <= worker.max_jobs
             # The load may count a job that is being failed elsewhere, never fewer.
             assert self.transcoding.load.get(worker.name, 0) >= len(worker.pending)
-        keys = [tuple(s["key"]) for w in self.workers.values() for s in w.specs.values()]
+        keys = [tuple(s.key) for w in self.workers.values() for s in w.specs.values()]
         assert len(keys) == len(set(keys))
 
     @invariant()

@@ -12,6 +12,7 @@ from transcoder_admin.job.runner import Job, build_report
 from transcoder_admin.prognosis import JobFailure
 from transcoder_admin.proxy import WorkerSet
 from transcoder_admin.proxy.components import MONITOR, TRANSCODER, ComponentSet
+from transcoder_admin.records import JobSpec
 from transcoder_admin.worker.local import JobHost
 
 from .pbpairs import RecordingManager
@@ -233,20 +234,22 @@ def failed_job(tmp_path, keep: int, with_work: bool):
     roots = Roots({"default": str(tmp_path / "media"), "temp": str(tmp_path / "tmp")})
     (tmp_path / "media" / "in").mkdir(parents=True)
     (tmp_path / "media" / "in" / "x.txt").write_text("not media")
-    spec = {
-        "job_id": "J1",
-        "attempt": 1,
-        "customer": "acme",
-        "profile": "web",
-        "relpath": "x.txt",
-        "source": "default:/in/x.txt",
-        "done": "default:/done/x.txt",
-        "failed": "default:/failed/x.txt",
-        "report_done": "default:/reports/done/x.txt.J1.yaml",
-        "report_failed": "default:/reports/failed/x.txt.J1.yaml",
-        "work": "temp:/acme/work/web/J1",
-        "keep_failed": keep,
-    }
+    spec = JobSpec.from_wire(
+        {
+            "job_id": "J1",
+            "attempt": 1,
+            "customer": "acme",
+            "profile": "web",
+            "relpath": "x.txt",
+            "source": "default:/in/x.txt",
+            "done": "default:/done/x.txt",
+            "failed": "default:/failed/x.txt",
+            "report_done": "default:/reports/done/x.txt.J1.yaml",
+            "report_failed": "default:/reports/failed/x.txt.J1.yaml",
+            "work": "temp:/acme/work/web/J1",
+            "keep_failed": keep,
+        }
+    )
     job = Job(spec, roots, "w1", Clock())
     if with_work:
         (tmp_path / "tmp" / "acme" / "work" / "web" / "J1").mkdir(parents=True)

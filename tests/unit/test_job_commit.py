@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import replace
 
 import pytest
 from twisted.internet.task import Clock
@@ -13,6 +14,7 @@ from transcoder_admin.job import safefs
 from transcoder_admin.job.runner import Job, SourceNotFailed, build_report, fail_source
 from transcoder_admin.job.safefs import OWNER_XATTR, Identity
 from transcoder_admin.prognosis import JobFailure
+from transcoder_admin.records import JobSpec
 from transcoder_admin.reports.files import read_report
 
 SOURCE = "default:/in/clip.mov"
@@ -29,20 +31,22 @@ def ready_job(
     source.write_bytes(b"the source " + relpath.encode())
     name = relpath.rsplit("/", 1)[-1]
     sub = relpath.rsplit("/", 1)[0] + "/" if "/" in relpath else ""
-    spec = {
-        "job_id": job_id,
-        "attempt": 1,
-        "customer": "acme",
-        "profile": "web",
-        "relpath": relpath,
-        "source": f"default:/in/{relpath}",
-        "done": f"default:/done/{relpath}",
-        "failed": f"default:/failed/{relpath}",
-        "report_done": f"default:/reports/done/{sub}{name}.{job_id}.yaml",
-        "report_failed": f"default:/reports/failed/{sub}{name}.{job_id}.yaml",
-        "work": f"temp:/work/{job_id}",
-        "targets": [],
-    }
+    spec = JobSpec.from_wire(
+        {
+            "job_id": job_id,
+            "attempt": 1,
+            "customer": "acme",
+            "profile": "web",
+            "relpath": relpath,
+            "source": f"default:/in/{relpath}",
+            "done": f"default:/done/{relpath}",
+            "failed": f"default:/failed/{relpath}",
+            "report_done": f"default:/reports/done/{sub}{name}.{job_id}.yaml",
+            "report_failed": f"default:/reports/failed/{sub}{name}.{job_id}.yaml",
+            "work": f"temp:/work/{job_id}",
+            "targets": [],
+        }
+    )
     job = Job(spec, roots, "w1", Clock())
     work = temp / "work" / job_id
     work.mkdir(parents=True)
@@ -414,7 +418,7 @@ def test_two_slots_committing_clashing_outputs_at_once_never_mix_them(tmp_path, 
 
     def commit(job):
         barrier.wait()
-        reports[job.spec["relpath"]] = job.commit_files(job.outcome)
+        reports[job.spec.relpath] = job.commit_files(job.outcome)
 
     threads = [threading.Thread(target=commit, args=(j,)) for j in (first, second)]
     for t in threads:
@@ -435,7 +439,7 @@ def test_two_slots_committing_clashing_outputs_at_once_never_mix_them(tmp_path, 
 def test_an_unexpected_error_in_a_commit_is_undone_too(tmp_path, monkeypatch):
     """An error outside the named steps (here the kept-folder check) never escapes."""
     job, media, source = ready_job(tmp_path, outcome_failure=JobFailure("source", "bad"))
-    job.spec["keep_failed"] = 1
+    job.spec = replace(job.spec, keep_failed=1)
 
     def broken(_path):
         raise PermissionError(13, "Permission denied", "/somewhere")

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.unit.pbpairs import MANAGER, FakeReactor, job_spec, scratch, write_source
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.reports.files import read_report
-from transcoder_admin.wire import decode
+from transcoder_admin.wire import decode, encode
 from transcoder_admin.worker import local
 from transcoder_admin.worker.daemon import RemoteUnknownJob, WorkerDaemon
 from transcoder_admin.worker.interfaces import UnknownJob
@@ -194,7 +194,7 @@ class WorkerMindTests(SynchronousTestCase):
 
     def test_refused_acknowledge_is_a_remote_unknown_job(self):
         """Wrong attempt or no job: RemoteUnknownJob, a pb.Error that crosses the wire."""
-        self.assertTrue(self.daemon.mind.remote_start_job(job_spec("J1", 2)))
+        self.assertTrue(self.daemon.mind.remote_start_job(encode(job_spec("J1", 2).to_wire())))
         self.failureResultOf(self.daemon.mind.remote_acknowledge("J1", 1), RemoteUnknownJob)
         self.failureResultOf(self.daemon.mind.remote_acknowledge("J9", 1), RemoteUnknownJob)
         self.assertRaises(RemoteUnknownJob, self.daemon.mind.remote_outcome, "J9")

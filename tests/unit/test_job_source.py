@@ -11,6 +11,7 @@ from transcoder_admin.context.paths import Roots, fit_name, name_bytes
 from transcoder_admin.job import source as runner
 from transcoder_admin.job.source import check_name_limits, prepare
 from transcoder_admin.prognosis import JobFailed
+from transcoder_admin.records import JobSpec
 
 LONG = "長" * 75 + ".mp4"  # 229 bytes: the report name <name>.<job id>.yaml is over 255
 JOB = "20261202T161200Z-0123456789"
@@ -45,12 +46,17 @@ def test_names_that_are_not_utf8_are_cut_between_bytes():
 def test_a_folder_name_too_long_for_a_destination_is_a_source_failure(tmp_path, monkeypatch):
     """A folder of the path that cannot exist in done (smaller limit): fails at once."""
     roots = Roots({"default": str(tmp_path)})
-    spec = {
-        "relpath": "a" * 200 + "/clip.mov",
-        "done": "default:/done/x",
-        "failed": "default:/failed/x",
-        "targets": [],
-    }
+    relpath = "a" * 200 + "/clip.mov"
+    spec = JobSpec(
+        job_id="J",
+        attempt=1,
+        customer="c",
+        profile="p",
+        relpath=relpath,
+        source=f"default:/in/{relpath}",
+        done="default:/done/x",
+        failed="default:/failed/x",
+    )
     check_name_limits(roots, spec)  # 200 bytes fit in 255
     monkeypatch.setattr(runner, "folder_name_max", lambda folder: 143)
     with pytest.raises(JobFailed) as caught:
@@ -155,11 +161,11 @@ def test_the_job_spec_names_fit_in_255_bytes():
     name = "長" * 84 + ".mov"  # 256 bytes: longer than any name a file system takes
     spec = prof.file(f"news/{name}").job_spec(JOB, 1)
     for key in ("report_done", "report_failed", "done", "failed"):
-        last = spec[key].rsplit("/", 1)[-1]
+        last = getattr(spec, key).rsplit("/", 1)[-1]
         assert name_bytes(last) <= 255, key
-    assert spec["report_done"].endswith(f".{JOB}.yaml")
-    assert spec["done"].endswith(".mov") and "/news/" in spec["done"]
-    outputs = [t["output_name"] for t in spec["targets"] if "output_name" in t]
+    assert spec.report_done.endswith(f".{JOB}.yaml")
+    assert spec.done.endswith(".mov") and "/news/" in spec.done
+    outputs = [t["output_name"] for t in spec.targets if "output_name" in t]
     assert outputs and all(name_bytes(o) <= 255 for o in outputs)
     other = prof.file(f"news/{'長' * 84}.mkv").job_spec(JOB, 1)
-    assert other["report_done"] != spec["report_done"]
+    assert other.report_done != spec.report_done

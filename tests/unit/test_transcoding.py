@@ -18,7 +18,7 @@ from transcoder_admin.context.paths import Roots
 from transcoder_admin.job.runner import build_report, fail_source
 from transcoder_admin.prognosis import JobFailure
 from transcoder_admin.proxy import RemoteError
-from transcoder_admin.records import Outcome, Report
+from transcoder_admin.records import JobSpec, Outcome, Report
 from transcoder_admin.reports.files import read_report
 from transcoder_admin.scheduler import QueueItem, Scheduler, SourceChanged, SourceStuck
 from transcoder_admin.transcoding import Transcoding
@@ -64,8 +64,8 @@ class FakeWorker:
         """Record the job; it ends via outcome()."""
         self.started.append(spec)
         d = defer.Deferred()
-        self.pending[spec["job_id"]] = d
-        self.attempts[spec["job_id"]] = spec.get("attempt", 1)
+        self.pending[spec.job_id] = d
+        self.attempts[spec.job_id] = spec.attempt
         return d
 
     def outcome(self, failure=None, lost=False):
@@ -110,7 +110,7 @@ class FakeWorker:
 
     def clean_job(self, spec):
         """Record."""
-        self.cleaned.append(spec["job_id"])
+        self.cleaned.append(spec.job_id)
         return defer.succeed(0)
 
     def acknowledge(self, job_id):
@@ -140,11 +140,25 @@ class FakeWorker:
         self.failed_sources.append((spec, failure))
         if self.fail_source_error is not None:
             return defer.fail(self.fail_source_error)
-        return defer.succeed(self.report(spec["job_id"], "failed", failure))
+        return defer.succeed(self.report(spec.job_id, "failed", failure))
 
     def when_disconnected(self):
         """Never."""
         return defer.Deferred()
+
+
+def item_spec(item: QueueItem, job_id: str, attempt: int, max_attempts: int) -> JobSpec:
+    """The spec of one attempt at a queued file (paths below a ``default`` root)."""
+    customer, profile, relpath = item.key
+    return JobSpec(
+        job_id=job_id,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        customer=customer,
+        profile=profile,
+        relpath=relpath,
+        source=f"default:/in/{relpath}",
+    )
 
 
 def make(max_attempts=2):
@@ -152,12 +166,7 @@ def make(max_attempts=2):
     clock = Clock()
 
     def spec(item, job_id, attempt):
-        return {
-            "job_id": job_id,
-            "attempt": attempt,
-            "max_attempts": max_attempts,
-            "key": list(item.key),
-        }
+        return item_spec(item, job_id, attempt, max_attempts)
 
     return Transcoding(spec, clock)
 
@@ -198,10 +207,10 @@ def test_system_failure_retries_with_the_next_attempt_then_acknowledges():
     t.add_worker(w)
     d = t.run(ITEM)
     w.outcome(SYSTEM)
-    assert [s["attempt"] for s in w.started] == [1, 2]
-    assert w.cancelled == [w.started[0]["job_id"]] and w.acked == []
+    assert [s.attempt for s in w.started] == [1, 2]
+    assert w.cancelled == [w.started[0].job_id] and w.acked == []
     w.outcome(None)
-    assert w.acked == [w.started[1]["job_id"]]
+    assert w.acked == [w.started[1].job_id]
     assert d.called
 
 
@@ -212,7 +221,7 @@ def test_source_failure_is_final_at_once():
     t.add_worker(w)
     t.run(ITEM)
     w.outcome(SOURCE)
-    assert len(w.started) == 1 and w.acked == [w.started[0]["job_id"]]
+    assert len(w.started) == 1 and w.acked == [w.started[0].job_id]
 
 
 def test_lost_worker_retries_elsewhere_then_fails_the_source():
@@ -226,7 +235,7 @@ def test_lost_worker_retries_elsewhere_then_fails_the_source():
     t.remove_worker(first.name)  # the worker set drops a lost worker
     first.outcome(lost=True)
     second = b if first is a else a
-    assert [s["attempt"] for s in second.started] == [2]
+    assert [s.attempt for s in second.started] == [2]
     t.add_worker(first)  # it comes back; the last attempt is lost too
     second.outcome(lost=True)
     reports = []
@@ -252,7 +261,7 @@ def test_a_job_that_cannot_start_fails_with_a_report_after_its_attempts():
     t.add_worker(w)
     reports = []
     t.run(ITEM).addCallback(reports.append)
-    assert [s["attempt"] for s in w.started] == [1, 2]
+    assert [s.attempt for s in w.started] == [1, 2]
     assert reports and reports[0].outcome == "failed"
     [(_spec, failure)] = w.failed_sources
     assert failure.kind == "system"
@@ -277,8 +286,8 @@ def test_fail_source_moves_the_source_and_writes_a_report(tmp_path):
         "report_failed": "default:/reports/x.mov.J.yaml",
         "report_done": "default:/r/x",
     }
-    report = build_report(spec, "w", Clock(), JobFailure.from_dict(SYSTEM))
-    fail_source(roots, spec, report)
+    report = build_report(JobSpec.from_wire(spec), "w", Clock(), JobFailure.from_dict(SYSTEM))
+    fail_source(roots, JobSpec.from_wire(spec), report)
     assert report["outcome"] == "failed" and report["failure"]["reason"] == SYSTEM["reason"]
     assert (tmp_path / "m" / "failed" / "x.mov").read_bytes() == b"data"
     assert not src.exists()
@@ -304,11 +313,11 @@ def test_a_commit_undone_is_retried_then_the_source_fails_with_the_commit_error(
     w.outcome(None)
     w.outcome(None)
     report = ended(d)
-    assert [s["attempt"] for s in w.started] == [1, 2]  # no third transcoding
-    assert w.cancelled == [s["job_id"] for s in w.started]  # each undone attempt cleaned
+    assert [s.attempt for s in w.started] == [1, 2]  # no third transcoding
+    assert w.cancelled == [s.job_id for s in w.started]  # each undone attempt cleaned
     assert report.outcome == "failed"
     [(spec, failure)] = w.failed_sources
-    assert spec["attempt"] == 2
+    assert spec.attempt == 2
     assert (failure.kind, failure.reason) == (COMMIT_FAILED["kind"], COMMIT_FAILED["reason"])
     assert t.load == {"w": 0} and t.tasks == {}
 
@@ -321,8 +330,8 @@ def test_an_error_from_acknowledge_is_a_system_failure_of_that_attempt():
     w.ack_script = ["raise", "raise"]
     d = t.run(QueueItem(("c", "p", "x.mov"), 1, 0.0))
     w.outcome(None)
-    assert [s["attempt"] for s in w.started] == [1, 2]
-    assert w.cleaned == [w.started[0]["job_id"]]  # its leftovers are removed
+    assert [s.attempt for s in w.started] == [1, 2]
+    assert w.cleaned == [w.started[0].job_id]  # its leftovers are removed
     w.outcome(None)
     assert ended(d).outcome == "failed"
     [(_spec, failure)] = w.failed_sources
@@ -371,11 +380,11 @@ def test_a_changed_source_discards_the_attempt_without_counting_it():
     w.outcome(SYSTEM)
     w.outcome(CHANGED)
     assert isinstance(ended(d), SourceChanged)
-    assert w.cancelled == [s["job_id"] for s in w.started] and w.acked == []
+    assert w.cancelled == [s.job_id for s in w.started] and w.acked == []
     assert w.failed_sources == [] and t.load == {"w": 0}
     assert item.attempts == 1  # the discarded attempt is not counted
     again = t.run(QueueItem(item.key, 1, 0.0, attempts=item.attempts))
-    assert w.started[-1]["attempt"] == 2
+    assert w.started[-1].attempt == 2
     w.outcome(None)
     assert ended(again).committed is True
 
@@ -390,7 +399,7 @@ def test_a_source_changed_at_commit_is_discarded_the_same_way():
     d = t.run(item)
     w.outcome(None)
     assert isinstance(ended(d), SourceChanged)
-    assert w.cancelled == [w.started[0]["job_id"]] and w.failed_sources == []
+    assert w.cancelled == [w.started[0].job_id] and w.failed_sources == []
     assert item.attempts == 0 and t.load == {"w": 0}
 
 
@@ -442,12 +451,15 @@ def test_the_journal_records_the_identity_the_job_was_offered_with(tmp_path):
     identity = {"dev": 2049, "ino": 7, "size": 10, "mtime_ns": 5, "host": "h"}
 
     def spec(item, job_id, attempt):
-        return {
-            "job_id": job_id,
-            "attempt": attempt,
-            "max_attempts": 1,
-            "source_identity": item.identity,
-        }
+        return JobSpec(
+            job_id=job_id,
+            attempt=attempt,
+            customer="c",
+            profile="p",
+            relpath="x.mov",
+            source="default:/in/x.mov",
+            source_identity=item.identity,
+        )
 
     t = Transcoding(spec, Clock())
     t.add_worker(FakeWorker("w", 1))
@@ -506,7 +518,7 @@ class FlowMachine(RuleBasedStateMachine):
 
     def starts(self, key) -> int:
         """How many jobs were started for a file."""
-        return sum(1 for s in self.worker.started if tuple(s["key"]) == key)
+        return sum(1 for s in self.worker.started if tuple(s.key) == key)
 
     @rule()
     def drop_file(self):
@@ -526,7 +538,7 @@ class FlowMachine(RuleBasedStateMachine):
     def job_ends(self, index, behaviour):
         """A running job ends as the behaviour says (its commit too)."""
         job_id = list(self.worker.pending)[index % len(self.worker.pending)]
-        key = next(tuple(s["key"]) for s in self.worker.started if s["job_id"] == job_id)
+        key = next(tuple(s.key) for s in self.worker.started if s.job_id == job_id)
         if behaviour in ("changed", "commit-changed"):
             if self.changes[key] >= MAX_CHANGES:
                 behaviour = "done"
@@ -611,17 +623,19 @@ def test_a_commit_undone_on_a_worker_process_says_so_on_the_wire():
 
     report = {
         **build_report(
-            {
-                "job_id": "J",
-                "attempt": 1,
-                "customer": "c",
-                "profile": "p",
-                "relpath": "x.mov",
-                "source": "default:/in/x.mov",
-                "failed": "default:/failed/x.mov",
-                "report_failed": "default:/reports/x.mov.J.yaml",
-                "report_done": "default:/r/x",
-            },
+            JobSpec.from_wire(
+                {
+                    "job_id": "J",
+                    "attempt": 1,
+                    "customer": "c",
+                    "profile": "p",
+                    "relpath": "x.mov",
+                    "source": "default:/in/x.mov",
+                    "failed": "default:/failed/x.mov",
+                    "report_failed": "default:/reports/x.mov.J.yaml",
+                    "report_done": "default:/r/x",
+                }
+            ),
             "w",
             Clock(),
             JobFailure.from_dict(COMMIT_FAILED),

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.unit.pbpairs import MANAGER, FakeReactor, Network, job_spec, scratch
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.manager import Manager, ManagerService
+from transcoder_admin.records import JobSpec
 from transcoder_admin.worker.daemon import WorkerDaemon
 
 HEARTBEAT = 2.0
@@ -27,9 +28,9 @@ USERS = {"w1": b"secret-one"}
 class HeldJob:
     """A job that runs until the test ends it (the JobHost's job factory)."""
 
-    def __init__(self, spec: dict[str, Any], roots: Roots, worker: str, reactor: Any) -> None:
+    def __init__(self, spec: JobSpec, roots: Roots, worker: str, reactor: Any) -> None:
         self.spec = spec
-        self.job_id = spec["job_id"]
+        self.job_id = spec.job_id
         self.outcome: dict[str, Any] | None = None
         self.progress: dict[str, Any] = {}
         self._done: defer.Deferred[dict[str, Any]] = defer.Deferred()

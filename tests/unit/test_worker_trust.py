@@ -186,11 +186,11 @@ def started(c: Cluster) -> tuple[Worker, Any, dict]:
 def own_outcome(spec: dict, **changes: Any) -> dict:
     """What an honest worker pushes for its job, with some fields changed."""
     base = {
-        "job_id": spec["job_id"],
-        "attempt": spec["attempt"],
+        "job_id": spec.job_id,
+        "attempt": spec.attempt,
         "outcome": "done",
         "failure": None,
-        "report_path": spec["report_done"],
+        "report_path": spec.report_done,
     }
     return {**base, **changes}
 
@@ -243,21 +243,21 @@ def test_a_rejected_outcome_is_never_committed_and_the_source_fails_with_the_adm
     w.mind.named("cancel_job")[0].deferred.callback(True)
     (fail,) = w.mind.named("fail_source")
     sent, failure = decode(fail.args[0]), fail.args[1]
-    assert sent["report_failed"] == spec["report_failed"] and sent["failed"] == spec["failed"]
+    assert sent["report_failed"] == spec.report_failed and sent["failed"] == spec.failed
     assert failure["reason"].endswith("J1: report_path")
     fail.deferred.callback(
-        own_report(spec, outcome="failed", failure=failure, report_path=spec["report_failed"])
+        own_report(spec, outcome="failed", failure=failure, report_path=spec.report_failed)
     )
-    assert report.result.report_path == spec["report_failed"]
+    assert report.result.report_path == spec.report_failed
 
 
 def own_report(spec: dict, **changes: Any) -> dict:
     """A committed report as a worker sends it: the job's own, with some fields changed."""
     base = {
         **own_outcome(spec),
-        "customer": spec["customer"],
-        "profile": spec["profile"],
-        "relpath": spec["relpath"],
+        "customer": spec.customer,
+        "profile": spec.profile,
+        "relpath": spec.relpath,
     }
     return {**base, **changes}
 
@@ -321,7 +321,7 @@ def test_a_fail_source_reply_with_another_jobs_report_is_replaced():
         spec,
         outcome="failed",
         failure=failure.to_dict(),
-        report_path=spec["report_failed"],
+        report_path=spec.report_failed,
         relpath="x/y.mov",
     )
     w.mind.named("fail_source")[0].deferred.callback(forged)
@@ -332,7 +332,7 @@ def test_outcome_mismatch_accepts_the_jobs_own():
     """A failed outcome of the job's own, with its report path, is accepted."""
     spec = job_spec("J1", 2)
     failure = {"kind": "source", "reason": "decode error"}
-    own = own_outcome(spec, outcome="failed", failure=failure, report_path=spec["report_failed"])
+    own = own_outcome(spec, outcome="failed", failure=failure, report_path=spec.report_failed)
     assert outcome_mismatch(spec, own) is None
     assert outcome_mismatch(spec, "done") == "outcome"
 
@@ -402,10 +402,10 @@ def test_an_adopted_jobs_spec_is_the_admins_own_not_the_workers(tmp_path):
     item = QueueItem(KEY, held.priority, held.detected_at)
     expected = admin.transcoding.make_spec(item, "J1", 2)
     spec = task.spec
-    assert spec["work"] == expected["work"] != "default:/"
-    assert spec["max_attempts"] == expected["max_attempts"] >= 1
-    assert spec["report_failed"] == expected["report_failed"]
-    assert spec["source_identity"] == held.identity
+    assert spec.work == expected.work != "default:/"
+    assert spec.max_attempts == expected.max_attempts >= 1
+    assert spec.report_failed == expected.report_failed
+    assert spec.source_identity == held.identity
     assert admin.cluster.held == {}
     # Its outcome is checked against that spec: the forged report path is refused, and
     # the attempt fails for a system reason (cancelled on the worker, tried again).
@@ -524,12 +524,12 @@ def test_a_report_name_the_worker_shortened_for_its_file_system_is_the_jobs_own(
     from transcoder_admin.proxy.checks import outcome_mismatch
 
     long_name = "視" * 60 + ".mov.J1.yaml"
-    spec = {
-        "job_id": "J1",
-        "attempt": 1,
-        "report_done": "default:/reports/done/" + long_name,
-        "report_failed": "default:/reports/failed/" + long_name,
-    }
+    spec = job_spec(
+        "J1",
+        1,
+        report_done="default:/reports/done/" + long_name,
+        report_failed="default:/reports/failed/" + long_name,
+    )
     short = fit_name(long_name, 143, ".J1.yaml")
     assert short != long_name
     honest = own_outcome(spec, report_path="default:/reports/done/" + short)

@@ -7,6 +7,7 @@ every call and let the test answer it, as a worker's ``WorkerMind`` would over P
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet import defer
@@ -19,7 +20,7 @@ from zope.interface.verify import verifyObject
 from transcoder_admin.manager import Manager, WorkerNotAttached
 from transcoder_admin.prognosis import SYSTEM, JobFailure
 from transcoder_admin.proxy import ManagerSet, WorkerProxy, WorkerSet
-from transcoder_admin.records import Outcome
+from transcoder_admin.records import JobSpec, Outcome
 from transcoder_admin.wire import TooBig, decode
 from transcoder_admin.worker.daemon import RemoteUnknownJob
 from transcoder_admin.worker.interfaces import IWorkerConnection, UnknownJob, WorkerGone
@@ -120,7 +121,15 @@ class Cluster:
 
 def spec(job_id: str = "J1", attempt: int = 1) -> dict:
     """A job configuration (only what the proxy reads)."""
-    return {"job_id": job_id, "attempt": attempt, "key": ["c", "p", f"{job_id}.mov"]}
+    return JobSpec(
+        job_id=job_id,
+        attempt=attempt,
+        customer="c",
+        profile="p",
+        relpath=f"{job_id}.mov",
+        source=f"default:/in/{job_id}.mov",
+        report_done=f"default:/reports/done/{job_id}.mov.{job_id}.yaml",
+    )
 
 
 def row(job_id: str = "J1", state: str = "running", attempt: int = 1) -> dict:
@@ -138,7 +147,7 @@ def report(attempt: int) -> dict:
     return {
         **OUTCOME,
         "attempt": attempt,
-        "report_path": "r",
+        "report_path": "default:/reports/done/J1.mov.J1.yaml",
         "customer": "c",
         "profile": "p",
         "relpath": "J1.mov",
@@ -366,7 +375,7 @@ class UnknownJobTests(SynchronousTestCase):
             return True  # adopted: not cancelled
 
         c.workers.on_unknown_job = decide
-        job = dict(row("X", "running", 2), spec=spec("X", 2))
+        job = dict(row("X", "running", 2), spec=spec("X", 2).to_wire())
         w = c.login(jobs=[job])
         self.assertEqual(seen, [("w1", job)])
         self.assertEqual(w.mind.named("cancel_job"), [])
@@ -398,7 +407,7 @@ class OversizeTests(SynchronousTestCase):
         c = Cluster()
         w = c.login()
         proxy = c.proxy()
-        huge = dict(spec("J1"), targets=[{"name": "t" * 1000}] * 600)
+        huge = replace(spec("J1"), targets=({"name": "t" * 1000},) * 600)
         failure = self.failureResultOf(proxy.start_job(huge), TooBig)
         self.assertIn("the job's configuration is too big to send", str(failure.value))
         self.assertEqual(w.mind.named("start_job"), [])
@@ -418,7 +427,9 @@ class OversizeTests(SynchronousTestCase):
         """The source of a job that could not be sent can still be failed with a report."""
         c = Cluster()
         w = c.login()
-        huge = dict(spec("J1"), source="default:/in/x.mov", targets=[{"name": "t" * 1000}] * 600)
+        huge = replace(
+            spec("J1"), source="default:/in/x.mov", targets=({"name": "t" * 1000},) * 600
+        )
         c.proxy().fail_source(huge, JobFailure(SYSTEM, "too big"))
         (call,) = w.mind.named("fail_source")
         sent = decode(call.args[0])

@@ -13,6 +13,7 @@ from twisted.internet.testing import MemoryReactor
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..reactors import IFarmReactor, default_reactor
 from .resources import build_site
 from .table import Admin
 
@@ -73,7 +74,7 @@ class APIService(Service):
     name = "api"
     log = Logger()
 
-    def __init__(self, admin: Admin, endpoint: str, reactor: Any = None) -> None:
+    def __init__(self, admin: Admin, endpoint: str, reactor: IFarmReactor | None = None) -> None:
         check_listen(endpoint)
         self._admin = admin
         self._endpoint = endpoint
@@ -84,9 +85,7 @@ class APIService(Service):
     def startService(self) -> Deferred[None]:  # type: ignore[override]
         """Start listening; the Deferred fires once the port is open."""
         super().startService()
-        reactor = self._reactor
-        if reactor is None:
-            from twisted.internet import reactor  # the global reactor is only a default
+        reactor = self._reactor or default_reactor()  # the global reactor is only a default
         listening = serverFromString(reactor, self._endpoint).listen(build_site(self._admin))
         self._listening = listening.addCallback(self._listened)
         return self._listening

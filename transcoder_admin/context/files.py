@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..records import JobSpec
 from .paths import (
     DEFAULT_REPORT_FILE,
     PathEscapeError,
@@ -66,7 +67,7 @@ class FileContext:
         """The job's private work folder."""
         return join_virtual(self.profile.folder("work"), job_id)
 
-    def job_spec(self, job_id: str, attempt: int, ffmpeg: str | None = None) -> dict[str, Any]:
+    def job_spec(self, job_id: str, attempt: int, ffmpeg: str | None = None) -> JobSpec:
         """The job's whole configuration, as basic types a worker can run from."""
         prof = self.profile
         eff = prof.effective()
@@ -80,24 +81,24 @@ class FileContext:
             else:
                 spec["output_name"] = target.output_name(self.name)
             targets.append(spec)
-        return {
-            "job_id": job_id,
-            "attempt": attempt,
-            "customer": prof.customer.name,
-            "profile": prof.name,
-            "relpath": self.relpath,
-            "source": self.source,
-            "done": self.done(),
-            "failed": self.failed(),
-            "report_done": self.report(job_id, True),
-            "report_failed": self.report(job_id, False),
-            "work": self.work(job_id),
-            "backend": prof.config.backend,
-            "process_priority": eff.process_priority,
-            "transcoding_timeout": eff.transcoding_timeout,
-            "max_attempts": eff.max_attempts,
-            "duration_tolerance": config.duration_tolerance,
-            "duration_tolerance_percent": config.duration_tolerance_percent,
-            "ffmpeg": ffmpeg or config.ffmpeg,
-            "targets": targets,
-        }
+        return JobSpec(
+            job_id=job_id,
+            attempt=attempt,
+            customer=prof.customer.name,
+            profile=prof.name,
+            relpath=self.relpath,
+            source=self.source,
+            done=self.done(),
+            failed=self.failed(),
+            report_done=self.report(job_id, True),
+            report_failed=self.report(job_id, False),
+            work=self.work(job_id),
+            backend=prof.config.backend,
+            process_priority=eff.process_priority,
+            transcoding_timeout=eff.transcoding_timeout,
+            max_attempts=eff.max_attempts,
+            duration_tolerance=config.duration_tolerance,
+            duration_tolerance_percent=config.duration_tolerance_percent,
+            ffmpeg=ffmpeg or config.ffmpeg,
+            targets=tuple(targets),
+        )

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import collections
 import os
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ..context import Roots
@@ -24,6 +24,7 @@ from ..events import Subscription
 from ..monitoring import FileOffer, ScanProblem
 from ..proxy import WorkerProxy
 from ..proxy.cluster import Cluster, HeldJob
+from ..reactors import IFarmReactor
 from ..records import Report
 from ..reports.db import ReportsDB
 from ..reports.files import row_from_report
@@ -50,7 +51,7 @@ class FileIntake:
         transcoding: Transcoding,
         cluster: Cluster,
         db: ReportsDB,
-        clock: IReactorTime,
+        clock: IFarmReactor,
     ) -> None:
         self.store = store
         self.roots = roots
@@ -165,7 +166,7 @@ class FileIntake:
             self.cluster.release(held.key, problem)
             return False
         if held.identity is not None:
-            spec["source_identity"] = held.identity
+            spec = replace(spec, source_identity=held.identity)
         self.cluster.take(held.key)
         self.offers.pop(held.key, None)
 

@@ -24,6 +24,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ..errors import NotStuck
+from ..reactors import IFarmReactor
 from ..times import iso
 
 FileKey = tuple[str, str, str]
@@ -114,7 +115,7 @@ class RemovalCheck:
     log = Logger()
 
     def __init__(
-        self, intake: Intake, locate: Callable[[FileKey], str | None], reactor: Any
+        self, intake: Intake, locate: Callable[[FileKey], str | None], reactor: IFarmReactor
     ) -> None:
         self.intake = intake
         self.locate = locate  # a stuck file's local path; None: its profile is gone

@@ -3,11 +3,13 @@ it has the streams every target needs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..context.paths import Roots
 from ..media.probe import MediaInfo
 from ..prognosis import missing_stream
+from ..records import JobSpec
 from .safefs import Identity
 from .source import check_name_limits, prepare, private_name
 
@@ -16,7 +18,7 @@ PICTURE_TARGETS = ("audio-video", "video", "thumbnails")
 
 
 def checked_prepare(
-    roots: Roots, spec: dict[str, Any], work_dir: str, source: str, needs_picture: bool
+    roots: Roots, spec: JobSpec, work_dir: str, source: str, needs_picture: bool
 ) -> tuple[dict[str, Any], MediaInfo, str, Identity]:
     """A job's first steps in one trip to a thread: its names' limits, then ``prepare``."""
     check_name_limits(roots, spec)
@@ -24,12 +26,12 @@ def checked_prepare(
         work_dir,
         source,
         needs_picture,
-        spec.get("source_identity"),
-        private_name(spec["relpath"]),
+        spec.source_identity,
+        private_name(spec.relpath),
     )
 
 
-def needs_picture(targets: list[dict[str, Any]]) -> bool:
+def needs_picture(targets: Sequence[dict[str, Any]]) -> bool:
     """Whether a target scales or rotates the picture (the rotation must be known)."""
     return any(t["type"] in PICTURE_TARGETS for t in targets)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..context.paths import PathEscapeError, Roots
 from ..prognosis import SOURCE, JobFailure
+from ..records import JobSpec
 from ..reports.files import write_report
 from .safefs import (
     Folders,
@@ -47,7 +48,7 @@ class SourceNotFailed(Exception):
     """The source of a dead job could not be failed; the message names the step and path."""
 
 
-def fail_source(roots: Roots, spec: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+def fail_source(roots: Roots, spec: JobSpec, report: dict[str, Any]) -> dict[str, Any]:
     """Write a failure report and move the source to failed (run off the reactor).
 
     Raise :class:`SourceNotFailed` naming the step and the path when either cannot be
@@ -56,10 +57,10 @@ def fail_source(roots: Roots, spec: dict[str, Any], report: dict[str, Any]) -> d
     folders = Folders(roots)
     undo: Undo = []
     try:
-        write_committed_report(folders, roots.local(spec["report_failed"]), report, undo)
-        source = roots.local(spec["source"])
+        write_committed_report(folders, roots.local(spec.report_failed), report, undo)
+        source = roots.local(spec.source)
         if os.path.lexists(source):
-            move_source(folders, source, roots.local(spec["failed"]), "failed", undo)
+            move_source(folders, source, roots.local(spec.failed), "failed", undo)
         folders.sync()
     except CommitFailed as e:
         run_undo(undo)

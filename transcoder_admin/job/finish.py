@@ -91,11 +91,9 @@ def _commit_steps(job: Job, report: dict[str, Any], folders: Folders, undo: Undo
         if clash is not None:
             for result in job.results:
                 result["outputs"] = []
-            report.update(
-                outcome="failed", failure=clash.to_dict(), report_path=spec["report_failed"]
-            )
+            report.update(outcome="failed", failure=clash.to_dict(), report_path=spec.report_failed)
     done = report["outcome"] == "done"
-    keep = 0 if done else int(spec.get("keep_failed") or 0)
+    keep = 0 if done else int(spec.keep_failed or 0)
     kept = False
     # Kept first, so that the report names a folder only once it is there.
     # The kept folders are final (this one with its copy of the report, older ones
@@ -104,16 +102,16 @@ def _commit_steps(job: Job, report: dict[str, Any], folders: Folders, undo: Undo
         _drop_private_source(job)
         if keep_failed_folder(job.work_dir, _work_root(job)[1], job.worker, job.job_id):
             kept = True
-            report["kept_for_inspection"] = kept_path(spec["work"], job.worker, job.job_id)
+            report["kept_for_inspection"] = kept_path(spec.work, job.worker, job.job_id)
             _write_kept_report(job, report)
     if not done:
         job.kept = _prune_kept(job, keep)
     write_committed_report(folders, job.local(report["report_path"]), report, undo)
-    source = job.local(spec["source"])
+    source = job.local(spec.source)
     if job.source_changed():  # replaced while the outputs moved: judge nothing
         raise source_changed()
     if os.path.lexists(source):
-        destination = job.local(spec["done"] if done else spec["failed"])
+        destination = job.local(spec.done if done else spec.failed)
         move_source(folders, source, destination, "done" if done else "failed", undo)
     return kept
 
@@ -127,7 +125,7 @@ def _drop_private_source(job: Job) -> None:
 
 def _work_root(job: Job) -> tuple[str, str]:
     """The work folder's root: its name and its local folder."""
-    root = str(job.spec["work"]).split(":", 1)[0]
+    root = str(job.spec.work).split(":", 1)[0]
     return root, job.roots.mapping[root]
 
 

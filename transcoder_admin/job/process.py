@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..media.progress import Progress, ProgressParser
+from ..reactors import IFarmReactor
 
 TAIL_BYTES = 4096
 _SETSID = shutil.which("setsid")
@@ -184,7 +185,7 @@ def _reap_with_rusage(transport: Any, proto: _GroupProcess) -> None:
 
 
 def spawn(
-    reactor: Any,
+    reactor: IFarmReactor,
     argv: Sequence[str],
     *,
     timeout: float | None = None,

@@ -8,34 +8,35 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 
 from ..prognosis import JobFailure
+from ..records import JobSpec
 from ..times import now_iso
 from .process import ProcessResult
 
 
 def build_report(
-    spec: dict[str, Any], worker: str, clock: IReactorTime, failure: JobFailure | None
+    spec: JobSpec, worker: str, clock: IReactorTime, failure: JobFailure | None
 ) -> dict[str, Any]:
     """The report of a job, with what is known without running it."""
     success = failure is None
     return {
-        "job_id": spec["job_id"],
-        "attempt": spec["attempt"],
-        "customer": spec["customer"],
-        "profile": spec["profile"],
-        "relpath": spec["relpath"],
-        "source": spec["source"],
-        "report_path": spec["report_done" if success else "report_failed"],
+        "job_id": spec.job_id,
+        "attempt": spec.attempt,
+        "customer": spec.customer,
+        "profile": spec.profile,
+        "relpath": spec.relpath,
+        "source": spec.source,
+        "report_path": spec.report_path(success),
         "outcome": "done" if success else "failed",
         "failure": failure.to_dict() if failure else None,
-        "backend": spec.get("backend", "ffmpeg"),
+        "backend": spec.backend,
         "worker": worker,
         "machine": socket.gethostname(),
         "file": None,
         "source_info": None,
         "times": {
-            "detected": spec.get("detected"),
-            "queued": spec.get("queued"),
-            "started": spec.get("started"),
+            "detected": spec.detected,
+            "queued": spec.queued,
+            "started": None,
             "finished": now_iso(clock),
         },
         "cpu_time": None,

@@ -37,7 +37,8 @@ from ..prognosis import (
     source_failure,
     system_failure,
 )
-from ..records import report_spec
+from ..reactors import IFarmReactor
+from ..records import JobSpec
 from ..times import now_iso
 from .analyse import check_streams, checked_prepare
 from .backend import IJobBackend
@@ -59,10 +60,10 @@ class Job:
 
     def __init__(
         self,
-        spec: dict[str, Any],
+        spec: JobSpec,
         roots: Roots,
         worker: str,
-        reactor: Any,
+        reactor: IFarmReactor,
         backend: IJobBackend | None = None,
     ) -> None:
         self.spec = spec
@@ -70,7 +71,7 @@ class Job:
         self.worker = worker
         self.reactor = reactor
         self.backend: IJobBackend = backend if backend is not None else FfmpegBackend()
-        self.job_id: str = spec["job_id"]
+        self.job_id: str = spec.job_id
         self.progress: dict[str, Any] = {"percent": 0.0, "speed": None, "eta": None}
         self.outcome: dict[str, Any] | None = None
         self.aborted = False
@@ -103,12 +104,12 @@ class Job:
     @property
     def work_dir(self) -> str:
         """The job's private work folder."""
-        return self.local(self.spec["work"])
+        return self.local(self.spec.work)
 
     @property
     def source_path(self) -> str:
         """What the job reads: its private copy of the source (the source until it exists)."""
-        return self.private_source or self.local(self.spec["source"])
+        return self.private_source or self.local(self.spec.source)
 
     def thread(self, f: Any, *args: Any) -> defer.Deferred[Any]:
         """``f(*args)`` in the reactor's thread pool (blocking file and media work)."""
@@ -116,7 +117,7 @@ class Job:
 
     def ffmpeg(self) -> str:
         """The ffmpeg program the job runs."""
-        return find_ffmpeg(self.spec.get("ffmpeg"))
+        return find_ffmpeg(self.spec.ffmpeg)
 
     def remaining(self) -> float:
         """Seconds left before the job's deadline (transcoding-timeout)."""
@@ -126,7 +127,7 @@ class Job:
         """Whether the path in incoming no longer holds the file this job opened."""
         if self.identity is None:
             return False
-        return current_identity(self.local(self.spec["source"])) != self.identity
+        return current_identity(self.local(self.spec.source)) != self.identity
 
     def add_outputs(self, target: dict[str, Any], made: Made, result: dict[str, Any]) -> None:
         """A target's outputs are made and verified: they count, and its entry names them."""
@@ -160,7 +161,7 @@ class Job:
             self.reactor,
             argv,
             timeout=limit,
-            nice=int(self.spec.get("process_priority", 0)),
+            nice=int(self.spec.process_priority),
             on_progress=on_progress,
             env=command_environment(),
         )
@@ -183,7 +184,7 @@ class Job:
         if result.cancelled or self.aborted:
             raise JobFailed(JobFailure(CANCELLED, "cancelled", target))
         if result.timed_out and job_limit:
-            total = float(self.spec["transcoding_timeout"])
+            total = float(self.spec.transcoding_timeout)
             raise system_failure(f"timed out after {total:g} s", target)
         return result
 
@@ -196,12 +197,12 @@ class Job:
     async def _run(self) -> dict[str, Any]:
         self._started = now_iso(self.reactor)
         self._started_at = self.reactor.seconds()
-        self._deadline = self._started_at + float(self.spec["transcoding_timeout"])
+        self._deadline = self._started_at + float(self.spec.transcoding_timeout)
         failure: JobFailure | None = None
         try:
             await self._analyse()
             assert self.info is not None
-            for target in self.spec["targets"]:
+            for target in self.spec.targets:
                 check_streams(self.info, target)
             await self.backend.make_targets(self)
         except JobFailed as e:
@@ -225,7 +226,7 @@ class Job:
 
     async def _analyse(self) -> None:
         """Make the work folder, open and copy the source, note its facts, probe it."""
-        source = self.local(self.spec["source"])
+        source = self.local(self.spec.source)
         try:
             (
                 self._source_file,
@@ -288,9 +289,9 @@ class Job:
         """Move every output into outgoing (see :func:`commit.place_outputs`)."""
         # A name already in done was delivered before: its outputs without an owner are
         # its own, made before owners were recorded (upgrades re-deliver as before).
-        earlier = os.path.lexists(self.local(self.spec["done"]))
+        earlier = os.path.lexists(self.local(self.spec.done))
         return place_outputs(
-            self.outputs, self.spec["source"], folders, undo, self.on_success, earlier
+            self.outputs, self.spec.source, folders, undo, self.on_success, earlier
         )
 
     # -- abort -----------------------------------------------------------------------------
@@ -314,6 +315,5 @@ __all__ = [
     "file_checksum",
     "input_arg",
     "move_into",
-    "report_spec",
     "source_facts",
 ]

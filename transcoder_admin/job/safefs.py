@@ -16,6 +16,7 @@ import os
 import secrets
 import socket
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +74,7 @@ class Identity:
         """The identity of a stat result."""
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def matches(self, offered: dict[str, Any] | None) -> bool:
+    def matches(self, offered: Mapping[str, Any] | None) -> bool:
         """Whether this is the file the admin offered (dev/ino only on the host that saw it)."""
         if not offered:
             return True

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from ..context.paths import Roots, fit_name, name_bytes
 from ..media.probe import MediaInfo, probe
 from ..prognosis import source_changed, source_failure, system_failure
+from ..records import JobSpec
 from .safefs import (
     Identity,
     SourceIsLink,
@@ -66,7 +68,7 @@ def prepare(
     work_dir: str,
     source: str,
     display_matrix: bool,
-    offered: dict[str, Any] | None,
+    offered: Mapping[str, Any] | None,
     private_name: str,
 ) -> tuple[dict[str, Any], MediaInfo, str, Identity]:
     """A job's first steps, in one trip to a thread.
@@ -100,17 +102,17 @@ def prepare(
     return facts(st, private), probe(private, display_matrix), private, identity
 
 
-def check_name_limits(roots: Roots, spec: dict[str, Any]) -> None:
+def check_name_limits(roots: Roots, spec: JobSpec) -> None:
     """A source failure if a folder of the source's path cannot exist where it must go.
 
     The folders of ``relpath`` are replicated under outgoing, done, failed and the
     reports; a file name can be shortened there, a folder name cannot.
     """
-    parts = str(spec["relpath"]).split("/")[:-1]
+    parts = str(spec.relpath).split("/")[:-1]
     if not parts:
         return
-    destinations = [spec.get(k) for k in ("done", "failed", "report_done", "report_failed")]
-    destinations += [t.get("output_folder") for t in spec.get("targets") or []]
+    destinations: list[str | None] = [spec.done, spec.failed, spec.report_done, spec.report_failed]
+    destinations += [t.get("output_folder") for t in spec.targets]
     limits: dict[str, int] = {}
     for virtual in destinations:
         if not virtual:

@@ -37,11 +37,11 @@ class FfmpegBackend:
 
     def needs_picture(self, job: Job) -> bool:
         """Whether a target scales or rotates the picture."""
-        return needs_picture(job.spec["targets"])
+        return needs_picture(job.spec.targets)
 
     async def make_targets(self, job: Job) -> None:
         """Each target in turn, in the work folder."""
-        for index, target in enumerate(job.spec["targets"]):
+        for index, target in enumerate(job.spec.targets):
             if job.aborted:
                 raise JobFailed(JobFailure(CANCELLED, "cancelled"))
             await self._make_target(job, index, target)
@@ -115,7 +115,7 @@ class FfmpegBackend:
         )
         if not found:
             raise system_failure(f"target {target['name']!r} produced no thumbnail", target["name"])
-        source_name = os.path.basename(job.spec["relpath"])
+        source_name = os.path.basename(job.spec.relpath)
         stem, dot, _ = source_name.rpartition(".")
         if not dot:
             stem = source_name
@@ -159,8 +159,8 @@ async def _post_process(
         # name could read a file swapped in after the job checked it (or a link).
         "source": job.source_path,
         "target": target["name"],
-        "customer": job.spec["customer"],
-        "profile": job.spec["profile"],
+        "customer": job.spec.customer,
+        "profile": job.spec.profile,
         "job": job.job_id,
     }
     argv = [expand(arg, variables) for arg in command]

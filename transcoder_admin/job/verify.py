@@ -8,16 +8,17 @@ from typing import TYPE_CHECKING, Any
 from ..media.ffmpeg import decode_check_command, decoded_enough
 from ..media.probe import NotMediaError, probe
 from ..prognosis import decode_failure, system_failure
+from ..records import JobSpec
 
 if TYPE_CHECKING:
     from .runner import Job
 
 
-def tolerances(spec: dict[str, Any]) -> tuple[float, float]:
+def tolerances(spec: JobSpec) -> tuple[float, float]:
     """How far an output's duration may be from the source's: seconds, and percent."""
     return (
-        float(spec.get("duration_tolerance", 0.5)),
-        float(spec.get("duration_tolerance_percent", 2.0)),
+        float(spec.duration_tolerance),
+        float(spec.duration_tolerance_percent),
     )
 
 

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.spread import pb
 from zope.interface import implementer
 
+from ..reactors import IFarmReactor
 from .avatars import AdminAvatar, ManagerRealm, WorkerAvatar
 from .credentials import ADMIN_USER, CredentialsError, load_credentials, read_secret_file
 
@@ -193,7 +194,7 @@ class ManagerService(Service):
     name = "manager"
 
     def __init__(
-        self, manager: Manager, listen: str, users: dict[str, bytes], reactor: Any
+        self, manager: Manager, listen: str, users: dict[str, bytes], reactor: IFarmReactor
     ) -> None:
         self.manager = manager
         self.listen = listen

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from ..config.model import MonitoringSection
 from ..context import CustomerContext, Roots
 from ..events import Event
+from ..reactors import IFarmReactor
 from .offers import FileOffer, ScanProblem
 from .scanner import ScanResult, ignore_matcher, scan_folder, scan_paths
 from .tasks import TRIGGER_DELAY, MonitoringTask, ScanRequest
@@ -45,7 +46,11 @@ class Monitoring(Service):
     log = Logger()
 
     def __init__(
-        self, settings: MonitoringSection, roots: Roots, reactor: Any, host: str | None = None
+        self,
+        settings: MonitoringSection,
+        roots: Roots,
+        reactor: IFarmReactor,
+        host: str | None = None,
     ) -> None:
         self.settings = settings
         self.roots = roots

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from ..config.model import MonitoringSection
 from ..context.paths import Roots
 from ..events import Event
+from ..reactors import IFarmReactor
 from ..wire import encode
 from . import FileOffer, Monitoring, ScanProblem
 
@@ -67,7 +68,9 @@ class MonitorHost:
 
     log = Logger()
 
-    def __init__(self, roots: Roots, reactor: Any, send: Callable[[dict[str, Any]], Any]) -> None:
+    def __init__(
+        self, roots: Roots, reactor: IFarmReactor, send: Callable[[dict[str, Any]], Any]
+    ) -> None:
         self.roots = roots
         self.reactor = reactor
         self.send = send

@@ -28,6 +28,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 # inotify(7) constants (linux/inotify.h)
+from ..reactors import IFarmReactor
+
 IN_ATTRIB = 0x00000004
 IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_FROM = 0x00000040
@@ -139,7 +141,7 @@ class ChangeTrigger:
 
     log = Logger()
 
-    def __init__(self, reactor: Any, ignored: Callable[[str], bool] | None = None) -> None:
+    def __init__(self, reactor: IFarmReactor, ignored: Callable[[str], bool] | None = None) -> None:
         self.reactor = reactor
         self._ignored = ignored or (lambda name: False)
         self._libc: _Libc | None = None

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ..context.paths import NAME_HASH
 from ..manager.credentials import WORKER_NAME
-from ..records import BadRecord, Outcome, Report
+from ..records import BadRecord, JobSpec, Outcome, Report
 
 O = TypeVar("O", bound=Outcome)  # noqa: E741
 
@@ -191,33 +191,37 @@ def monitor_event(event: Any) -> dict[str, Any]:
     return event
 
 
-def read_outcome(spec: dict[str, Any], value: Any, kind: type[O]) -> O:
+def read_outcome(
+    job_id: str, attempt: int | None, spec: JobSpec | None, value: Any, kind: type[O]
+) -> O:
     """The record of a worker's outcome or report, if it is the job's own.
 
-    ``spec`` is the job the admin started or adopted (or, without one, its job id and
-    attempt).  The report path must be the job's own: its ``report_done`` or
-    ``report_failed``, or none at all; a report must name the job's own customer,
-    profile and file.  Raise :class:`BadRecord` naming the first field that is wrong.
+    The job is the one the admin started or adopted: its id and attempt, and its
+    ``spec`` when the admin has it.  Then the report path must be the job's own (its
+    ``report_done`` or ``report_failed``, or none at all) and a report must name the
+    job's own customer, profile and file.  Raise :class:`BadRecord` naming the first
+    field that is wrong.
     """
     record: O = value if isinstance(value, kind) else kind.from_wire(value)  # type: ignore[assignment]
-    if record.job_id != spec.get("job_id"):
+    if record.job_id != job_id:
         raise BadRecord("job_id", "not the job's own")
-    if record.attempt != spec.get("attempt"):
+    if record.attempt != attempt:
         raise BadRecord("attempt", "not the job's own")
-    own_path = spec.get("report_done" if record.done else "report_failed")
-    if "report_done" in spec and not _own_report_path(record.report_path, own_path):
+    if spec is None:
+        return record
+    if not _own_report_path(record.report_path, spec.report_path(record.done)):
         raise BadRecord("report_path", "not the job's own")
     if isinstance(record, Report):
         for name in ("customer", "profile", "relpath"):
-            if spec.get(name) is not None and getattr(record, name) != spec[name]:
+            if getattr(record, name) != getattr(spec, name):
                 raise BadRecord(name, "not the job's own")
     return record
 
 
-def outcome_mismatch(spec: dict[str, Any], value: Any, kind: type[Outcome] = Outcome) -> str | None:
+def outcome_mismatch(spec: JobSpec, value: Any, kind: type[Outcome] = Outcome) -> str | None:
     """The first field of an outcome (or report) that is not the job's own; None if all are."""
     try:
-        read_outcome(spec, value, kind)
+        read_outcome(spec.job_id, spec.attempt, spec, value, kind)
     except BadRecord as e:
         return e.field
     return None

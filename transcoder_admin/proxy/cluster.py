@@ -28,6 +28,7 @@ from ..manager.credentials import (
     local_secret,
     read_secret_file,
 )
+from ..reactors import IFarmReactor
 from ..transcoding.journal import Journal
 from ..worker.spawner import LocalWorkers, worker_argv
 from .components import ComponentSet
@@ -57,7 +58,7 @@ class Cluster:
 
     log = Logger()
 
-    def __init__(self, config: Configuration, reactor: Any) -> None:
+    def __init__(self, config: Configuration, reactor: IFarmReactor) -> None:
         self.config = config
         self.reactor = reactor
         workers = config.admin.workers

@@ -17,7 +17,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ..records import Outcome
+from ..records import JobSpec, Outcome
 
 EXPECTED, STARTING, RUNNING, FINISHED = "expected", "starting", "running", "finished"
 SETTLED, REJECTED, COMMITTING = "settled", "rejected", "committing"
@@ -48,7 +48,7 @@ class JobRecord:
     state: str
     #: The admin's own spec (as started, or rebuilt to adopt): outcomes are checked
     #: against it.  None for a job known only by id and attempt.
-    spec: dict[str, Any] | None = None
+    spec: JobSpec | None = None
     #: Fires with the outcome (or fails) once; None once settled.
     waiter: defer.Deferred[Outcome] | None = None
     #: The outcome, settled and not yet acknowledged.

@@ -13,6 +13,7 @@ from twisted.spread import pb
 from ..events import Event
 from ..manager import ADMIN_USER, Manager
 from ..pblink import PBLink
+from ..reactors import IFarmReactor
 from ..wire import decode
 from .workers import WorkerSet
 
@@ -74,7 +75,7 @@ class ManagerSet(Service):
 
     log = Logger()
 
-    def __init__(self, workers: WorkerSet, reactor: Any) -> None:
+    def __init__(self, workers: WorkerSet, reactor: IFarmReactor) -> None:
         self.workers = workers
         self.reactor = reactor
         self.attached: Event[str] = Event("attached")

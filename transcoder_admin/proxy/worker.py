@@ -17,7 +17,7 @@ from zope.interface import implementer
 from ..observer import OneShotObserver, Waiters
 from ..pberrors import is_link_error, is_unknown_job, local_error
 from ..prognosis import SYSTEM, JobFailure
-from ..records import BadRecord, Outcome, Report, Times, report_spec
+from ..records import BadRecord, JobSpec, Outcome, Report, Times
 from ..times import iso
 from ..wire import TooBig, decode, encode
 from ..worker.interfaces import IWorkerConnection, WorkerGone
@@ -128,15 +128,15 @@ class WorkerProxy:
     def _state_changed(self) -> None:
         self._state_change.notify(None)
 
-    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[Outcome]:
+    def start_job(self, spec: JobSpec) -> defer.Deferred[Outcome]:
         """Start a job; fires with its outcome when the worker reports it."""
-        job_id = str(spec["job_id"])
+        job_id = str(spec.job_id)
         try:
-            text = encode(spec)
+            text = encode(spec.to_wire())
         except TooBig as e:
             return defer.fail(TooBig(f"the job's configuration is too big to send: {e}"))
         outcome: defer.Deferred[Outcome] = defer.Deferred()
-        record = JobRecord(job_id, int(spec.get("attempt", 0)), STARTING, spec, outcome)
+        record = JobRecord(job_id, int(spec.attempt), STARTING, spec, outcome)
         record.reported = {"job_id": job_id, "state": "starting", "progress": {}}
         self.records[job_id] = record
 
@@ -156,12 +156,12 @@ class WorkerProxy:
         self._call("start_job", text).addCallbacks(started, refused)
         return outcome
 
-    def expect(self, spec: dict[str, Any]) -> None:
+    def expect(self, spec: JobSpec) -> None:
         """The admin's own spec of a job it adopts: its outcome is checked against it."""
-        job_id = str(spec["job_id"])
+        job_id = str(spec.job_id)
         record = self.records.get(job_id)
         if record is None:
-            attempt = int(spec.get("attempt", 0))
+            attempt = int(spec.attempt)
             record = self.records[job_id] = JobRecord(job_id, attempt, EXPECTED)
         record.spec = spec
 
@@ -190,7 +190,7 @@ class WorkerProxy:
         if record is not None and record.state == REJECTED and record.spec is not None:
             return defer.Deferred.fromCoroutine(self._fail_rejected(record))
         attempt = record.attempt if record is not None else 0
-        spec = self._spec_of(job_id)
+        spec = record.spec if record is not None else None
         if record is not None:
             record.advance("acknowledge")
 
@@ -199,7 +199,7 @@ class WorkerProxy:
             return result
 
         d = defer.Deferred.fromCoroutine(self._call_until_done("acknowledge", job_id, attempt))
-        d.addCallback(lambda reply: self._own_report(spec, reply))
+        d.addCallback(lambda reply: self._own_report(job_id, attempt, spec, reply))
         return d.addBoth(over)
 
     def cancel_job(self, job_id: str) -> defer.Deferred[None]:
@@ -211,15 +211,17 @@ class WorkerProxy:
             return defer.succeed(None)
         return self._call("cancel_job", job_id).addBoth(lambda _: None)
 
-    def fail_source(self, spec: dict[str, Any], failure: JobFailure) -> defer.Deferred[Report]:
+    def fail_source(self, spec: JobSpec, failure: JobFailure) -> defer.Deferred[Report]:
         """Have the worker move a dead job's source to failed."""
         return defer.Deferred.fromCoroutine(
-            self._call_until_done("fail_source", encode(report_spec(spec)), failure.to_dict())
-        ).addCallback(lambda reply: self._own_report(spec, reply))
+            self._call_until_done(
+                "fail_source", encode(spec.without_targets().to_wire()), failure.to_dict()
+            )
+        ).addCallback(lambda reply: self._own_report(spec.job_id, spec.attempt, spec, reply))
 
-    def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:
+    def clean_job(self, spec: JobSpec) -> defer.Deferred[int]:
         """Have the worker kill a dead attempt's leftovers and remove its work folder."""
-        return self._call("clean_job", encode(spec))
+        return self._call("clean_job", encode(spec.without_targets().to_wire()))
 
     def when_disconnected(self) -> defer.Deferred[None]:
         """Fires when the worker is lost."""
@@ -227,50 +229,53 @@ class WorkerProxy:
 
     # -- what the worker claims about its jobs
 
-    def _spec_of(self, job_id: str) -> dict[str, Any]:
-        """The job as the admin started it (without its spec: its id and attempt)."""
-        record = self.records.get(job_id)
-        if record is not None and record.spec:
-            return record.spec
-        return {"job_id": job_id, "attempt": record.attempt if record is not None else None}
-
-    def _read(self, spec: dict[str, Any], value: Any, kind: type[O]) -> O | str:
+    def _read(
+        self, job_id: str, attempt: int | None, spec: JobSpec | None, value: Any, kind: type[O]
+    ) -> O | str:
         """The worker's record if it is the job's own; else why not (logged as an error
         naming the worker)."""
         try:
-            return checks.read_outcome(spec, value, kind)
+            return checks.read_outcome(job_id, attempt, spec, value, kind)
         except BadRecord as e:
             field = e.field
-        reason = f"worker sent an outcome that does not match job {spec.get('job_id')}: {field}"
+        reason = f"worker sent an outcome that does not match job {job_id}: {field}"
         self.log.error("worker {worker}: {reason}", worker=self.name, reason=reason)
         return reason
 
-    def _own_report(self, spec: dict[str, Any], reply: Any) -> Report:
+    def _own_report(
+        self, job_id: str, attempt: int | None, spec: JobSpec | None, reply: Any
+    ) -> Report:
         """A committed report if it is the job's own, else a system failure of the job.
 
         Files may have moved already: what the admin can still do is never write the
         row of another job.
         """
-        report = self._read(spec, reply, Report)
-        return self._failure_report(spec, report) if isinstance(report, str) else report
+        report = self._read(job_id, attempt, spec, reply, Report)
+        if isinstance(report, str):
+            return self._failure_report(job_id, attempt, spec, report)
+        return report
 
-    def _failure_report(self, spec: dict[str, Any], reason: str) -> Report:
-        """A report of the job's own fields with a system failure (no report file)."""
+    def _failure_report(
+        self, job_id: str, attempt: int | None, spec: JobSpec | None, reason: str
+    ) -> Report:
+        """A report of the job's own with a system failure (no report file).
+
+        (Without its spec, only a test's job: its file is not known.)
+        """
         return Report(
-            job_id=str(spec.get("job_id")),
-            attempt=int(spec.get("attempt") or 1),
-            customer=str(spec.get("customer") or "?"),
-            profile=str(spec.get("profile") or "?"),
-            relpath=str(spec.get("relpath") or "?"),
-            source=spec.get("source"),
+            job_id=job_id,
+            attempt=attempt or 1,
+            customer=spec.customer if spec else "?",
+            profile=spec.profile if spec else "?",
+            relpath=spec.relpath if spec else "?",
+            source=spec.source if spec else None,
             outcome="failed",
             failure=JobFailure(SYSTEM, reason),
-            backend=spec.get("backend", "ffmpeg"),
+            backend=spec.backend if spec else None,
             worker=self.name,
             times=Times(
-                detected=spec.get("detected"),
-                queued=spec.get("queued"),
-                started=spec.get("started"),
+                detected=spec.detected if spec else None,
+                queued=spec.queued if spec else None,
                 finished=iso(self.workers.clock.seconds()),
             ),
             comment=reason,
@@ -279,8 +284,9 @@ class WorkerProxy:
     async def _fail_rejected(self, record: JobRecord) -> Report:
         """The last attempt's outcome was not its own: nothing of it is committed; the
         source goes to failed with the admin's spec and the reason."""
-        spec = self._spec_of(record.job_id)
-        assert record.outcome is not None and record.outcome.failure is not None
+        spec = record.spec
+        assert spec is not None and record.outcome is not None
+        assert record.outcome.failure is not None
         failure = record.outcome.failure
         record.advance("acknowledge")
         await self.cancel_job(record.job_id)  # the worker moves nothing of that attempt
@@ -297,10 +303,10 @@ class WorkerProxy:
             del self.records[job_id]
             record.fail(result)
             return
-        spec = self._spec_of(job_id)
-        outcome = self._read(spec, result, Outcome)
+        outcome = self._read(job_id, record.attempt, record.spec, result, Outcome)
         if isinstance(outcome, str):
-            record.settle(self._failure_report(spec, outcome), own=False)
+            failed = self._failure_report(job_id, record.attempt, record.spec, outcome)
+            record.settle(failed, own=False)
         else:
             record.settle(outcome, own=True)
 

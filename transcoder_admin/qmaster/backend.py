@@ -24,6 +24,8 @@ from ..job.report import target_result
 from ..job.runner import Job
 from ..job.verify import verify_output
 from ..prognosis import CANCELLED, JobFailed, JobFailure, source_failure, system_failure
+from ..reactors import IFarmReactor
+from ..records import JobSpec
 from ..worker.local import InProcessWorkerConnection, JobHost
 from .client import QmasterClient
 from .errors import (
@@ -60,8 +62,8 @@ class QmasterBackend:
 
     async def make_targets(self, job: Job) -> None:
         """Submit one batch for every target, wait for it, then verify each output."""
-        source = job.local(job.spec["source"])
-        targets = job.spec["targets"]
+        source = job.local(job.spec.source)
+        targets = job.spec.targets
         produced: list[tuple[str, str]] = []
         batch_jobs = []
         for index, target in enumerate(targets):
@@ -76,7 +78,7 @@ class QmasterBackend:
         spec = job.spec
         self._batch = self.client.submit_and_wait(
             batch_jobs,
-            batch_name=f"{spec['customer']}/{spec['profile']}/{spec['relpath']}",
+            batch_name=f"{spec.customer}/{spec.profile}/{spec.relpath}",
             timeout=job.remaining(),
             on_submitted=lambda submission: self._submitted(job, submission),
             on_progress=lambda status: self._on_status(job, status),
@@ -128,7 +130,7 @@ class QmasterBackend:
         if isinstance(e, SourceFileError):
             return source_failure(f"Compressor cannot read the source: {e}")
         if isinstance(e, QmasterBatchTimeoutError):
-            total = float(job.spec["transcoding_timeout"])
+            total = float(job.spec.transcoding_timeout)
             return system_failure(f"timed out after {total:g} s (Compressor batch)")
         if isinstance(e, QmasterJobCancelled):
             return system_failure(f"the Compressor batch was cancelled: {e}")
@@ -160,11 +162,13 @@ class QmasterBackend:
             d.addErrback(lambda f: self.log.warn("cancel of batch failed: {e}", e=f.value))
 
 
-def qmaster_worker(settings: QmasterSettings, max_batches: int, roots: Roots, reactor: Any) -> Any:
+def qmaster_worker(
+    settings: QmasterSettings, max_batches: int, roots: Roots, reactor: IFarmReactor
+) -> Any:
     """The backend as a worker connection: ``max_batches`` slots, qmaster jobs only."""
     client = QmasterClient(settings, reactor)
 
-    def factory(spec: dict[str, Any], roots: Roots, worker: str, reactor: Any) -> Job:
+    def factory(spec: JobSpec, roots: Roots, worker: str, reactor: IFarmReactor) -> Job:
         return Job(spec, roots, worker, reactor, backend=QmasterBackend(client))
 
     host = JobHost(WORKER_NAME, roots, max_batches, reactor, job_factory=factory)

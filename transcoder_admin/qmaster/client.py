@@ -10,11 +10,12 @@ on the cluster: :meth:`QmasterClient.cancel` does that.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from twisted.internet import defer, task
 from twisted.logger import Logger, LogLevel
 
+from ..reactors import IFarmReactor, default_reactor
 from . import core
 from .model import BatchJob, BatchRef, BatchStatus, CommandResult, Submission
 from .process import run_command
@@ -44,18 +45,14 @@ class QmasterClient:
     def __init__(
         self,
         settings: QmasterSettings,
-        reactor: Any = None,
+        reactor: IFarmReactor | None = None,
         *,
         env: Mapping[str, str] | None = None,
         runner: Runner | None = None,
         log_sink: core.Log | None = None,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as default_reactor
-
-            reactor = default_reactor
         self.settings = settings
-        self._reactor = reactor
+        self._reactor = reactor or default_reactor()
         self._env = env
         self._runner = runner
         self._log_sink = log_sink

@@ -16,6 +16,7 @@ from typing import Any
 from twisted.internet import defer, error, protocol
 from twisted.python.failure import Failure
 
+from ..reactors import IFarmReactor
 from .groups import kill_group
 from .model import CommandResult
 
@@ -115,7 +116,7 @@ class _Collector(protocol.ProcessProtocol):
 
 
 def run_command(
-    reactor: Any,
+    reactor: IFarmReactor,
     argv: Sequence[str],
     timeout: float,
     *,

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..observer import OneShotObserver
+from ..reactors import IFarmReactor, default_reactor
 from .pool import SQLPool, until_answered
 from .rows import Filters, count_outcomes, row_values, select_row, upsert_statement
 from .schema import (
@@ -62,7 +63,7 @@ class ReportsDB(Service):
         self,
         url: str,
         pool_size: int = 4,
-        reactor: Any = None,
+        reactor: IFarmReactor | None = None,
         *,
         retry_delay: float = 0.5,
         max_retry_delay: float = 30.0,
@@ -73,17 +74,15 @@ class ReportsDB(Service):
             raise ValueError(f"pool_size must be at least 1, not {pool_size}")
         self._url = check_url(url)
         self._threads = 1 if self._url.get_backend_name() == "sqlite" else pool_size
-        if reactor is None:
-            from twisted.internet import reactor
-        self.reactor = reactor
+        self.reactor = reactor or default_reactor()
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
         self._stop_timeout = stop_timeout
-        self._sql = SQLPool(self._url, self._threads, reactor, stop_timeout)
+        self._sql = SQLPool(self._url, self._threads, self.reactor, stop_timeout)
         self._starting: defer.Deferred[None] | None = None
         self._stopping: defer.Deferred[None] | None = None
-        self._started: OneShotObserver[None] = OneShotObserver(reactor)
-        self._stopped: OneShotObserver[None] = OneShotObserver(reactor)
+        self._started: OneShotObserver[None] = OneShotObserver(self.reactor)
+        self._stopped: OneShotObserver[None] = OneShotObserver(self.reactor)
         self._writes: dict[defer.Deferred[None], str] = {}
         self._drained: defer.Deferred[None] | None = None
         self._spool: RowSpool | None = None

@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from ..reactors import IFarmReactor
 from .schema import WRITE_OPTION, create_reports_engine, is_transient
 
 T = TypeVar("T")
@@ -29,7 +30,7 @@ class SQLPool:
 
     log = Logger()
 
-    def __init__(self, url: URL, threads: int, reactor: Any, stop_timeout: float) -> None:
+    def __init__(self, url: URL, threads: int, reactor: IFarmReactor, stop_timeout: float) -> None:
         self.url = url
         self.threads = threads
         self.reactor = reactor

@@ -17,6 +17,7 @@ from ..config.loader import Configuration
 from ..context import CustomerContext, ProfileContext, StoreContext
 from ..context.checks import load_configuration
 from ..events import Event
+from ..reactors import IFarmReactor
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Store:
 
     log = Logger()
 
-    def __init__(self, config: Configuration, reactor: Any) -> None:
+    def __init__(self, config: Configuration, reactor: IFarmReactor) -> None:
         self.config = config
         self.reactor = reactor
         self.context = StoreContext(config)

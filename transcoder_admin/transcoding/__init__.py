@@ -24,14 +24,14 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ..prognosis import CANCELLED, CHANGED, SYSTEM, JobFailure
-from ..records import Outcome, Report
+from ..records import JobSpec, Outcome, Report
 from ..scheduler import JobAbandoned, QueueItem, SourceChanged, SourceStuck
 from ..worker.interfaces import IWorkerConnection, WorkerGone
 from .journal import Journal
 from .slots import WorkerSlots, backend_of
 from .tasks import Task, new_job_id
 
-SpecFactory = Callable[[QueueItem, str, int], dict[str, Any]]
+SpecFactory = Callable[[QueueItem, str, int], JobSpec]
 
 
 class Transcoding:
@@ -85,15 +85,15 @@ class Transcoding:
         return self._track(task, self._run(task))
 
     def adopt(
-        self, item: QueueItem, spec: dict[str, Any], worker: IWorkerConnection
+        self, item: QueueItem, spec: JobSpec, worker: IWorkerConnection
     ) -> defer.Deferred[Report]:
         """Take over a job a worker runs already (it outlived the previous admin).
 
         ``spec`` is the admin's own, built again from its configuration and journal:
         a worker's copy of it is never used (its paths and settings are only claims).
         """
-        task = Task(item, job_id=str(spec["job_id"]), attempt=int(spec["attempt"]))
-        task.worker, task.spec, task.started_at = worker.name, spec, self.clock.seconds()
+        task = Task(item, job_id=str(spec.job_id), attempt=int(spec.attempt))
+        task.worker, task.current, task.started_at = worker.name, spec, self.clock.seconds()
         self.log.info(
             "adopted job {job_id} (attempt {attempt}) for {relpath} on {worker}",
             job_id=task.job_id,
@@ -125,8 +125,8 @@ class Transcoding:
                 task.worker = worker.name
                 task.started_at = self.clock.seconds()
                 try:
-                    task.spec = self.make_spec(task.item, task.job_id, task.attempt)
-                    max_attempts = int(task.spec["max_attempts"])
+                    task.current = self.make_spec(task.item, task.job_id, task.attempt)
+                    max_attempts = int(task.spec.max_attempts)
                 except Exception as e:
                     self.log.failure(
                         "cannot build the job for {relpath}", relpath=task.item.relpath
@@ -156,7 +156,7 @@ class Transcoding:
             "priority": task.item.priority,
             "detected_at": task.item.detected_at,
         }
-        identity = task.spec.get("source_identity")
+        identity = task.spec.source_identity
         if identity is not None:
             extra["identity"] = identity  # adoption after a crash rebuilds the spec with it
         self.journal.started(task.job_id, list(task.item.key), task.attempt, worker.name, **extra)
@@ -225,7 +225,7 @@ class Transcoding:
             raise JobAbandoned(task.item.relpath)
         if failure is not None and failure.kind == CHANGED:
             return await self._changed(task, worker, failure)
-        if failure is not None and failure.retryable and task.attempt < spec["max_attempts"]:
+        if failure is not None and failure.retryable and task.attempt < spec.max_attempts:
             self._retrying(task, failure)
             if outcome is not None:
                 await _quietly(worker.cancel_job(task.job_id))
@@ -273,7 +273,7 @@ class Transcoding:
 
     async def _after_commit_failed(self, task: Task, failure: JobFailure) -> Report | None:
         """Another attempt when one is left (None), else the source fails with the reason."""
-        if failure.retryable and task.attempt < int(task.spec["max_attempts"]):
+        if failure.retryable and task.attempt < int(task.spec.max_attempts):
             self._retrying(task, failure)
             return None
         return await self._fail_without_worker(task, failure)
@@ -302,7 +302,7 @@ class Transcoding:
         task.item.attempts = task.attempt - 1
         raise SourceChanged(task.item.relpath)
 
-    def _clean(self, spec: dict[str, Any], prefer: str) -> None:
+    def _clean(self, spec: JobSpec, prefer: str) -> None:
         """Best effort: have a worker remove what a dead attempt left behind."""
 
         async def clean() -> None:
@@ -318,7 +318,7 @@ class Transcoding:
         d.addErrback(
             lambda f: self.log.warn(
                 "could not clean up after job {job_id}: {error}",
-                job_id=spec.get("job_id"),
+                job_id=spec.job_id,
                 error=f.getErrorMessage(),
             )
         )

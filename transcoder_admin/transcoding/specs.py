@@ -6,8 +6,9 @@ start after it.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
+from ..records import JobSpec
 from ..scheduler import QueueItem
 from ..store import Store
 from ..times import iso
@@ -19,20 +20,18 @@ class JobSpecs:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def __call__(self, item: QueueItem, job_id: str, attempt: int) -> dict[str, Any]:
-        """The job configuration (basic types) for one attempt at one file."""
+    def __call__(self, item: QueueItem, job_id: str, attempt: int) -> JobSpec:
+        """The job's spec for one attempt at one file."""
         profile = self.store.profile(item.customer, item.profile)
         if profile is None:
             raise LookupError(f"profile {item.customer}/{item.profile} no longer exists")
         spec = profile.file(item.relpath).job_spec(job_id, attempt)
-        spec["key"] = list(item.key)
-        spec["priority"] = item.priority
-        spec["detected_at"] = item.detected_at
-        spec["detected"] = iso(item.detected_at)
-        spec["queued"] = iso(item.queued_at)
-        if item.identity is not None:
+        return replace(
+            spec,
+            detected=iso(item.detected_at),
+            queued=iso(item.queued_at),
             # The file as it was offered: the job checks the source it opens against it.
-            spec["source_identity"] = dict(item.identity)
-        # The janitor's rule, applied by the worker: keep this many failed jobs' files.
-        spec["keep_failed"] = self.store.config.admin.workers.keep_failed
-        return spec
+            source_identity=dict(item.identity) if item.identity is not None else None,
+            # The janitor's rule, applied by the worker: keep this many failed jobs' files.
+            keep_failed=self.store.config.admin.workers.keep_failed,
+        )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
+from ..records import JobSpec
 from ..scheduler import QueueItem
 from ..times import iso
 from ..worker.interfaces import IWorkerConnection
@@ -29,8 +30,16 @@ class Task:
     attempt: int = 0
     worker: str | None = None
     started_at: float = 0.0
-    spec: dict[str, Any] = field(default_factory=dict)
+    #: The current attempt's spec, once built.
+    current: JobSpec | None = None
     stopping: bool = False
+
+    @property
+    def spec(self) -> JobSpec:
+        """The current attempt's spec (built once a worker is picked for it)."""
+        if self.current is None:
+            raise LookupError(f"no job is built yet for {self.item.relpath}")
+        return self.current
 
     def describe(self, worker: IWorkerConnection | None) -> dict[str, Any]:
         """The task as the API lists it, with its job's progress from ``worker``."""

@@ -29,7 +29,8 @@ from ..context.paths import Roots
 from ..monitoring.remote import MonitorHost
 from ..pblink import PBLink
 from ..prognosis import JobFailure
-from ..records import Outcome, Report
+from ..reactors import IFarmReactor
+from ..records import JobSpec, Outcome, Report
 from ..wire import TooBig, decode, encode
 from .interfaces import UnknownJob
 from .local import JobHost
@@ -51,7 +52,7 @@ class WorkerMind(pb.Referenceable):
         self.daemon = daemon
 
     def remote_start_job(self, spec: Any) -> bool:  # noqa: D102
-        return self.daemon.start_job(decode(spec))
+        return self.daemon.start_job(JobSpec.from_wire(decode(spec)))
 
     def remote_acknowledge(self, job_id: str, attempt: int) -> defer.Deferred[Any]:
         """Commit; answers only what committing changed (the admin has the outcome)."""
@@ -70,11 +71,12 @@ class WorkerMind(pb.Referenceable):
         return d.addCallback(lambda _: True)
 
     def remote_fail_source(self, spec: Any, failure: dict[str, Any]) -> defer.Deferred[Any]:  # noqa: D102
-        failed = self.daemon.host.fail_source(decode(spec), JobFailure.from_dict(failure))
+        job = JobSpec.from_wire(decode(spec))
+        failed = self.daemon.host.fail_source(job, JobFailure.from_dict(failure))
         return self.daemon.busy_with(failed).addCallback(lambda report: encode(report.to_wire()))
 
     def remote_clean_job(self, spec: Any) -> defer.Deferred[int]:  # noqa: D102
-        return self.daemon.busy_with(self.daemon.host.clean_job(decode(spec)))
+        return self.daemon.busy_with(self.daemon.host.clean_job(JobSpec.from_wire(decode(spec))))
 
     def remote_monitor(self, settings: Any, spec: Any) -> bool:
         """Watch a customer's incoming folders here (monitoring.on-workers)."""
@@ -127,7 +129,7 @@ class WorkerDaemon(Service):
         password: bytes,
         roots: Roots,
         max_jobs: int,
-        reactor: Any,
+        reactor: IFarmReactor,
         *,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
         max_reconnect_delay: float = MAX_RECONNECT_DELAY,
@@ -296,9 +298,9 @@ class WorkerDaemon(Service):
 
     # -- jobs
 
-    def start_job(self, spec: dict[str, Any]) -> bool:
+    def start_job(self, spec: JobSpec) -> bool:
         """Start a job for the admin; its outcome goes back through the manager."""
-        job_id = str(spec["job_id"])
+        job_id = str(spec.job_id)
         if job_id in self.host.jobs:
             return True  # a repeated request after a lost link: it runs already
         d = self.host.start_job(spec)

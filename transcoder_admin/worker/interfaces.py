@@ -14,7 +14,7 @@ from twisted.internet import defer
 from zope.interface import Attribute, Interface
 
 from ..prognosis import JobFailure
-from ..records import Outcome, Report
+from ..records import JobSpec, Outcome, Report
 
 
 class WorkerGone(Exception):
@@ -41,7 +41,7 @@ class IWorkerConnection(Interface):
     def running_jobs() -> list[str]:  # type: ignore[misc]
         """Ids of the jobs the worker runs now (including finished, unacknowledged ones)."""
 
-    def start_job(spec: dict[str, Any]) -> defer.Deferred[Outcome]:  # type: ignore[misc]
+    def start_job(spec: JobSpec) -> defer.Deferred[Outcome]:  # type: ignore[misc]
         """Start a job from its configuration; Deferred fires with its outcome.
 
         The outcome is final for the job's work but nothing has moved yet: the worker
@@ -75,7 +75,7 @@ class IWorkerConnection(Interface):
         Fires when the job is quiet.
         """
 
-    def fail_source(spec: dict[str, Any], failure: JobFailure) -> defer.Deferred[Report]:  # type: ignore[misc]
+    def fail_source(spec: JobSpec, failure: JobFailure) -> defer.Deferred[Report]:  # type: ignore[misc]
         """Move a job's source to failed and write its failure report (the job is gone).
 
         Used when a job died without an acknowledged outcome. Fires with the report;
@@ -84,7 +84,7 @@ class IWorkerConnection(Interface):
         as ``stuck``.
         """
 
-    def clean_job(spec: dict[str, Any]) -> defer.Deferred[int]:  # type: ignore[misc]
+    def clean_job(spec: JobSpec) -> defer.Deferred[int]:  # type: ignore[misc]
         """Kill what a dead attempt left running and remove its work folder (best effort).
 
         Fires with the number of process groups killed.

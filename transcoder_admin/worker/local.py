@@ -20,7 +20,8 @@ from ..janitor import KeptSnapshot, clean_work_folder, list_kept
 from ..job.runner import Job, build_report, fail_source
 from ..observer import OneShotObserver
 from ..prognosis import JobFailure
-from ..records import Outcome, Report
+from ..reactors import IFarmReactor
+from ..records import JobSpec, Outcome, Report
 from .interfaces import IWorkerConnection, UnknownJob, WorkerGone
 
 #: How many committed reports a host remembers for repeated acknowledgements.
@@ -37,7 +38,7 @@ class JobHost:
         name: str,
         roots: Roots,
         max_jobs: int,
-        reactor: Any,
+        reactor: IFarmReactor,
         job_factory: Callable[..., Job] = Job,
     ) -> None:
         self.name = name
@@ -54,9 +55,9 @@ class JobHost:
         self._kept_by_parent: dict[str, list[dict[str, Any]]] = {}
         self._kept_seq: dict[str, int] = {}
 
-    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[Outcome]:
+    def start_job(self, spec: JobSpec) -> defer.Deferred[Outcome]:
         """Start a job; fires with its outcome (nothing moved yet)."""
-        job_id = spec["job_id"]
+        job_id = spec.job_id
         if job_id in self.jobs:
             raise ValueError(f"job {job_id} is already running on {self.name}")
         job = self.job_factory(spec, self.roots, self.name, self.reactor)
@@ -65,7 +66,7 @@ class JobHost:
             "job {job_id} started on {worker}: {relpath}",
             job_id=job_id,
             worker=self.name,
-            relpath=spec["relpath"],
+            relpath=spec.relpath,
         )
         return job.run().addCallback(Outcome.from_wire)
 
@@ -80,8 +81,8 @@ class JobHost:
         job = self.jobs.get(job_id)
         if job is None or job.outcome is None:
             return defer.fail(UnknownJob(job_id))
-        if attempt is not None and int(job.spec.get("attempt", 0)) != int(attempt):
-            return defer.fail(UnknownJob(f"{job_id} is attempt {job.spec.get('attempt')}"))
+        if attempt is not None and int(job.spec.attempt) != int(attempt):
+            return defer.fail(UnknownJob(f"{job_id} is attempt {job.spec.attempt}"))
         d = job.commit().addCallback(Report.from_document)
 
         def forget(result: Any) -> Any:
@@ -128,13 +129,13 @@ class JobHost:
         for job_id, job in self.jobs.items():
             row: dict[str, Any] = {
                 "job_id": job_id,
-                "attempt": int(job.spec.get("attempt", 0)),
-                "key": list(job.spec.get("key") or []),
+                "attempt": int(job.spec.attempt),
+                "key": list(job.spec.key),
                 "state": "running" if job.outcome is None else "finished",
                 "progress": dict(job.progress),
             }
             if with_specs:
-                row["spec"] = job.spec
+                row["spec"] = job.spec.to_wire()
             rows.append(row)
         return rows
 
@@ -157,7 +158,7 @@ class JobHost:
         job = self.jobs.get(job_id)
         return dict(job.progress) if job else {}
 
-    def fail_source(self, spec: dict[str, Any], failure: JobFailure) -> defer.Deferred[Report]:
+    def fail_source(self, spec: JobSpec, failure: JobFailure) -> defer.Deferred[Report]:
         """Move the source to failed and write a failure report for a job that died.
 
         Errbacks with :class:`~transcoder_admin.job.runner.SourceNotFailed`, naming the
@@ -172,13 +173,13 @@ class JobHost:
         )
         return d.addCallback(Report.from_document)
 
-    def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:
+    def clean_job(self, spec: JobSpec) -> defer.Deferred[int]:
         """Kill a dead attempt's leftover process groups and remove its work folder."""
         from twisted.internet import threads
 
-        if str(spec.get("job_id")) in self.jobs:
+        if str(spec.job_id) in self.jobs:
             return defer.succeed(0)  # it is alive here: nothing to clean
-        work = self.roots.local(spec["work"])
+        work = self.roots.local(spec.work)
         return threads.deferToThreadPool(
             self.reactor, self.reactor.getThreadPool(), clean_work_folder, work
         )
@@ -227,7 +228,7 @@ class InProcessWorkerConnection:
         """Ids of the worker's jobs."""
         return list(self.host.jobs)
 
-    def start_job(self, spec: dict[str, Any]) -> defer.Deferred[Outcome]:
+    def start_job(self, spec: JobSpec) -> defer.Deferred[Outcome]:
         """Start a job on the host."""
         if not self._connected:
             return defer.fail(WorkerGone(self.host.name))
@@ -254,11 +255,11 @@ class InProcessWorkerConnection:
         """Kill a job."""
         return self.host.cancel_job(job_id)
 
-    def fail_source(self, spec: dict[str, Any], failure: JobFailure) -> defer.Deferred[Report]:
+    def fail_source(self, spec: JobSpec, failure: JobFailure) -> defer.Deferred[Report]:
         """Move a dead job's source to failed."""
         return self.host.fail_source(spec, failure)
 
-    def clean_job(self, spec: dict[str, Any]) -> defer.Deferred[int]:
+    def clean_job(self, spec: JobSpec) -> defer.Deferred[int]:
         """Clean a dead attempt's leftovers."""
         return self.host.clean_job(spec)
 

@@ -20,12 +20,12 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any
 
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 
 from ..janitor import process_start_time
+from ..reactors import IFarmReactor
 
 CHECK_INTERVAL = 1.0
 MAX_RESTART_DELAY = 30.0
@@ -63,7 +63,7 @@ class LocalWorkers:
         names: list[str],
         state_dir: str,
         argv: list[str],
-        reactor: Any,
+        reactor: IFarmReactor,
     ) -> None:
         self.workers = {name: LocalWorker(name) for name in names}
         self.folder = os.path.join(state_dir, "workers")

@@ -1,4 +1,4 @@
-"""The records that cross the seam between the admin and its workers.
+"""What a worker answers: a job's Outcome, and its Report once committed.
 
 A worker answers the admin with an :class:`Outcome` when a job's work is over (nothing
 has moved yet) and with a :class:`Report` when the outcome is committed or a dead job's
@@ -16,18 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .prognosis import KINDS, JobFailure
-from .times import parse_time
+from ..prognosis import KINDS, JobFailure
+from .fields import BadRecord, mapping, number, optional, required, text, time
 
 OUTCOMES = ("done", "failed")
-
-
-class BadRecord(ValueError):
-    """A record's field is missing or wrong; ``field`` names it (``failure.kind``)."""
-
-    def __init__(self, name: str, problem: str) -> None:
-        super().__init__(f"{name}: {problem}")
-        self.field = name
 
 
 # -- what a report holds ----------------------------------------------------------------
@@ -52,9 +44,9 @@ class Times:
 
     @classmethod
     def from_wire(cls, value: Any, name: str = "times") -> Times:  # noqa: D102
-        data = _mapping(value, name)
+        data = mapping(value, name)
         return cls(
-            *(_time(data, k, f"{name}.{k}") for k in ("detected", "queued", "started", "finished"))
+            *(time(data, k, f"{name}.{k}") for k in ("detected", "queued", "started", "finished"))
         )
 
 
@@ -77,12 +69,12 @@ class FileFacts:
 
     @classmethod
     def from_wire(cls, value: Any, name: str = "file") -> FileFacts:  # noqa: D102
-        data = _mapping(value, name)
+        data = mapping(value, name)
         return cls(
-            size=_optional(data, "size", int, f"{name}.size"),
-            checksum=_optional(data, "checksum", str, f"{name}.checksum"),
-            ctime=_time(data, "ctime", f"{name}.ctime"),
-            mtime=_time(data, "mtime", f"{name}.mtime"),
+            size=optional(data, "size", int, f"{name}.size"),
+            checksum=optional(data, "checksum", str, f"{name}.checksum"),
+            ctime=time(data, "ctime", f"{name}.ctime"),
+            mtime=time(data, "mtime", f"{name}.mtime"),
         )
 
 
@@ -112,16 +104,16 @@ class SourceFacts:
 
     @classmethod
     def from_wire(cls, value: Any, name: str = "source_info") -> SourceFacts:  # noqa: D102
-        data = _mapping(value, name)
-        video = _mapping(data.get("video"), f"{name}.video")
-        audio = _mapping(data.get("audio"), f"{name}.audio")
+        data = mapping(value, name)
+        video = mapping(data.get("video"), f"{name}.video")
+        audio = mapping(data.get("audio"), f"{name}.audio")
         return cls(
-            mime_type=_optional(data, "mime_type", str, f"{name}.mime_type"),
-            duration=_number(data, "duration", f"{name}.duration"),
+            mime_type=optional(data, "mime_type", str, f"{name}.mime_type"),
+            duration=number(data, "duration", f"{name}.duration"),
             has_video=bool(video),
-            video_codec=_optional(video, "codec", str, f"{name}.video.codec"),
+            video_codec=optional(video, "codec", str, f"{name}.video.codec"),
             has_audio=bool(audio),
-            audio_codec=_optional(audio, "codec", str, f"{name}.audio.codec"),
+            audio_codec=optional(audio, "codec", str, f"{name}.audio.codec"),
         )
 
 
@@ -148,16 +140,16 @@ class TargetOutcome:
 
     @classmethod
     def from_wire(cls, value: Any, name: str = "target") -> TargetOutcome:  # noqa: D102
-        data = _mapping(value, name)
+        data = mapping(value, name)
         outputs = data.get("outputs") or []
         if not isinstance(outputs, list):
             raise BadRecord(f"{name}.outputs", "expected a list")
         return cls(
-            name=_optional(data, "name", str, f"{name}.name") or "",
-            type=_optional(data, "type", str, f"{name}.type") or "",
-            outcome=_optional(data, "outcome", str, f"{name}.outcome") or "failed",
-            reason=_optional(data, "reason", str, f"{name}.reason"),
-            outputs=tuple(_text(o, f"{name}.outputs") for o in outputs),
+            name=optional(data, "name", str, f"{name}.name") or "",
+            type=optional(data, "type", str, f"{name}.type") or "",
+            outcome=optional(data, "outcome", str, f"{name}.outcome") or "failed",
+            reason=optional(data, "reason", str, f"{name}.reason"),
+            outputs=tuple(text(o, f"{name}.outputs") for o in outputs),
             invalid_output=bool(data.get("invalid_output")),
         )
 
@@ -197,7 +189,7 @@ class Outcome:
     @classmethod
     def from_wire(cls, value: Any) -> Outcome:
         """The record of a wire value (or a report file); BadRecord names a bad field."""
-        return cls(**_outcome_fields(_mapping(value, "outcome", required=True)))
+        return cls(**_outcome_fields(mapping(value, "outcome", required=True)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,26 +246,26 @@ class Report(Outcome):
     @classmethod
     def from_wire(cls, value: Any) -> Report:
         """The record of a wire value or a report file; BadRecord names a bad field."""
-        data = _mapping(value, "report", required=True)
+        data = mapping(value, "report", required=True)
         targets = data.get("targets") or []
         if not isinstance(targets, list):
             raise BadRecord("targets", "expected a list of mappings")
-        qmaster = _mapping(data.get("qmaster"), "qmaster")
+        qmaster = mapping(data.get("qmaster"), "qmaster")
         committed = data.get("committed")
         if committed is not None and not isinstance(committed, bool):
             raise BadRecord("committed", f"expected true or false, not {committed!r}")
         return cls(
             **_outcome_fields(data),
-            customer=_required(data, "customer"),
-            profile=_required(data, "profile"),
-            relpath=_required(data, "relpath"),
-            source=_optional(data, "source", str),
+            customer=required(data, "customer"),
+            profile=required(data, "profile"),
+            relpath=required(data, "relpath"),
+            source=optional(data, "source", str),
             committed=committed,
-            backend=_optional(data, "backend", str),
-            machine=_optional(data, "machine", str),
-            comment=_optional(data, "comment", str),
-            cpu_time=_number(data, "cpu_time"),
-            real_time=_number(data, "real_time"),
+            backend=optional(data, "backend", str),
+            machine=optional(data, "machine", str),
+            comment=optional(data, "comment", str),
+            cpu_time=number(data, "cpu_time"),
+            real_time=number(data, "real_time"),
             file=FileFacts.from_wire(data["file"]) if data.get("file") is not None else None,
             source_info=(
                 SourceFacts.from_wire(data["source_info"])
@@ -283,15 +275,12 @@ class Report(Outcome):
             targets=tuple(
                 TargetOutcome.from_wire(t, f"targets[{i}]") for i, t in enumerate(targets)
             ),
-            qmaster_batch_id=_optional(qmaster, "batch_id", str, "qmaster.batch_id"),
-            qmaster_cluster=_optional(qmaster, "cluster", str, "qmaster.cluster"),
+            qmaster_batch_id=optional(qmaster, "batch_id", str, "qmaster.batch_id"),
+            qmaster_cluster=optional(qmaster, "cluster", str, "qmaster.cluster"),
         )
 
     #: A report file is read like a wire value: they have one shape.
     from_document = from_wire
-
-
-# -- reading wire values ----------------------------------------------------------------
 
 
 def _outcome_fields(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -305,12 +294,12 @@ def _outcome_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     if outcome == "failed" and failure is None:
         raise BadRecord("failure", "a failed outcome needs one")
     return {
-        "job_id": _required(data, "job_id"),
+        "job_id": required(data, "job_id"),
         "attempt": attempt,
         "outcome": outcome,
         "failure": failure,
-        "report_path": _optional(data, "report_path", str),
-        "worker": _optional(data, "worker", str),
+        "report_path": optional(data, "report_path", str),
+        "worker": optional(data, "worker", str),
         "times": Times.from_wire(data.get("times")),
     }
 
@@ -318,101 +307,13 @@ def _outcome_fields(data: Mapping[str, Any]) -> dict[str, Any]:
 def _failure(value: Any) -> JobFailure | None:
     if value is None:
         return None
-    data = _mapping(value, "failure")
+    data = mapping(value, "failure")
     kind = data.get("kind")
     if kind not in KINDS:
         raise BadRecord("failure.kind", f"{kind!r} is not one of {', '.join(KINDS)}")
     return JobFailure(
         kind=kind,
-        reason=_optional(data, "reason", str, "failure.reason") or "unknown failure",
-        target=_optional(data, "target", str, "failure.target"),
+        reason=optional(data, "reason", str, "failure.reason") or "unknown failure",
+        target=optional(data, "target", str, "failure.target"),
         invalid_output=bool(data.get("invalid_output", False)),
     )
-
-
-def _mapping(value: Any, name: str, required: bool = False) -> Mapping[str, Any]:
-    if value is None and not required:
-        return {}
-    if not isinstance(value, Mapping):
-        raise BadRecord(name, f"expected a mapping, not {value!r}")
-    return value
-
-
-def _text(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise BadRecord(name, f"expected a string, not {value!r}")
-    return value
-
-
-def _required(data: Mapping[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value:
-        raise BadRecord(key, f"required, a non-empty string (got {value!r})")
-    return value
-
-
-def _optional(data: Mapping[str, Any], key: str, kind: type, name: str | None = None) -> Any:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise BadRecord(name or key, f"expected {kind.__name__}, not {value!r}")
-    return value
-
-
-def _number(data: Mapping[str, Any], key: str, name: str | None = None) -> float | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadRecord(name or key, f"expected a number, not {value!r}")
-    return float(value)
-
-
-def _time(data: Mapping[str, Any], key: str, name: str) -> str | None:
-    """An ISO 8601 time as text (a report file's YAML may hold it as a timestamp)."""
-    value = data.get(key)
-    try:
-        when = parse_time(value, name)
-    except ValueError as e:
-        raise BadRecord(name, str(e).split(": ", 1)[-1]) from None
-    if when is None:
-        return None
-    return value if isinstance(value, str) else when.isoformat()
-
-
-# -- what a worker needs of a spec ------------------------------------------------------
-
-#: What a worker needs of a spec to fail a source and write its report (small: no targets).
-REPORT_SPEC_KEYS = (
-    "job_id",
-    "attempt",
-    "customer",
-    "profile",
-    "relpath",
-    "source",
-    "failed",
-    "report_done",
-    "report_failed",
-    "backend",
-    "detected",
-    "queued",
-    "started",
-)
-
-
-def report_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """The part of a spec that :func:`fail_source` and :func:`build_report` read."""
-    return {k: spec[k] for k in REPORT_SPEC_KEYS if k in spec}
-
-
-__all__ = [
-    "OUTCOMES",
-    "BadRecord",
-    "FileFacts",
-    "Outcome",
-    "Report",
-    "SourceFacts",
-    "TargetOutcome",
-    "Times",
-]

@@ -1,0 +1,67 @@
+"""Reading a record's fields from a wire value, each checked; errors name the field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..times import parse_time
+
+
+class BadRecord(ValueError):
+    """A record's field is missing or wrong; ``field`` names it (``failure.kind``)."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.field = name
+
+
+def mapping(value: Any, name: str, required: bool = False) -> Mapping[str, Any]:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, Mapping):
+        raise BadRecord(name, f"expected a mapping, not {value!r}")
+    return value
+
+
+def text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise BadRecord(name, f"expected a string, not {value!r}")
+    return value
+
+
+def required(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadRecord(key, f"required, a non-empty string (got {value!r})")
+    return value
+
+
+def optional(data: Mapping[str, Any], key: str, kind: type, name: str | None = None) -> Any:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise BadRecord(name or key, f"expected {kind.__name__}, not {value!r}")
+    return value
+
+
+def number(data: Mapping[str, Any], key: str, name: str | None = None) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRecord(name or key, f"expected a number, not {value!r}")
+    return float(value)
+
+
+def time(data: Mapping[str, Any], key: str, name: str) -> str | None:
+    """An ISO 8601 time as text (a report file's YAML may hold it as a timestamp)."""
+    value = data.get(key)
+    try:
+        when = parse_time(value, name)
+    except ValueError as e:
+        raise BadRecord(name, str(e).split(": ", 1)[-1]) from None
+    if when is None:
+        return None
+    return value if isinstance(value, str) else when.isoformat()
