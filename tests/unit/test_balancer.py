@@ -22,7 +22,6 @@ from tests.unit.test_transcoding import FakeWorker, item_spec
 from transcoder_admin.records import JobSpec, Report
 from transcoder_admin.scheduler import QueueItem
 from transcoder_admin.transcoding import Transcoding
-from transcoder_admin.worker.interfaces import WorkerGone
 
 SLOTS = {"a": 1, "b": 2, "c": 3}
 MAX_ATTEMPTS = 3
@@ -57,9 +56,9 @@ class Worker(FakeWorker):
 
     def lose_all(self) -> None:
         """The worker is lost: every job it ran fails with WorkerGone."""
-        for job_id in list(self.pending):
+        for job_id in self.running():
             self.specs.pop(job_id)
-            self.pending.pop(job_id).errback(WorkerGone(self.name))
+            self.finish(job_id, lost=True)
 
     def acknowledge(self, job_id: str) -> defer.Deferred:
         """Commit: count it for the job's file."""

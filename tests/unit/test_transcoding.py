@@ -11,14 +11,13 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.spread import pb
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.job.runner import build_report, fail_source
 from transcoder_admin.prognosis import JobFailure
 from transcoder_admin.proxy import RemoteError
-from transcoder_admin.records import JobSpec, Outcome, Report
+from transcoder_admin.records import JobSpec, Report
 from transcoder_admin.reports.files import read_report
 from transcoder_admin.scheduler import QueueItem, Scheduler, SourceChanged, SourceStuck
 from transcoder_admin.transcoding import Transcoding
@@ -26,125 +25,35 @@ from transcoder_admin.transcoding.journal import Journal
 from transcoder_admin.wire import TooBig
 from transcoder_admin.worker.interfaces import IWorkerConnection, WorkerGone
 from transcoder_admin.worker.local import InProcessWorkerConnection, JobHost
+from transcoder_admin.worker.testing import ScriptedWorker
 
 from .test_workers import OUTCOME, Cluster
 from .test_workers import spec as worker_spec
 
+COMMIT_FAILED = {"kind": "system", "reason": "cannot write the report /r/done/x.yaml: No space"}
+CHANGED = {"kind": "changed", "reason": "source changed during the job"}
 
-@implementer(IWorkerConnection)
-class FakeWorker:
-    """A worker whose jobs end when the test says; it honours IWorkerConnection."""
 
-    def __init__(self, name: str, max_jobs: int = 1) -> None:
-        self.name = name
-        self.max_jobs = max_jobs
-        self.started: list[dict] = []
-        self.pending: dict[str, defer.Deferred] = {}
-        self.acked: list[str] = []
-        self.cancelled: list[str] = []
-        self.failed_sources: list[tuple[dict, dict]] = []
-        self.cleaned: list[str] = []
-        self.attempts: dict[str, int] = {}
-        #: What each acknowledgement does, in turn (then "ok"): "uncommitted" (committed
-        #: False, a system failure), "changed" (committed False, the source changed), or
-        #: "raise" (the commit raised, as a worker of an earlier version does).
-        self.ack_script: list[str] = []
-        #: When set, fail_source errbacks with it (the failed folder is not writable).
-        self.fail_source_error: Exception | None = None
+class FakeWorker(ScriptedWorker):
+    """The scripted worker, ending jobs with the failures (dicts) these tests name."""
 
-    def info(self):
-        """Basic facts."""
-        return {"name": self.name, "max_jobs": self.max_jobs}
+    uncommitted = JobFailure.from_dict(COMMIT_FAILED)
+    changed = JobFailure.from_dict(CHANGED)
 
-    def running_jobs(self):
-        """Job ids."""
-        return list(self.pending)
-
-    def start_job(self, spec):
-        """Record the job; it ends via outcome()."""
-        self.started.append(spec)
-        d = defer.Deferred()
-        self.pending[spec.job_id] = d
-        self.attempts[spec.job_id] = spec.attempt
-        return d
+    @property
+    def pending(self):
+        """Ids of the jobs still running."""
+        return self.running()
 
     def outcome(self, failure=None, lost=False):
         """End the oldest running job."""
-        self.finish(next(iter(self.pending)), failure, lost)
+        self.finish(self.running()[0], failure, lost)
 
     def finish(self, job_id, failure=None, lost=False):
-        """End one running job."""
-        d = self.pending.pop(job_id)
-        if lost:
-            d.errback(WorkerGone(self.name))
-        else:
-            d.callback(
-                Outcome(
-                    job_id=job_id,
-                    attempt=self.attempts.get(job_id, 1),
-                    outcome="failed" if failure else "done",
-                    failure=JobFailure.from_dict(failure) if failure else None,
-                )
-            )
-
-    def job_outcome(self, job_id, attempt):
-        """Adopt a running job: it ends via outcome()."""
-        d = defer.Deferred()
-        self.pending[job_id] = d
-        self.attempts[job_id] = attempt
-        return d
-
-    def report(self, job_id, outcome, failure=None, **facts):
-        """A report of one of its jobs, as a worker answers."""
-        return Report(
-            job_id=job_id,
-            attempt=self.attempts.get(job_id, 1),
-            outcome=outcome,
-            failure=failure,
-            customer="c",
-            profile="p",
-            relpath="f.mov",
-            worker=self.name,
-            **facts,
-        )
-
-    def clean_job(self, spec):
-        """Record."""
-        self.cleaned.append(spec.job_id)
-        return defer.succeed(0)
-
-    def acknowledge(self, job_id):
-        """Commit, or fail to as the script says."""
-        self.acked.append(job_id)
-        step = self.ack_script.pop(0) if self.ack_script else "ok"
-        if step == "raise":
-            return defer.fail(RemoteError(f"[Errno 20] Not a directory: '/r/done/{job_id}.yaml'"))
-        if step in ("uncommitted", "changed"):
-            failure = COMMIT_FAILED if step == "uncommitted" else CHANGED
-            return defer.succeed(
-                self.report(job_id, "failed", JobFailure.from_dict(failure), committed=False)
-            )
-        return defer.succeed(self.report(job_id, "done", committed=True))
-
-    def job_progress(self, job_id):
-        """No progress."""
-        return {}
-
-    def cancel_job(self, job_id):
-        """Forget."""
-        self.cancelled.append(job_id)
-        return defer.succeed(None)
-
-    def fail_source(self, spec, failure):
-        """Record; errback when the failed folder is broken."""
-        self.failed_sources.append((spec, failure))
-        if self.fail_source_error is not None:
-            return defer.fail(self.fail_source_error)
-        return defer.succeed(self.report(spec.job_id, "failed", failure))
-
-    def when_disconnected(self):
-        """Never."""
-        return defer.Deferred()
+        """End one running job (``failure`` a dict, as the tests write them)."""
+        if isinstance(failure, dict):
+            failure = JobFailure.from_dict(failure)
+        super().finish(job_id, failure, lost)
 
 
 def item_spec(item: QueueItem, job_id: str, attempt: int, max_attempts: int) -> JobSpec:
@@ -174,8 +83,6 @@ def make(max_attempts=2):
 ITEM = QueueItem(("c", "p", "f.mov"), 1, 0.0)
 SYSTEM = {"kind": "system", "reason": "timed out after 5 s"}
 SOURCE = {"kind": "source", "reason": "not a media file"}
-COMMIT_FAILED = {"kind": "system", "reason": "cannot write the report /r/done/x.yaml: No space"}
-CHANGED = {"kind": "changed", "reason": "source changed during the job"}
 
 
 def test_fake_and_in_process_connections_honour_the_interface(tmp_path):
