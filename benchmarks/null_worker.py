@@ -6,7 +6,7 @@ runs the real :class:`~transcoder_admin.worker.daemon.WorkerDaemon` — PB login
 hello, heartbeats, the acknowledgement protocol — with a :class:`NullJob` instead of
 the real job: ``run`` stats the source in one trip to the thread pool (as a real job's
 first step does) and fires with a *done* outcome shaped like a real report
-(:func:`~transcoder_admin.job.runner.build_report`: times, file facts, one result per
+(:func:`~transcoder_admin.job.job.build_report`: times, file facts, one result per
 target, no commands); ``commit``, on the admin's acknowledgement, moves the source to
 *done* in the thread pool, as a real commit does, and writes nothing else (no outputs,
 no report file: the row's ``report_path`` names a file that does not exist).
@@ -21,7 +21,7 @@ from typing import Any
 
 from twisted.internet import task
 
-from transcoder_admin.job.runner import Job, move_into, source_facts
+from transcoder_admin.job.job import Job, move_into, source_facts
 from transcoder_admin.times import now_iso
 from transcoder_admin.worker.command import add_arguments, run
 from transcoder_admin.worker.daemon import WorkerDaemon

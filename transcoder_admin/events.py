@@ -36,7 +36,7 @@ class Event(Generic[T]):
     def __init__(self, name: str) -> None:
         self.name = name
         self._subscriptions: list[Subscription] = []
-        self._pending: set[defer.Deferred[Any]] = set()
+        self._unsettled: set[defer.Deferred[Any]] = set()
 
     def subscribe(self, callback: Callable[[T], Any]) -> Subscription:
         """Call ``callback(value)`` on every firing."""
@@ -56,10 +56,10 @@ class Event(Generic[T]):
                 self._track(result)
 
     def _track(self, d: defer.Deferred[Any]) -> None:
-        self._pending.add(d)
+        self._unsettled.add(d)
 
         def done(result: Any) -> None:
-            self._pending.discard(d)
+            self._unsettled.discard(d)
             if isinstance(result, Failure):
                 self.log.failure("subscriber of {event} failed", result, event=self.name)
 

@@ -40,7 +40,7 @@ class Worker(FakeWorker):
     def start_job(self, spec: dict) -> defer.Deferred:
         """Start, noting a start beyond the slots or of a file that runs elsewhere."""
         key = tuple(spec.key)
-        if len(self.pending) >= self.max_jobs:
+        if len(self.running()) >= self.max_jobs:
             self.machine.violations.append(f"{self.name} over its {self.max_jobs} slots")
         for other in self.machine.workers.values():
             if key in [tuple(s.key) for s in other.specs.values()]:
@@ -147,9 +147,9 @@ class BalancerMachine(RuleBasedStateMachine):
         """The balancer's promises hold at every step."""
         assert self.violations == []
         for worker in self.workers.values():
-            assert len(worker.pending) <= worker.max_jobs
+            assert len(worker.running()) <= worker.max_jobs
             # The load may count a job that is being failed elsewhere, never fewer.
-            assert self.transcoding.load.get(worker.name, 0) >= len(worker.pending)
+            assert self.transcoding.load.get(worker.name, 0) >= len(worker.running())
         keys = [tuple(s.key) for w in self.workers.values() for s in w.specs.values()]
         assert len(keys) == len(set(keys))
 

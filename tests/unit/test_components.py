@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.janitor import Janitor, keep_failed_folder, kept_path, list_kept, prune_kept
-from transcoder_admin.job.runner import Job, build_report
+from transcoder_admin.job.job import Job, build_report
 from transcoder_admin.prognosis import JobFailure
 from transcoder_admin.proxy import WorkerSet
 from transcoder_admin.proxy.components import MONITOR, TRANSCODER, ComponentSet

@@ -10,7 +10,7 @@ from zope.interface.verify import verifyObject
 
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.job.backend import IJobBackend
-from transcoder_admin.job.runner import Job
+from transcoder_admin.job.job import Job
 from transcoder_admin.job.targets import FfmpegBackend
 from transcoder_admin.qmaster.backend import QmasterBackend, qmaster_worker
 from transcoder_admin.qmaster.settings import QmasterSettings

@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.job import safefs
-from transcoder_admin.job.runner import Job, SourceNotFailed, build_report, fail_source
+from transcoder_admin.job.job import Job, SourceNotFailed, build_report, fail_source
 from transcoder_admin.job.safefs import OWNER_XATTR, Identity
 from transcoder_admin.prognosis import JobFailure
 from transcoder_admin.records import JobSpec

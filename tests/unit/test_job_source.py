@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from transcoder_admin.context.paths import Roots, fit_name, name_bytes
-from transcoder_admin.job import source as runner
+from transcoder_admin.job import source as source_module
 from transcoder_admin.job.source import check_name_limits, prepare
 from transcoder_admin.prognosis import JobFailed
 from transcoder_admin.records import JobSpec
@@ -58,7 +58,7 @@ def test_a_folder_name_too_long_for_a_destination_is_a_source_failure(tmp_path, 
         failed="default:/failed/x",
     )
     check_name_limits(roots, spec)  # 200 bytes fit in 255
-    monkeypatch.setattr(runner, "folder_name_max", lambda folder: 143)
+    monkeypatch.setattr(source_module, "folder_name_max", lambda folder: 143)
     with pytest.raises(JobFailed) as caught:
         check_name_limits(roots, spec)
     assert caught.value.failure.kind == "source"
@@ -73,7 +73,7 @@ def run_prepare(tmp_path, source, offered=None):
 @pytest.fixture(autouse=True)
 def no_probe(monkeypatch):
     """The probe reads the private copy; here it only records what it was given."""
-    monkeypatch.setattr(runner, "probe", lambda path, _matrix: path)
+    monkeypatch.setattr(source_module, "probe", lambda path, _matrix: path)
 
 
 def test_a_symlinked_source_is_a_source_failure(tmp_path):

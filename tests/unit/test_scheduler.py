@@ -15,7 +15,7 @@ from transcoder_admin.records import Report
 from transcoder_admin.scheduler import JobAbandoned, Scheduler, SourceStuck
 
 
-class FakeRunner:
+class FakeTranscoder:
     """Stands in for the transcoding part: jobs end when the test says so."""
 
     def __init__(self, capacity: int) -> None:
@@ -61,64 +61,64 @@ class FakeRunner:
 
 
 def make(capacity=1):
-    """A started scheduler over a fake runner, with its ended files counted."""
+    """A started scheduler over a fake transcoder, with its ended files counted."""
     clock = Clock()
-    runner = FakeRunner(capacity)
-    scheduler = Scheduler(runner, clock)
+    transcoder = FakeTranscoder(capacity)
+    scheduler = Scheduler(transcoder, clock)
     ended: Counter = Counter()
     scheduler.transcoding_done.subscribe(lambda f: ended.update([f.item.key]))
     scheduler.transcoding_failed.subscribe(lambda f: ended.update([f.item.key]))
     scheduler.transcoding_stuck.subscribe(lambda s: ended.update([s.item.key]))
     scheduler.start()
-    return clock, runner, scheduler, ended
+    return clock, transcoder, scheduler, ended
 
 
 def test_higher_priority_first_then_oldest():
     """Order: customer priority × 1000 + profile priority, then detection time."""
-    clock, runner, scheduler, _ = make(capacity=0)
+    clock, transcoder, scheduler, _ = make(capacity=0)
     scheduler.enqueue(("c", "p", "old-low"), 1_000_050, detected_at=1)
     scheduler.enqueue(("c", "p", "new-high"), 2_000_001, detected_at=5)
     scheduler.enqueue(("c", "p", "old-high"), 2_000_001, detected_at=2)
     assert [i.relpath for i in scheduler.queue()] == ["old-high", "new-high", "old-low"]
-    runner.capacity = 3
+    transcoder.capacity = 3
     scheduler.dispatch()
-    assert [k[2] for k in runner.started] == ["old-high", "new-high", "old-low"]
+    assert [k[2] for k in transcoder.started] == ["old-high", "new-high", "old-low"]
 
 
 def test_pause_stops_new_jobs_but_not_running_ones():
     """While paused nothing starts; a running job still finishes; resume starts the next."""
-    _, runner, scheduler, ended = make(capacity=1)
+    _, transcoder, scheduler, ended = make(capacity=1)
     scheduler.enqueue(("c", "p", "a"), 1, 0)
     scheduler.pause()
     scheduler.enqueue(("c", "p", "b"), 1, 1)
-    runner.finish(("c", "p", "a"), "done")
+    transcoder.finish(("c", "p", "a"), "done")
     assert ended[("c", "p", "a")] == 1
-    assert runner.started == [("c", "p", "a")]
+    assert transcoder.started == [("c", "p", "a")]
     scheduler.resume()
-    assert runner.started[-1] == ("c", "p", "b")
+    assert transcoder.started[-1] == ("c", "p", "b")
 
 
 def test_dequeued_file_never_starts_and_duplicates_are_ignored():
     """A vanished file is removed from the queue; queueing a queued file is a no-op."""
-    _, runner, scheduler, _ = make(capacity=0)
+    _, transcoder, scheduler, _ = make(capacity=0)
     assert scheduler.enqueue(("c", "p", "a"), 1, 0) is not None
     assert scheduler.enqueue(("c", "p", "a"), 1, 0) is None
     assert scheduler.dequeue(("c", "p", "a"))
-    runner.capacity = 1
+    transcoder.capacity = 1
     scheduler.dispatch()
-    assert runner.started == []
+    assert transcoder.started == []
 
 
 def test_a_job_that_raises_ends_stuck_with_its_reason_never_abandoned():
     """SourceStuck and unexpected errors end the file as stuck once; it is not re-offered."""
-    clock, runner, scheduler, ended = make(capacity=2)
+    clock, transcoder, scheduler, ended = make(capacity=2)
     stuck, abandoned = [], []
     scheduler.transcoding_stuck.subscribe(stuck.append)
     scheduler.transcoding_abandoned.subscribe(abandoned.append)
     scheduler.enqueue(("c", "p", "a"), 1, 0.0)
     scheduler.enqueue(("c", "p", "b"), 1, 0.0)
-    runner.finish(("c", "p", "a"), "stuck")
-    runner.finish(("c", "p", "b"), "bug")
+    transcoder.finish(("c", "p", "a"), "stuck")
+    transcoder.finish(("c", "p", "b"), "bug")
     assert [(s.item.relpath, s.reason) for s in stuck] == [
         ("a", "cannot move the source to failed"),
         ("b", "unexpected error: a bug"),
@@ -128,12 +128,12 @@ def test_a_job_that_raises_ends_stuck_with_its_reason_never_abandoned():
 
 def test_an_abandoned_job_is_not_stuck():
     """JobAbandoned (shutdown) keeps its meaning: abandoned, the file stays in incoming."""
-    clock, runner, scheduler, ended = make()
+    clock, transcoder, scheduler, ended = make()
     abandoned, stuck = [], []
     scheduler.transcoding_abandoned.subscribe(abandoned.append)
     scheduler.transcoding_stuck.subscribe(stuck.append)
     scheduler.enqueue(("c", "p", "a"), 1, 0.0)
-    runner.jobs.pop(("c", "p", "a")).errback(JobAbandoned("a"))
+    transcoder.jobs.pop(("c", "p", "a")).errback(JobAbandoned("a"))
     assert [i.relpath for i in abandoned] == ["a"] and stuck == [] and not ended
 
 
@@ -142,7 +142,7 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock, self.runner, self.scheduler, self.ended = make(capacity=2)
+        self.clock, self.transcoder, self.scheduler, self.ended = make(capacity=2)
         self.names = 0
         self.removed: set[tuple] = set()
         self.offered: set[tuple] = set()
@@ -173,12 +173,12 @@ class SchedulerMachine(RuleBasedStateMachine):
         assert self.scheduler.dequeue(key)
         self.removed.add(key)
 
-    @precondition(lambda self: self.runner.jobs)
+    @precondition(lambda self: self.transcoder.jobs)
     @rule(index=st.integers(0, 100), outcome=st.sampled_from(["done", "failed", "stuck", "bug"]))
     def job_ends(self, index, outcome):
         """A running job ends with an outcome."""
-        keys = sorted(self.runner.jobs)
-        self.runner.finish(keys[index % len(keys)], outcome)
+        keys = sorted(self.transcoder.jobs)
+        self.transcoder.finish(keys[index % len(keys)], outcome)
 
     @rule()
     def pause(self):
@@ -193,14 +193,14 @@ class SchedulerMachine(RuleBasedStateMachine):
     @rule(capacity=st.integers(0, 4))
     def capacity_changes(self, capacity):
         """Workers come and go."""
-        self.runner.capacity = capacity
+        self.transcoder.capacity = capacity
         self.scheduler.dispatch()
 
     @invariant()
     def never_over_capacity_never_twice(self):
         """No job starts while no slot is free."""
-        assert self.runner.over_capacity == []
-        assert len(set(self.runner.started)) == len(self.runner.started)  # never twice
+        assert self.transcoder.over_capacity == []
+        assert len(set(self.transcoder.started)) == len(self.transcoder.started)  # never twice
 
     @invariant()
     def each_file_ends_at_most_once_and_priority_holds(self):
@@ -210,11 +210,11 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     def teardown(self):
         """Drain: resume with room and finish everything; every file ends exactly once."""
-        self.runner.capacity = 10**6
+        self.transcoder.capacity = 10**6
         self.scheduler.resume()
-        while self.runner.jobs:
-            for key in list(self.runner.jobs):
-                self.runner.finish(key, "done")
+        while self.transcoder.jobs:
+            for key in list(self.transcoder.jobs):
+                self.transcoder.finish(key, "done")
         expected = self.offered - self.removed
         assert set(self.ended) == expected
         assert all(count == 1 for count in self.ended.values())
@@ -230,7 +230,7 @@ TestScheduler = SchedulerMachine.TestCase
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), max_size=40), st.integers(0, 45))
 def test_first_page_of_the_queue_is_the_start_of_the_whole_queue(files, first):
     """queue(first) gives the first files of the dispatch order without sorting them all."""
-    scheduler = Scheduler(FakeRunner(0), Clock())
+    scheduler = Scheduler(FakeTranscoder(0), Clock())
     scheduler.start()
     for n, (priority, detected) in enumerate(files):
         scheduler.enqueue(("c", "p", f"f{n}"), priority, float(detected))

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from transcoder_admin.context.paths import Roots
-from transcoder_admin.job.runner import build_report, fail_source
+from transcoder_admin.job.job import build_report, fail_source
 from transcoder_admin.prognosis import JobFailure
 from transcoder_admin.proxy import RemoteError
 from transcoder_admin.records import JobSpec, Report
@@ -39,11 +39,6 @@ class FakeWorker(ScriptedWorker):
 
     uncommitted = JobFailure.from_dict(COMMIT_FAILED)
     changed = JobFailure.from_dict(CHANGED)
-
-    @property
-    def pending(self):
-        """Ids of the jobs still running."""
-        return self.running()
 
     def outcome(self, failure=None, lost=False):
         """End the oldest running job."""
@@ -440,11 +435,11 @@ class FlowMachine(RuleBasedStateMachine):
         """The failed folder becomes unwritable (or writable again)."""
         self.worker.fail_source_error = RemoteError("Permission denied") if broken else None
 
-    @precondition(lambda self: self.worker.pending)
+    @precondition(lambda self: self.worker.running())
     @rule(index=st.integers(0, 10), behaviour=st.sampled_from(BEHAVIOURS))
     def job_ends(self, index, behaviour):
         """A running job ends as the behaviour says (its commit too)."""
-        job_id = list(self.worker.pending)[index % len(self.worker.pending)]
+        job_id = list(self.worker.running())[index % len(self.worker.running())]
         key = next(tuple(s.key) for s in self.worker.started if s.job_id == job_id)
         if behaviour in ("changed", "commit-changed"):
             if self.changes[key] >= MAX_CHANGES:
@@ -468,8 +463,8 @@ class FlowMachine(RuleBasedStateMachine):
 
     def teardown(self):
         """Drain: every remaining job ends done; every file ended exactly once, slots free."""
-        while self.worker.pending:
-            self.worker.finish(next(iter(self.worker.pending)))
+        while self.worker.running():
+            self.worker.finish(next(iter(self.worker.running())))
         assert set(self.ended) == self.offered
         assert all(count == 1 for count in self.ended.values())
         assert self.transcoding.free_slots() == 2 and not self.scheduler.running()

@@ -70,21 +70,21 @@ class _Exchange:
     def __init__(self, request: Request) -> None:
         self.request = request
         self.gone = False
-        self._pending: Deferred[Any] | None = None
+        self._answer: Deferred[Any] | None = None
         self._cancel_on_loss = False
         request.notifyFinish().addErrback(self._lost)
 
-    def watch(self, pending: Deferred[Any], *, cancel: bool) -> None:
+    def watch(self, answer: Deferred[Any], *, cancel: bool) -> None:
         """Remember an unfinished admin call, cancelled if ``cancel`` and the client leaves."""
-        self._pending = pending
+        self._answer = answer
         self._cancel_on_loss = cancel
 
     def _lost(self, reason: Failure) -> None:
         """The connection closed before the answer was sent."""
         self.gone = True
-        pending, self._pending = self._pending, None
-        if pending is not None and self._cancel_on_loss and not pending.called:
-            pending.cancel()
+        answer, self._answer = self._answer, None
+        if answer is not None and self._cancel_on_loss and not answer.called:
+            answer.cancel()
 
     def send(self, code: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         """Answer with ``body`` as JSON, unless the client has left."""
@@ -227,16 +227,16 @@ class APIResource(Resource):
         except APIError as error:
             exchange.send_error(error)
             return NOT_DONE_YET
-        pending = maybeDeferred(route.handler, self._admin, params)
-        if not pending.called:
+        answer = maybeDeferred(route.handler, self._admin, params)
+        if not answer.called:
             # Only reads are safe to abandon; an action goes on once asked for.
-            exchange.watch(pending, cancel=route.method == "GET")
-        pending.addCallbacks(
+            exchange.watch(answer, cancel=route.method == "GET")
+        answer.addCallbacks(
             lambda value: exchange.send(route.status, value),
             self._failed,
             errbackArgs=(exchange, bool(params)),
         )
-        pending.addErrback(self._not_sent, exchange)
+        answer.addErrback(self._not_sent, exchange)
         return NOT_DONE_YET
 
     def _failed(self, failure: Failure, exchange: _Exchange, took_input: bool) -> None:

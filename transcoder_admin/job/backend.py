@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
-    from .runner import Job
+    from .job import Job
 
 
 class IJobBackend(Interface):

@@ -30,7 +30,7 @@ from .commit import (
 from .safefs import Folders
 
 if TYPE_CHECKING:
-    from .runner import Job
+    from .job import Job
 
 log = Logger(namespace="transcoder_admin.job.finish")
 

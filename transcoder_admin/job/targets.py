@@ -24,7 +24,7 @@ from .report import tail, target_result
 from .verify import decode_check, verify_output
 
 if TYPE_CHECKING:
-    from .runner import Job
+    from .job import Job
 
 Made = list[tuple[str, str]]  # (work path, final local path)
 

@@ -11,7 +11,7 @@ from ..prognosis import decode_failure, system_failure
 from ..records import JobSpec
 
 if TYPE_CHECKING:
-    from .runner import Job
+    from .job import Job
 
 
 def tolerances(spec: JobSpec) -> tuple[float, float]:

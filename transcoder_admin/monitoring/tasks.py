@@ -110,7 +110,7 @@ class MonitoringTask:
         self._unscanned.discard(name)
 
     def stop(self) -> None:
-        """Stop scanning; pending scans are ignored when they return."""
+        """Stop scanning; scans still running are ignored when they return."""
         self._stopped = True
         self._scanned.stop(f"monitoring of {self.name} stopped")
         if self._call is not None and self._call.active():

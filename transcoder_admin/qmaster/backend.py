@@ -1,6 +1,6 @@
 """The admin's Qmaster backend: profiles with ``backend: qmaster`` run as Compressor batches.
 
-A job with a :class:`QmasterBackend` is a transcoder job (``job/runner.py``: analyse the
+A job with a :class:`QmasterBackend` is a transcoder job (``job/job.py``: analyse the
 source, verify the outputs, all-or-nothing commit, report) whose targets are made by one
 Compressor batch instead of ffmpeg.  It runs on the admin's host, in the admin's process, through
 :class:`QmasterClient`; :func:`qmaster_worker` wraps it as a worker connection with
@@ -20,8 +20,8 @@ from zope.interface import implementer
 
 from ..context.paths import Roots
 from ..job.backend import IJobBackend
+from ..job.job import Job
 from ..job.report import target_result
-from ..job.runner import Job
 from ..job.verify import verify_output
 from ..prognosis import CANCELLED, JobFailed, JobFailure, source_failure, system_failure
 from ..reactors import IFarmReactor

@@ -1,6 +1,6 @@
 """Report files: YAML written atomically beside the job's outputs, and replayed into the DB.
 
-A report is a mapping of basic types produced by the job runner (see ``row_from_report``
+A report is a mapping of basic types produced by a job (see ``row_from_report``
 for the keys used here). Report files are the source of truth: rows can always be
 rebuilt from them with ``replay_reports``, which is safe to run at any time because
 saving a row is idempotent.

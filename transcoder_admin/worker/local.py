@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from ..context.paths import Roots
 from ..janitor import KeptSnapshot, clean_work_folder, list_kept
-from ..job.runner import Job, build_report, fail_source
+from ..job.job import Job, build_report, fail_source
 from ..observer import OneShotObserver
 from ..prognosis import JobFailure
 from ..reactors import IFarmReactor
@@ -161,7 +161,7 @@ class JobHost:
     def fail_source(self, spec: JobSpec, failure: JobFailure) -> defer.Deferred[Report]:
         """Move the source to failed and write a failure report for a job that died.
 
-        Errbacks with :class:`~transcoder_admin.job.runner.SourceNotFailed`, naming the
+        Errbacks with :class:`~transcoder_admin.job.job.SourceNotFailed`, naming the
         step and the path, when that cannot be done (nothing is then left half done).
         """
         from twisted.internet import threads

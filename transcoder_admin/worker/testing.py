@@ -148,9 +148,7 @@ class ScriptedWorker:
             raise ValueError(f"unknown acknowledgement step {step!r}")
         if step == "raise":
             del self.jobs[job_id]  # an earlier worker forgot the job when its commit raised
-            return defer.fail(
-                RuntimeError(f"[Errno 20] Not a directory: '/r/done/{job_id}.yaml'")
-            )
+            return defer.fail(RuntimeError(f"[Errno 20] Not a directory: '/r/done/{job_id}.yaml'"))
         if step != "ok":
             failure = self.uncommitted if step == "uncommitted" else self.changed
             return defer.succeed(self._report(job, failure, committed=False))
