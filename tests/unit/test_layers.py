@@ -1,8 +1,12 @@
-"""The package's layers that import-linter cannot state: PB stays at the edge."""
+"""What import-linter cannot state: PB stays at the edge; every module stays readable."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grimp
+
+import transcoder_admin
 
 #: The PB endpoints, and the one module that turns PB's errors into the project's own.
 PB_EDGE = {
@@ -28,3 +32,19 @@ def test_only_the_pb_edge_imports_twisted_spread():
     assert importers, "the check must see PB's importers (grimp finds none: broken test)"
     outside = {m for m in importers if not any(m == e or m.startswith(e + ".") for e in PB_EDGE)}
     assert not outside, f"twisted.spread imported outside the edge: {outside}"
+
+
+#: The longest a module of the package may grow (docs/architecture.md).
+MAX_LINES = 400
+
+
+def test_no_module_is_over_400_lines():
+    """A newcomer can read any module at one sitting: split a room that grows past it."""
+    package = Path(transcoder_admin.__file__).parent
+    sizes = {
+        str(path.relative_to(package)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in package.rglob("*.py")
+    }
+    assert len(sizes) > 50, "the check must see the package's modules"
+    over = {name: n for name, n in sizes.items() if n > MAX_LINES}
+    assert not over, f"modules over {MAX_LINES} lines: {over}"

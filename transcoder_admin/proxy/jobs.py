@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from ..records import JobSpec, Outcome
+from ..prognosis import JobFailure
+from ..records import JobSpec, Outcome, Report, Times
+from ..times import iso
 
 EXPECTED, STARTING, RUNNING, FINISHED = "expected", "starting", "running", "finished"
 SETTLED, REJECTED, COMMITTING = "settled", "rejected", "committing"
@@ -91,3 +94,36 @@ class JobRecord:
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.called:
             waiter.errback(error)
+
+
+def failure_report(
+    job_id: str,
+    attempt: int | None,
+    spec: JobSpec | None,
+    failure: JobFailure,
+    worker: str,
+    clock: IReactorTime,
+) -> Report:
+    """A report of the job's own with ``failure`` and no report file: what the admin
+    keeps when a worker's answer is not the job's own.
+
+    (Without its spec, only a test's job: its file is not known.)
+    """
+    return Report(
+        job_id=job_id,
+        attempt=attempt or 1,
+        customer=spec.customer if spec else "?",
+        profile=spec.profile if spec else "?",
+        relpath=spec.relpath if spec else "?",
+        source=spec.source if spec else None,
+        outcome="failed",
+        failure=failure,
+        backend=spec.backend if spec else None,
+        worker=worker,
+        times=Times(
+            detected=spec.detected if spec else None,
+            queued=spec.queued if spec else None,
+            finished=iso(clock.seconds()),
+        ),
+        comment=failure.reason,
+    )

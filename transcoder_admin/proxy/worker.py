@@ -17,13 +17,13 @@ from zope.interface import implementer
 from ..observer import OneShotObserver, Waiters
 from ..pberrors import is_link_error, is_unknown_job, local_error
 from ..prognosis import SYSTEM, JobFailure
-from ..records import BadRecord, JobSpec, Outcome, Report, Times
+from ..records import BadRecord, JobSpec, Outcome, Report
 from ..times import iso
 from ..wire import TooBig, decode, encode
 from ..worker.interfaces import IWorkerConnection, WorkerGone
 from . import checks
 from .checks import O
-from .jobs import EXPECTED, REJECTED, STARTING, JobRecord
+from .jobs import EXPECTED, REJECTED, STARTING, JobRecord, failure_report
 
 if TYPE_CHECKING:
     from .workers import WorkerSet
@@ -258,27 +258,8 @@ class WorkerProxy:
     def _failure_report(
         self, job_id: str, attempt: int | None, spec: JobSpec | None, reason: str
     ) -> Report:
-        """A report of the job's own with a system failure (no report file).
-
-        (Without its spec, only a test's job: its file is not known.)
-        """
-        return Report(
-            job_id=job_id,
-            attempt=attempt or 1,
-            customer=spec.customer if spec else "?",
-            profile=spec.profile if spec else "?",
-            relpath=spec.relpath if spec else "?",
-            source=spec.source if spec else None,
-            outcome="failed",
-            failure=JobFailure(SYSTEM, reason),
-            backend=spec.backend if spec else None,
-            worker=self.name,
-            times=Times(
-                detected=spec.detected if spec else None,
-                queued=spec.queued if spec else None,
-                finished=iso(self.workers.clock.seconds()),
-            ),
-            comment=reason,
+        return failure_report(
+            job_id, attempt, spec, JobFailure(SYSTEM, reason), self.name, self.workers.clock
         )
 
     async def _fail_rejected(self, record: JobRecord) -> Report:
