@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..records import JobSpec
 from .paths import (
@@ -67,8 +67,14 @@ class FileContext:
         """The job's private work folder."""
         return join_virtual(self.profile.folder("work"), job_id)
 
-    def job_spec(self, job_id: str, attempt: int, ffmpeg: str | None = None) -> JobSpec:
-        """The job's whole configuration, as basic types a worker can run from."""
+    def job_spec(
+        self, job_id: str, attempt: int, ffmpeg: str | None = None, **about: Any
+    ) -> JobSpec:
+        """The job's whole configuration, as basic types a worker can run from.
+
+        ``about`` sets what the file's offer adds (``detected``, ``queued``,
+        ``source_identity``, ``keep_failed``).
+        """
         prof = self.profile
         eff = prof.effective()
         config = prof.customer.store.config.admin.transcoding
@@ -101,4 +107,5 @@ class FileContext:
             duration_tolerance_percent=config.duration_tolerance_percent,
             ffmpeg=ffmpeg or config.ffmpeg,
             targets=tuple(targets),
+            **about,
         )

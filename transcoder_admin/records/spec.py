@@ -60,10 +60,11 @@ class JobSpec:
 
     def to_wire(self) -> dict[str, Any]:
         """Basic types."""
-        value = {f.name: getattr(self, f.name) for f in fields(self) if f.name in _REQUIRED}
+        value = {name: getattr(self, name) for name in _REQUIRED}
         for name, default in _DEFAULTS.items():  # a default need not travel
-            if getattr(self, name) != default:
-                value[name] = getattr(self, name)
+            given = getattr(self, name)
+            if given != default:
+                value[name] = given
         if self.targets:
             value["targets"] = [dict(t) for t in self.targets]
         if self.source_identity is not None:

@@ -6,8 +6,6 @@ start after it.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..records import JobSpec
 from ..scheduler import QueueItem
 from ..store import Store
@@ -25,9 +23,9 @@ class JobSpecs:
         profile = self.store.profile(item.customer, item.profile)
         if profile is None:
             raise LookupError(f"profile {item.customer}/{item.profile} no longer exists")
-        spec = profile.file(item.relpath).job_spec(job_id, attempt)
-        return replace(
-            spec,
+        return profile.file(item.relpath).job_spec(
+            job_id,
+            attempt,
             detected=iso(item.detected_at),
             queued=iso(item.queued_at),
             # The file as it was offered: the job checks the source it opens against it.
