@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from twisted.internet.interfaces import IReactorTime
@@ -26,11 +27,22 @@ def parse_time(value: object, key: str = "time") -> datetime | None:
         return None
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            return _parsed(value)
         except ValueError as e:
             raise ValueError(f"{key}: {value!r} is not an ISO 8601 time") from e
     if not isinstance(value, datetime):
         raise ValueError(f"{key}: expected an ISO 8601 time, not {value!r}")
+    return _utc(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> datetime:
+    """A time's text parsed once: a job's times are read at each step of its end (its
+    outcome, its report, its row), and datetimes are immutable."""
+    return _utc(datetime.fromisoformat(text))
+
+
+def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)

@@ -55,13 +55,15 @@ def number(data: Mapping[str, Any], key: str, name: str | None = None) -> float 
     return float(value)
 
 
-def time(data: Mapping[str, Any], key: str, name: str) -> str | None:
-    """An ISO 8601 time as text (a report file's YAML may hold it as a timestamp)."""
+def time(data: Mapping[str, Any], key: str, parent: str) -> str | None:
+    """An ISO 8601 time as text (a report file's YAML may hold it as a timestamp);
+    a bad one is named ``parent.key``."""
     value = data.get(key)
-    try:
-        when = parse_time(value, name)
-    except ValueError as e:
-        raise BadRecord(name, str(e).split(": ", 1)[-1]) from None
-    if when is None:
+    if value is None:
         return None
+    try:
+        when = parse_time(value, key)
+    except ValueError as e:
+        raise BadRecord(f"{parent}.{key}", str(e).split(": ", 1)[-1]) from None
+    assert when is not None
     return value if isinstance(value, str) else when.isoformat()

@@ -46,7 +46,10 @@ class Times:
     def from_wire(cls, value: Any, name: str = "times") -> Times:  # noqa: D102
         data = mapping(value, name)
         return cls(
-            *(time(data, k, f"{name}.{k}") for k in ("detected", "queued", "started", "finished"))
+            time(data, "detected", name),
+            time(data, "queued", name),
+            time(data, "started", name),
+            time(data, "finished", name),
         )
 
 
@@ -73,21 +76,28 @@ class FileFacts:
         return cls(
             size=optional(data, "size", int, f"{name}.size"),
             checksum=optional(data, "checksum", str, f"{name}.checksum"),
-            ctime=time(data, "ctime", f"{name}.ctime"),
-            mtime=time(data, "mtime", f"{name}.mtime"),
+            ctime=time(data, "ctime", name),
+            mtime=time(data, "mtime", name),
         )
 
 
 @dataclass(frozen=True)
 class SourceFacts:
-    """What analysis found in the source: its type and main streams."""
+    """What analysis found in the source: its container and main streams."""
 
     mime_type: str | None = None
+    format_name: str | None = None
     duration: float | None = None
+    bit_rate: int | None = None
     has_video: bool = False
     video_codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
     has_audio: bool = False
     audio_codec: str | None = None
+    audio_rate: int | None = None
+    audio_channels: int | None = None
 
     @property
     def file_type(self) -> str:
@@ -95,11 +105,15 @@ class SourceFacts:
         return "video" if self.has_video else "audio" if self.has_audio else "unknown"
 
     def to_wire(self) -> dict[str, Any]:  # noqa: D102
+        video = {"codec": self.video_codec, "width": self.width, "height": self.height}
+        audio = {"codec": self.audio_codec, "rate": self.audio_rate}
         return {
             "mime_type": self.mime_type,
+            "format_name": self.format_name,
             "duration": self.duration,
-            "video": {"codec": self.video_codec} if self.has_video else None,
-            "audio": {"codec": self.audio_codec} if self.has_audio else None,
+            "bit_rate": self.bit_rate,
+            "video": {**video, "fps": self.fps} if self.has_video else None,
+            "audio": {**audio, "channels": self.audio_channels} if self.has_audio else None,
         }
 
     @classmethod
@@ -109,11 +123,18 @@ class SourceFacts:
         audio = mapping(data.get("audio"), f"{name}.audio")
         return cls(
             mime_type=optional(data, "mime_type", str, f"{name}.mime_type"),
+            format_name=optional(data, "format_name", str, f"{name}.format_name"),
             duration=number(data, "duration", f"{name}.duration"),
+            bit_rate=optional(data, "bit_rate", int, f"{name}.bit_rate"),
             has_video=bool(video),
             video_codec=optional(video, "codec", str, f"{name}.video.codec"),
+            width=optional(video, "width", int, f"{name}.video.width"),
+            height=optional(video, "height", int, f"{name}.video.height"),
+            fps=number(video, "fps", f"{name}.video.fps"),
             has_audio=bool(audio),
             audio_codec=optional(audio, "codec", str, f"{name}.audio.codec"),
+            audio_rate=optional(audio, "rate", int, f"{name}.audio.rate"),
+            audio_channels=optional(audio, "channels", int, f"{name}.audio.channels"),
         )
 
 
@@ -167,7 +188,6 @@ class Outcome:
     failure: JobFailure | None = None
     report_path: str | None = None
     worker: str | None = None
-    times: Times = field(default_factory=Times)
 
     @property
     def done(self) -> bool:
@@ -183,7 +203,6 @@ class Outcome:
             "failure": self.failure.to_dict() if self.failure else None,
             "report_path": self.report_path,
             "worker": self.worker,
-            "times": self.times.to_wire(),
         }
 
     @classmethod
@@ -200,6 +219,8 @@ class Report(Outcome):
     profile: str
     relpath: str
     source: str | None = None
+    #: When the file was detected, queued, started and finished.
+    times: Times = field(default_factory=Times)
     #: False when the worker undid a commit that failed; None when not said.
     committed: bool | None = None
     backend: str | None = None
@@ -231,6 +252,7 @@ class Report(Outcome):
             "profile": self.profile,
             "relpath": self.relpath,
             "source": self.source,
+            "times": self.times.to_wire(),
             "committed": self.committed,
             "backend": self.backend,
             "machine": self.machine,
@@ -260,6 +282,7 @@ class Report(Outcome):
             profile=required(data, "profile"),
             relpath=required(data, "relpath"),
             source=optional(data, "source", str),
+            times=Times.from_wire(data.get("times")),
             committed=committed,
             backend=optional(data, "backend", str),
             machine=optional(data, "machine", str),
@@ -300,7 +323,6 @@ def _outcome_fields(data: Mapping[str, Any]) -> dict[str, Any]:
         "failure": failure,
         "report_path": optional(data, "report_path", str),
         "worker": optional(data, "worker", str),
-        "times": Times.from_wire(data.get("times")),
     }
 
 
