@@ -22,6 +22,7 @@ from .events import Subscription
 from .intake.files import FileIntake
 from .janitor import Janitor
 from .monitoring import Monitoring
+from .notify.service import Notifications, create_notifications
 from .operations import Operations
 from .parts import start_order
 from .proxy import WorkerProxy
@@ -68,11 +69,13 @@ class TranscoderAdmin(PartsService):
         files: FileIntake,
         reactor: IFarmReactor,
         qmaster: Any = None,
+        notifications: Notifications | None = None,
     ) -> None:
         super().__init__()
         self.config, self.store, self.db, self.reactor = config, store, db, reactor
         self.monitoring, self.transcoding, self.scheduler = monitoring, transcoding, scheduler
         self.cluster, self.files, self.qmaster = cluster, files, qmaster
+        self.notifications = notifications
         self.janitor = Janitor(cluster.components, reactor)
         self.operations = Operations(self)
         self.state = STOPPED
@@ -246,8 +249,19 @@ def create_admin(config: Configuration, reactor: IFarmReactor | None = None) -> 
         section = config.admin.qmaster
         settings = QmasterSettings.from_mapping(section.client_settings())
         qmaster = qmaster_worker(settings, section.max_batches, roots, reactor)
+    notifications = create_notifications(config, store, roots, scheduler, reactor)
     admin = TranscoderAdmin(
-        config, store, db, monitoring, transcoding, scheduler, cluster, files, reactor, qmaster
+        config,
+        store,
+        db,
+        monitoring,
+        transcoding,
+        scheduler,
+        cluster,
+        files,
+        reactor,
+        qmaster,
+        notifications,
     )
     for part in start_order(admin, roots):
         part.setServiceParent(admin)

@@ -7,3 +7,7 @@ class InvalidStateError(Exception):
 
 class NotStuck(LookupError):
     """The file named is not stuck (unknown, or taken again already)."""
+
+
+class NoSuchNotification(LookupError):
+    """No notification has that id."""

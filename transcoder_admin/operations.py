@@ -13,6 +13,7 @@ from twisted.internet import defer
 from . import __version__
 from .api.views import PAGE_LIMIT, Source, file_counts, files_page, page, queued_rows
 from .config.errors import ConfigError
+from .errors import NoSuchNotification
 
 if TYPE_CHECKING:
     from .admin import TranscoderAdmin
@@ -59,7 +60,31 @@ class Operations:
         """Offer a stuck file again (at the next scan); NotStuck if it is not stuck."""
         return self.admin.files.retry((customer, profile, relpath))
 
+    def retry_notification(self, ident: str) -> defer.Deferred[dict[str, Any]]:
+        """Queue a notification that gave up again; NoSuchNotification if there is none."""
+        notifications = self.admin.notifications
+        if notifications is None:
+            return defer.fail(NoSuchNotification(f"no notification {ident!r}"))
+
+        def found(stored: dict[str, Any] | None) -> dict[str, Any]:
+            if stored is None:
+                raise NoSuchNotification(f"no notification {ident!r}")
+            return stored
+
+        d = defer.Deferred.fromCoroutine(notifications.notifier.retry(ident))
+        return d.addCallback(found)
+
     # -- queries
+
+    def notifications(
+        self, state: str | None = None, offset: int = 0, limit: int = PAGE_LIMIT
+    ) -> defer.Deferred[dict[str, Any]]:
+        """One page of notifications, newest first (in one state, or all)."""
+        notifications = self.admin.notifications
+        if notifications is None:
+            return defer.succeed({"items": [], "total": 0, "offset": offset, "limit": limit})
+        d: defer.Deferred[dict[str, Any]] = notifications.notifier.listed(state, limit, offset)
+        return d
 
     def health(self) -> dict[str, Any]:
         """Whether the admin runs and its parts are healthy."""

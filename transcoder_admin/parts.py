@@ -20,6 +20,7 @@ def start_order(admin: TranscoderAdmin, roots: Roots) -> list[Part]:
     """The admin's parts in start order (they stop in reverse)."""
     config, db, cluster, monitoring = admin.config, admin.db, admin.cluster, admin.monitoring
     qmaster, scheduler, transcoding = admin.qmaster, admin.scheduler, admin.transcoding
+    notifications = admin.notifications
 
     async def start_manager() -> None:
         await cluster.start_manager()
@@ -65,6 +66,10 @@ def start_order(admin: TranscoderAdmin, roots: Roots) -> list[Part]:
         Part("open the reports database", db.start, db.stop),
         # Rows a killed admin left waiting are written in the background from here.
         Part("open the spool of waiting report rows", lambda: db.open_spool(config.state_dir())),
+    ]
+    if notifications is not None:  # before files end, so none goes unnotified
+        parts.append(Part("open the notification queue", notifications.start, notifications.stop))
+    parts += [
         Part("read the journal of running jobs", cluster.open_journal),
         Part("start the manager", start_manager, cluster.stop),
         Part("start the local workers", start_workers),

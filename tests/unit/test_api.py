@@ -27,7 +27,7 @@ from transcoder_admin.api import (
     openapi_document,
 )
 from transcoder_admin.config.errors import ConfigError, ConfigProblem
-from transcoder_admin.errors import InvalidStateError
+from transcoder_admin.errors import InvalidStateError, NoSuchNotification
 from transcoder_admin.intake import NotStuck
 
 BASE = "http://127.0.0.1:7667"
@@ -58,6 +58,26 @@ class FakeAdmin:
         ]
         self.file_list[-1].update(reason="cannot move the source to failed", since=T0)
         self.retried: list[tuple[str, str, str]] = []
+        self.notification_list: list[dict[str, Any]] = [
+            {
+                "id": f"msg_{n}",
+                "kind": "http",
+                "trigger": "file-done",
+                "destination": "https://hooks.example.com/x",
+                "job_id": "J1",
+                "customer": "acme",
+                "profile": "web",
+                "relpath": "news/clip one.mov",
+                "target": None,
+                "state": state,
+                "attempts": attempts,
+                "created": T0.isoformat(),
+                "next_attempt": None,
+                "finished": T0.isoformat(),
+                "last_error": "HTTP 404 Not Found" if state == "failed" else None,
+            }
+            for n, (state, attempts) in enumerate([("failed", 1), ("delivered", 2)])
+        ]
 
     def health(self) -> dict[str, Any]:
         """Healthy, in the current state."""
@@ -199,6 +219,23 @@ class FakeAdmin:
             raise NotStuck(f"{customer}/{profile}/{relpath} is not stuck")
         self.retried.append((customer, profile, relpath))
         return {"customer": customer, "profile": profile, "relpath": relpath, "state": "offered"}
+
+    def notifications(
+        self, state: str | None = None, offset: int = 0, limit: int = 100
+    ) -> Deferred[dict[str, Any]]:
+        """A page of the notification list, newest first."""
+        items = [n for n in self.notification_list if state in (None, n["state"])]
+        page = items[offset : offset + limit]
+        return succeed({"items": page, "total": len(items), "offset": offset, "limit": limit})
+
+    def retry_notification(self, ident: str) -> Deferred[dict[str, Any]]:
+        """Queue a failed one again; NoSuchNotification for an unknown id."""
+        for n in self.notification_list:
+            if n["id"] == ident:
+                if n["state"] == "failed":
+                    n.update(state="queued", attempts=0, next_attempt=T0.isoformat())
+                return succeed(n)
+        return fail(NoSuchNotification(f"no notification {ident!r}"))
 
     def reload(self) -> Deferred[dict[str, Any]]:
         """Reload, failing with the configured problems if any."""
@@ -506,6 +543,30 @@ class RetryTests(APITestCase):
         self.assertEqual(schema["required"], ["customer", "profile", "relpath"])
         self.assertIn("202", operation["responses"])
         self.assertIn("404", operation["responses"])
+
+
+class NotificationTests(APITestCase):
+    """GET notifications lists them by state; POST notifications/retry queues one again."""
+
+    def test_notifications_by_state(self) -> None:
+        """All of them, newest first, or one state; the page says the total."""
+        everything = self.call("GET", "/api/v1/notifications")
+        self.assertEqual([n["id"] for n in everything["items"]], ["msg_0", "msg_1"])
+        failed = self.call("GET", "/api/v1/notifications?state=failed&limit=10")
+        self.assertEqual(([n["id"] for n in failed["items"]], failed["total"]), (["msg_0"], 1))
+        self.assertEqual(failed["items"][0]["last_error"], "HTTP 404 Not Found")
+        message = self.error_message("GET", "/api/v1/notifications?state=pending", 400)
+        self.assertIn("state", message)
+
+    def test_retry_a_notification(self) -> None:
+        """202 with the notification queued again; an unknown id answers 404 naming it."""
+        body = json.dumps({"id": "msg_0"}).encode()
+        again = self.call("POST", "/api/v1/notifications/retry", 202, data=body)
+        self.assertEqual((again["id"], again["state"], again["attempts"]), ("msg_0", "queued", 0))
+        unknown = json.dumps({"id": "msg_x"}).encode()
+        message = self.error_message("POST", "/api/v1/notifications/retry", 404, data=unknown)
+        self.assertIn("msg_x", message)
+        self.error_message("POST", "/api/v1/notifications/retry", 400, data=b"{}")
 
 
 class ErrorTests(APITestCase):

@@ -65,6 +65,17 @@ def _retry_file(admin: Admin, params: Params) -> Any:
     return admin.retry_file(str(params["customer"]), str(params["profile"]), str(params["relpath"]))
 
 
+def _notifications(admin: Admin, params: Params) -> Any:
+    """One page of notifications in one state (or all)."""
+    state = params.get("state")
+    return admin.notifications(str(state) if state is not None else None, **_paging(params))
+
+
+def _retry_notification(admin: Admin, params: Params) -> Any:
+    """Queue a notification that gave up again."""
+    return admin.retry_notification(str(params["id"]))
+
+
 def _paging(params: Params) -> dict[str, int]:
     """The ``offset`` and ``limit`` a client gave (the admin's defaults otherwise)."""
     return {name: int(params[name]) for name in ("offset", "limit") if name in params}
@@ -196,6 +207,29 @@ ROUTES: tuple[Route, ...] = (
         ),
         status=202,
         errors={404: "The file is not stuck (unknown, or taken again already)."},
+    ),
+    Route(
+        "notifications",
+        "GET",
+        "getNotifications",
+        "Notifications to customers and operators, newest first, optionally in one state.",
+        _notifications,
+        schemas.page(schemas.NOTIFICATION, "Notifications: queued, delivered or failed."),
+        params=(
+            Param("state", "Only notifications in this state.", enum=schemas.NOTIFICATION_STATES),
+            *_paging_params("Notifications"),
+        ),
+    ),
+    Route(
+        "notifications/retry",
+        "POST",
+        "retryNotification",
+        "Queue a notification that gave up again (due at once, its attempts counted anew).",
+        _retry_notification,
+        schemas.NOTIFICATION,
+        body=(_text("id", "The notification's id (msg_…).", 64),),
+        status=202,
+        errors={404: "No notification has that id."},
     ),
     Route(
         "reports",

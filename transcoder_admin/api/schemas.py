@@ -209,6 +209,42 @@ REPORTS: Schema = page(
     {**_OBJECT, "description": "One report row."}, "Reports matching the filters, newest first."
 )
 
+NOTIFICATION_STATES = ("queued", "delivered", "failed")
+NOTIFICATION: Schema = {
+    **_OBJECT,
+    "description": "A notification: where it goes, for which file, and how it went.",
+    "required": ["id", "kind", "trigger", "destination", "state", "attempts", "created"],
+    "properties": {
+        "id": {**_TEXT, "description": "The delivery id (webhook-id, Message-ID)."},
+        "kind": {"enum": ["http", "mail", "sql"]},
+        "trigger": {
+            "enum": [
+                "file-done",
+                "file-failed",
+                "target-done",
+                "target-failed",
+                "admin-emergency",
+                "admin-debug",
+            ]
+        },
+        "destination": {
+            **_TEXT,
+            "description": "URL without its query, recipients, or database without its password.",
+        },
+        "job_id": _TEXT,
+        "customer": _TEXT,
+        "profile": _TEXT,
+        "relpath": _TEXT,
+        "target": {"type": ["string", "null"]},
+        "state": {"enum": list(NOTIFICATION_STATES)},
+        "attempts": _COUNT,
+        "created": _TIME,
+        "next_attempt": {**_TIME, "description": "When a queued one is tried next."},
+        "finished": _TIME,
+        "last_error": {"type": ["string", "null"]},
+    },
+}
+
 ACTION: Schema = {
     **_OBJECT,
     "description": "What the admin did, e.g. its new state.",

@@ -3,7 +3,7 @@ set what it inherits (the effective value: :mod:`transcoder_admin.context`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     Field,
@@ -11,6 +11,7 @@ from pydantic import (
     model_validator,
 )
 
+from .notify import VARIABLES, Notifying
 from .values import (
     AudioBitrate,
     AudioCodec,
@@ -78,8 +79,9 @@ class ThumbnailSettings(Section):
         return self
 
 
-class Inheritable(Section):
-    """Settings every level may set; the nearest level that sets one wins."""
+class Inheritable(Notifying):
+    """Settings every level may set; the nearest level that sets one wins (but every
+    level's notifications fire: ``Notifying``)."""
 
     process_priority: Nice | None = None
     transcoding_timeout: PositiveFloat | None = None
@@ -107,6 +109,8 @@ class Folders(Section):
 
 class TargetConfig(Inheritable):
     """One output of a profile."""
+
+    allowed_variables: ClassVar[tuple[str, ...]] = VARIABLES
 
     type: Literal["audio-video", "video", "audio", "thumbnails", "identity", "qmaster"]
     subdir: Subdir | None = None
@@ -151,8 +155,6 @@ class ProfileConfig(Inheritable, Folders):
     subdir: Subdir | None = None
     priority: Priority = 100
     backend: Literal["ffmpeg", "qmaster"] = "ffmpeg"
-    notify_done: list[str] = Field(default_factory=list)
-    notify_failed: list[str] = Field(default_factory=list)
     report_file: str | None = None
     targets: dict[str, TargetConfig]
 

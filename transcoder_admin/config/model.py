@@ -30,6 +30,14 @@ from .customers import (
     ThumbnailSettings,
     VideoSettings,
 )
+from .notify import (
+    DiagnosisSection,
+    HttpNotification,
+    MailNotification,
+    Notification,
+    NotificationsSection,
+    SqlNotification,
+)
 from .values import (
     AUDIO_CODECS,
     BITRATE_FORMS,
@@ -176,6 +184,8 @@ class AdminConfig(Section):
     monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
     transcoding: TranscodingSection = Field(default_factory=TranscodingSection)
     qmaster: QmasterSection | None = None
+    notifications: NotificationsSection = Field(default_factory=NotificationsSection)
+    diagnosis: DiagnosisSection = Field(default_factory=DiagnosisSection)
     defaults: Inheritable = Field(default_factory=Inheritable)
 
     @field_validator("roots")
@@ -191,6 +201,12 @@ class AdminConfig(Section):
 
 
 __all__ = [
+    "DiagnosisSection",
+    "HttpNotification",
+    "MailNotification",
+    "Notification",
+    "NotificationsSection",
+    "SqlNotification",
     "APISection",
     "AUDIO_CODECS",
     "AdminConfig",

@@ -30,7 +30,15 @@ class SQLPool:
 
     log = Logger()
 
-    def __init__(self, url: URL, threads: int, reactor: IFarmReactor, stop_timeout: float) -> None:
+    def __init__(
+        self,
+        url: URL,
+        threads: int,
+        reactor: IFarmReactor,
+        stop_timeout: float,
+        name: str = "reports database",
+    ) -> None:
+        self.name = name
         self.url = url
         self.threads = threads
         self.reactor = reactor
@@ -42,7 +50,9 @@ class SQLPool:
     def open(self) -> None:
         """Create the engine and start the threads (no connection is made yet)."""
         self.engine = create_reports_engine(self.url, self.threads)
-        self._pool = ThreadPool(minthreads=0, maxthreads=self.threads, name="reports-db")
+        self._pool = ThreadPool(
+            minthreads=0, maxthreads=self.threads, name=self.name.replace(" ", "-")
+        )
         self._pool.threadFactory = _DaemonThread
         self._pool.start()
         self._shutdown_trigger = self.reactor.addSystemEventTrigger(
@@ -52,7 +62,7 @@ class SQLPool:
     def call(self, f: Callable[..., T], *args: Any) -> defer.Deferred[T]:
         """``f(*args)`` in one of the pool's threads."""
         if self._pool is None:
-            return defer.fail(RuntimeError("the reports database is not started"))
+            return defer.fail(RuntimeError(f"the {self.name} is not started"))
         return threads.deferToThreadPool(self.reactor, self._pool, f, *args)
 
     def run(self, thd: Callable[[Connection], T], *, write: bool = False) -> defer.Deferred[T]:
@@ -82,7 +92,7 @@ class SQLPool:
             disposing = threads.deferToThreadPool(self.reactor, pool, engine.dispose)
             await disposing.addTimeout(self.stop_timeout, self.reactor)
         except defer.TimeoutError:
-            self.log.warn("a reports database call is still running; abandoning it")
+            self.log.warn("a {name} call is still running; abandoning it", name=self.name)
             # Joining a thread stuck in a database call would block the reactor.
             threading.Thread(target=pool.stop, name="reports-db-stop", daemon=True).start()
             return

@@ -1,0 +1,214 @@
+"""The notifications part of the admin: its queue, its senders, what it listens to.
+
+``create_notifications`` builds it from the configuration; the admin starts it before
+the farm takes files and stops it after.  It subscribes to the scheduler's public
+events (a file done, a file failed) and turns each finished file into its
+notifications; :class:`AdminMails` sends the operators' own mails (emergency, debug),
+at most a handful per period.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..config.notify import NotificationsSection
+from ..events import Subscription
+from ..logs import printable
+from ..reactors import IFarmReactor
+from ..scheduler import Finished
+from . import Notifier, Sender, read_text
+from .http import HttpSender
+from .mail import MailSender
+from .render import Message, new_delivery_id
+from .sql import SqlSender
+from .store import NotificationStore, Stored
+from .triggers import file_messages, mails_attachments
+
+if TYPE_CHECKING:
+    from ..config.loader import Configuration
+    from ..context import Roots
+    from ..scheduler import Scheduler
+    from ..store import Store
+
+#: Admin mails' kinds.
+EMERGENCY, DEBUG = "emergency", "debug"
+
+
+class AdminMails:
+    """The operators' own mails, rate-limited per kind: an outage sends a handful."""
+
+    log = Logger()
+
+    def __init__(self, notifier: Notifier, settings: NotificationsSection, clock: Any) -> None:
+        self.notifier = notifier
+        self.settings = settings
+        self.clock = clock
+        self._sent: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._held_back: collections.Counter[str] = collections.Counter()
+
+    def emergency(self, subject: str, body: str) -> None:
+        """Something needs a person now."""
+        self._mail(EMERGENCY, self.settings.emergency, subject, body)
+
+    def debug(self, subject: str, body: str) -> None:
+        """Something a person may want to look at."""
+        self._mail(DEBUG, self.settings.debug, subject, body)
+
+    def _mail(self, kind: str, to: list[str], subject: str, body: str) -> None:
+        if not to:
+            return
+        now = self.clock.seconds()
+        sent = self._sent[kind]
+        while sent and sent[0] <= now - self.settings.admin_mail_period:
+            sent.popleft()
+        if len(sent) >= self.settings.admin_mails:
+            self._held_back[kind] += 1
+            self.log.info(
+                "{kind} mail not sent (rate limit): {subject}", kind=kind, subject=subject
+            )
+            return
+        sent.append(now)
+        held, self._held_back[kind] = self._held_back[kind], 0
+        if held:
+            body += f"\n({held} more {kind} mails were not sent: at most "
+            body += f"{self.settings.admin_mails} per {self.settings.admin_mail_period:g} s.)\n"
+        message = Message(
+            new_delivery_id(),
+            "mail",
+            f"admin-{kind}",
+            ", ".join(to),
+            {"to": list(to), "subject": f"[transcoder-admin {kind}] {subject}", "body": body},
+        )
+        self.notifier.add_soon([message])
+
+
+class Notifications:
+    """The notifier with its hooks on the core's events."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        mails: AdminMails,
+        store: Store,
+        roots: Roots,
+        scheduler: Scheduler,
+        *,
+        admin_dir: str,
+        customers_dir: str,
+    ) -> None:
+        self.notifier = notifier
+        self.mails = mails
+        self.store = store
+        self.roots = roots
+        self.scheduler = scheduler
+        self.admin_dir = admin_dir
+        self.customers_dir = customers_dir
+        self._subscriptions: list[Subscription] = []
+        notifier.gave_up = self._gave_up
+
+    async def start(self) -> None:
+        """Open the queue, deliver what is left, and listen to files ending."""
+        await self.notifier.start()
+
+        def finished(event: Finished) -> defer.Deferred[None]:
+            return defer.Deferred.fromCoroutine(self.file_finished(event))
+
+        self._subscriptions = [
+            self.scheduler.transcoding_done.subscribe(finished),
+            self.scheduler.transcoding_failed.subscribe(finished),
+        ]
+
+    async def stop(self) -> None:
+        """Stop listening and delivering (what is queued stays for the next start)."""
+        for subscription in self._subscriptions:
+            subscription.unsubscribe()
+        self._subscriptions = []
+        await self.notifier.stop()
+
+    async def file_finished(self, finished: Finished) -> None:
+        """Write down every notification of a finished file, then deliver them."""
+        report = finished.report
+        profile = self.store.profile(report.customer, report.profile)
+        if profile is None:
+            self.log.warn(
+                "no notifications for {relpath}: profile {customer}/{profile} is gone",
+                relpath=printable(report.relpath),
+                customer=report.customer,
+                profile=report.profile,
+            )
+            return
+        attachments: tuple[tuple[str, str], ...] = ()
+        if report.report_path and mails_attachments(report, profile):
+            path = self._local(report.report_path)
+            text = await read_text(path) if path else None
+            if text is not None:
+                attachments = ((os.path.basename(path or "report.yaml"), text),)
+        messages = file_messages(
+            report,
+            profile,
+            self._local,
+            admin_dir=self.admin_dir,
+            customers_dir=self.customers_dir,
+            attachments=lambda: attachments,
+        )
+        await self.notifier.add(messages)
+
+    def _local(self, virtual: str) -> str | None:
+        try:
+            return self.roots.local(virtual)
+        except Exception:
+            return None
+
+    def _gave_up(self, stored: Stored) -> None:
+        if stored.trigger.startswith("admin-"):
+            return  # an admin mail that failed is logged, never mailed about
+        self.mails.emergency(
+            f"a notification gave up: {stored.trigger} of {stored.relpath}",
+            f"Notification {stored.id} ({stored.kind}) to {stored.destination}\n"
+            f"for {stored.customer}/{stored.profile}/{stored.relpath}"
+            + (f" (target {stored.target})" if stored.target else "")
+            + f"\ngave up after {stored.attempts} attempts: {stored.last_error}\n"
+            f'Retry it with POST /api/v1/notifications/retry {{"id": "{stored.id}"}}.\n',
+        )
+
+
+def create_notifications(
+    config: Configuration, store: Store, roots: Roots, scheduler: Scheduler, reactor: IFarmReactor
+) -> Notifications:
+    """The notifications part for a configuration (nothing opens until it starts)."""
+    settings = config.admin.notifications
+    queue = NotificationStore(os.path.join(config.state_dir(), "notifications.sqlite"), reactor)
+    senders: dict[str, Sender] = {
+        "http": HttpSender(reactor, settings.http_timeout),
+        "mail": MailSender(reactor, _smtp(settings, config.base_dir), settings.sender),
+        "sql": SqlSender(reactor),
+    }
+    notifier = Notifier(queue, settings, senders, reactor)
+    mails = AdminMails(notifier, settings, reactor)
+    return Notifications(
+        notifier,
+        mails,
+        store,
+        roots,
+        scheduler,
+        admin_dir=config.base_dir,
+        customers_dir=config.customers_dir(),
+    )
+
+
+def _smtp(settings: NotificationsSection, base_dir: str) -> Any:
+    smtp = settings.smtp
+    if smtp.password_file and not os.path.isabs(smtp.password_file):
+        path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(smtp.password_file)))
+        return smtp.model_copy(update={"password_file": path})
+    return smtp
+
+
+__all__ = ["AdminMails", "Notifications", "create_notifications"]
