@@ -7,6 +7,7 @@ may go away, so the job is retried up to the profile's ``max-attempts``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,3 +87,65 @@ def decode_failure(percent: float | None) -> JobFailed:
     """The source could not be decoded through to its end."""
     where = f" at {percent:.0f}%" if percent is not None else ""
     return source_failure(f"decode error{where}")
+
+
+# -- the prognostician's rules: which failures are expected of junk uploads -------------
+
+WRONG_MIME_TYPE = "wrong_mime_type"
+WRONG_FILE_TYPE = "wrong_file_type"
+VIDEO_TOO_SMALL = "video_too_small"
+AUDIO_TOO_SMALL = "audio_too_small"
+VERDICTS = (WRONG_MIME_TYPE, WRONG_FILE_TYPE, VIDEO_TOO_SMALL, AUDIO_TOO_SMALL)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The admin's ``diagnosis`` section, as a job carries it (basic types on the wire).
+
+    ``mime_types`` and ``file_types`` are regular expressions that must match a whole
+    MIME type, or a whole file extension or container format name.
+    """
+
+    mime_types: tuple[str, ...] = ("text/.*", "image/.*")
+    file_types: tuple[str, ...] = ()
+    min_video_size: int = 1024
+    min_audio_size: int = 100
+
+    def to_wire(self) -> dict[str, Any]:  # noqa: D102
+        return {
+            "mime_types": list(self.mime_types),
+            "file_types": list(self.file_types),
+            "min_video_size": self.min_video_size,
+            "min_audio_size": self.min_audio_size,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Rules:  # noqa: D102
+        return cls(
+            mime_types=tuple(str(p) for p in data.get("mime_types", cls.mime_types)),
+            file_types=tuple(str(p) for p in data.get("file_types", ())),
+            min_video_size=int(data.get("min_video_size", cls.min_video_size)),
+            min_audio_size=int(data.get("min_audio_size", cls.min_audio_size)),
+        )
+
+
+def prognose(
+    rules: Rules,
+    *,
+    mime_type: str | None,
+    file_types: tuple[str, ...],
+    has_video: bool,
+    has_audio: bool,
+    size: int | None,
+) -> str | None:
+    """Why a failed source was to be expected (a verdict of ``VERDICTS``), or None when
+    its failure says something about the farm rather than the upload."""
+    if mime_type and any(re.fullmatch(p, mime_type, re.IGNORECASE) for p in rules.mime_types):
+        return WRONG_MIME_TYPE
+    if any(re.fullmatch(p, t, re.IGNORECASE) for p in rules.file_types for t in file_types if t):
+        return WRONG_FILE_TYPE
+    if size is not None and has_video and size < rules.min_video_size:
+        return VIDEO_TOO_SMALL
+    if size is not None and has_audio and not has_video and size < rules.min_audio_size:
+        return AUDIO_TOO_SMALL
+    return None

@@ -82,6 +82,7 @@ def make_row(job_id: str, **changes: Any) -> dict[str, Any]:
         "source_duration": 10.0,
         "qmaster_batch_id": None,
         "qmaster_cluster": None,
+        "verdict": None,
     }
     row.update(changes)
     return row
@@ -624,12 +625,12 @@ class _ReportsDBContract:
         )
         with self.assertRaises(StaleSchemaError) as raised:
             check_schema(self.url)
-        self.assertIn("at revision 0002, expected 0003", str(raised.exception))
+        self.assertIn(f"at revision 0002, expected {head_revision()}", str(raised.exception))
         await self.assertFailure(self.new_db().start(), StaleSchemaError)
 
         upgrade(self.url)
 
-        self.assertEqual(current_revision(self.url), "0003")
+        self.assertEqual(current_revision(self.url), head_revision())
         db = await self.started_db()
         await db.save(make_row("j-new", customer="C" * 300))
         self.assertEqual((await db.get("j-new") or {})["customer"], "C" * 300)
@@ -872,7 +873,7 @@ class ReportsDBSettingsTests(unittest.TestCase):
 
 
 def test_daemon_refuses_a_database_at_0002_until_upgrade_db(tmp_path: Any) -> None:
-    """`run` on a database at 0002 exits naming the command; `upgrade-db` brings it to 0003."""
+    """`run` on a database at 0002 exits naming the command; `upgrade-db` brings it to head."""
     from tests.farm import Farm
     from transcoder_admin.cli import main
 
@@ -892,7 +893,10 @@ def test_daemon_refuses_a_database_at_0002_until_upgrade_db(tmp_path: Any) -> No
     assert farm.process is not None
     assert farm.process.wait(60) != 0
     log = farm.log()
-    assert "at revision 0002, expected 0003" in log and "transcoder-admin upgrade-db" in log
+    assert (
+        f"at revision 0002, expected {head_revision()}" in log
+        and "transcoder-admin upgrade-db" in log
+    )
 
     assert main(["upgrade-db", "--config", farm.config_path]) == 0
-    assert current_revision(url) == head_revision() == "0003"
+    assert current_revision(url) == head_revision() == "0004"

@@ -251,6 +251,7 @@ def test_row_from_report_maps_every_column() -> None:
         "source_duration": 10.0,
         "qmaster_batch_id": None,
         "qmaster_cluster": None,
+        "verdict": None,
     }
 
 

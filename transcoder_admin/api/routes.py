@@ -11,7 +11,7 @@ from typing import Any
 
 from . import schemas
 from .openapi import openapi_document
-from .table import MAX_LIMIT, OUTCOMES, Admin, Param, Params, Route
+from .table import MAX_LIMIT, OUTCOMES, VERDICTS, Admin, Param, Params, Route
 
 
 def _listing(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -124,6 +124,12 @@ _REPORT_PARAMS = (
     _text("customer", "Only reports of this customer."),
     _text("profile", "Only reports of this profile."),
     Param("outcome", "Only reports with this outcome.", enum=OUTCOMES),
+    Param(
+        "verdict",
+        "Only failed reports the prognostician judged so (none: failures it did not "
+        "expect, the farm's rather than the upload's).",
+        enum=VERDICTS,
+    ),
     _text("since", "Only reports of jobs finished at or after this ISO 8601 time.", 64),
     _text("until", "Only reports of jobs finished before this ISO 8601 time.", 64),
     _text("search", "Only reports whose source path contains this text."),

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 
 from twisted.internet.defer import Deferred
 
-from .. import records
+from .. import prognosis, records
 from . import schemas
 from .errors import APIError
 
@@ -21,6 +21,8 @@ PREFIX = "/api/v1/"
 MAX_LIMIT = 500
 MAX_BODY_BYTES = 64 * 1024
 OUTCOMES = records.OUTCOMES
+#: The prognostician's verdicts, and ``none`` (a failure it did not expect).
+VERDICTS = (*prognosis.VERDICTS, "none")
 
 
 class Admin(Protocol):

@@ -33,6 +33,8 @@ from ..prognosis import (
     SOURCE,
     JobFailed,
     JobFailure,
+    Rules,
+    prognose,
     source_changed,
     source_failure,
     system_failure,
@@ -244,6 +246,7 @@ class Job:
         except FileNotFoundError:
             raise source_failure("the source file disappeared before it was transcoded") from None
         except NotMediaError as e:
+            self._source_file = getattr(e, "facts", None)
             raise source_failure(str(e) or "not a media file") from None
         except OSError as e:
             raise system_failure(f"cannot read the source: {e.strerror}") from None
@@ -259,8 +262,27 @@ class Job:
             targets=self.results,
         )
         report["times"]["started"] = self._started
+        report["verdict"] = self._verdict(failure)
         self.backend.add_to_report(self, report)
         return report
+
+    def _verdict(self, failure: JobFailure | None) -> str | None:
+        """The prognostician's verdict on a source failure (None: not the upload's)."""
+        if failure is None or failure.kind != SOURCE or self._source_file is None:
+            return None
+        name = self.spec.relpath.rsplit("/", 1)[-1]
+        extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        formats = tuple(self.info.format_name.split(",")) if self.info else ()
+        rules = Rules.from_wire(dict(self.spec.prognosis)) if self.spec.prognosis else Rules()
+        return prognose(
+            rules,
+            mime_type=(self.info.mime_type if self.info else None)
+            or self._source_file.get("mime_guess"),
+            file_types=(extension, *formats),
+            has_video=bool(self.info and self.info.video),
+            has_audio=bool(self.info and self.info.audio),
+            size=self._source_file.get("size"),
+        )
 
     # -- phase 2 ---------------------------------------------------------------------------
 

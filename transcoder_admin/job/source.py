@@ -8,14 +8,17 @@ work folder; probe, ffmpeg, the identity copy and the checksum read that private
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import puremagic
+
 from ..context.paths import Roots, fit_name, name_bytes
-from ..media.probe import MediaInfo, probe
+from ..media.probe import MediaInfo, NotMediaError, probe
 from ..prognosis import source_changed, source_failure, system_failure
 from ..records import JobSpec
 from .safefs import (
@@ -99,7 +102,39 @@ def prepare(
             ) from None
     finally:
         os.close(fd)
-    return facts(st, private), probe(private, display_matrix), private, identity
+    found = {**facts(st, private), **sniff(private)}
+    try:
+        info = probe(private, display_matrix)
+    except NotMediaError as e:
+        e.facts = found  # type: ignore[attr-defined]  # the report still says what it was
+        raise
+    return found, info, private, identity
+
+
+#: How much of a source's beginning its report shows (as hex) and the sniffing reads.
+HEAD_BYTES = 128
+
+
+def sniff(path: str) -> dict[str, Any]:
+    """The file's first bytes (hex) and the MIME type they suggest (None: unknown).
+
+    puremagic knows the magic numbers of media, images, documents and archives; text
+    has none, so bytes that decode as UTF-8 without NULs are ``text/plain``.
+    """
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    mime = None
+    try:
+        mime = puremagic.from_string(head, mime=True) or None
+    except (puremagic.PureError, ValueError):
+        pass
+    if mime is None and head and b"\x00" not in head:
+        try:  # the last character may be cut: not final
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+            mime = "text/plain"
+        except UnicodeDecodeError:
+            pass
+    return {"head": head[:HEAD_BYTES].hex(), "mime_guess": mime}
 
 
 def check_name_limits(roots: Roots, spec: JobSpec) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..prognosis import KINDS, JobFailure
+from ..prognosis import KINDS, VERDICTS, JobFailure
 from .fields import BadRecord, mapping, number, optional, required, text, time
 
 OUTCOMES = ("done", "failed")
@@ -61,6 +61,8 @@ class FileFacts:
     checksum: str | None = None
     ctime: str | None = None
     mtime: str | None = None
+    #: The MIME type its first bytes suggest (for a file that is not media, the only one).
+    mime_guess: str | None = None
 
     def to_wire(self) -> dict[str, Any]:  # noqa: D102
         return {
@@ -68,6 +70,7 @@ class FileFacts:
             "checksum": self.checksum,
             "ctime": self.ctime,
             "mtime": self.mtime,
+            "mime_guess": self.mime_guess,
         }
 
     @classmethod
@@ -78,6 +81,7 @@ class FileFacts:
             checksum=optional(data, "checksum", str, f"{name}.checksum"),
             ctime=time(data, "ctime", name),
             mtime=time(data, "mtime", name),
+            mime_guess=optional(data, "mime_guess", str, f"{name}.mime_guess"),
         )
 
 
@@ -233,6 +237,8 @@ class Report(Outcome):
     targets: tuple[TargetOutcome, ...] = ()
     qmaster_batch_id: str | None = None
     qmaster_cluster: str | None = None
+    #: Why a failed source was to be expected (``prognosis.VERDICTS``), or None.
+    verdict: str | None = None
 
     @property
     def invalid_output(self) -> bool:
@@ -263,6 +269,7 @@ class Report(Outcome):
             "source_info": self.source_info.to_wire() if self.source_info else None,
             "targets": [t.to_wire() for t in self.targets],
             "qmaster": qmaster,
+            "verdict": self.verdict,
         }
 
     @classmethod
@@ -276,6 +283,9 @@ class Report(Outcome):
         committed = data.get("committed")
         if committed is not None and not isinstance(committed, bool):
             raise BadRecord("committed", f"expected true or false, not {committed!r}")
+        verdict = data.get("verdict")
+        if verdict is not None and verdict not in VERDICTS:
+            raise BadRecord("verdict", f"{verdict!r} is not one of {', '.join(VERDICTS)}")
         return cls(
             **_outcome_fields(data),
             customer=required(data, "customer"),
@@ -300,6 +310,7 @@ class Report(Outcome):
             ),
             qmaster_batch_id=optional(qmaster, "batch_id", str, "qmaster.batch_id"),
             qmaster_cluster=optional(qmaster, "cluster", str, "qmaster.cluster"),
+            verdict=verdict,
         )
 
     #: A report file is read like a wire value: they have one shape.

@@ -44,6 +44,8 @@ class JobSpec:
     queued: str | None = None
     #: The source as it was offered (size, times, inode): the job checks it opens that.
     source_identity: Mapping[str, Any] | None = None
+    #: The prognostician's rules (``prognosis.Rules`` as basic types); None: the defaults.
+    prognosis: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -69,6 +71,8 @@ class JobSpec:
             value["targets"] = [dict(t) for t in self.targets]
         if self.source_identity is not None:
             value["source_identity"] = dict(self.source_identity)
+        if self.prognosis is not None:
+            value["prognosis"] = dict(self.prognosis)
         return value
 
     @classmethod
@@ -78,6 +82,9 @@ class JobSpec:
         targets = data.get("targets") or []
         if not isinstance(targets, list) or not all(isinstance(t, Mapping) for t in targets):
             raise BadRecord("targets", "expected a list of mappings")
+        rules = data.get("prognosis")
+        if rules is not None and not isinstance(rules, Mapping):
+            raise BadRecord("prognosis", f"expected a mapping, not {rules!r}")
         identity = data.get("source_identity")
         if identity is not None and not isinstance(identity, Mapping):
             raise BadRecord("source_identity", f"expected a mapping, not {identity!r}")
@@ -97,6 +104,7 @@ class JobSpec:
             source=required(data, "source"),
             targets=tuple(targets),
             source_identity=identity,
+            prognosis=rules,
             **given,
         )
 

@@ -180,7 +180,7 @@ def row_from_report(report: Report | Mapping[str, Any]) -> dict[str, Any]:
         "checksum": file.checksum,
         "file_size": file.size,
         "file_type": info.file_type,
-        "mime_type": info.mime_type,
+        "mime_type": info.mime_type or file.mime_guess,
         "audio_codec": info.audio_codec,
         "video_codec": info.video_codec,
         "creation_time": parse_time(file.ctime, "file.ctime"),
@@ -203,6 +203,7 @@ def row_from_report(report: Report | Mapping[str, Any]) -> dict[str, Any]:
         "source_duration": info.duration,
         "qmaster_batch_id": report.qmaster_batch_id,
         "qmaster_cluster": report.qmaster_cluster,
+        "verdict": report.verdict,
     }
 
 

@@ -78,6 +78,7 @@ transcode_reports = Table(
     Column("source_duration", Float),
     Column("qmaster_batch_id", Text),
     Column("qmaster_cluster", Text),
+    Column("verdict", String(20)),
     CheckConstraint("outcome IN ('done', 'failed')", name="outcome"),
     CheckConstraint(
         "failure_kind IS NULL OR failure_kind IN ('source', 'system', 'post-process', 'cancelled')",

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from ..prognosis import VERDICTS
 from ..times import parse_time
 from .escape import escape_text
 from .model import (
@@ -132,6 +133,7 @@ class Filters:
         customer: str | None = None,
         profile: str | None = None,
         outcome: str | None = None,
+        verdict: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
         search: str | None = None,
@@ -150,6 +152,12 @@ class Filters:
             if outcome not in OUTCOMES:
                 raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
             conditions.append(t.c.outcome == outcome)
+        if verdict is not None:
+            if verdict not in (*VERDICTS, "none"):
+                choices = ", ".join((*VERDICTS, "none"))
+                raise ValueError(f"verdict must be one of {choices}, not {verdict!r}")
+            judged = t.c.verdict
+            conditions.append(judged.is_(None) if verdict == "none" else judged == verdict)
         since_time = parse_time(since, "since")
         until_time = parse_time(until, "until")
         if since_time is not None:

@@ -6,6 +6,10 @@ start after it.
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..config.notify import DiagnosisSection
+from ..prognosis import Rules
 from ..records import JobSpec
 from ..scheduler import QueueItem
 from ..store import Store
@@ -32,4 +36,16 @@ class JobSpecs:
             source_identity=dict(item.identity) if item.identity is not None else None,
             # The janitor's rule, applied by the worker: keep this many failed jobs' files.
             keep_failed=self.store.config.admin.workers.keep_failed,
+            prognosis=job_rules(self.store.config.admin.diagnosis),
         )
+
+
+def job_rules(section: DiagnosisSection) -> dict[str, Any] | None:
+    """The prognostician's rules a job carries; None (not sent) when they are the defaults."""
+    rules = Rules(
+        mime_types=tuple(section.mime_types),
+        file_types=tuple(section.file_types),
+        min_video_size=section.min_video_size,
+        min_audio_size=section.min_audio_size,
+    )
+    return None if rules == Rules() else rules.to_wire()
