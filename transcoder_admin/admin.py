@@ -9,6 +9,7 @@ connect them are made here (file intake makes its own).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet import defer
@@ -249,7 +250,8 @@ def create_admin(config: Configuration, reactor: IFarmReactor | None = None) -> 
         section = config.admin.qmaster
         settings = QmasterSettings.from_mapping(section.client_settings())
         qmaster = qmaster_worker(settings, section.max_batches, roots, reactor)
-    notifications = create_notifications(config, store, roots, scheduler, reactor)
+    alarm_sources = SimpleNamespace(monitoring=monitoring, workers=cluster.workers, db=db)
+    notifications = create_notifications(config, store, roots, scheduler, reactor, alarm_sources)
     admin = TranscoderAdmin(
         config,
         store,

@@ -180,6 +180,7 @@ def test_notifications_left_queued_at_a_stop_are_delivered_after_a_restart_once_
         farm.drop("acme", "web", "one.m4a", clips["audio"])
         farm.drop("acme", "web", "two.m4a", clips["audio"])
         wait_for(lambda: farm.finished("acme", "web") == 2, 60, "two files")
+
         def tried() -> list[dict[str, Any]] | None:
             queued = farm.get("/api/v1/notifications?state=queued")["items"]
             done = len(queued) == 6 and all(n["attempts"] >= 1 for n in queued)

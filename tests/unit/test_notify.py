@@ -284,3 +284,55 @@ def test_admin_mails_are_rate_limited_and_say_how_many_were_held_back():
     assert last.payload["to"] == ["ops@example.com"] and last.trigger == "admin-emergency"
     mails.debug("nobody listens", "no debug recipients: nothing is queued")
     assert len(notifier.queued) == 6
+
+
+class Source:
+    """An event source with ``fire`` (the core's Event), for the alarms' subscriptions."""
+
+    def __init__(self) -> None:
+        from transcoder_admin.events import Event
+
+        self.fail_to_run: Any = Event("fail-to-run")
+        self.worker_lost: Any = Event("worker-lost")
+        self.unreachable_since: float | None = None
+
+
+def test_alarms_mail_a_lost_worker_a_folder_that_cannot_be_scanned_and_a_silent_database():
+    """Each once per period (a folder failing every scan is one mail); the database
+    only after database-alarm-after, and again after it came back and left again."""
+    from transcoder_admin.monitoring import ScanProblem
+    from transcoder_admin.notify.service import Alarms
+
+    clock = Clock()
+    settings = NotificationsSection.model_validate(
+        {"emergency": ["ops@example.com"], "database-alarm-after": 120, "admin-mails": 100}
+    )
+    notifier = QueueOnly()
+    source = Source()
+    sources = type("S", (), {"monitoring": source, "workers": source, "db": source})()
+    alarms = Alarms(AdminMails(notifier, settings, clock), settings, clock, sources)  # type: ignore[arg-type]
+    alarms.start()
+    problem = ScanProblem("acme", "web", "/srv/in/acme/web", "permission denied")
+    for _ in range(3):
+        source.fail_to_run.fire(problem)
+        clock.advance(10)
+    source.worker_lost.fire(("w2", "silent for 61 s"))
+    subjects = [m.payload["subject"] for m in notifier.queued]
+    assert subjects == [
+        "[transcoder-admin emergency] monitoring cannot scan acme/web",
+        "[transcoder-admin emergency] worker w2 lost",
+    ]
+    assert "permission denied" in notifier.queued[0].payload["body"]
+    source.unreachable_since = clock.seconds()
+    clock.advance(90)
+    assert len(notifier.queued) == 2  # not yet 120 s
+    clock.advance(60)
+    assert notifier.queued[-1].payload["subject"].endswith("the reports database is unreachable")
+    clock.advance(300)
+    assert len(notifier.queued) == 3  # told once while it stays down
+    source.unreachable_since = None
+    clock.advance(30)
+    source.unreachable_since = clock.seconds()
+    clock.advance(200)
+    assert len(notifier.queued) == 4
+    alarms.stop()

@@ -13,7 +13,7 @@ import collections
 import os
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from ..config.notify import NotificationsSection
@@ -87,6 +87,87 @@ class AdminMails:
         self.notifier.add_soon([message])
 
 
+class Alarms:
+    """What needs a person now, from the core's public events, as emergency mails: a
+    folder monitoring cannot scan, a worker lost, the reports database unreachable for
+    longer than ``notifications.database-alarm-after``."""
+
+    def __init__(
+        self, mails: AdminMails, settings: NotificationsSection, clock: Any, sources: Any
+    ) -> None:
+        self.mails = mails
+        self.settings = settings
+        self.clock = clock
+        #: ``monitoring`` (fail_to_run), ``workers`` (worker_lost), ``db`` (unreachable_since).
+        self.sources = sources
+        self._subscriptions: list[Subscription] = []
+        self._told: dict[tuple[str, ...], float] = {}
+        self._database_told = False
+        self._check: task.LoopingCall | None = None
+
+    def start(self) -> None:  # noqa: D102
+        monitoring = getattr(self.sources, "monitoring", None)
+        workers = getattr(self.sources, "workers", None)
+        if monitoring is not None:
+            self._subscriptions.append(monitoring.fail_to_run.subscribe(self.scan_failed))
+        if workers is not None:
+            self._subscriptions.append(workers.worker_lost.subscribe(self.worker_lost))
+        if getattr(self.sources, "db", None) is not None:
+            self._check = task.LoopingCall(self.check_database)
+            self._check.clock = self.clock
+            self._check.start(min(30.0, self.settings.database_alarm_after / 4), now=False)
+
+    def stop(self) -> None:  # noqa: D102
+        for subscription in self._subscriptions:
+            subscription.unsubscribe()
+        self._subscriptions = []
+        if self._check is not None and self._check.running:
+            self._check.stop()
+
+    def _once(self, key: tuple[str, ...]) -> bool:
+        """Whether ``key`` was not told within the admin-mail period (then it is now)."""
+        now = self.clock.seconds()
+        if now - self._told.get(key, -1e18) < self.settings.admin_mail_period:
+            return False
+        self._told[key] = now
+        return True
+
+    def scan_failed(self, problem: Any) -> None:
+        """Monitoring cannot scan a folder (on this host or on a worker)."""
+        if self._once(("scan", problem.customer, problem.profile, problem.folder)):
+            self.mails.emergency(
+                f"monitoring cannot scan {problem.customer}/{problem.profile}",
+                f"The incoming folder {problem.folder} of {problem.customer}/"
+                f"{problem.profile} cannot be scanned: {problem.message}\n"
+                "Its files are not taken until it can.\n",
+            )
+
+    def worker_lost(self, lost: tuple[str, str]) -> None:
+        """A worker fell silent; its jobs start again elsewhere."""
+        name, why = lost
+        if self._once(("worker", name)):
+            self.mails.emergency(
+                f"worker {name} lost",
+                f"Worker {name} is lost ({why}); its jobs start again elsewhere.\n",
+            )
+
+    def check_database(self) -> None:
+        """Mail once when the database has been unreachable too long (again after it
+        answered in between)."""
+        since = self.sources.db.unreachable_since
+        if since is None:
+            self._database_told = False
+            return
+        down = self.clock.seconds() - since
+        if down >= self.settings.database_alarm_after and not self._database_told:
+            self._database_told = True
+            self.mails.emergency(
+                "the reports database is unreachable",
+                f"The reports database has not answered for {down:.0f} s. Rows wait in "
+                "the spool and are written when it answers; nothing is lost.\n",
+            )
+
+
 class Notifications:
     """The notifier with its hooks on the core's events."""
 
@@ -102,7 +183,9 @@ class Notifications:
         *,
         admin_dir: str,
         customers_dir: str,
+        alarms: Alarms | None = None,
     ) -> None:
+        self.alarms = alarms
         self.notifier = notifier
         self.mails = mails
         self.store = store
@@ -124,12 +207,16 @@ class Notifications:
             self.scheduler.transcoding_done.subscribe(finished),
             self.scheduler.transcoding_failed.subscribe(finished),
         ]
+        if self.alarms is not None:
+            self.alarms.start()
 
     async def stop(self) -> None:
         """Stop listening and delivering (what is queued stays for the next start)."""
         for subscription in self._subscriptions:
             subscription.unsubscribe()
         self._subscriptions = []
+        if self.alarms is not None:
+            self.alarms.stop()
         await self.notifier.stop()
 
     async def file_finished(self, finished: Finished) -> None:
@@ -180,7 +267,12 @@ class Notifications:
 
 
 def create_notifications(
-    config: Configuration, store: Store, roots: Roots, scheduler: Scheduler, reactor: IFarmReactor
+    config: Configuration,
+    store: Store,
+    roots: Roots,
+    scheduler: Scheduler,
+    reactor: IFarmReactor,
+    sources: Any = None,
 ) -> Notifications:
     """The notifications part for a configuration (nothing opens until it starts)."""
     settings = config.admin.notifications
@@ -192,6 +284,7 @@ def create_notifications(
     }
     notifier = Notifier(queue, settings, senders, reactor)
     mails = AdminMails(notifier, settings, reactor)
+    alarms = Alarms(mails, settings, reactor, sources) if sources is not None else None
     return Notifications(
         notifier,
         mails,
@@ -200,6 +293,7 @@ def create_notifications(
         scheduler,
         admin_dir=config.base_dir,
         customers_dir=config.customers_dir(),
+        alarms=alarms,
     )
 
 

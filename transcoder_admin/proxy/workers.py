@@ -35,6 +35,8 @@ class WorkerSet:
         self.proxies: dict[str, WorkerProxy] = {}
         self.worker_added: Event[WorkerProxy] = Event("worker-added")
         self.worker_removed: Event[str] = Event("worker-removed")
+        #: A worker silent for longer than lost-timeout: (name, why).
+        self.worker_lost: Event[tuple[str, str]] = Event("worker-lost")
         self.link_up: Event[WorkerProxy] = Event("worker-attached")
         self.link_down: Event[WorkerProxy] = Event("worker-detached")
         #: A worker's heartbeat arrived (its jobs and components as it reports them).
@@ -78,6 +80,8 @@ class WorkerSet:
                     timeout=self.lost_timeout,
                 )
                 self.lose(name)
+                silent = now - proxy.last_heard
+                self.worker_lost.fire((name, f"silent for {silent:.0f} s"))
 
     def lose(self, name: str) -> None:
         """Forget a worker; its running jobs fail over."""

@@ -84,6 +84,8 @@ class ReportsDB(Service):
         self._started: OneShotObserver[None] = OneShotObserver(self.reactor)
         self._stopped: OneShotObserver[None] = OneShotObserver(self.reactor)
         self._writes: dict[defer.Deferred[None], str] = {}
+        #: Since when the database has not answered (None: it answers).
+        self.unreachable_since: float | None = None
         self._drained: defer.Deferred[None] | None = None
         self._spool: RowSpool | None = None
         self._backlog: list[tuple[int, dict[str, Any]]] = []
@@ -132,6 +134,7 @@ class ReportsDB(Service):
         assert engine is not None
 
         def retrying(error: Exception, delay: float, _attempt: int) -> None:
+            self._unreachable()
             self.log.warn(
                 "reports database {url} unreachable ({error}); retrying in {delay}s",
                 url=self.display_url,
@@ -146,6 +149,7 @@ class ReportsDB(Service):
             self._max_retry_delay,
             retrying,
         )
+        self.unreachable_since = None
         if created:
             self.log.info(
                 "created the reports database {url} at revision {revision}",
@@ -154,6 +158,10 @@ class ReportsDB(Service):
             )
         else:
             self.log.info("reports database {url} is ready", url=self.display_url)
+
+    def _unreachable(self) -> None:
+        if self.unreachable_since is None:
+            self.unreachable_since = self.reactor.seconds()
 
     def _log_start_failure(self, failure: Failure) -> None:
         if failure.check(defer.CancelledError):
@@ -323,6 +331,7 @@ class ReportsDB(Service):
             conn.execute(statement, values)
 
         def retrying(error: Exception, delay: float, attempt: int) -> None:
+            self._unreachable()
             # The first failure is news; the retries that follow are not.
             emit = self.log.warn if attempt == 1 else self.log.debug
             emit(
@@ -351,6 +360,7 @@ class ReportsDB(Service):
                 error=describe_error(e),
             )
             raise
+        self.unreachable_since = None
         if attempts > 1:
             self.log.info(
                 "wrote the report row of job {job_id} after {attempts} attempts",
