@@ -288,6 +288,8 @@ class Farm:
         for path in sorted(
             glob.glob(os.path.join(glob.escape(folder), "**", "*.yaml"), recursive=True)
         ):
+            if path.endswith(".diagnosis.yaml"):
+                continue  # a failed job's diagnosis beside its report
             with open(path) as f:
                 found.append(yaml.safe_load(f))
         return found

@@ -150,6 +150,13 @@ def cmd_qmaster(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """Re-run a failed job's commands, touching nothing of the farm."""
+    from .diagnose import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="transcoder-admin", description=__doc__)
@@ -183,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     qmaster = sub.add_parser("qmaster", help=qmaster_help, description=qmaster_help)
     add_qmaster_arguments(qmaster)
     qmaster.set_defaults(func=cmd_qmaster)
+    from .diagnose import add_arguments as add_diagnose_arguments
+
+    diagnose_help = "re-run a failed job's commands in a scratch folder (moves no file)"
+    diagnose = sub.add_parser("diagnose", help=diagnose_help, description=diagnose_help)
+    add_diagnose_arguments(diagnose)
+    diagnose.set_defaults(func=cmd_diagnose)
     return parser
 
 

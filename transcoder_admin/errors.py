@@ -11,3 +11,7 @@ class NotStuck(LookupError):
 
 class NoSuchNotification(LookupError):
     """No notification has that id."""
+
+
+class NoDiagnosis(LookupError):
+    """The job has no diagnosis (unknown, done, or its report or diagnosis is missing)."""

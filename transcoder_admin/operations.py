@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 
 from . import __version__
 from .api.views import PAGE_LIMIT, Source, file_counts, files_page, page, queued_rows
 from .config.errors import ConfigError
-from .errors import NoSuchNotification
+from .context.paths import PathEscapeError
+from .errors import NoDiagnosis, NoSuchNotification
+from .reports.files import read_diagnosis
 
 if TYPE_CHECKING:
     from .admin import TranscoderAdmin
@@ -75,6 +77,30 @@ class Operations:
         return d.addCallback(found)
 
     # -- queries
+
+    def diagnosis(self, job_id: str) -> defer.Deferred[dict[str, Any]]:
+        """A failed job's diagnosis; NoDiagnosis when there is none to read."""
+        return defer.Deferred.fromCoroutine(self._diagnosis(job_id))
+
+    async def _diagnosis(self, job_id: str) -> dict[str, Any]:
+        admin = self.admin
+        row = await admin.db.get(job_id)
+        if row is None or not row.get("report_path"):
+            raise NoDiagnosis(f"no report of job {job_id!r}")
+        if row.get("outcome") != "failed":
+            raise NoDiagnosis(f"job {job_id!r} did not fail: it has no diagnosis")
+        try:
+            report_file = admin.files.roots.local(str(row["report_path"]))
+        except PathEscapeError as e:
+            raise NoDiagnosis(f"the report of job {job_id!r} is not here: {e}") from None
+        pool = admin.reactor.getThreadPool()
+        try:
+            found: dict[str, Any] = await threads.deferToThreadPool(
+                admin.reactor, pool, read_diagnosis, report_file
+            )
+        except LookupError as e:
+            raise NoDiagnosis(str(e)) from None
+        return found
 
     def notifications(
         self, state: str | None = None, offset: int = 0, limit: int = PAGE_LIMIT

@@ -191,3 +191,9 @@ def scratch(test: Any) -> str:
     folder = tempfile.mkdtemp(prefix="transcoder-test-")
     test.addCleanup(shutil.rmtree, folder, True)
     return folder
+
+
+def report_files(folder: str) -> list[str]:
+    """The report files in a folder, by name (a failed job's diagnosis beside its report
+    is not one)."""
+    return sorted(n for n in os.listdir(folder) if not n.endswith(".diagnosis.yaml"))

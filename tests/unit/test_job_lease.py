@@ -46,7 +46,7 @@ class Host:
         """Every report file written (done or failed)."""
         found = []
         for folder, _dirs, files in os.walk(self.path("reports")):
-            found += [os.path.join(folder, f) for f in files]
+            found += [os.path.join(folder, f) for f in files if not f.endswith(".diagnosis.yaml")]
         return sorted(found)
 
 

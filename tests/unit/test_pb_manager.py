@@ -24,6 +24,7 @@ from tests.unit.pbpairs import (
     FakeReactor,
     Network,
     job_spec,
+    report_files,
     scratch,
     write_source,
 )
@@ -390,7 +391,7 @@ class LivenessOverPBTests(SynchronousTestCase):
         daemon, ack, source, _unknown = self._ack_across_a_cut(farm)
         self.assertEqual(self.successResultOf(ack).outcome, "failed")
         self.assertFalse(os.path.exists(source))
-        reports = os.listdir(os.path.join(farm.media, "reports", "failed"))
+        reports = report_files(os.path.join(farm.media, "reports", "failed"))
         self.assertEqual(reports, ["clip.mov.J1.yaml"])
         self.assertEqual(list(daemon.host.committed), ["J1"])
 
@@ -546,7 +547,7 @@ class FailoverTests(SynchronousTestCase):
         report = self.successResultOf(done)
         self.assertEqual((report.job_id, report.attempt), (second.job_id, 2))
         self.assertFalse(os.path.exists(source))
-        failed_reports = os.listdir(os.path.join(farm.media, "reports", "failed"))
+        failed_reports = report_files(os.path.join(farm.media, "reports", "failed"))
         self.assertEqual(failed_reports, [f"clip.mov.{second.job_id}.yaml"])
         self.assertIsNotNone(w1.host.jobs[first.job_id].outcome, "the stale attempt ended")
         farm.net.thaw(pump1)  # SIGCONT: w1 comes back with its stale, finished attempt
@@ -555,7 +556,7 @@ class FailoverTests(SynchronousTestCase):
         self.assertEqual(w1.host.jobs, {}, "the stale attempt was cancelled")
         self.assertEqual(w1.host.committed, {})
         self.assertEqual(
-            os.listdir(os.path.join(farm.media, "reports", "failed")),
+            report_files(os.path.join(farm.media, "reports", "failed")),
             [f"clip.mov.{second.job_id}.yaml"],
             "the stale attempt wrote no report",
         )
@@ -701,6 +702,6 @@ class TamperedWorkerTests(SynchronousTestCase):
         self.assertEqual(daemon.host.committed, {}, "its own outcome was never committed")
         self.assertFalse(os.path.exists(source))
         self.assertFalse(os.path.exists(os.path.join(farm.media, "admin.secret")))
-        [written] = os.listdir(os.path.join(farm.media, "reports", "failed"))
+        [written] = report_files(os.path.join(farm.media, "reports", "failed"))
         with open(os.path.join(farm.media, "reports", "failed", written)) as f:
             self.assertIn("does not match job J1: report_path", f.read())

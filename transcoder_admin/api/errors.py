@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from transcoder_admin.config.errors import ConfigError
-from transcoder_admin.errors import InvalidStateError, NoSuchNotification, NotStuck
+from transcoder_admin.errors import (
+    InvalidStateError,
+    NoDiagnosis,
+    NoSuchNotification,
+    NotStuck,
+)
 
 
 class APIError(Exception):
@@ -37,7 +42,7 @@ def api_error_for(error: BaseException, *, took_input: bool) -> APIError | None:
         return error
     if isinstance(error, InvalidStateError):
         return APIError(409, str(error) or "the admin cannot do that in its current state")
-    if isinstance(error, NotStuck | NoSuchNotification):
+    if isinstance(error, NotStuck | NoSuchNotification | NoDiagnosis):
         return APIError(404, str(error))
     if isinstance(error, ConfigError):
         problems = [str(problem) for problem in error.problems]

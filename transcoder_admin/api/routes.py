@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import schemas
+from .errors import APIError
 from .openapi import openapi_document
 from .table import MAX_LIMIT, OUTCOMES, VERDICTS, Admin, Param, Params, Route
 
@@ -74,6 +75,13 @@ def _notifications(admin: Admin, params: Params) -> Any:
 def _retry_notification(admin: Admin, params: Params) -> Any:
     """Queue a notification that gave up again."""
     return admin.retry_notification(str(params["id"]))
+
+
+def _diagnosis(admin: Admin, params: Params) -> Any:
+    """A failed job's diagnosis."""
+    if not params.get("job_id"):
+        raise APIError(400, "query parameter 'job_id' is required")
+    return admin.diagnosis(str(params["job_id"]))
 
 
 def _paging(params: Params) -> dict[str, int]:
@@ -245,6 +253,17 @@ ROUTES: tuple[Route, ...] = (
         _reports,
         schemas.REPORTS,
         params=_REPORT_PARAMS,
+    ),
+    Route(
+        "diagnosis",
+        "GET",
+        "getDiagnosis",
+        "A failed job's diagnosis: host, worker, the exact commands, the source's "
+        "analysis and first bytes, the failure, the log's tail, how to reproduce it.",
+        _diagnosis,
+        schemas.DIAGNOSIS,
+        params=(Param("job_id", "The failed job's id (required).", max_length=80),),
+        errors={404: "No failed job has that id, or its diagnosis is not there."},
     ),
     Route(
         "openapi.json",

@@ -209,6 +209,23 @@ REPORTS: Schema = page(
     {**_OBJECT, "description": "One report row."}, "Reports matching the filters, newest first."
 )
 
+DIAGNOSIS: Schema = {
+    **_OBJECT,
+    "description": "A failed job's diagnosis (the file beside its report).",
+    "required": ["job_id", "failure", "commands"],
+    "properties": {
+        "job_id": _TEXT,
+        "host": _TEXT,
+        "worker": _TEXT,
+        "failure": _OBJECT,
+        "verdict": {"type": ["string", "null"]},
+        "source": _OBJECT,
+        "commands": {"type": "array", "items": _OBJECT},
+        "log_tail": {"type": "array", "items": _TEXT},
+        "reproduce": _TEXT,
+    },
+}
+
 NOTIFICATION_STATES = ("queued", "delivered", "failed")
 NOTIFICATION: Schema = {
     **_OBJECT,

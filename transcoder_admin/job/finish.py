@@ -19,6 +19,7 @@ from ..context.paths import PathEscapeError
 from ..janitor import KEPT_REPORT, KeptSnapshot, keep_failed_folder, kept_path, prune_kept
 from ..prognosis import CHANGED, SYSTEM, JobFailed, JobFailure, source_changed
 from ..reports.files import write_report
+from . import diagnosis
 from .commit import (
     CommitFailed,
     Undo,
@@ -106,7 +107,12 @@ def _commit_steps(job: Job, report: dict[str, Any], folders: Folders, undo: Undo
             _write_kept_report(job, report)
     if not done:
         job.kept = _prune_kept(job, keep)
+    if not done:  # named in the report, written beside it
+        report_file = job.local(report["report_path"])
+        report["diagnosis"] = os.path.basename(diagnosis.diagnosis_path(report_file, job.job_id))
     write_committed_report(folders, job.local(report["report_path"]), report, undo)
+    if not done:
+        _write_diagnosis(job, report, folders, undo)
     source = job.local(spec.source)
     if job.source_changed():  # replaced while the outputs moved: judge nothing
         raise source_changed()
@@ -114,6 +120,24 @@ def _commit_steps(job: Job, report: dict[str, Any], folders: Folders, undo: Undo
         destination = job.local(spec.done if done else spec.failed)
         move_source(folders, source, destination, "done" if done else "failed", undo)
     return kept
+
+
+def _write_diagnosis(job: Job, report: dict[str, Any], folders: Folders, undo: Undo) -> None:
+    """The failed job's diagnosis beside its report (an aid: a diagnosis that cannot be
+    written is logged, and the commit goes on)."""
+    report_file = job.local(report["report_path"])
+    folder = os.path.dirname(report_file)
+    path = os.path.join(folder, report["diagnosis"])
+    try:
+        fd = folders.open(folder)
+        write_report(
+            path, diagnosis.build(job, report, report_file), folder_fd=fd, sync_folder=False
+        )
+    except (OSError, PathEscapeError) as e:
+        log.warn("job {job_id}: no diagnosis written: {error}", job_id=job.job_id, error=e)
+        return
+    name = os.path.basename(path)
+    undo.append(lambda: os.unlink(name, dir_fd=fd))
 
 
 def _drop_private_source(job: Job) -> None:

@@ -92,6 +92,8 @@ class Job:
         self._process: RunningProcess | None = None
         self._deadline = 0.0
         self._source_file: dict[str, Any] | None = None
+        #: The error output's tail of the last program the job ran (for the diagnosis).
+        self.log_tail: str | None = None
         self._started = ""
         self._started_at = 0.0
         self._cpu_time = 0.0
@@ -182,6 +184,7 @@ class Job:
             result = await process.result
         finally:
             self._process = None
+        self.log_tail = result.stderr_tail
         self._cpu_time += result.cpu_time or 0.0
         if result.cancelled or self.aborted:
             raise JobFailed(JobFailure(CANCELLED, "cancelled", target))

@@ -232,11 +232,16 @@ class Notifications:
             )
             return
         attachments: tuple[tuple[str, str], ...] = ()
-        if report.report_path and mails_attachments(report, profile):
-            path = self._local(report.report_path)
-            text = await read_text(path) if path else None
-            if text is not None:
-                attachments = ((os.path.basename(path or "report.yaml"), text),)
+        path = self._local(report.report_path) if report.report_path else None
+        if path is not None and mails_attachments(report, profile):
+            # A failed file's mail carries its report and its diagnosis.
+            files = [path]
+            if report.diagnosis:
+                files.append(os.path.join(os.path.dirname(path), report.diagnosis))
+            for file in files:
+                text = await read_text(file)
+                if text is not None:
+                    attachments += ((os.path.basename(file), text),)
         messages = file_messages(
             report,
             profile,

@@ -239,6 +239,8 @@ class Report(Outcome):
     qmaster_cluster: str | None = None
     #: Why a failed source was to be expected (``prognosis.VERDICTS``), or None.
     verdict: str | None = None
+    #: The file name of a failed job's diagnosis, beside its report.
+    diagnosis: str | None = None
 
     @property
     def invalid_output(self) -> bool:
@@ -270,6 +272,7 @@ class Report(Outcome):
             "targets": [t.to_wire() for t in self.targets],
             "qmaster": qmaster,
             "verdict": self.verdict,
+            "diagnosis": self.diagnosis,
         }
 
     @classmethod
@@ -311,6 +314,7 @@ class Report(Outcome):
             qmaster_batch_id=optional(qmaster, "batch_id", str, "qmaster.batch_id"),
             qmaster_cluster=optional(qmaster, "cluster", str, "qmaster.cluster"),
             verdict=verdict,
+            diagnosis=_file_name(data, "diagnosis"),
         )
 
     #: A report file is read like a wire value: they have one shape.
@@ -350,3 +354,11 @@ def _failure(value: Any) -> JobFailure | None:
         target=optional(data, "target", str, "failure.target"),
         invalid_output=bool(data.get("invalid_output", False)),
     )
+
+
+def _file_name(data: Mapping[str, Any], key: str) -> str | None:
+    """A file name (never a path: it is opened beside the report)."""
+    name = optional(data, key, str)
+    if name is not None and (not name or "/" in name or name in (".", "..") or "\x00" in name):
+        raise BadRecord(key, f"expected a file name, not {name!r}")
+    return name

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from .db import ReportsDB
 
 REPORT_SUFFIX = ".yaml"
+#: A failed job's diagnosis beside its report (``job.diagnosis``): not a report.
+DIAGNOSIS_SUFFIX = ".diagnosis.yaml"
 _REPLAY_BATCH = 100
 
 log = Logger(namespace="transcoder_admin.reports.files")
@@ -150,12 +152,37 @@ def read_report(path: str) -> dict[str, Any]:
     return report
 
 
+def read_diagnosis(report_file: str) -> dict[str, Any]:
+    """The diagnosis named by a report file, read from beside it (blocking).
+
+    Raise LookupError when the report names none or a file is missing, ValueError when
+    one is not a YAML mapping.
+    """
+    try:
+        report = read_report(report_file)
+    except FileNotFoundError:
+        raise LookupError(f"the report file {report_file} is missing") from None
+    name = report.get("diagnosis")
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise LookupError(f"the report {report_file} names no diagnosis")
+    path = os.path.join(os.path.dirname(report_file), name)
+    try:
+        return read_report(path)
+    except FileNotFoundError:
+        raise LookupError(f"the diagnosis {path} is missing") from None
+
+
 def find_reports(folder: str) -> Iterator[str]:
-    """Yield every report file (``*.yaml``, not hidden) below ``folder``, in sorted order."""
+    """Yield every report file (``*.yaml``, not hidden, not a ``*.diagnosis.yaml``) below
+    ``folder``, in sorted order."""
     for parent, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.endswith(REPORT_SUFFIX) and not name.startswith("."):
+            if (
+                name.endswith(REPORT_SUFFIX)
+                and not name.startswith(".")
+                and not name.endswith(DIAGNOSIS_SUFFIX)
+            ):
                 yield os.path.join(parent, name)
 
 
