@@ -336,3 +336,67 @@ def test_alarms_mail_a_lost_worker_a_folder_that_cannot_be_scanned_and_a_silent_
     clock.advance(200)
     assert len(notifier.queued) == 4
     alarms.stop()
+
+
+class Recorder(QueueOnly):
+    """A notifier that records what it is asked to add, now or soon."""
+
+    async def add(self, messages: list[Any]) -> None:
+        self.queued.extend(messages)
+
+
+class OneStore:
+    """The admin's store, as far as notifications read it (one customer's profiles)."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+    def profile(self, customer: str, profile: str) -> Any:
+        return self.context.customer(customer).profile(profile)
+
+
+def test_a_system_failure_sends_the_operators_a_debug_mail_an_upload_failure_does_not():
+    """The farm's failure (timeouts, crashes) is mailed to the debug list with the file;
+    a source failure (the upload's) is not."""
+    from twisted.internet import defer
+
+    from tests.unit.test_paths import ACME, make_store
+    from transcoder_admin.context.paths import Roots
+    from transcoder_admin.notify.service import Notifications
+    from transcoder_admin.prognosis import JobFailure
+    from transcoder_admin.scheduler import Finished, QueueItem
+
+    settings = NotificationsSection.model_validate({"debug": ["dev@example.com"]})
+    recorder = Recorder()
+    mails = AdminMails(recorder, settings, Clock())  # type: ignore[arg-type]
+    notifications = Notifications(
+        recorder,  # type: ignore[arg-type]
+        mails,
+        OneStore(make_store(ACME)),  # type: ignore[arg-type]
+        Roots({"default": "/srv/media", "temp": "/var/tmp/t"}),
+        None,  # type: ignore[arg-type]
+        admin_dir="/etc/transcoder-admin",
+        customers_dir="/etc/transcoder-admin/customers",
+    )
+
+    def end(kind: str, reason: str) -> None:
+        failed = report(
+            outcome="failed",
+            failure=JobFailure(kind, reason),
+            worker="w1",
+            attempt=2,
+            customer="ACME",
+            profile="Web",
+            report_path=None,
+        )
+        item = QueueItem(("ACME", "Web", failed.relpath), 1, 0.0)
+        d = defer.ensureDeferred(notifications.file_finished(Finished(item, failed)))
+        assert d.called
+
+    end("source", "not a media file")
+    assert recorder.queued == []
+    end("system", "timed out after 5 s")
+    [mail] = recorder.queued
+    assert mail.trigger == "admin-debug" and mail.payload["to"] == ["dev@example.com"]
+    assert "timed out after 5 s" in mail.payload["subject"]
+    assert "after 2 attempts" in mail.payload["body"]

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from ..config.notify import NotificationsSection
 from ..events import Subscription
 from ..logs import printable
+from ..prognosis import SYSTEM
 from ..reactors import IFarmReactor
 from ..scheduler import Finished
 from . import Notifier, Sender, read_text
@@ -55,11 +56,18 @@ class AdminMails:
         """Something needs a person now."""
         self._mail(EMERGENCY, self.settings.emergency, subject, body)
 
-    def debug(self, subject: str, body: str) -> None:
+    def debug(self, subject: str, body: str, attachments: tuple[tuple[str, str], ...] = ()) -> None:
         """Something a person may want to look at."""
-        self._mail(DEBUG, self.settings.debug, subject, body)
+        self._mail(DEBUG, self.settings.debug, subject, body, attachments)
 
-    def _mail(self, kind: str, to: list[str], subject: str, body: str) -> None:
+    def _mail(
+        self,
+        kind: str,
+        to: list[str],
+        subject: str,
+        body: str,
+        attachments: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         if not to:
             return
         now = self.clock.seconds()
@@ -83,6 +91,7 @@ class AdminMails:
             f"admin-{kind}",
             ", ".join(to),
             {"to": list(to), "subject": f"[transcoder-admin {kind}] {subject}", "body": body},
+            attachments=attachments,
         )
         self.notifier.add_soon([message])
 
@@ -233,15 +242,18 @@ class Notifications:
             return
         attachments: tuple[tuple[str, str], ...] = ()
         path = self._local(report.report_path) if report.report_path else None
-        if path is not None and mails_attachments(report, profile):
+        farm_problem = report.failure is not None and report.failure.kind == SYSTEM
+        if path is not None and (farm_problem or mails_attachments(report, profile)):
             # A failed file's mail carries its report and its diagnosis.
-            files = [path]
-            if report.diagnosis:
-                files.append(os.path.join(os.path.dirname(path), report.diagnosis))
-            for file in files:
-                text = await read_text(file)
-                if text is not None:
-                    attachments += ((os.path.basename(file), text),)
+            attachments = await self._documents(path, report.diagnosis)
+        if farm_problem and report.failure is not None:
+            # The farm's failure, not the upload's: the operators may want to look.
+            self.mails.debug(
+                f"job {report.job_id} failed on {report.worker}: {report.failure.reason}",
+                f"{report.customer}/{report.profile}/{report.relpath} failed for a system "
+                f"reason after {report.attempt} attempts: {report.failure.reason}\n",
+                attachments,
+            )
         messages = file_messages(
             report,
             profile,
@@ -251,6 +263,20 @@ class Notifications:
             attachments=lambda: attachments,
         )
         await self.notifier.add(messages)
+
+    async def _documents(
+        self, report_file: str, diagnosis: str | None
+    ) -> tuple[tuple[str, str], ...]:
+        """A report's text and its diagnosis's (those that can be read), as attachments."""
+        files = [report_file]
+        if diagnosis:
+            files.append(os.path.join(os.path.dirname(report_file), diagnosis))
+        found: tuple[tuple[str, str], ...] = ()
+        for file in files:
+            text = await read_text(file)
+            if text is not None:
+                found += ((os.path.basename(file), text),)
+        return found
 
     def _local(self, virtual: str) -> str | None:
         try:
