@@ -11,6 +11,7 @@ from typing import Any
 from twisted.internet import defer, reactor
 from twisted.internet.interfaces import IListeningPort
 from twisted.mail import smtp
+from twisted.mail._cred import PLAINCredentials  # smtp exports only LOGIN
 from twisted.web import resource, server
 from zope.interface import implementer
 
@@ -148,3 +149,58 @@ class SmtpServer:
     def close(self) -> defer.Deferred[Any]:  # noqa: D102
         port, self.port = self.port, None
         return port.stopListening() if port is not None else defer.succeed(None)
+
+
+class _Realm:
+    """Logged-in senders get the server's delivery; the names that logged in are kept."""
+
+    def __init__(self, delivery_for: Any, logins: list[str]) -> None:
+        self.delivery_for = delivery_for
+        self.logins = logins
+
+    def requestAvatar(self, avatar_id: Any, mind: Any, *interfaces: Any) -> Any:  # noqa: N802, D102
+        self.logins.append(avatar_id.decode() if isinstance(avatar_id, bytes) else avatar_id)
+        return smtp.IMessageDelivery, self.delivery_for(), lambda: None
+
+
+class SecureSmtpServer(SmtpServer):
+    """An ESMTP server offering STARTTLS (with ``certificate``) and AUTH PLAIN/LOGIN for
+    ``users``; it records whether each mail came over TLS and who logged in."""
+
+    def __init__(self, certificate: Any, users: dict[str, str]) -> None:
+        super().__init__()
+        self.certificate = certificate
+        self.users = users
+        self.logins: list[str] = []
+        self.tls: list[bool] = []
+
+    def listen(self) -> int:  # noqa: D102
+        from twisted.cred import checkers, portal
+        from twisted.internet.interfaces import ISSLTransport
+
+        server = self
+        box, refuse = self.box, self.refuse
+        checker = checkers.InMemoryUsernamePasswordDatabaseDontUse(
+            **{k: v.encode() for k, v in self.users.items()}
+        )
+
+        class Factory(_Factory):
+            def buildProtocol(self, addr: Any) -> Any:  # noqa: N802
+                p = smtp.ESMTP(
+                    chal={b"LOGIN": smtp.LOGINCredentials, b"PLAIN": PLAINCredentials},
+                    contextFactory=server.certificate.options(),
+                )
+                p.factory = self
+                p.host = b"test.example"
+                delivery = _Delivery(box, refuse)
+
+                def delivered() -> Any:
+                    server.tls.append(ISSLTransport.providedBy(p.transport))
+                    return delivery
+
+                p.portal = portal.Portal(_Realm(delivered, server.logins), [checker])
+                p.delivery = None  # only a logged-in sender may send
+                return p
+
+        self.port = reactor.listenTCP(0, Factory(box, refuse), interface="127.0.0.1")
+        return self.port.getHost().port

@@ -27,10 +27,18 @@ from .delivery import DeliveryFailed
 class MailSender:
     """Sends mail notifications (and the admin's own mails) through one SMTP server."""
 
-    def __init__(self, reactor: IFarmReactor, settings: SmtpSettings, sender: str) -> None:
+    def __init__(
+        self,
+        reactor: IFarmReactor,
+        settings: SmtpSettings,
+        sender: str,
+        trust_root: Any = None,
+    ) -> None:
         self.reactor = reactor
         self.settings = settings
         self.sender = sender
+        #: Whom STARTTLS trusts (an ``IOpenSSLTrustRoot``); None: the platform's CAs.
+        self.trust_root = trust_root
 
     async def send(self, ident: str, payload: Mapping[str, Any]) -> None:
         """One attempt; DeliveryFailed says why it failed and whether to try again."""
@@ -57,7 +65,7 @@ class MailSender:
             timeout=int(settings.timeout),
             contextFactory=None
             if settings.starttls == "none"
-            else ssl.optionsForClientTLS(settings.host),
+            else ssl.optionsForClientTLS(settings.host, trustRoot=self.trust_root),
             heloFallback=True,
             requireAuthentication=bool(settings.username),
             requireTransportSecurity=settings.starttls == "required",
@@ -69,15 +77,15 @@ class MailSender:
         sent.addTimeout(settings.timeout * 2, self.reactor, lambda *_: connector.disconnect())
         try:
             await sent
-        except defer.TimeoutError:
-            raise DeliveryFailed(f"no answer from {settings.host} in time", True) from None
-        except defer.CancelledError:
-            connector.disconnect()
+        except BaseException as e:
+            connector.disconnect()  # a session that failed is not left open on the server
+            if isinstance(e, defer.TimeoutError):
+                raise DeliveryFailed(f"no answer from {settings.host} in time", True) from None
+            if isinstance(e, smtp.SMTPClientError):
+                raise classify(e) from None
+            if isinstance(e, error.ConnectError | error.ConnectionLost | error.ConnectionDone):
+                raise DeliveryFailed(f"{settings.host}:{settings.port}: {e}", True) from None
             raise
-        except smtp.SMTPClientError as e:
-            raise classify(e) from None
-        except (error.ConnectError, error.ConnectionLost, error.ConnectionDone) as e:
-            raise DeliveryFailed(f"{settings.host}:{settings.port}: {e}", True) from None
 
     def _password(self) -> bytes | None:
         path = self.settings.password_file
