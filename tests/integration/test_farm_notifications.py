@@ -224,3 +224,53 @@ def test_check_config_names_an_unknown_variable(tmp_path):
     assert "inputRelpath" in run.stdout + run.stderr
     assert "notify-done" in run.stdout + run.stderr
     json.dumps(run.stdout)  # printable
+
+
+def test_a_failed_files_mail_carries_its_report_and_diagnosis(tmp_path, clips):
+    """A real admin mails a failure through a real SMTP server (aiosmtpd, in a thread):
+    the subject names the file, the report and its diagnosis are attached."""
+    import email
+
+    from aiosmtpd.controller import Controller
+
+    received: list[email.message.Message] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            received.append(email.message_from_bytes(envelope.content))
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        mail_customer = {
+            "name": "ACME",
+            "profiles": {
+                "web": {
+                    "notify-failed": [
+                        {"mail": ["ops@example.com"], "subject": "Failed: %(inputRelPath)s"}
+                    ],
+                    "targets": {"sound": {"type": "audio", "extension": "m4a"}},
+                }
+            },
+        }
+        farm = Farm(str(tmp_path), {"acme": mail_customer})
+        farm.configure(
+            "notifications",
+            smtp={"host": "127.0.0.1", "port": port, "starttls": "none"},
+            sender="farm@example.com",
+        )
+        farm.start()
+        try:
+            farm.drop("acme", "web", "notes.m4a", clips["text"])
+            wait_for(lambda: received, 60, "the failure mail")
+        finally:
+            farm.stop()
+    finally:
+        controller.stop()
+    [mail] = received
+    assert mail["Subject"] == "Failed: notes.m4a"
+    names = sorted(p.get_filename() for p in mail.walk() if p.get_filename())
+    assert len(names) == 2 and names[0].endswith(".diagnosis.yaml"), names
+    assert names[1].endswith(".yaml") and names[1].startswith("notes.m4a.")
