@@ -294,6 +294,7 @@ class Source:
 
         self.fail_to_run: Any = Event("fail-to-run")
         self.worker_lost: Any = Event("worker-lost")
+        self.worker_message: Any = Event("worker-message")
         self.unreachable_since: float | None = None
 
 
@@ -400,3 +401,47 @@ def test_a_system_failure_sends_the_operators_a_debug_mail_an_upload_failure_doe
     assert mail.trigger == "admin-debug" and mail.payload["to"] == ["dev@example.com"]
     assert "timed out after 5 s" in mail.payload["subject"]
     assert "after 2 attempts" in mail.payload["body"]
+
+
+def test_worker_messages_keep_the_farms_warnings_and_errors_only_and_at_most_twenty():
+    """Info and other libraries' events are not kept; the oldest go past twenty."""
+    from twisted.logger import Logger, LogPublisher
+
+    from transcoder_admin.worker.messages import KEPT, WorkerMessages
+
+    publisher = LogPublisher()
+    messages = WorkerMessages(publisher)
+    messages.start()
+    farm = Logger(namespace="transcoder_admin.worker", observer=publisher)
+    farm.info("fine")
+    Logger(namespace="twisted.web", observer=publisher).error("not ours")
+    for n in range(KEPT + 5):
+        farm.warn("warning {n}", n=n)
+    farm.error("cannot write\nthe report")
+    kept = messages.drain()
+    assert len(kept) == KEPT and kept[-1] == {**kept[-1], "level": "error"}
+    assert kept[-1]["text"] == "cannot write the report"  # one line
+    assert kept[0]["text"] == "warning 6"
+    assert messages.drain() == []
+    messages.stop()
+
+
+def test_a_workers_warning_becomes_a_debug_mail():
+    """What a worker logged reaches the debug recipients, on one line, rate-limited."""
+    from transcoder_admin.notify.service import Alarms
+
+    clock = Clock()
+    settings = NotificationsSection.model_validate({"debug": ["dev@example.com"]})
+    notifier = QueueOnly()
+    source = Source()
+    sources = type("S", (), {"monitoring": None, "workers": source, "db": None})()
+    alarms = Alarms(AdminMails(notifier, settings, clock), settings, clock, sources)  # type: ignore[arg-type]
+    alarms.start()
+    source.worker_message.fire(("w2", {"level": "error", "text": "cannot write\nthe report"}))
+    [mail] = notifier.queued
+    assert mail.trigger == "admin-debug"
+    assert (
+        mail.payload["subject"]
+        == "[transcoder-admin debug] worker w2: error: cannot write\\nthe report"
+    )
+    alarms.stop()

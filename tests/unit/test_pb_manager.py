@@ -403,6 +403,28 @@ class LivenessOverPBTests(SynchronousTestCase):
         self.successResultOf(ack)
         self.assertEqual(unknown, [])
 
+    def test_a_workers_warnings_reach_the_admin_with_its_next_heartbeat(self):
+        """Warnings and errors the worker logs (the farm's own, not its info) arrive at
+        the admin's worker set, once each, with the next heartbeat."""
+        from twisted.logger import Logger
+
+        farm = Farm(self)
+        farm.embedded()
+        daemon, _pump = farm.worker("w1")
+        heard: list[tuple[str, dict]] = []
+        farm.workers.worker_message.subscribe(heard.append)
+        log = Logger(namespace="transcoder_admin.job.job")
+        log.info("nothing to see")
+        log.warn("job {job_id}: cannot record process {pid}", job_id="J1", pid=42)
+        Logger(namespace="someone.else").error("not the farm's")
+        farm.net.run(HEARTBEAT)
+        farm.net.run(HEARTBEAT)
+        self.assertEqual(
+            [(name, m["level"], m["text"]) for name, m in heard],
+            [("w1", "warn", "job J1: cannot record process 42")],
+        )
+        daemon.messages.stop()
+
 
 class RemoteAdminTests(SynchronousTestCase):
     """The admin attached to a standalone manager over PB (ManagerSet.use_remote)."""

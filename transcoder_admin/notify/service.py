@@ -121,6 +121,7 @@ class Alarms:
             self._subscriptions.append(monitoring.fail_to_run.subscribe(self.scan_failed))
         if workers is not None:
             self._subscriptions.append(workers.worker_lost.subscribe(self.worker_lost))
+            self._subscriptions.append(workers.worker_message.subscribe(self.worker_said))
         if getattr(self.sources, "db", None) is not None:
             self._check = task.LoopingCall(self.check_database)
             self._check.clock = self.clock
@@ -159,6 +160,13 @@ class Alarms:
                 f"worker {name} lost",
                 f"Worker {name} is lost ({why}); its jobs start again elsewhere.\n",
             )
+
+    def worker_said(self, said: tuple[str, dict[str, Any]]) -> None:
+        """A worker's warning or error, for the debug recipients."""
+        name, message = said
+        text = printable(message.get("text", ""))
+        level = printable(message.get("level", "warn"))
+        self.mails.debug(f"worker {name}: {level}: {text[:80]}", f"{name} ({level}): {text}\n")
 
     def check_database(self) -> None:
         """Mail once when the database has been unreachable too long (again after it

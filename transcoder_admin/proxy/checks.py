@@ -28,6 +28,7 @@ MAX_JOBS = 64
 #: Longest lists a worker may report (jobs, pending files, kept failures, monitors).
 MAX_JOBS_LISTED = 1024
 MAX_PENDING = 1000
+MAX_MESSAGES = 100
 MAX_COMPONENTS = 10_000
 MAX_TEXT = 4096
 #: A job id: what ``new_job_id`` makes, or any short folder-safe name.
@@ -170,6 +171,10 @@ def heartbeat(state: Any) -> dict[str, Any]:
         checked["components"] = components(state["components"])
     if "time" in state:
         _number(state["time"], "time")
+    for i, message in enumerate(_list(state.get("messages") or [], "messages", MAX_MESSAGES)):
+        message = _mapping(message, f"messages[{i}]")
+        _text(message.get("level"), f"messages[{i}].level")
+        _text(message.get("text"), f"messages[{i}].text")
     return checked
 
 

@@ -35,6 +35,8 @@ class WorkerSet:
         self.proxies: dict[str, WorkerProxy] = {}
         self.worker_added: Event[WorkerProxy] = Event("worker-added")
         self.worker_removed: Event[str] = Event("worker-removed")
+        #: A warning or error a worker logged: (name, {level, text, time}).
+        self.worker_message: Event[tuple[str, dict[str, Any]]] = Event("worker-message")
         #: A worker silent for longer than lost-timeout: (name, why).
         self.worker_lost: Event[tuple[str, str]] = Event("worker-lost")
         self.link_up: Event[WorkerProxy] = Event("worker-attached")
@@ -187,6 +189,8 @@ class WorkerSet:
             return
         proxy.heartbeat(checked)
         self.worker_reported.fire(proxy)
+        for message in checked.get("messages") or []:
+            self.worker_message.fire((name, message))
 
     def job_finished(self, name: str, job_id: str, outcome: dict[str, Any]) -> None:
         """A job's outcome (checked by the proxy against the job it started)."""

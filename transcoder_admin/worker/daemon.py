@@ -34,6 +34,7 @@ from ..records import JobSpec, Outcome, Report
 from ..wire import TooBig, decode, encode
 from .interfaces import UnknownJob
 from .local import JobHost
+from .messages import WorkerMessages
 
 #: Seconds between heartbeats unless told otherwise.
 HEARTBEAT_INTERVAL = 5.0
@@ -166,6 +167,8 @@ class WorkerDaemon(Service):
         self._heartbeat: task.LoopingCall | None = None
         self.connected_once: defer.Deferred[None] = defer.Deferred()
         self.monitors = MonitorHost(roots, reactor, self._monitor_event)
+        #: Its warnings and errors, for the admin's debug mails (with each heartbeat).
+        self.messages = WorkerMessages()
 
     # -- life cycle
 
@@ -174,6 +177,7 @@ class WorkerDaemon(Service):
         self.host.load_kept().addErrback(
             lambda f: self.log.failure("cannot list the failed jobs kept for inspection", f)
         )
+        self.messages.start()
         self.link.start()
         self._check_alone()
         self._heartbeat = task.LoopingCall(self._beat)
@@ -185,6 +189,7 @@ class WorkerDaemon(Service):
         if self._heartbeat is not None and self._heartbeat.running:
             self._heartbeat.stop()
         self.link.stop()
+        self.messages.stop()
         self.monitors.stop()
         self.log.info("worker {name} stopping: its jobs are cancelled", name=self.name)
         return self.host.stop()
@@ -238,6 +243,7 @@ class WorkerDaemon(Service):
             "time": self.reactor.seconds(),
             "pending": self.monitors.pending(),
             "components": self.components(),
+            "messages": self.messages.drain(),
         }
         try:
             text = encode(state)
