@@ -167,11 +167,13 @@ def test_a_failed_file_posts_a_signed_event_with_the_reason(tmp_path, clips, rec
         farm.stop()
 
 
+@pytest.mark.parametrize("end", ["stop", "crash"])
 def test_notifications_left_queued_at_a_stop_are_delivered_after_a_restart_once_each(
-    tmp_path, clips
+    tmp_path, clips, end
 ):
-    """The receiver is down while two files end; the admin stops, the receiver comes
-    up, the admin starts again: every notification arrives, each once by its id."""
+    """The receiver is down while two files end; the admin stops (SIGTERM) or crashes
+    (SIGKILL), the receiver comes up, the admin starts again: every notification
+    arrives, each once by its id."""
     port = free_port()
     farm = make_farm(tmp_path, port)
     farm.start()
@@ -188,7 +190,12 @@ def test_notifications_left_queued_at_a_stop_are_delivered_after_a_restart_once_
 
         queued = wait_for(tried, 30, "six notifications queued, each tried")
         assert all("refused" in n["last_error"].lower() for n in queued), queued[0]
-        assert farm.stop() == 0
+        if end == "stop":
+            assert farm.stop() == 0
+        else:
+            assert farm.process is not None
+            farm.process.kill()
+            farm.process.wait(30)
         receiver.start()
         farm.start()
         wait_for(lambda: len(receiver.requests) >= 6, 60, "every notification")
