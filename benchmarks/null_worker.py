@@ -40,7 +40,7 @@ class NullJob(Job):
             await task.deferLater(self.reactor, self.seconds)
         # No checksum: that would be media work.
         source = self.local(self.spec.source)
-        self._source_file = await self.thread(source_facts, source, False)
+        self.source_file = await self.thread(source_facts, source, False)
         self.results = [
             {
                 "name": t["name"],

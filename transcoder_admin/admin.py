@@ -9,7 +9,6 @@ connect them are made here (file intake makes its own).
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet import defer
@@ -250,8 +249,16 @@ def create_admin(config: Configuration, reactor: IFarmReactor | None = None) -> 
         section = config.admin.qmaster
         settings = QmasterSettings.from_mapping(section.client_settings())
         qmaster = qmaster_worker(settings, section.max_batches, roots, reactor)
-    alarm_sources = SimpleNamespace(monitoring=monitoring, workers=cluster.workers, db=db)
-    notifications = create_notifications(config, store, roots, scheduler, reactor, alarm_sources)
+    notifications = create_notifications(
+        config,
+        store,
+        roots,
+        scheduler,
+        reactor,
+        monitoring=monitoring,
+        workers=cluster.workers,
+        db=db,
+    )
     admin = TranscoderAdmin(
         config,
         store,

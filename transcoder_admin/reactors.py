@@ -2,7 +2,7 @@
 
 Parts take their reactor as a constructor argument (tests pass a clock or a memory
 reactor). A part that only needs time takes an ``IReactorTime``; one that also runs
-threads, processes, file descriptors or system-event triggers takes an
+threads, processes, file descriptors, TCP or system-event triggers takes an
 :class:`IFarmReactor`: the interfaces Twisted's default reactor provides that the farm
 uses. It is a type for mypy (mypy-zope), never checked at run time.
 """
@@ -15,13 +15,17 @@ from twisted.internet.interfaces import (
     IReactorCore,
     IReactorFDSet,
     IReactorProcess,
+    IReactorTCP,
     IReactorThreads,
     IReactorTime,
 )
 
 
-class IFarmReactor(IReactorCore, IReactorTime, IReactorThreads, IReactorProcess, IReactorFDSet):
-    """Time, threads, processes, file descriptors and system events (the default reactor)."""
+class IFarmReactor(
+    IReactorCore, IReactorTime, IReactorThreads, IReactorProcess, IReactorFDSet, IReactorTCP
+):
+    """Time, threads, processes, file descriptors, TCP and system events (the default
+    reactor)."""
 
 
 __all__ = ["IFarmReactor", "default_reactor"]

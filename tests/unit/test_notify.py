@@ -310,8 +310,8 @@ def test_alarms_mail_a_lost_worker_a_folder_that_cannot_be_scanned_and_a_silent_
     )
     notifier = QueueOnly()
     source = Source()
-    sources = type("S", (), {"monitoring": source, "workers": source, "db": source})()
-    alarms = Alarms(AdminMails(notifier, settings, clock), settings, clock, sources)  # type: ignore[arg-type]
+    mails = AdminMails(notifier, settings, clock)  # type: ignore[arg-type]
+    alarms = Alarms(mails, settings, clock, monitoring=source, workers=source, db=source)
     alarms.start()
     problem = ScanProblem("acme", "web", "/srv/in/acme/web", "permission denied")
     for _ in range(3):
@@ -434,8 +434,8 @@ def test_a_workers_warning_becomes_a_debug_mail():
     settings = NotificationsSection.model_validate({"debug": ["dev@example.com"]})
     notifier = QueueOnly()
     source = Source()
-    sources = type("S", (), {"monitoring": None, "workers": source, "db": None})()
-    alarms = Alarms(AdminMails(notifier, settings, clock), settings, clock, sources)  # type: ignore[arg-type]
+    mails = AdminMails(notifier, settings, clock)  # type: ignore[arg-type]
+    alarms = Alarms(mails, settings, clock, workers=source)
     alarms.start()
     source.worker_message.fire(("w2", {"level": "error", "text": "cannot write\nthe report"}))
     [mail] = notifier.queued

@@ -40,7 +40,7 @@ def hexdump(head_hex: str | None) -> list[str]:
 
 def build(job: Job, report: dict[str, Any], report_file: str) -> dict[str, Any]:
     """The diagnosis of a failed job whose report is ``report_file`` (a local path)."""
-    source_file = dict(job._source_file or {})  # noqa: SLF001 (the job's own facts)
+    source_file = dict(job.source_file or {})
     commands = [
         {"target": target.get("name"), "argv": list(argv), "shell": shlex.join(argv)}
         for target in report.get("targets") or []

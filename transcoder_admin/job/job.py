@@ -91,7 +91,8 @@ class Job:
         self.kept: KeptSnapshot | None = None
         self._process: RunningProcess | None = None
         self._deadline = 0.0
-        self._source_file: dict[str, Any] | None = None
+        #: The source as analysis found it: size, times, checksum, first bytes, MIME guess.
+        self.source_file: dict[str, Any] | None = None
         #: The error output's tail of the last program the job ran (for the diagnosis).
         self.log_tail: str | None = None
         self._started = ""
@@ -234,7 +235,7 @@ class Job:
         source = self.local(self.spec.source)
         try:
             (
-                self._source_file,
+                self.source_file,
                 self.info,
                 self.private_source,
                 self.identity,
@@ -249,7 +250,7 @@ class Job:
         except FileNotFoundError:
             raise source_failure("the source file disappeared before it was transcoded") from None
         except NotMediaError as e:
-            self._source_file = getattr(e, "facts", None)
+            self.source_file = e.facts
             raise source_failure(str(e) or "not a media file") from None
         except OSError as e:
             raise system_failure(f"cannot read the source: {e.strerror}") from None
@@ -258,7 +259,7 @@ class Job:
         report = build_report(self.spec, self.worker, self.reactor, failure)
         report.update(
             backend=self.backend.name,
-            file=self._source_file,
+            file=self.source_file,
             source_info=self.info.to_dict() if self.info else None,
             cpu_time=round(self._cpu_time, 3),
             real_time=round(self.reactor.seconds() - self._started_at, 3),
@@ -271,7 +272,7 @@ class Job:
 
     def _verdict(self, failure: JobFailure | None) -> str | None:
         """The prognostician's verdict on a source failure (None: not the upload's)."""
-        if failure is None or failure.kind != SOURCE or self._source_file is None:
+        if failure is None or failure.kind != SOURCE or self.source_file is None:
             return None
         name = self.spec.relpath.rsplit("/", 1)[-1]
         extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
@@ -280,11 +281,11 @@ class Job:
         return prognose(
             rules,
             mime_type=(self.info.mime_type if self.info else None)
-            or self._source_file.get("mime_guess"),
+            or self.source_file.get("mime_guess"),
             file_types=(extension, *formats),
             has_video=bool(self.info and self.info.video),
             has_audio=bool(self.info and self.info.audio),
-            size=self._source_file.get("size"),
+            size=self.source_file.get("size"),
         )
 
     # -- phase 2 ---------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def prepare(
     try:
         info = probe(private, display_matrix)
     except NotMediaError as e:
-        e.facts = found  # type: ignore[attr-defined]  # the report still says what it was
+        e.facts = found  # the report still says what the file was
         raise
     return found, info, private, identity
 

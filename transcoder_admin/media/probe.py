@@ -76,6 +76,9 @@ _FORMAT_MIME = {
 class NotMediaError(Exception):
     """The file is not media this system can transcode; ``str(e)`` says why."""
 
+    #: What is known of the file all the same (a job's size, times, first bytes).
+    facts: dict[str, Any] | None = None
+
 
 @dataclass(frozen=True)
 class VideoInfo:

@@ -18,6 +18,7 @@ from typing import Any
 from standardwebhooks.webhooks import Webhook
 from treq.client import HTTPClient
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from ..reactors import IFarmReactor
@@ -102,7 +103,7 @@ def read_secret(path: str) -> bytes:
     return text.encode()
 
 
-def signature(ident: str, body: str, secret: bytes, clock: IFarmReactor) -> dict[str, str]:
+def signature(ident: str, body: str, secret: bytes, clock: IReactorTime) -> dict[str, str]:
     """The Standard Webhooks headers of one attempt."""
     now = datetime.fromtimestamp(int(clock.seconds()), UTC)
     return {

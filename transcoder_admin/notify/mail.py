@@ -71,7 +71,7 @@ class MailSender:
             requireTransportSecurity=settings.starttls == "required",
         )
         factory.noisy = False
-        connector = self.reactor.connectTCP(  # type: ignore[attr-defined]
+        connector = self.reactor.connectTCP(
             settings.host, settings.port, factory, timeout=settings.timeout
         )
         sent.addTimeout(settings.timeout * 2, self.reactor, lambda *_: connector.disconnect())

@@ -102,27 +102,34 @@ class Alarms:
     longer than ``notifications.database-alarm-after``."""
 
     def __init__(
-        self, mails: AdminMails, settings: NotificationsSection, clock: Any, sources: Any
+        self,
+        mails: AdminMails,
+        settings: NotificationsSection,
+        clock: Any,
+        *,
+        monitoring: Any = None,
+        workers: Any = None,
+        db: Any = None,
     ) -> None:
         self.mails = mails
         self.settings = settings
         self.clock = clock
-        #: ``monitoring`` (fail_to_run), ``workers`` (worker_lost), ``db`` (unreachable_since).
-        self.sources = sources
+        #: What it listens to: monitoring's fail_to_run, the worker set's worker_lost and
+        #: worker_message, the reports database's unreachable_since (each may be None).
+        self.monitoring, self.workers, self.db = monitoring, workers, db
         self._subscriptions: list[Subscription] = []
         self._told: dict[tuple[str, ...], float] = {}
         self._database_told = False
         self._check: task.LoopingCall | None = None
 
     def start(self) -> None:  # noqa: D102
-        monitoring = getattr(self.sources, "monitoring", None)
-        workers = getattr(self.sources, "workers", None)
+        monitoring, workers = self.monitoring, self.workers
         if monitoring is not None:
             self._subscriptions.append(monitoring.fail_to_run.subscribe(self.scan_failed))
         if workers is not None:
             self._subscriptions.append(workers.worker_lost.subscribe(self.worker_lost))
             self._subscriptions.append(workers.worker_message.subscribe(self.worker_said))
-        if getattr(self.sources, "db", None) is not None:
+        if self.db is not None:
             self._check = task.LoopingCall(self.check_database)
             self._check.clock = self.clock
             self._check.start(min(30.0, self.settings.database_alarm_after / 4), now=False)
@@ -171,7 +178,7 @@ class Alarms:
     def check_database(self) -> None:
         """Mail once when the database has been unreachable too long (again after it
         answered in between)."""
-        since = self.sources.db.unreachable_since
+        since = self.db.unreachable_since
         if since is None:
             self._database_told = False
             return
@@ -311,7 +318,10 @@ def create_notifications(
     roots: Roots,
     scheduler: Scheduler,
     reactor: IFarmReactor,
-    sources: Any = None,
+    *,
+    monitoring: Any = None,
+    workers: Any = None,
+    db: Any = None,
 ) -> Notifications:
     """The notifications part for a configuration (nothing opens until it starts)."""
     settings = config.admin.notifications
@@ -323,7 +333,7 @@ def create_notifications(
     }
     notifier = Notifier(queue, settings, senders, reactor)
     mails = AdminMails(notifier, settings, reactor)
-    alarms = Alarms(mails, settings, reactor, sources) if sources is not None else None
+    alarms = Alarms(mails, settings, reactor, monitoring=monitoring, workers=workers, db=db)
     return Notifications(
         notifier,
         mails,

@@ -67,3 +67,11 @@ def time(data: Mapping[str, Any], key: str, parent: str) -> str | None:
         raise BadRecord(f"{parent}.{key}", str(e).split(": ", 1)[-1]) from None
     assert when is not None
     return value if isinstance(value, str) else when.isoformat()
+
+
+def file_name(data: Mapping[str, Any], key: str) -> str | None:
+    """A file name (never a path: it is opened beside the file that names it)."""
+    name = optional(data, key, str)
+    if name is not None and (not name or "/" in name or name in (".", "..") or "\x00" in name):
+        raise BadRecord(key, f"expected a file name, not {name!r}")
+    return name

@@ -1,14 +1,5 @@
-"""What a worker answers: a job's Outcome, and its Report once committed.
-
-A worker answers the admin with an :class:`Outcome` when a job's work is over (nothing
-has moved yet) and with a :class:`Report` when the outcome is committed or a dead job's
-source is failed. Both are frozen; both travel as :meth:`to_wire` dicts and are read
-back, checked field by field, by :meth:`from_wire`, whichever way they came (in the
-same process or over Perspective Broker). A report's wire form is the part of its
-report file the admin needs, in the file's own shape: :meth:`Report.from_document`
-reads a report file and a wire value alike, and the admin builds the database row from
-the record (``reports.files.row_from_report``).
-"""
+"""What a worker answers: a job's Outcome, and its Report once committed (the package's
+docstring says how they travel)."""
 
 from __future__ import annotations
 
@@ -17,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..prognosis import KINDS, VERDICTS, JobFailure
-from .fields import BadRecord, mapping, number, optional, required, text, time
+from .fields import BadRecord, file_name, mapping, number, optional, required, text, time
 
 OUTCOMES = ("done", "failed")
 
@@ -314,7 +305,7 @@ class Report(Outcome):
             qmaster_batch_id=optional(qmaster, "batch_id", str, "qmaster.batch_id"),
             qmaster_cluster=optional(qmaster, "cluster", str, "qmaster.cluster"),
             verdict=verdict,
-            diagnosis=_file_name(data, "diagnosis"),
+            diagnosis=file_name(data, "diagnosis"),
         )
 
     #: A report file is read like a wire value: they have one shape.
@@ -354,11 +345,3 @@ def _failure(value: Any) -> JobFailure | None:
         target=optional(data, "target", str, "failure.target"),
         invalid_output=bool(data.get("invalid_output", False)),
     )
-
-
-def _file_name(data: Mapping[str, Any], key: str) -> str | None:
-    """A file name (never a path: it is opened beside the report)."""
-    name = optional(data, key, str)
-    if name is not None and (not name or "/" in name or name in (".", "..") or "\x00" in name):
-        raise BadRecord(key, f"expected a file name, not {name!r}")
-    return name

@@ -21,6 +21,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from ..records import FileFacts, Report, SourceFacts
+from ..records.fields import file_name
 from ..times import parse_time
 
 if TYPE_CHECKING:
@@ -156,14 +157,14 @@ def read_diagnosis(report_file: str) -> dict[str, Any]:
     """The diagnosis named by a report file, read from beside it (blocking).
 
     Raise LookupError when the report names none or a file is missing, ValueError when
-    one is not a YAML mapping.
+    one is not a YAML mapping or the name is not a plain file name.
     """
     try:
         report = read_report(report_file)
     except FileNotFoundError:
         raise LookupError(f"the report file {report_file} is missing") from None
-    name = report.get("diagnosis")
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+    name = file_name(report, "diagnosis")
+    if name is None:
         raise LookupError(f"the report {report_file} names no diagnosis")
     path = os.path.join(os.path.dirname(report_file), name)
     try:
