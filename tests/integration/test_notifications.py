@@ -148,6 +148,10 @@ class NotifierTests(unittest.TestCase):
         )  # refused: nobody listens yet
         receiver = self.receiver(["hang", 500], port=port)
         yield defer.ensureDeferred(until(lambda: len(receiver.received) == 3))
+        # The third request has arrived; its answer is written to the store a moment later.
+        yield defer.ensureDeferred(
+            until(lambda: self._state(notifier, message.id) != QUEUED)
+        )
         row = yield defer.ensureDeferred(self.state_of(notifier, message.id))
         assert (row["state"], row["attempts"]) == (DELIVERED, 4), row
         ids = {r.headers["webhook-id"] for r in receiver.received}
@@ -223,7 +227,9 @@ class NotifierTests(unittest.TestCase):
         yield defer.ensureDeferred(self.stop_notifier(notifier))
         receiver = self.receiver(port=port)
         again = yield defer.ensureDeferred(self.start_notifier())
-        yield defer.ensureDeferred(until(lambda: len(receiver.received) == 3))
+        yield defer.ensureDeferred(
+            until(lambda: all(self._state(again, m.id) == DELIVERED for m in messages))
+        )
         yield task.deferLater(reactor, 0.3, lambda: None)  # nothing more comes
         ids = sorted(r.headers["webhook-id"] for r in receiver.received)
         assert ids == sorted(m.id for m in messages)
