@@ -149,9 +149,7 @@ class NotifierTests(unittest.TestCase):
         receiver = self.receiver(["hang", 500], port=port)
         yield defer.ensureDeferred(until(lambda: len(receiver.received) == 3))
         # The third request has arrived; its answer is written to the store a moment later.
-        yield defer.ensureDeferred(
-            until(lambda: self._state(notifier, message.id) != QUEUED)
-        )
+        yield defer.ensureDeferred(until(lambda: self._state(notifier, message.id) != QUEUED))
         row = yield defer.ensureDeferred(self.state_of(notifier, message.id))
         assert (row["state"], row["attempts"]) == (DELIVERED, 4), row
         ids = {r.headers["webhook-id"] for r in receiver.received}

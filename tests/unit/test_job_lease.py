@@ -62,7 +62,7 @@ class JobLeaseTests(SynchronousTestCase):
         outcome = self.successResultOf(
             self.h.host.start_job(job_spec(job_id, attempt, f"in/{name}"))
         )
-        self.assertEqual(outcome.failure.kind, "source")
+        self.assertEqual(outcome["failure"]["kind"], "source")
         return outcome
 
     def test_a_running_job_cannot_be_acknowledged(self):
@@ -74,7 +74,7 @@ class JobLeaseTests(SynchronousTestCase):
         [row] = self.h.host.describe_jobs()
         self.assertEqual((row["job_id"], row["state"], row["attempt"]), ("J1", "running", 1))
         self.h.reactor.pool.resume()
-        self.assertEqual(self.successResultOf(outcome).outcome, "failed")
+        self.assertEqual(self.successResultOf(outcome)["outcome"], "failed")
         self.assertEqual(self.h.host.describe_jobs()[0]["state"], "finished")
         self.assertTrue(os.path.exists(self.source), "nothing moves before the acknowledgement")
 
@@ -88,7 +88,7 @@ class JobLeaseTests(SynchronousTestCase):
         self.assertEqual(self.h.reports(), [])
         self.assertEqual([r["job_id"] for r in self.h.host.describe_jobs()], ["J1"])
         report = self.successResultOf(self.h.host.acknowledge("J1", 2))
-        self.assertEqual((report.outcome, report.attempt), ("failed", 2))
+        self.assertEqual((report["outcome"], report["attempt"]), ("failed", 2))
         self.assertFalse(os.path.exists(self.source))
         self.assertTrue(os.path.exists(self.h.path("failed", "clip.mov")))
         [saved] = self.h.reports()
@@ -125,7 +125,7 @@ class JobLeaseTests(SynchronousTestCase):
         done = self.h.host.cancel_job("J1")
         self.h.reactor.pool.resume()
         self.successResultOf(done)
-        self.assertEqual(self.successResultOf(outcome).failure.kind, "cancelled")
+        self.assertEqual(self.successResultOf(outcome)["failure"]["kind"], "cancelled")
         self.failureResultOf(self.h.host.acknowledge("J1", 1), UnknownJob)
         self.assertTrue(os.path.exists(self.source))
         self.assertEqual(self.h.reports(), [])

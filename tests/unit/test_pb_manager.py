@@ -625,7 +625,7 @@ class NotUtf8NameTests(SynchronousTestCase):
         outcome = self.successResultOf(
             daemon.host.start_job(job_spec("J1", 1, f"in/{NOT_UTF8}", keep_failed=3))
         )
-        self.assertEqual(outcome.outcome, "failed")
+        self.assertEqual(outcome["outcome"], "failed")
         self.successResultOf(daemon.host.acknowledge("J1", 1))
         farm.net.run(LOST_TIMEOUT + 2 * HEARTBEAT)
         self.assertEqual(farm.removed, [], "still alive")
@@ -696,20 +696,18 @@ class TamperedWorkerTests(SynchronousTestCase):
     def test_a_pushed_outcome_with_a_forged_report_path_commits_nothing_of_it(self):
         """The worker's outcome names a report elsewhere: never acknowledged; the source
         goes to failed with the admin's own report, naming the mismatch."""
-        from transcoder_admin.records import Outcome
+        from transcoder_admin.worker import daemon as worker_daemon
 
         farm = Farm(self)
         farm.embedded()
         source = write_source(farm.media)
-        honest = Outcome.to_wire
+        honest = worker_daemon.outcome_wire
 
-        def forged(record: Outcome) -> dict:
-            out = honest(record)
-            if type(record) is Outcome:  # the pushed outcome; fail_source's report stays honest
-                out["report_path"] = "default:/admin.secret"
-            return out
+        def forged(document: dict) -> dict:
+            # the pushed outcome; fail_source's report stays honest
+            return {**honest(document), "report_path": "default:/admin.secret"}
 
-        self.patch(Outcome, "to_wire", forged)
+        self.patch(worker_daemon, "outcome_wire", forged)
         daemon, _pump = farm.worker("w1")
         proxy = farm.workers.proxies["w1"]
         spec = job_spec("J1", 1)

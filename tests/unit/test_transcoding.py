@@ -17,7 +17,7 @@ from transcoder_admin.context.paths import Roots
 from transcoder_admin.job.job import build_report, fail_source
 from transcoder_admin.prognosis import JobFailure
 from transcoder_admin.proxy import RemoteError
-from transcoder_admin.records import JobSpec, Report
+from transcoder_admin.records import JobSpec
 from transcoder_admin.reports.files import read_report
 from transcoder_admin.scheduler import QueueItem, Scheduler, SourceChanged, SourceStuck
 from transcoder_admin.transcoding import Transcoding
@@ -544,7 +544,7 @@ def test_a_commit_undone_on_a_worker_process_says_so_on_the_wire():
         ),
         "committed": False,
     }
-    sent = committed_changes(Report.from_document(report))
+    sent = committed_changes(report)
     assert sent["committed"] is False and sent["failure"]["reason"] == COMMIT_FAILED["reason"]
 
 

@@ -19,6 +19,7 @@ from zope.interface.verify import verifyObject
 
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.prognosis import SOURCE, SYSTEM, JobFailure
+from transcoder_admin.records import Report
 from transcoder_admin.worker.interfaces import IWorkerConnection, UnknownJob
 from transcoder_admin.worker.local import InProcessWorkerConnection, JobHost
 from transcoder_admin.worker.testing import ScriptedWorker
@@ -170,7 +171,7 @@ class PBConnectionTests(WorkerConnectionContract, SynchronousTestCase):
 
     def host_acknowledge(self, job_id: str) -> Any:
         """The worker's own answer to an acknowledgement it already committed."""
-        return self.daemon.host.acknowledge(job_id)
+        return self.daemon.host.acknowledge(job_id).addCallback(Report.from_document)
 
 
 class ScriptedConnectionTests(WorkerConnectionContract, SynchronousTestCase):

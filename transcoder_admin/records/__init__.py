@@ -8,11 +8,21 @@ are read back, checked field by field (:class:`BadRecord` names a bad one), by
 Broker). A report's wire form is the part of its report file the admin needs, in the
 file's own shape: :meth:`Report.from_document` reads a report file and a wire value
 alike, and the admin builds the database row from the record
-(``reports.files.row_from_report``).
+(``reports.files.row_from_report``). A worker sends its documents' wire forms picked
+straight from them (:func:`outcome_wire`, :func:`report_wire`): the admin checks them.
 """
 
+from .documents import outcome_wire, report_wire
 from .fields import BadRecord
-from .outcomes import OUTCOMES, FileFacts, Outcome, Report, SourceFacts, TargetOutcome, Times
+from .outcomes import (
+    OUTCOMES,
+    FileFacts,
+    Outcome,
+    Report,
+    SourceFacts,
+    TargetOutcome,
+    Times,
+)
 from .spec import JobSpec
 
 __all__ = [
@@ -25,4 +35,6 @@ __all__ = [
     "SourceFacts",
     "TargetOutcome",
     "Times",
+    "outcome_wire",
+    "report_wire",
 ]

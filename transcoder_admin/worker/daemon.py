@@ -30,7 +30,7 @@ from ..monitoring.remote import MonitorHost
 from ..pblink import PBLink
 from ..prognosis import JobFailure
 from ..reactors import IFarmReactor
-from ..records import JobSpec, Outcome, Report
+from ..records import JobSpec, outcome_wire, report_wire
 from ..wire import TooBig, decode, encode
 from .interfaces import UnknownJob
 from .local import JobHost
@@ -65,7 +65,7 @@ class WorkerMind(pb.Referenceable):
             outcome = self.daemon.host.outcome(job_id)
         except UnknownJob as e:
             raise RemoteUnknownJob(str(e)) from None
-        return encode(outcome.to_wire()) if outcome is not None else None
+        return encode(outcome_wire(outcome)) if outcome is not None else None
 
     def remote_cancel_job(self, job_id: str) -> defer.Deferred[Any]:  # noqa: D102
         d = self.daemon.busy_with(self.daemon.host.cancel_job(job_id))
@@ -74,7 +74,7 @@ class WorkerMind(pb.Referenceable):
     def remote_fail_source(self, spec: Any, failure: dict[str, Any]) -> defer.Deferred[Any]:  # noqa: D102
         job = JobSpec.from_wire(decode(spec))
         failed = self.daemon.host.fail_source(job, JobFailure.from_dict(failure))
-        return self.daemon.busy_with(failed).addCallback(lambda report: encode(report.to_wire()))
+        return self.daemon.busy_with(failed).addCallback(lambda report: encode(report_wire(report)))
 
     def remote_clean_job(self, spec: Any) -> defer.Deferred[int]:  # noqa: D102
         return self.daemon.busy_with(self.daemon.host.clean_job(JobSpec.from_wire(decode(spec))))
@@ -104,9 +104,9 @@ class WorkerMind(pb.Referenceable):
         return True
 
 
-def committed_changes(report: Report) -> dict[str, Any]:
-    """What the admin gets for an acknowledgement: the committed report's record."""
-    return report.to_wire()
+def committed_changes(report: dict[str, Any]) -> dict[str, Any]:
+    """What the admin gets for an acknowledgement: the committed report's wire form."""
+    return report_wire(report)
 
 
 def _remote_errors(d: defer.Deferred[Any]) -> defer.Deferred[Any]:
@@ -314,13 +314,13 @@ class WorkerDaemon(Service):
         d.addErrback(lambda f: self.log.failure("job {job_id} failed", f, job_id=job_id))
         return True
 
-    def _finished(self, outcome: Outcome, job_id: str) -> None:
+    def _finished(self, outcome: dict[str, Any], job_id: str) -> None:
         self._check_alone()
         if job_id not in self.host.jobs:
             return  # cancelled meanwhile
         if self.perspective is not None:
             # If this is lost, the next hello lists the job as finished with its outcome.
-            d = self.perspective.callRemote("job_finished", job_id, encode(outcome.to_wire()))
+            d = self.perspective.callRemote("job_finished", job_id, encode(outcome_wire(outcome)))
             d.addErrback(lambda _: None)
 
 

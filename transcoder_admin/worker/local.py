@@ -1,7 +1,9 @@
 """A worker's job host, and the in-process connection the embedded farm uses.
 
 :class:`JobHost` runs jobs with this host's roots; it is what a worker process runs and
-what ``workers.local`` in-process workers run in the admin's own process.
+what ``workers.local`` in-process workers run in the admin's own process. It answers
+with the jobs' own documents (an outcome, a report); whoever passes them on reads them
+into records: the in-process connection here, the admin for a worker process.
 """
 
 from __future__ import annotations
@@ -49,14 +51,14 @@ class JobHost:
         self.jobs: dict[str, Job] = {}
         #: Reports of recently committed jobs: an acknowledgement repeated after a lost
         #: connection gets the same answer instead of an error.
-        self.committed: collections.OrderedDict[str, Report] = collections.OrderedDict()
+        self.committed: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
         #: Failed jobs whose work files this host keeps for inspection, by folder
         #: (``root:/.failed/<worker>``), from the latest snapshot of each.
         self._kept_by_parent: dict[str, list[dict[str, Any]]] = {}
         self._kept_seq: dict[str, int] = {}
 
-    def start_job(self, spec: JobSpec) -> defer.Deferred[Outcome]:
-        """Start a job; fires with its outcome (nothing moved yet)."""
+    def start_job(self, spec: JobSpec) -> defer.Deferred[dict[str, Any]]:
+        """Start a job; fires with its outcome document (nothing moved yet)."""
         job_id = spec.job_id
         if job_id in self.jobs:
             raise ValueError(f"job {job_id} is already running on {self.name}")
@@ -68,10 +70,12 @@ class JobHost:
             worker=self.name,
             relpath=spec.relpath,
         )
-        return job.run().addCallback(Outcome.from_wire)
+        return job.run()
 
-    def acknowledge(self, job_id: str, attempt: int | None = None) -> defer.Deferred[Report]:
-        """Commit a finished job's outcome and forget the job.
+    def acknowledge(
+        self, job_id: str, attempt: int | None = None
+    ) -> defer.Deferred[dict[str, Any]]:
+        """Commit a finished job's outcome and forget the job; fires with its report.
 
         ``attempt`` is the fencing token: an acknowledgement for another attempt than
         the job's is refused, so files only ever move for the admin's current attempt.
@@ -83,12 +87,12 @@ class JobHost:
             return defer.fail(UnknownJob(job_id))
         if attempt is not None and int(job.spec.attempt) != int(attempt):
             return defer.fail(UnknownJob(f"{job_id} is attempt {job.spec.attempt}"))
-        d = job.commit().addCallback(Report.from_document)
+        d = job.commit()
 
         def forget(result: Any) -> Any:
             if self.jobs.get(job_id) is job:
                 del self.jobs[job_id]
-            if isinstance(result, Report):
+            if isinstance(result, dict):
                 self.committed[job_id] = result
                 while len(self.committed) > COMMITTED_KEPT:
                     self.committed.popitem(last=False)
@@ -139,12 +143,12 @@ class JobHost:
             rows.append(row)
         return rows
 
-    def outcome(self, job_id: str) -> Outcome | None:
+    def outcome(self, job_id: str) -> dict[str, Any] | None:
         """A finished job's outcome (None while it runs); UnknownJob if there is no job."""
         job = self.jobs.get(job_id)
         if job is None:
             raise UnknownJob(job_id)
-        return Outcome.from_wire(job.outcome) if job.outcome is not None else None
+        return job.outcome
 
     def cancel_job(self, job_id: str) -> defer.Deferred[None]:
         """Kill a job and remove its work files; the source stays in incoming."""
@@ -158,7 +162,7 @@ class JobHost:
         job = self.jobs.get(job_id)
         return dict(job.progress) if job else {}
 
-    def fail_source(self, spec: JobSpec, failure: JobFailure) -> defer.Deferred[Report]:
+    def fail_source(self, spec: JobSpec, failure: JobFailure) -> defer.Deferred[dict[str, Any]]:
         """Move the source to failed and write a failure report for a job that died.
 
         Errbacks with :class:`~transcoder_admin.job.job.SourceNotFailed`, naming the
@@ -168,10 +172,9 @@ class JobHost:
 
         report = build_report(spec, self.name, self.reactor, failure)
         report["comment"] = "the job ended without an acknowledged outcome"
-        d = threads.deferToThreadPool(
+        return threads.deferToThreadPool(
             self.reactor, self.reactor.getThreadPool(), fail_source, self.roots, spec, report
         )
-        return d.addCallback(Report.from_document)
 
     def clean_job(self, spec: JobSpec) -> defer.Deferred[int]:
         """Kill a dead attempt's leftover process groups and remove its work folder."""
@@ -233,7 +236,7 @@ class InProcessWorkerConnection:
         if not self._connected:
             return defer.fail(WorkerGone(self.host.name))
         try:
-            return self.host.start_job(spec)
+            return self.host.start_job(spec).addCallback(Outcome.from_wire)
         except Exception:
             return defer.fail()
 
@@ -245,7 +248,7 @@ class InProcessWorkerConnection:
         """Commit a finished job."""
         if not self._connected:
             return defer.fail(WorkerGone(self.host.name))
-        return self.host.acknowledge(job_id)
+        return self.host.acknowledge(job_id).addCallback(Report.from_document)
 
     def job_progress(self, job_id: str) -> dict[str, Any]:
         """Progress of a job."""
@@ -257,7 +260,7 @@ class InProcessWorkerConnection:
 
     def fail_source(self, spec: JobSpec, failure: JobFailure) -> defer.Deferred[Report]:
         """Move a dead job's source to failed."""
-        return self.host.fail_source(spec, failure)
+        return self.host.fail_source(spec, failure).addCallback(Report.from_document)
 
     def clean_job(self, spec: JobSpec) -> defer.Deferred[int]:
         """Clean a dead attempt's leftovers."""
