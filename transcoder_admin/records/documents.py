@@ -53,7 +53,11 @@ def _pick(value: Any, shape: _Shape | None) -> Any:
         return [_pick(item, shape) for item in value]
     if not isinstance(value, Mapping):
         return value  # not a document's: from_wire names it
-    return {k: _pick(value[k], sub) for k, sub in shape.items() if k in value}
+    return {
+        k: value[k] if sub is None else _pick(value[k], sub)
+        for k, sub in shape.items()
+        if k in value
+    }
 
 
 def outcome_wire(document: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ class BadRecord(ValueError):
 
 
 def mapping(value: Any, name: str, required: bool = False) -> Mapping[str, Any]:
+    if type(value) is dict:  # the common case, without the ABC's slower check
+        return value
     if value is None and not required:
         return {}
     if not isinstance(value, Mapping):
