@@ -142,6 +142,30 @@ class BalancerMachine(RuleBasedStateMachine):
             self.state[name] = "attached"
             self.transcoding.add_worker(self.workers[name])
 
+    @rule(name=st.sampled_from(sorted(SLOTS)), slots=st.integers(1, 4))
+    def lost_worker_restarts_with_other_slots(self, name, slots):
+        """A lost worker (it has no jobs) comes back configured with more or fewer slots."""
+        if self.state[name] == "lost":
+            self.workers[name].max_jobs = slots
+            self.worker_comes_back(name)
+
+    @invariant()
+    def free_slots_are_those_of_the_attached_workers(self):
+        """The free slots counted as they change are those a walk over the workers finds."""
+        walked = sum(
+            max(0, w.max_jobs - self.transcoding.load.get(n, 0))
+            for n, w in self.workers.items()
+            if self.state[n] == "attached"
+        )
+        assert self.transcoding.free_slots() == walked
+        assert self.transcoding.free_slots("ffmpeg") == walked
+        assert self.transcoding.free_slots("qmaster") == 0
+        if walked:
+            picked = self.transcoding.pick_worker()
+            assert picked is not None and self.state[picked.name] == "attached"
+        else:
+            assert self.transcoding.pick_worker() is None
+
     @invariant()
     def never_over_capacity_nor_one_file_on_two_workers(self):
         """The balancer's promises hold at every step."""

@@ -102,6 +102,26 @@ def test_balancer_picks_the_worker_with_most_free_slots():
     assert t.free_slots() == 1
 
 
+def test_free_slots_are_counted_per_backend_as_workers_come_go_and_change():
+    """Each backend's free slots follow joins, leaves, jobs and a worker that re-attaches."""
+    t = make()
+    a, q = FakeWorker("a", 2), FakeWorker("q", 3)
+    q.backend = "qmaster"
+    t.add_worker(a)
+    t.add_worker(q)
+    assert (t.free_slots(), t.free_slots("ffmpeg"), t.free_slots("qmaster")) == (5, 2, 3)
+    t.run(QueueItem(("c", "p", "1"), 1, 0))
+    assert (t.free_slots("ffmpeg"), t.free_slots("qmaster")) == (1, 3)
+    assert t.pick_worker("qmaster") is q and t.pick_worker("elsewhere") is None
+    a.max_jobs = 4  # it attached again, configured with more slots
+    t.add_worker(a)
+    assert (t.free_slots("ffmpeg"), t.free_slots()) == (3, 6)
+    t.remove_worker("q")
+    assert (t.free_slots("qmaster"), t.pick_worker("qmaster")) == (0, None)
+    a.finish(a.started[0].job_id)
+    assert t.free_slots() == 4 and t.load == {"a": 0, "q": 0}
+
+
 def test_system_failure_retries_with_the_next_attempt_then_acknowledges():
     """Attempt 1 times out, attempt 2 succeeds; only the final outcome is committed."""
     t = make(max_attempts=2)

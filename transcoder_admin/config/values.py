@@ -3,6 +3,7 @@ the base every section is built on (frozen, unknown keys refused, dashed keys)."
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -78,6 +79,7 @@ SUBDIR_FORM = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # config names, asked for by every job's folders
 def safe_name(name: str) -> str:
     """A lowercased, path-safe folder name: letters, digits, ``.``, ``_`` and ``-``."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()

@@ -29,24 +29,52 @@ def backend_of(worker: Any) -> str:
 
 
 class WorkerSlots:
-    """Workers by name, the slots their jobs hold, and waiting for a free one."""
+    """Workers by name, the slots their jobs hold, and waiting for a free one.
+
+    The free slots are counted as they change (a worker joins or leaves, a slot is
+    taken or freed), per backend: the scheduler asks for them before every job it
+    starts, and a farm of many workers must not be walked each time.
+    """
 
     def __init__(self) -> None:
         self.workers: dict[str, IWorkerConnection] = {}
         self.load: dict[str, int] = {}
         self.capacity_changed: Event[int] = Event("capacity-changed")
         self._waiting: list[defer.Deferred[None]] = []
+        self._by_backend: dict[str, dict[str, IWorkerConnection]] = {}
+        self._free: dict[str, int] = {}  # by backend
+        self._counted: dict[str, tuple[str, int]] = {}  # worker: (backend, free slots)
         self.closed = False
+
+    def _recount(self, name: str) -> None:
+        """Count worker ``name``'s free slots again (it joined, left, or its load changed)."""
+        backend, room = self._counted.pop(name, ("", 0))
+        if room:
+            self._free[backend] -= room
+        worker = self.workers.get(name)
+        if worker is not None:
+            backend = backend_of(worker)
+            room = max(0, worker.max_jobs - self.load.get(name, 0))
+            self._counted[name] = (backend, room)
+            self._free[backend] = self._free.get(backend, 0) + room
 
     def add(self, conn: IWorkerConnection) -> None:
         """A worker joined: its slots become available."""
+        old = self.workers.get(conn.name)
+        if old is not None:
+            self._by_backend[backend_of(old)].pop(conn.name, None)
         self.workers[conn.name] = conn
+        self._by_backend.setdefault(backend_of(conn), {})[conn.name] = conn
         self.load.setdefault(conn.name, 0)
+        self._recount(conn.name)
         self.changed()
 
     def remove(self, name: str) -> None:
         """A worker left (for now): it gets no more jobs; its running ones go on."""
-        if self.workers.pop(name, None) is not None:
+        worker = self.workers.pop(name, None)
+        if worker is not None:
+            self._by_backend[backend_of(worker)].pop(name, None)
+            self._recount(name)
             self.changed()
 
     def capacity(self) -> int:
@@ -57,23 +85,21 @@ class WorkerSlots:
         """Slots not taken by a running job (of workers of one backend, when given)."""
         if self.closed:
             return 0
-        return sum(
-            max(0, w.max_jobs - self.load.get(n, 0))
-            for n, w in self.workers.items()
-            if backend is None or backend_of(w) == backend
-        )
+        if backend is None:
+            return sum(self._free.values())
+        return self._free.get(backend, 0)
 
     def pick(self, backend: str = "ffmpeg") -> IWorkerConnection | None:
         """The worker of ``backend`` with the most free slots (ties: least loaded, name)."""
         best: IWorkerConnection | None = None
         best_key: tuple[int, int, str] | None = None
-        for name, worker in self.workers.items():
-            if backend_of(worker) != backend:
-                continue
-            free = worker.max_jobs - self.load.get(name, 0)
+        load = self.load
+        for name, worker in self._by_backend.get(backend, {}).items():
+            taken = load.get(name, 0)
+            free = worker.max_jobs - taken
             if free <= 0:
                 continue
-            key = (-free, self.load.get(name, 0), name)
+            key = (-free, taken, name)
             if best_key is None or key < best_key:
                 best, best_key = worker, key
         return best
@@ -81,6 +107,7 @@ class WorkerSlots:
     def take(self, name: str) -> Callable[[], None]:
         """Count a slot of worker ``name`` as taken; the function returned frees it, once."""
         self.load[name] = self.load.get(name, 0) + 1
+        self._recount(name)
         held = [True]
 
         def release() -> None:
@@ -89,6 +116,7 @@ class WorkerSlots:
             held[0] = False
             if name in self.load:
                 self.load[name] -= 1
+                self._recount(name)
                 self.changed()
 
         return release
