@@ -149,6 +149,17 @@ class Farm:
         except (OSError, urllib.error.URLError):
             return False
 
+    def command(self, *argv: str, config: bool = True) -> subprocess.CompletedProcess[str]:
+        """``transcoder-admin ARGV… [--config THIS FARM'S]``, run to its end."""
+        extra = ["--config", self.config_path] if config else []
+        return subprocess.run(
+            [sys.executable, "-m", "transcoder_admin", *argv, *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+
     def signal(self, signum: int) -> None:
         """Send a signal to the admin."""
         assert self.process is not None
@@ -246,9 +257,19 @@ class Farm:
 
     # -- API -----------------------------------------------------------------------
 
-    def request(self, method: str, path: str) -> tuple[int, Any]:
+    #: Sent as ``Authorization: Bearer`` with every request when set (an API with tokens).
+    token: str | None = None
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         """An HTTP request to the API; returns (status, decoded JSON)."""
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
+        sent = dict(headers or {})
+        if self.token is not None:
+            sent.setdefault("Authorization", f"Bearer {self.token}")
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", method=method, headers=sent
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return resp.status, json.loads(resp.read() or b"null")

@@ -9,6 +9,7 @@ connect them are made here (file intake makes its own).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -78,6 +79,8 @@ class TranscoderAdmin(PartsService):
         self.notifications = notifications
         self.janitor = Janitor(cluster.components, reactor)
         self.operations = Operations(self)
+        #: What is re-read with the customers (SIGHUP, POST /reload): the API's tokens.
+        self.reloads: list[Callable[[], defer.Deferred[Any]]] = []
         self.state = STOPPED
         self.started_at: float | None = None
         self.boot: defer.Deferred[None] | None = None
@@ -211,7 +214,7 @@ class TranscoderAdmin(PartsService):
         return defer.succeed({"state": self.state})
 
     def install_sighup(self) -> None:
-        """Reload the customers on SIGHUP (call from the main thread before running)."""
+        """Reload the customers and the API's tokens on SIGHUP (call from the main thread first)."""
         import signal
 
         def on_hup(_signum: int, _frame: Any) -> None:

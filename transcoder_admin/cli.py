@@ -1,5 +1,5 @@
 """The ``transcoder-admin`` command: run, manager, worker, check-config, upgrade-db,
-replay-reports, qmaster."""
+replay-reports, token, qmaster, diagnose."""
 
 from __future__ import annotations
 
@@ -25,17 +25,34 @@ def _load(path: str) -> Configuration | None:
         return None
 
 
+def _api_problem(config: Configuration) -> str | None:
+    """What is wrong with the API's settings (listen endpoint, tokens file), if anything."""
+    if not config.admin.api.enabled:
+        return None
+    from .api import check_listen
+    from .api.tokens import TokenFileError, read_tokens
+
+    tokens_file = config.api_tokens_file()
+    if tokens_file is not None:
+        try:
+            read_tokens(tokens_file)
+        except TokenFileError as e:
+            return f"{config.path}: api.tokens-file: {e}"
+    try:
+        check_listen(config.admin.api.listen, authenticated=tokens_file is not None)
+    except ValueError as e:
+        return f"{config.path}: api.listen: {e}"
+    return None
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the admin config and every customer file; 0 when valid."""
     config = _load(args.config)
     if config is None:
         return 1
-    from .api import check_listen
-
-    try:
-        check_listen(config.admin.api.listen)
-    except ValueError as e:
-        print(f"{config.path}: api.listen: {e}", file=sys.stderr)
+    problem = _api_problem(config)
+    if problem is not None:
+        print(problem, file=sys.stderr)
         return 1
     profiles = sum(len(c.profiles) for c in config.customers.values())
     print(f"{config.path}: OK ({len(config.customers)} customers, {profiles} profiles)")
@@ -106,6 +123,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
+    problem = _api_problem(config)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
     start_logging(args.log_format or config.admin.admin.log_format, args.log_level)
     tune_garbage_collection()
     from twisted.internet import reactor as _reactor
@@ -141,6 +162,49 @@ def cmd_manager(args: argparse.Namespace) -> int:
 
     start_logging(args.log_format or config.admin.log_format, args.log_level)
     return run(config)
+
+
+def _tokens_file(args: argparse.Namespace) -> str | None:
+    """``--tokens-file``, or else the ``api.tokens-file`` of ``--config``."""
+    if args.tokens_file:
+        return str(args.tokens_file)
+    config = _load(args.config)
+    if config is None:
+        return None
+    path = config.api_tokens_file()
+    if path is None:
+        print(
+            f"{config.path}: api.tokens-file is not set; give --tokens-file PATH",
+            file=sys.stderr,
+        )
+    return path
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Add, list or revoke API tokens; ``add`` prints the new token on stdout's last line."""
+    from .api.tokens import TokenFileError, add_token, read_tokens, revoke_token
+
+    path = _tokens_file(args)
+    if path is None:
+        return 1
+    try:
+        if args.action == "add":
+            secret = add_token(path, args.name, args.role)
+            print(f"token {args.name!r} ({args.role}) added to {path}; it is shown only once:")
+            print(secret)
+        elif args.action == "revoke":
+            revoke_token(path, args.name)
+            print(f"token {args.name!r} revoked in {path} (send SIGHUP to the admin)")
+        else:
+            for entry in read_tokens(path, missing_ok=True).entries:
+                print(f"{entry.name}\t{entry.role}\t{entry.created}")
+    except TokenFileError as e:
+        print(f"token {args.action}: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"token {args.action}: {path}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_qmaster(args: argparse.Namespace) -> int:
@@ -184,6 +248,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("check-config", cmd_check_config, "validate the configuration and exit 0 or 1")
     add("upgrade-db", cmd_upgrade_db, "upgrade the reports database schema")
     add("replay-reports", cmd_replay_reports, "re-save database rows from report files")
+    token = add("token", cmd_token, "add, list or revoke the API's tokens")
+    token_actions = token.add_subparsers(dest="action", required=True)
+    token_add = token_actions.add_parser("add", help="create a token, print it once")
+    token_add.add_argument("name", help="who holds it (letters, digits, . _ @ -)")
+    token_add.add_argument("--role", choices=["read", "admin"], required=True)
+    token_revoke = token_actions.add_parser("revoke", help="remove a token")
+    token_revoke.add_argument("name")
+    token_list = token_actions.add_parser("list", help="names, roles and creation times")
+    token.add_argument(
+        "--tokens-file", help="the tokens file (default: api.tokens-file of --config)"
+    )
+    for p in (token_add, token_revoke, token_list):
+        # also after the action; SUPPRESS: a sub-parser's default would hide the other's value
+        p.add_argument("--tokens-file", default=argparse.SUPPRESS, help="as before the action")
+        p.add_argument("--config", default=argparse.SUPPRESS, help="as before the action")
     from .qmaster.shell import add_arguments as add_qmaster_arguments
 
     qmaster_help = "submit, query or wait for Compressor batches (Qmaster) from the shell"

@@ -43,7 +43,7 @@ class Operations:
         return self.admin.resume()
 
     def reload(self) -> defer.Deferred[dict[str, Any]]:
-        """Re-read the customer files; errbacks with ConfigError if they are invalid."""
+        """Re-read the customer files (and the API's tokens); ConfigError if they are invalid."""
         log = self.admin.log
 
         def refused(f: Any) -> Any:
@@ -55,6 +55,8 @@ class Operations:
                 log.failure("reload failed", f)
             return f  # the API answers with the problems
 
+        for reload in self.admin.reloads:
+            reload().addErrback(lambda _: None)  # logged; the old values stay
         d = self.admin.store.reload()
         return d.addCallbacks(lambda result: result.to_dict(), refused)
 

@@ -76,9 +76,11 @@ def start_order(admin: TranscoderAdmin, roots: Roots) -> list[Part]:
         Part("remove work files left by a crash", clean_work),
     ]
     if config.admin.api.enabled:
-        from .api import APIService
+        from .api import Access, APIService
 
-        api = APIService(admin.operations, config.admin.api.listen, reactor=admin.reactor)
+        access = Access(config.api_tokens_file(), config.admin.api.allowed_hosts, admin.reactor)
+        api = APIService(admin.operations, config.admin.api.listen, admin.reactor, access)
+        admin.reloads.append(access.reload)  # the tokens are re-read with the customers
         parts.append(Part("start the API", api.startService, api.stopService))
     parts += [
         Part("start monitoring and wait for the first scans", start_monitoring, stop_monitoring),

@@ -214,19 +214,11 @@ def test_notifications_left_queued_at_a_stop_are_delivered_after_a_restart_once_
 
 def test_check_config_names_an_unknown_variable(tmp_path):
     """A misspelt placeholder is found by check-config, with its file and key."""
-    import subprocess
-    import sys
-
     farm = Farm(str(tmp_path), {"acme": customer(1)})
     bad = customer(1)
     bad["profiles"]["web"]["notify-done"] = ["http://x/?f=%(inputRelpath)s"]
     farm.write_customer("acme", bad)
-    run = subprocess.run(
-        [sys.executable, "-m", "transcoder_admin", "check-config", "--config", farm.config_path],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = farm.command("check-config")
     assert run.returncode == 1
     assert "inputRelpath" in run.stdout + run.stderr
     assert "notify-done" in run.stdout + run.stderr

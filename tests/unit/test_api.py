@@ -697,7 +697,10 @@ class SiteTests(SynchronousTestCase):
     def test_large_body_is_refused_without_being_stored(self) -> None:
         """A 1 MiB POST body answers 413 and is not kept in memory."""
         body = b"x" * (1 << 20)
-        head = b"POST /api/v1/pause HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+        head = (
+            b"POST /api/v1/pause HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
+            % len(body)
+        )
         site = build_site(FakeAdmin())
         requests: list[Any] = []
         factory: Any = site.requestFactory
@@ -719,13 +722,13 @@ class SiteTests(SynchronousTestCase):
 
     def test_json_404_at_site_root(self) -> None:
         """The site answers unknown paths with JSON, not HTML."""
-        answer = self.exchange(b"GET /ui/nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = self.exchange(b"GET /ui/nothing HTTP/1.1\r\nHost: localhost\r\n\r\n")
         self.assertTrue(answer.startswith(b"HTTP/1.1 404 "))
         self.assertIn(b'{"error": {"code": 404', answer)
 
     def test_health_over_http(self) -> None:
         """GET health through the real site answers 200 with a Content-Length."""
-        answer = self.exchange(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = self.exchange(b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         self.assertTrue(answer.startswith(b"HTTP/1.1 200 "))
         self.assertIn(b"Content-Length: ", answer)
 

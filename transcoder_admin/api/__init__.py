@@ -1,5 +1,6 @@
 """The JSON API under /api/v1/: a thin twisted.web layer over the admin's public methods."""
 
+from .access import Access
 from .errors import APIError
 from .openapi import openapi_document
 from .resources import build_resource, build_site
@@ -9,6 +10,7 @@ from .table import Admin, Route
 
 __all__ = [
     "ROUTES",
+    "Access",
     "APIError",
     "APIService",
     "Admin",

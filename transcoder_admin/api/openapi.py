@@ -19,7 +19,11 @@ _DESCRIPTION = (
     "every GET path, a trailing slash is tolerated, request bodies are ignored (except "
     "where an operation documents one) but limited to "
     f"{MAX_BODY_BYTES // 1024} KiB, and unknown query parameters are refused. "
-    "The API listens on loopback only."
+    "Without `api.tokens-file` the API listens on loopback only; with it, every "
+    "operation but getHealth needs `Authorization: Bearer TOKEN` (a read token for the "
+    "inspection operations, an admin token for the actions). Requests whose Host is not "
+    "a loopback name or one of `api.allowed-hosts`, and actions from pages of another "
+    "origin, are refused with 403."
 )
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
@@ -63,6 +67,19 @@ def _operation(route: Route) -> dict[str, Any]:
             + (", or the request body is not the object described." if route.body else ".")
         ),
     }
+    if not route.public:
+        responses["401"] = _error(
+            "The API has tokens and none, an unknown or a revoked one was sent "
+            "(`WWW-Authenticate: Bearer`)."
+        )
+    responses["403"] = _error(
+        "The Host is not allowed"
+        + (
+            ", the page's Origin is another site's, or the token may only read."
+            if route.method == "POST"
+            else "."
+        )
+    )
     if route.method == "POST":
         responses["413"] = _error(f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
     for code, description in sorted(route.errors.items()):
@@ -74,6 +91,8 @@ def _operation(route: Route) -> dict[str, Any]:
         "tags": ["actions" if route.method == "POST" else "inspection"],
         "responses": responses,
     }
+    if route.public:
+        operation["security"] = []
     if route.params:
         operation["parameters"] = [_parameter(param) for param in route.params]
     if route.body:
@@ -117,5 +136,16 @@ def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
             {"name": "actions", "description": "Steer the admin."},
         ],
         "paths": paths,
-        "components": {"schemas": {"Error": schemas.ERROR}},
+        "security": [{"bearer": []}],
+        "components": {
+            "schemas": {"Error": schemas.ERROR},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token of `transcoder-admin token add` (when the API "
+                    "has tokens; without them no token is asked for).",
+                }
+            },
+        },
     }

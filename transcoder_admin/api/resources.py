@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from .access import Access
 from .errors import APIError, api_error_for
 from .routes import ROUTES
 from .table import MAX_BODY_BYTES, Admin, Route
@@ -187,9 +188,12 @@ class APIResource(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, admin: Admin, routes: Sequence[Route] = ROUTES) -> None:
+    def __init__(
+        self, admin: Admin, routes: Sequence[Route] = ROUTES, access: Access | None = None
+    ) -> None:
         super().__init__()
         self._admin = admin
+        self._access = access or Access()
         self._routes: dict[str, dict[str, Route]] = {}
         for route in routes:
             self._routes.setdefault(route.name, {})[route.method] = route
@@ -219,6 +223,7 @@ class APIResource(Resource):
         exchange = _Exchange(request)
         try:
             route = self._route_for(request)
+            caller = self._access.check(request, route)
             _check_body(request)
             params = route.parse_query(_query_pairs(request))
             if route.body:
@@ -227,6 +232,13 @@ class APIResource(Resource):
         except APIError as error:
             exchange.send_error(error)
             return NOT_DONE_YET
+        if route.method != "GET":
+            self.log.info(
+                "API {method} {path} by {caller}",
+                method=route.method,
+                path=route.path,
+                caller=caller.name or "a loopback client",
+            )
         answer = maybeDeferred(route.handler, self._admin, params)
         if not answer.called:
             # Only reads are safe to abandon; an action goes on once asked for.
@@ -278,18 +290,18 @@ class _LimitedRequest(Request):
         super().handleContentChunk(data)
 
 
-def build_resource(admin: Admin) -> Resource:
+def build_resource(admin: Admin, access: Access | None = None) -> Resource:
     """The root resource: the API under /api/v1/, JSON 404 for anything not put there."""
     root = _Directory()
     api = _Directory()
     # mypy sees no zope declarations: Resource does provide IResource.
     root.putChild(b"api", cast(IResource, api))
-    api.putChild(b"v1", cast(IResource, APIResource(admin)))
+    api.putChild(b"v1", cast(IResource, APIResource(admin, access=access)))
     return root
 
 
-def build_site(admin: Admin) -> Site:
-    """The HTTP site serving ``build_resource(admin)``, without tracebacks in answers."""
-    site = Site(build_resource(admin), requestFactory=_LimitedRequest)
+def build_site(admin: Admin, access: Access | None = None) -> Site:
+    """The HTTP site serving ``build_resource(admin, access)``, without tracebacks in answers."""
+    site = Site(build_resource(admin, access), requestFactory=_LimitedRequest)
     site.displayTracebacks = False
     return site

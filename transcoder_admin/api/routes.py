@@ -147,7 +147,15 @@ _REPORT_PARAMS = (
 _NOT_NOW = {409: "The admin cannot do that in its current state."}
 
 ROUTES: tuple[Route, ...] = (
-    Route("health", "GET", "getHealth", "Whether the admin is healthy.", _health, schemas.HEALTH),
+    Route(
+        "health",
+        "GET",
+        "getHealth",
+        "Whether the admin is healthy (answered without a token).",
+        _health,
+        schemas.HEALTH,
+        public=True,
+    ),
     Route(
         "status",
         "GET",

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..reactors import IFarmReactor, default_reactor
+from .access import Access
 from .resources import build_site
 from .table import Admin
 
@@ -30,16 +31,18 @@ def _is_loopback(interface: str) -> bool:
         return False
 
 
-def check_listen(endpoint: str) -> None:
-    """Raise ValueError unless the endpoint string listens on loopback or a UNIX socket only.
+def check_listen(endpoint: str, *, authenticated: bool = False) -> None:
+    """Raise ValueError unless the endpoint string is valid and, without tokens
+    (``authenticated`` false), listens on loopback or a UNIX socket only.
 
     The string is parsed by Twisted itself (against a memory reactor, so nothing
     listens), so the check sees the interface Twisted would really bind.  Parsing
     an ``ssl:`` endpoint reads its key and certificate files.
     """
     why = (
-        "the API has no authentication yet, so it must listen on loopback only: "
-        "use e.g. tcp:7667:interface=127.0.0.1, tcp6:7667:interface=\\:\\:1 or unix:PATH"
+        "without api.tokens-file the API has no authentication, so it must listen on "
+        "loopback only: use e.g. tcp:7667:interface=127.0.0.1, "
+        "tcp6:7667:interface=\\:\\:1 or unix:PATH, or set api.tokens-file"
     )
     kind = endpoint.split(":", 1)[0]
     if kind not in _CHECKABLE_KINDS:
@@ -56,7 +59,7 @@ def check_listen(endpoint: str) -> None:
     listening.addErrback(failures.append)
     if failures:
         raise ValueError(f"API endpoint {endpoint!r} cannot listen: {failures[0].value}")
-    if reactor.unixServers:
+    if reactor.unixServers or authenticated:
         return
     interfaces = [server[3] for server in reactor.tcpServers]
     interfaces += [server[4] for server in reactor.sslServers]
@@ -74,8 +77,15 @@ class APIService(Service):
     name = "api"
     log = Logger()
 
-    def __init__(self, admin: Admin, endpoint: str, reactor: IFarmReactor | None = None) -> None:
-        check_listen(endpoint)
+    def __init__(
+        self,
+        admin: Admin,
+        endpoint: str,
+        reactor: IFarmReactor | None = None,
+        access: Access | None = None,
+    ) -> None:
+        self.access = access or Access()
+        check_listen(endpoint, authenticated=self.access.authenticates)
         self._admin = admin
         self._endpoint = endpoint
         self._reactor = reactor
@@ -86,7 +96,9 @@ class APIService(Service):
         """Start listening; the Deferred fires once the port is open."""
         super().startService()
         reactor = self._reactor or default_reactor()  # the global reactor is only a default
-        listening = serverFromString(reactor, self._endpoint).listen(build_site(self._admin))
+        listening = serverFromString(reactor, self._endpoint).listen(
+            build_site(self._admin, self.access)
+        )
         self._listening = listening.addCallback(self._listened)
         return self._listening
 

@@ -115,6 +115,8 @@ class Route:
     body: tuple[Param, ...] = ()
     #: The status of a successful answer.
     status: int = 200
+    #: Whether it answers without a token when the API has tokens (health only).
+    public: bool = False
 
     @property
     def path(self) -> str:

@@ -19,7 +19,15 @@ from .errors import ConfigError, ConfigProblem
 from .model import AdminConfig, AdminSection, CustomerConfig, ManagerSection
 
 CUSTOMER_SUFFIXES = (".yaml", ".yml", ".ini")
-_LIST_KEYS = {"post-process", "notify-done", "notify-failed", "ignore"}
+_LIST_KEYS = {
+    "post-process",
+    "notify-done",
+    "notify-failed",
+    "ignore",
+    "allowed-hosts",
+    "mime-types",
+    "file-types",
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,11 @@ class Configuration:
     def manager_credentials(self) -> str | None:
         """The manager's credentials file, absolute."""
         path = self.admin.manager.credentials
+        return resolve_path(self.base_dir, path) if path else None
+
+    def api_tokens_file(self) -> str | None:
+        """The API's tokens file, absolute (``None``: the API has no tokens)."""
+        path = self.admin.api.tokens_file
         return resolve_path(self.base_dir, path) if path else None
 
     def state_dir(self) -> str:

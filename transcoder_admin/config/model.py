@@ -87,6 +87,13 @@ class APISection(Section):
 
     listen: str = "tcp:7667:interface=127.0.0.1"
     enabled: bool = True
+    #: The tokens file (``transcoder-admin token add``); set, every request but health
+    #: needs a token and the API may listen beyond loopback.
+    tokens_file: str | None = None
+    #: Host names (besides loopback ones) that browsers may use to reach the API.
+    allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list, max_length=64
+    )
 
 
 class ManagerSection(Section):

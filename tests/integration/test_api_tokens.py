@@ -1,0 +1,68 @@
+"""The API with tokens on a real admin: it may listen on every interface, asks every
+request but health for a token, lets only admin tokens act, and re-reads the tokens on
+SIGHUP."""
+
+from __future__ import annotations
+
+import signal
+
+from tests.farm import Farm, wait_for
+
+CUSTOMER = {"name": "ACME", "profiles": {"web": {"targets": {"copy": {"type": "identity"}}}}}
+
+
+def token(farm: Farm, *argv: str) -> str:
+    """``transcoder-admin token …``; the last line of its output."""
+    done = farm.command("token", *argv, config=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_tokens_guard_a_public_api_and_a_revocation_holds_after_sighup(tmp_path):
+    """Listening on 0.0.0.0 with tokens: 401 without one, 403 for a read token's pause,
+    an admin token pauses; after ``token revoke`` and SIGHUP the revoked token is 401."""
+    farm = Farm(str(tmp_path), {"acme": CUSTOMER})
+    tokens = str(tmp_path / "etc" / "tokens.yaml")
+    farm.configure("api", listen=f"tcp:{farm.port}", tokens_file="tokens.yaml")
+    admin_token = token(farm, "add", "ops", "--role", "admin", "--tokens-file", tokens)
+    read_token = token(farm, "add", "dashboard", "--role", "read", "--config", farm.config_path)
+    checked = farm.command("check-config")
+    assert checked.returncode == 0, checked.stderr
+    farm.start()
+    try:
+        assert farm.request("GET", "/api/v1/status")[0] == 401
+        farm.token = read_token
+        assert farm.get("/api/v1/status")["state"] == "started"
+        status, body = farm.request("POST", "/api/v1/pause")
+        assert status == 403, body
+        assert farm.get("/api/v1/status")["state"] == "started"
+        farm.token = admin_token
+        status, body = farm.request("POST", "/api/v1/pause")
+        assert (status, body["state"]) == (200, "paused")
+        assert "API POST /api/v1/pause by ops" in farm.log()
+        assert admin_token not in farm.log() and read_token not in farm.log()
+
+        token(farm, "revoke", "dashboard", "--tokens-file", tokens)
+        farm.token = read_token
+        assert farm.request("GET", "/api/v1/status")[0] == 200  # until the admin re-reads
+        farm.signal(signal.SIGHUP)
+        wait_for(lambda: farm.request("GET", "/api/v1/status")[0] == 401, 30, "the revocation")
+        farm.token = admin_token
+        assert farm.get("/api/v1/status")["state"] == "paused"
+
+        with open(tokens, "w") as f:
+            f.write("tokens: [{name: broken}]\n")
+        farm.signal(signal.SIGHUP)
+        wait_for(lambda: "API tokens not reloaded" in farm.log(), 30, "the refusal")
+        assert farm.get("/api/v1/status")["state"] == "paused"  # the old tokens stay
+    finally:
+        assert farm.stop() == 0
+
+
+def test_a_public_api_without_tokens_does_not_start(tmp_path):
+    """``tcp:PORT`` without api.tokens-file: the admin exits 1 and says why."""
+    farm = Farm(str(tmp_path), {"acme": CUSTOMER})
+    farm.configure("api", listen=f"tcp:{farm.port}")
+    done = farm.command("run")
+    assert done.returncode == 1
+    assert "api.listen" in done.stderr and "api.tokens-file" in done.stderr
