@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -259,6 +260,8 @@ class Farm:
 
     #: Sent as ``Authorization: Bearer`` with every request when set (an API with tokens).
     token: str | None = None
+    #: With a CA file, the API is asked over HTTPS, trusting that CA only.
+    api_ca: str | None = None
 
     def request(
         self, method: str, path: str, headers: dict[str, str] | None = None
@@ -267,11 +270,13 @@ class Farm:
         sent = dict(headers or {})
         if self.token is not None:
             sent.setdefault("Authorization", f"Bearer {self.token}")
+        scheme = "https" if self.api_ca else "http"
         req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", method=method, headers=sent
+            f"{scheme}://127.0.0.1:{self.port}{path}", method=method, headers=sent
         )
+        context = ssl.create_default_context(cafile=self.api_ca) if self.api_ca else None
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=context) as resp:
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")

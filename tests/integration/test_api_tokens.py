@@ -1,12 +1,19 @@
 """The API with tokens on a real admin: it may listen on every interface, asks every
 request but health for a token, lets only admin tokens act, and re-reads the tokens on
-SIGHUP."""
+SIGHUP; it may be served over TLS."""
 
 from __future__ import annotations
 
+import http.client
 import signal
+import ssl
+import urllib.error
+import urllib.request
+
+import pytest
 
 from tests.farm import Farm, wait_for
+from tests.pki import make_ca
 
 CUSTOMER = {"name": "ACME", "profiles": {"web": {"targets": {"copy": {"type": "identity"}}}}}
 
@@ -66,3 +73,32 @@ def test_a_public_api_without_tokens_does_not_start(tmp_path):
     done = farm.command("run")
     assert done.returncode == 1
     assert "api.listen" in done.stderr and "api.tokens-file" in done.stderr
+
+
+def test_the_api_over_tls(tmp_path):
+    """``api.listen: ssl:…``: a client trusting the CA gets answers; plain HTTP gets none,
+    and a client trusting another CA refuses the server."""
+    farm = Farm(str(tmp_path), {"acme": CUSTOMER})
+    pki = make_ca(str(tmp_path / "pki"))
+    other = make_ca(str(tmp_path / "other-pki"))
+    tokens = str(tmp_path / "etc" / "tokens.yaml")
+    farm.configure(
+        "api",
+        listen=f"ssl:{farm.port}:privateKey={pki['key']}:certKey={pki['cert']}",
+        tokens_file=tokens,
+    )
+    farm.token = token(farm, "add", "ops", "--role", "read", "--tokens-file", tokens)
+    farm.api_ca = pki["ca"]
+    farm.start()
+    try:
+        assert farm.get("/api/v1/status")["state"] == "started"
+        with pytest.raises((ssl.SSLError, urllib.error.URLError)):
+            urllib.request.urlopen(
+                f"https://127.0.0.1:{farm.port}/api/v1/health",
+                timeout=10,
+                context=ssl.create_default_context(cafile=other["ca"]),
+            )
+        with pytest.raises((OSError, http.client.HTTPException)):
+            urllib.request.urlopen(f"http://127.0.0.1:{farm.port}/api/v1/health", timeout=10)
+    finally:
+        assert farm.stop() == 0
