@@ -373,6 +373,33 @@ def test_check_config_refuses_a_public_api_without_authentication(farm):
     assert "api.listen" in bad.stderr
 
 
+@pytest.mark.parametrize(
+    "listen",
+    ["tcp:7632", "tcp:7632:interface=0.0.0.0", "tcp:7632:interface=10.0.0.5", "tcp6:7632"],
+)
+def test_a_plaintext_manager_other_hosts_reach_is_refused_unless_insecure(farm, listen):
+    """Job specs carry commands: plain TCP beyond loopback needs manager.insecure."""
+    admin = (farm / "admin.yaml").read_text()
+    write(farm, "admin.yaml", admin + f"manager: {{listen: '{listen}'}}\n")
+    [problem] = errors_of(farm / "admin.yaml")
+    assert "manager" in problem and "plain TCP" in problem and "manager.insecure" in problem
+    write(farm, "admin.yaml", admin + f"manager: {{listen: '{listen}', insecure: true}}\n")
+    assert load_configuration(str(farm / "admin.yaml")).admin.manager.insecure
+
+
+def test_a_loopback_tls_or_unix_manager_needs_no_insecure(farm):
+    """Loopback, UNIX sockets and TLS are accepted as they are."""
+    admin = (farm / "admin.yaml").read_text()
+    for listen in (
+        "tcp:7632:interface=127.0.0.1",
+        "tcp6:7632:interface=\\:\\:1",
+        "unix:/run/manager.sock",
+        "ssl:7632:privateKey=m.key:certKey=m.crt",
+    ):
+        write(farm, "admin.yaml", admin + f"manager: {{listen: '{listen}'}}\n")
+        assert load_configuration(str(farm / "admin.yaml")).admin.manager.listen
+
+
 def test_shipped_configuration_is_valid():
     """The config in etc/ passes validation."""
     here = os.path.dirname(__file__)

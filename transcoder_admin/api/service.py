@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.protocol import Factory
-from twisted.internet.testing import MemoryReactor
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
+from ..config.endpoints import bound_interfaces, is_loopback
 from ..reactors import IFarmReactor, default_reactor
 from .access import Access
 from .resources import build_site
 from .table import Admin
 
 _CHECKABLE_KINDS = ("tcp", "tcp6", "ssl", "unix")
-
-
-def _is_loopback(interface: str) -> bool:
-    """Whether a listening interface reaches this host only."""
-    if interface.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(interface).is_loopback
-    except ValueError:
-        return False
 
 
 def check_listen(endpoint: str, *, authenticated: bool = False) -> None:
@@ -50,23 +37,16 @@ def check_listen(endpoint: str, *, authenticated: bool = False) -> None:
             f"API endpoint {endpoint!r}: kind {kind!r} is not one of "
             f"{', '.join(_CHECKABLE_KINDS)}; {why}"
         )
-    reactor = MemoryReactor()
-    failures: list[Failure] = []
     try:
-        listening = serverFromString(reactor, endpoint).listen(Factory())
-    except Exception as error:
-        raise ValueError(f"API endpoint {endpoint!r} is not a valid endpoint: {error}") from error
-    listening.addErrback(failures.append)
-    if failures:
-        raise ValueError(f"API endpoint {endpoint!r} cannot listen: {failures[0].value}")
-    if reactor.unixServers or authenticated:
+        interfaces = bound_interfaces(endpoint)
+    except ValueError as error:
+        raise ValueError(f"API endpoint {error}") from None
+    if interfaces is None or authenticated:
         return
-    interfaces = [server[3] for server in reactor.tcpServers]
-    interfaces += [server[4] for server in reactor.sslServers]
     if not interfaces:
         raise ValueError(f"API endpoint {endpoint!r} does not listen on TCP or UNIX; {why}")
     for interface in interfaces:
-        if not _is_loopback(interface):
+        if not is_loopback(interface):
             shown = interface or "every interface"
             raise ValueError(f"API endpoint {endpoint!r} listens on {shown}; {why}")
 

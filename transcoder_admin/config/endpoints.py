@@ -8,9 +8,13 @@ when the configuration is loaded.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
-from twisted.internet.endpoints import quoteStringArgument
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.protocol import Factory
+from twisted.internet.testing import MemoryReactor
+from twisted.python.failure import Failure
 
 #: Arguments of Twisted's ssl, tls and unix endpoints that name files or folders.
 FILE_ARGUMENTS = frozenset(
@@ -87,4 +91,37 @@ def resolve_endpoint(description: str, base_dir: str) -> str:
     return ":".join(out)
 
 
-__all__ = ["FILE_ARGUMENTS", "resolve_endpoint"]
+def is_loopback(interface: str) -> bool:
+    """Whether a listening interface reaches this host only."""
+    if interface.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False
+
+
+def bound_interfaces(endpoint: str) -> list[str] | None:
+    """The interfaces a server endpoint string binds (``""``: every one), ``None`` for a
+    UNIX socket; ValueError if Twisted cannot listen on it.
+
+    The string is parsed by Twisted itself, against a memory reactor (nothing listens),
+    so this is the interface Twisted would really bind.  Parsing an ``ssl:`` endpoint
+    reads its key and certificate files.
+    """
+    reactor = MemoryReactor()
+    failures: list[Failure] = []
+    try:
+        listening = serverFromString(reactor, endpoint).listen(Factory())
+    except Exception as error:
+        raise ValueError(f"{endpoint!r} is not a valid endpoint: {error}") from error
+    listening.addErrback(failures.append)
+    if failures:
+        raise ValueError(f"{endpoint!r} cannot listen: {failures[0].value}")
+    if reactor.unixServers:
+        return None
+    interfaces = [server[3] for server in reactor.tcpServers]
+    return interfaces + [server[4] for server in reactor.sslServers]
+
+
+__all__ = ["FILE_ARGUMENTS", "bound_interfaces", "is_loopback", "resolve_endpoint"]

@@ -18,8 +18,6 @@ from pydantic import (
     model_validator,
 )
 
-# The values and the customer models live in their own modules; importing them from
-# here keeps working.
 from .customers import (
     AudioSettings,
     CustomerConfig,
@@ -30,6 +28,10 @@ from .customers import (
     ThumbnailSettings,
     VideoSettings,
 )
+
+# The values and the customer models live in their own modules; importing them from
+# here keeps working.
+from .endpoints import bound_interfaces, is_loopback
 from .notify import (
     DiagnosisSection,
     HttpNotification,
@@ -104,6 +106,24 @@ class ManagerSection(Section):
     credentials: str | None = Field(
         None, description="name:password file: remote workers (listen) or admin (connect)"
     )
+    #: Allow plain ``tcp:`` beyond loopback (job specs carry commands workers execute).
+    insecure: bool = False
+
+    @model_validator(mode="after")
+    def _plain_tcp_stays_on_loopback(self) -> ManagerSection:
+        """Refuse a plaintext listener other hosts reach, unless ``insecure`` is set."""
+        kind = self.listen.split(":", 1)[0].strip().lower()
+        if kind not in ("tcp", "tcp6") or self.insecure:
+            return self  # ssl: is TLS, unix: is local; other kinds are Twisted's to refuse
+        interfaces = bound_interfaces(self.listen)
+        public = [i or "every interface" for i in interfaces or [] if not is_loopback(i)]
+        if public:
+            raise ValueError(
+                f"listen {self.listen!r} is plain TCP on {public[0]}: job specs carry "
+                "commands the workers run, so use ssl:PORT:privateKey=…:certKey=… (workers "
+                "then connect with ssl: and trustRoots), or set manager.insecure: true"
+            )
+        return self
 
 
 class WorkersSection(Section):
