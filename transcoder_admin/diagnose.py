@@ -18,6 +18,7 @@ import sys
 import tempfile
 from typing import Any, TextIO
 
+from .media.ffmpeg import command_environment
 from .reports.files import read_diagnosis
 
 #: Seconds one command may take unless told otherwise.
@@ -87,7 +88,12 @@ def _run(argv: list[str], target: Any, timeout: float, cwd: str, out: TextIO) ->
     print(f"\n[{target}] $ {shlex.join(argv)}", file=out)
     try:
         done = subprocess.run(
-            argv, cwd=cwd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
+            argv,
+            cwd=cwd,
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            env=command_environment(),  # the one the job ran in
         )
     except subprocess.TimeoutExpired:
         print(f"  timed out after {timeout:g} s", file=out)

@@ -577,3 +577,23 @@ def test_a_post_process_gets_the_jobs_private_copy_of_the_source(tmp_path, clips
         assert not farm.reports("acme", "p", "failed")
     finally:
         farm.stop()
+
+
+def test_commands_get_a_small_environment_not_the_daemons(tmp_path, clips, monkeypatch):
+    """A variable of the admin's environment (a credential, say) does not reach a
+    post-process; PATH and SVT_LOG do (README: Operations)."""
+    monkeypatch.setenv("TRANSCODER_TEST_SECRET", "s3cret")
+    check = (
+        '[ -z "$TRANSCODER_TEST_SECRET" ] || { echo "leaked"; exit 3; }; '
+        '[ "$SVT_LOG" = 1 ] && [ -n "$PATH" ] || { echo "no PATH or SVT_LOG"; exit 4; }'
+    )
+    farm = Farm(str(tmp_path), {"acme": post_processed(["sh", "-c", check])})
+    farm.start()
+    try:
+        farm.drop("acme", "p", "clip.m4a", clips["audio"])
+        wait_for(lambda: farm.finished("acme", "p") == 1, 60, "the job to end")
+        failed = farm.reports("acme", "p", "failed")
+        assert not failed, failed[0]["failure"]
+        assert os.listdir(farm.folder("acme", "done", "p")) == ["clip.m4a"]
+    finally:
+        farm.stop()

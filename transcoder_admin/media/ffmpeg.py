@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
+from .environment import command_environment
 from .probe import MediaInfo
 from .sizes import compute_size, video_filters
 
@@ -112,13 +113,6 @@ def find_ffmpeg(configured: str | None = None) -> str:
         "no ffmpeg found: set transcoding.ffmpeg in the admin config, install the "
         "imageio-ffmpeg package, or put ffmpeg on PATH"
     )
-
-
-def command_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment to run commands in: SVT-AV1 otherwise logs banners to stderr."""
-    env = dict(os.environ if base is None else base)
-    env.setdefault("SVT_LOG", "1")
-    return env
 
 
 def input_arg(path: str) -> str:
