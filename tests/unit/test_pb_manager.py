@@ -200,6 +200,23 @@ class LoginTests(SynchronousTestCase):
         self.assertIn("login refused for 'intruder' from", log_text(events))
         self.assertEqual(farm.manager.workers, {})
 
+    def test_an_unknown_name_and_a_wrong_password_read_the_same_to_the_client(self):
+        """The refusal does not tell a prober which names exist; the log does tell why."""
+        farm = Farm(self)
+        farm.embedded()
+        with capturedLogs() as events:
+            unknown, _pump = farm.client("intruder", b"guess", pb.Referenceable())
+            wrong, _pump = farm.client("w1", b"guess", pb.Referenceable())
+        told = [
+            self.failureResultOf(d, UnauthorizedLogin).getErrorMessage() for d in (unknown, wrong)
+        ]
+        self.assertEqual(told[0], told[1])
+        self.assertIn("unknown name or wrong password", told[0])
+        text = log_text(events)
+        self.assertIn("'intruder'", text)
+        self.assertIn("unknown user", text)
+        self.assertIn("wrong password", text)
+
     def test_a_login_without_a_mind_is_refused(self):
         """The manager must be able to call a worker back: no mind, no login."""
         farm = Farm(self)

@@ -26,6 +26,7 @@ from zope.interface import implementer
 from ..reactors import IFarmReactor
 from .avatars import AdminAvatar, ManagerRealm, WorkerAvatar
 from .credentials import ADMIN_USER, CredentialsError, load_credentials, read_secret_file
+from .guard import GuardedFactory, note_login
 
 log = Logger()
 
@@ -159,6 +160,10 @@ class Manager:
             self._tell("monitor_event", link.name, event)
 
 
+#: What a refused client is told, whatever the reason (the log has the reason).
+REFUSED = "login refused: unknown name or wrong password"
+
+
 class LoginRefused(pb.Error, error.UnauthorizedLogin):
     """A refused login as PB sends it: an expected error (no traceback in the log) that
     the client still recognises as ``UnauthorizedLogin``."""
@@ -173,6 +178,10 @@ class LoggingPortal(portal.Portal):
     def login(self, creds: Any, mind: Any, *interfaces: Any) -> defer.Deferred[Any]:
         d = super().login(creds, mind, *interfaces)
 
+        def logged_in(result: Any) -> Any:
+            note_login(creds)
+            return result
+
         def refused(failure: Any) -> Any:
             if failure.check(error.UnauthorizedLogin, error.UnhandledCredentials):
                 broker = getattr(creds, "broker", None)
@@ -180,11 +189,17 @@ class LoggingPortal(portal.Portal):
                 user = getattr(creds, "username", "?")
                 if isinstance(user, bytes):
                     user = user.decode("utf-8", "replace")
-                log.warn("login refused for {user!r} from {peer}", user=user, peer=peer)
-                raise LoginRefused(failure.getErrorMessage())
+                log.warn(
+                    "login refused for {user!r} from {peer}: {why}",
+                    user=user,
+                    peer=peer,
+                    why=failure.getErrorMessage(),
+                )
+                # The client learns no more: an unknown name reads as a wrong password.
+                raise LoginRefused(REFUSED)
             return failure
 
-        return d.addErrback(refused)
+        return d.addCallbacks(logged_in, refused)
 
 
 class ManagerService(Service):
@@ -211,12 +226,12 @@ class ManagerService(Service):
         """Allow one more login (the admin's local workers)."""
         self.users[name] = password
 
-    def factory(self) -> pb.PBServerFactory:
-        """The PB server factory with the manager's portal."""
+    def factory(self) -> GuardedFactory:
+        """The PB server factory with the manager's portal (log in within seconds)."""
         realm: Any = ManagerRealm(self.manager)  # zope interfaces are invisible to mypy
         checker: Any = _LiveChecker(self.users)
         p = LoggingPortal(realm, [checker])
-        return pb.PBServerFactory(p)
+        return GuardedFactory(p, self.reactor)
 
     def start(self, also: str | None = None) -> defer.Deferred[None]:
         """Listen on ``listen`` (and on ``also``, e.g. a socket for local workers)."""
