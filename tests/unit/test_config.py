@@ -387,6 +387,20 @@ def test_a_plaintext_manager_other_hosts_reach_is_refused_unless_insecure(farm, 
     assert load_configuration(str(farm / "admin.yaml")).admin.manager.insecure
 
 
+def test_an_admin_connecting_to_a_manager_over_unchecked_tls_is_refused(farm):
+    """manager.connect on ssl: without caCertsDir: refused, the fix named."""
+    admin = (farm / "admin.yaml").read_text()
+    write(
+        farm, "admin.yaml", admin + "manager: {connect: 'ssl:manager:7632'}\nworkers: {local: 0}\n"
+    )
+    [problem] = errors_of(farm / "admin.yaml")
+    assert "connect" in problem and "checks no certificate" in problem
+    write(
+        farm, "admin.yaml", admin + "manager: {connect: 'tls:manager:7632'}\nworkers: {local: 0}\n"
+    )
+    assert load_configuration(str(farm / "admin.yaml")).admin.manager.connect
+
+
 def test_a_loopback_tls_or_unix_manager_needs_no_insecure(farm):
     """Loopback, UNIX sockets and TLS are accepted as they are."""
     admin = (farm / "admin.yaml").read_text()

@@ -66,6 +66,28 @@ def test_missing_manager_is_named(creds):
     assert "manager is missing" in problem and "--manager" in problem
 
 
+@pytest.mark.parametrize(
+    "manager, refused",
+    [
+        ("ssl:admin.example.com:7632", True),
+        ("ssl:host=admin.example.com:port=7632", True),
+        ("ssl:admin.example.com:7632:caCertsDir=/etc/transcoder/ca", False),
+        ("tls:admin.example.com:7632", False),
+        ("tls:admin.example.com:7632:trustRoots=/etc/transcoder/ca", False),
+    ],
+)
+def test_tls_to_the_manager_that_checks_no_certificate_is_refused(creds, manager, refused):
+    """ssl: without caCertsDir would trust any server (and run its job specs)."""
+    argv = flags(creds)
+    argv[1] = manager
+    problems = settings_from(parse(*argv)).problems
+    if refused:
+        [problem] = problems
+        assert "checks no certificate" in problem and "tls:" in problem
+    else:
+        assert problems == []
+
+
 def test_missing_default_and_temp_roots_are_named(creds):
     """Both required roots are reported, each with the flag that sets it."""
     problems = settings_from(

@@ -13,7 +13,6 @@ import os
 
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.protocol import Factory
-from twisted.internet.testing import MemoryReactor
 from twisted.python.failure import Failure
 
 #: Arguments of Twisted's ssl, tls and unix endpoints that name files or folders.
@@ -109,6 +108,8 @@ def bound_interfaces(endpoint: str) -> list[str] | None:
     so this is the interface Twisted would really bind.  Parsing an ``ssl:`` endpoint
     reads its key and certificate files.
     """
+    from twisted.internet.testing import MemoryReactor  # the checks' only, not the workers'
+
     reactor = MemoryReactor()
     failures: list[Failure] = []
     try:
@@ -124,4 +125,29 @@ def bound_interfaces(endpoint: str) -> list[str] | None:
     return interfaces + [server[4] for server in reactor.sslServers]
 
 
-__all__ = ["FILE_ARGUMENTS", "bound_interfaces", "is_loopback", "resolve_endpoint"]
+def unverified_tls(endpoint: str) -> str | None:
+    """Why a client endpoint string would speak TLS without checking the server, or None.
+
+    Twisted's ``ssl:`` client endpoint verifies nothing unless it is given
+    ``caCertsDir``; its ``tls:`` endpoint always verifies (the system's roots, or
+    ``trustRoots``).  A worker that trusted any server would run the job specs, commands
+    included, of whoever answered.
+    """
+    parts = _split(endpoint)
+    if parts[0].strip().lower() != "ssl":
+        return None
+    if any(part.partition("=")[0] == "caCertsDir" for part in parts[1:]):
+        return None
+    return (
+        f"{endpoint!r} checks no certificate: use tls:HOST:PORT:trustRoots=CA_FOLDER "
+        "(or add caCertsDir=CA_FOLDER to the ssl: endpoint)"
+    )
+
+
+__all__ = [
+    "FILE_ARGUMENTS",
+    "bound_interfaces",
+    "is_loopback",
+    "resolve_endpoint",
+    "unverified_tls",
+]

@@ -31,7 +31,7 @@ from .customers import (
 
 # The values and the customer models live in their own modules; importing them from
 # here keeps working.
-from .endpoints import bound_interfaces, is_loopback
+from .endpoints import bound_interfaces, is_loopback, unverified_tls
 from .notify import (
     DiagnosisSection,
     HttpNotification,
@@ -110,8 +110,11 @@ class ManagerSection(Section):
     insecure: bool = False
 
     @model_validator(mode="after")
-    def _plain_tcp_stays_on_loopback(self) -> ManagerSection:
-        """Refuse a plaintext listener other hosts reach, unless ``insecure`` is set."""
+    def _no_open_doors(self) -> ManagerSection:
+        """Refuse TLS to the manager that checks no certificate, and a plaintext listener
+        other hosts reach unless ``insecure`` is set."""
+        if self.connect and unverified_tls(self.connect):
+            raise ValueError(f"connect {unverified_tls(self.connect)}")
         kind = self.listen.split(":", 1)[0].strip().lower()
         if kind not in ("tcp", "tcp6") or self.insecure:
             return self  # ssl: is TLS, unix: is local; other kinds are Twisted's to refuse

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from ..config.endpoints import resolve_endpoint
+from ..config.endpoints import resolve_endpoint, unverified_tls
 from ..manager.credentials import ADMIN_USER, WORKER_NAME, CredentialsError, read_secret_file
 
 KEYS = (
@@ -141,6 +141,8 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
     manager = data.get("manager")
     if not manager:
         problems.append(f"{where}: manager is missing (--manager ENDPOINT, e.g. tcp:host:7632)")
+    elif unverified_tls(str(manager)):
+        problems.append(f"{where}: manager {unverified_tls(str(manager))}")
     max_jobs = _number(data.get("max-jobs", 1), int, "max-jobs", 1, 64, where, problems)
     beat = _number(
         data.get("heartbeat-interval", 5.0), float, "heartbeat-interval", 0.05, 300, where, problems
