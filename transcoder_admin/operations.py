@@ -13,6 +13,7 @@ from twisted.internet import defer, threads
 from . import __version__
 from .api.views import PAGE_LIMIT, Source, file_counts, files_page, page, queued_rows
 from .config.errors import ConfigError
+from .context.describe import describe_customer
 from .context.paths import PathEscapeError
 from .errors import NoDiagnosis, NoSuchNotification
 from .reports.files import read_diagnosis
@@ -79,6 +80,10 @@ class Operations:
         return d.addCallback(found)
 
     # -- queries
+
+    def customers(self) -> list[dict[str, Any]]:
+        """Every customer with its profiles, folders, targets and settings in force."""
+        return [describe_customer(customer) for customer in self.admin.store.customers()]
 
     def diagnosis(self, job_id: str) -> defer.Deferred[dict[str, Any]]:
         """A failed job's diagnosis; NoDiagnosis when there is none to read."""

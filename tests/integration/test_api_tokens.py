@@ -40,6 +40,8 @@ def test_tokens_guard_a_public_api_and_a_revocation_holds_after_sighup(tmp_path)
         assert farm.request("GET", "/api/v1/status")[0] == 401
         farm.token = read_token
         assert farm.get("/api/v1/status")["state"] == "started"
+        [acme] = farm.get("/api/v1/customers")["items"]
+        assert [t["name"] for t in acme["profiles"][0]["targets"]] == ["copy"]
         status, body = farm.request("POST", "/api/v1/pause")
         assert status == 403, body
         assert farm.get("/api/v1/status")["state"] == "started"

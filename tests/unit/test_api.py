@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +28,14 @@ from transcoder_admin.api import (
     openapi_document,
 )
 from transcoder_admin.config.errors import ConfigError, ConfigProblem
+from transcoder_admin.context import StoreContext
+from transcoder_admin.context.checks import load_configuration
+from transcoder_admin.context.describe import describe_customer
 from transcoder_admin.errors import InvalidStateError, NoSuchNotification
 from transcoder_admin.intake import NotStuck
 
 BASE = "http://127.0.0.1:7667"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 JSON_TYPE = [b"application/json; charset=utf-8"]
 STATES = ("pending", "ignored", "queued", "transcoding", "done", "failed", "stuck")
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -97,6 +102,11 @@ class FakeAdmin:
             "queued": 1,
             "db_pending": 0,
         }
+
+    def customers(self) -> list[dict[str, Any]]:
+        """The shipped example configuration, described as the admin describes it."""
+        config = load_configuration(os.path.join(ROOT, "etc", "transcoder-admin.yaml"))
+        return [describe_customer(c) for c in StoreContext(config).customers()]
 
     def workers(self) -> list[dict[str, Any]]:
         """One local worker."""
@@ -329,6 +339,27 @@ class ReadTests(APITestCase):
     def test_status(self) -> None:
         """GET status answers the admin's status."""
         self.assertEqual(self.call("GET", "/api/v1/status")["capacity"], 4)
+
+    def test_customers_with_profiles_targets_and_settings_in_force(self) -> None:
+        """The example customer: folders, inherited settings, targets with codecs."""
+        [customer] = self.call("GET", "/api/v1/customers")["items"]
+        self.assertEqual((customer["name"], customer["priority"]), ("Example", 100))
+        [web] = customer["profiles"]
+        self.assertEqual(web["priority"], 100 * 1000 + 100)
+        self.assertEqual(web["folders"]["incoming"], "default:/example/files/incoming/web")
+        settings = web["settings"]
+        # the profile's own, the admin's defaults, the built-in ones
+        self.assertEqual(settings["transcoding_timeout"], 1800)
+        self.assertEqual(settings["max_attempts"], 2)
+        self.assertEqual(settings["post_process_timeout"], 60)
+        self.assertTrue(settings["allow_without_audio"])
+        targets = {t["name"]: t for t in web["targets"]}
+        self.assertEqual(list(targets), ["high", "low", "audio", "thumbs", "original"])
+        self.assertEqual(targets["high"]["video"]["codec"], "h264")
+        self.assertEqual(targets["low"]["muxer"], "webm")
+        self.assertEqual(targets["thumbs"]["extension"], "jpg")
+        self.assertEqual(targets["original"]["extension"], "")
+        self.assertEqual(web["notify_done"], 0)
 
     def test_workers(self) -> None:
         """GET workers lists every worker with the total."""

@@ -35,6 +35,11 @@ def _workers(admin: Admin, params: Params) -> Any:
     return _listing(admin.workers())
 
 
+def _customers(admin: Admin, params: Params) -> Any:
+    """The customers as a listing."""
+    return _listing(admin.customers())
+
+
 def _queue(admin: Admin, params: Params) -> Any:
     """One page of the queued files, in dispatch order."""
     return admin.queue(**_paging(params))
@@ -171,6 +176,14 @@ ROUTES: tuple[Route, ...] = (
         "The workers.",
         _workers,
         schemas.listing(schemas.WORKER, "Every worker."),
+    ),
+    Route(
+        "customers",
+        "GET",
+        "getCustomers",
+        "The customers with their profiles, folders, targets and the settings in force.",
+        _customers,
+        schemas.listing(schemas.CUSTOMER, "Every customer, as configured now."),
     ),
     Route(
         "queue",

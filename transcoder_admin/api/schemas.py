@@ -92,6 +92,62 @@ STATUS: Schema = {
 
 WORKER: Schema = {**_OBJECT, "description": "One worker, as the admin sees it."}
 
+_NAMED_SUBDIR = {
+    "name": {**_TEXT, "description": "As configured."},
+    "subdir": {**_TEXT, "description": "Its folder name (set, or made from the name)."},
+}
+_SETTINGS: Schema = {
+    "type": "object",
+    "description": "Video or audio settings in force (ffmpeg's names; bitrates in kbit/s).",
+    "additionalProperties": {"type": ["string", "number", "integer", "boolean", "null"]},
+}
+TARGET: Schema = {
+    "type": "object",
+    "required": ["name", "type", "subdir", "extension", "muxer", "video", "audio"],
+    "properties": {
+        **_NAMED_SUBDIR,
+        "type": {"enum": ["audio-video", "video", "audio", "thumbnails", "identity", "qmaster"]},
+        "extension": {**_TEXT, "description": "Of its outputs; empty: the source's."},
+        "muxer": {"type": ["string", "null"], "description": "ffmpeg's muxer name."},
+        "video": _SETTINGS,
+        "audio": _SETTINGS,
+        "thumbnails": {"type": ["object", "null"], "additionalProperties": True},
+        "post_process": {"type": "array", "items": _TEXT, "description": "argv template."},
+    },
+}
+PROFILE: Schema = {
+    "type": "object",
+    "required": ["name", "subdir", "priority", "backend", "folders", "settings", "targets"],
+    "properties": {
+        **_NAMED_SUBDIR,
+        "priority": {**_COUNT, "description": "Queue order: customer × 1000 + profile."},
+        "backend": {"enum": ["ffmpeg", "qmaster"]},
+        "folders": {
+            "type": "object",
+            "description": "Virtual folder (root:/path) by kind: incoming, outgoing, done, …",
+            "additionalProperties": _TEXT,
+        },
+        "settings": {
+            "type": "object",
+            "description": "Settings in force after inheritance (process priority, "
+            "timeouts in seconds, max attempts, …).",
+            "additionalProperties": {"type": ["number", "integer", "boolean"]},
+        },
+        "notify_done": {**_COUNT, "description": "Notifications a done file fires."},
+        "notify_failed": {**_COUNT, "description": "Notifications a failed file fires."},
+        "targets": {"type": "array", "items": TARGET},
+    },
+}
+CUSTOMER: Schema = {
+    "type": "object",
+    "required": ["name", "subdir", "priority", "profiles"],
+    "properties": {
+        **_NAMED_SUBDIR,
+        "priority": _COUNT,
+        "profiles": {"type": "array", "items": PROFILE},
+    },
+}
+
 COMPONENT_KINDS = ("monitor", "transcoder")
 
 COMPONENT: Schema = {
