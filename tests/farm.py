@@ -264,15 +264,16 @@ class Farm:
     api_ca: str | None = None
 
     def request(
-        self, method: str, path: str, headers: dict[str, str] | None = None
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
     ) -> tuple[int, Any]:
-        """An HTTP request to the API; returns (status, decoded JSON)."""
+        """An HTTP request to the API (``body`` sent as JSON); returns (status, decoded JSON)."""
         sent = dict(headers or {})
+        data = None if body is None else json.dumps(body).encode()
         if self.token is not None:
             sent.setdefault("Authorization", f"Bearer {self.token}")
         scheme = "https" if self.api_ca else "http"
         req = urllib.request.Request(
-            f"{scheme}://127.0.0.1:{self.port}{path}", method=method, headers=sent
+            f"{scheme}://127.0.0.1:{self.port}{path}", data=data, method=method, headers=sent
         )
         context = ssl.create_default_context(cafile=self.api_ca) if self.api_ca else None
         try:

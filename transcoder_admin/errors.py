@@ -9,6 +9,10 @@ class NotStuck(LookupError):
     """The file named is not stuck (unknown, or taken again already)."""
 
 
+class NotQueued(LookupError):
+    """The file named is not in the queue (unknown, running or finished already)."""
+
+
 class NoSuchNotification(LookupError):
     """No notification has that id."""
 

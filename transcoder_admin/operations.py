@@ -65,6 +65,25 @@ class Operations:
         """Offer a stuck file again (at the next scan); NotStuck if it is not stuck."""
         return self.admin.files.retry((customer, profile, relpath))
 
+    def set_priority(
+        self, customer: str, profile: str, relpath: str, priority: int
+    ) -> dict[str, Any]:
+        """Give one queued file a priority of its own; NotQueued if it is not queued."""
+        scheduler = self.admin.scheduler
+        key = (customer, profile, relpath)
+        item = scheduler.set_priority(key, priority)
+        self.admin.log.info(
+            "priority of {customer}/{profile}: {relpath} set to {priority}",
+            customer=customer,
+            profile=profile,
+            relpath=relpath,
+            priority=priority,
+        )
+        [row] = queued_rows([item])
+        if scheduler.state_of(key) == "queued":
+            return {**row, "state": "queued", "position": scheduler.position(key)}
+        return {**row, "state": "transcoding", "position": None}  # dispatched at once
+
     def retry_notification(self, ident: str) -> defer.Deferred[dict[str, Any]]:
         """Queue a notification that gave up again; NoSuchNotification if there is none."""
         notifications = self.admin.notifications

@@ -22,6 +22,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .errors import NotQueued
 from .events import Event
 from .records import Report
 
@@ -61,6 +62,8 @@ class QueueItem:
     #: against it. None when not known (a job adopted from a worker).
     identity: dict[str, Any] | None = field(default=None, repr=False)
     removed: bool = field(default=False, repr=False)
+    #: The priority was set by an operator: a profile's new priority leaves it alone.
+    pinned: bool = False
 
     @property
     def customer(self) -> str:
@@ -192,11 +195,31 @@ class Scheduler:
         """A profile's priority changed: re-order its queued files."""
         changed = False
         for item in self._queued.values():
-            if item.key[:2] == (customer, profile) and item.priority != priority:
+            if (
+                item.key[:2] == (customer, profile)
+                and item.priority != priority
+                and not item.pinned
+            ):
                 item.priority = priority
                 changed = True
         if changed:
             heapq.heapify(self._heap)
+
+    def set_priority(self, key: FileKey, priority: int) -> QueueItem:
+        """An operator's priority for one queued file (kept across reloads); NotQueued
+        if it is not waiting in the queue."""
+        item = self._queued.get(key)
+        if item is None:
+            raise NotQueued(f"{key[0]}/{key[1]}: {key[2]!r} is not queued")
+        item.priority, item.pinned = priority, True
+        heapq.heapify(self._heap)
+        self.dispatch()
+        return item
+
+    def position(self, key: FileKey) -> int:
+        """Where a queued file stands: 0 is dispatched next."""
+        item = self._queued[key]
+        return sum(1 for other in self._queued.values() if other < item)
 
     def queue(self, first: int | None = None) -> list[QueueItem]:
         """Queued files in dispatch order; only the ``first`` ones when given.

@@ -31,7 +31,7 @@ from transcoder_admin.config.errors import ConfigError, ConfigProblem
 from transcoder_admin.context import StoreContext
 from transcoder_admin.context.checks import load_configuration
 from transcoder_admin.context.describe import describe_customer
-from transcoder_admin.errors import InvalidStateError, NoSuchNotification
+from transcoder_admin.errors import InvalidStateError, NoSuchNotification, NotQueued
 from transcoder_admin.intake import NotStuck
 
 BASE = "http://127.0.0.1:7667"
@@ -63,6 +63,7 @@ class FakeAdmin:
         ]
         self.file_list[-1].update(reason="cannot move the source to failed", since=T0)
         self.retried: list[tuple[str, str, str]] = []
+        self.prioritized: list[tuple[str, str, str, int]] = []
         self.notification_list: list[dict[str, Any]] = [
             {
                 "id": f"msg_{n}",
@@ -229,6 +230,19 @@ class FakeAdmin:
             raise NotStuck(f"{customer}/{profile}/{relpath} is not stuck")
         self.retried.append((customer, profile, relpath))
         return {"customer": customer, "profile": profile, "relpath": relpath, "state": "offered"}
+
+    def set_priority(
+        self, customer: str, profile: str, relpath: str, priority: int
+    ) -> dict[str, Any]:
+        """Re-order the two queued files; NotQueued for any other."""
+        files = self.queued_files()
+        for index, row in enumerate(files):
+            if (row["customer"], row["profile"], row["relpath"]) == (customer, profile, relpath):
+                self.prioritized.append((customer, profile, relpath, priority))
+                others = [f["priority"] for i, f in enumerate(files) if i != index]
+                position = sum(1 for other in others if other >= priority)
+                return {**row, "priority": priority, "state": "queued", "position": position}
+        raise NotQueued(f"{customer}/{profile}: {relpath!r} is not queued")
 
     def notifications(
         self, state: str | None = None, offset: int = 0, limit: int = 100
@@ -574,6 +588,61 @@ class RetryTests(APITestCase):
         self.assertEqual(schema["required"], ["customer", "profile", "relpath"])
         self.assertIn("202", operation["responses"])
         self.assertIn("404", operation["responses"])
+
+
+QUEUED = {"customer": "zeta", "profile": "audio", "relpath": "talks/épisode 1.wav"}
+
+
+class PriorityTests(APITestCase):
+    """POST queue/priority gives one queued file a priority of its own."""
+
+    def prioritize(self, body: Any, code: int) -> dict[str, Any]:
+        """POST ``body`` (JSON unless bytes) to queue/priority, expecting ``code``."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return self.call("POST", "/api/v1/queue/priority", code, data=data)
+
+    def test_a_queued_file_moves_ahead(self) -> None:
+        """200 with the file, its new priority and its place in the queue."""
+        body = self.prioritize({**QUEUED, "priority": 900}, 200)
+        self.assertEqual((body["priority"], body["state"], body["position"]), (900, "queued", 0))
+        self.assertEqual(body["relpath"], "talks/épisode 1.wav")
+        self.assertEqual(self.admin.prioritized, [(*QUEUED.values(), 900)])
+
+    def test_a_file_that_is_not_queued_is_404(self) -> None:
+        """404 naming the file; nothing changes."""
+        message = self.prioritize({**QUEUED, "relpath": "gone.wav", "priority": 1}, 404)
+        self.assertIn("'gone.wav' is not queued", message["error"]["message"])
+        self.assertEqual(self.admin.prioritized, [])
+
+    def test_bad_priorities(self) -> None:
+        """Not a whole number, out of range, missing: 400 saying which."""
+        cases = [
+            ({**QUEUED, "priority": "900"}, "'priority' of the request body must be a whole"),
+            ({**QUEUED, "priority": 9.5}, "must be a whole number"),
+            ({**QUEUED, "priority": True}, "must be a whole number"),
+            ({**QUEUED, "priority": -1}, "'priority' must be ≥ 0"),
+            ({**QUEUED, "priority": 1_000_000}, "'priority' must be ≤ 999999"),
+            (QUEUED, "'priority'"),
+            ({**QUEUED, "priority": 5, "relpath": ""}, "'relpath'"),
+        ]
+        for body, expected in cases:
+            self.assertIn(expected, self.prioritize(body, 400)["error"]["message"], body)
+        self.assertEqual(self.admin.prioritized, [])
+
+    def test_documented_with_an_integer_field(self) -> None:
+        """The body schema types priority as a bounded integer."""
+        operation = DOCUMENT["paths"]["/api/v1/queue/priority"]["post"]
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        self.assertEqual(
+            schema["properties"]["priority"],
+            {
+                "type": "integer",
+                "description": "The new priority.",
+                "minimum": 0,
+                "maximum": 999_999,
+            },
+        )
+        self.assertEqual(schema["required"], ["customer", "profile", "relpath", "priority"])
 
 
 class NotificationTests(APITestCase):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
+from transcoder_admin.errors import NotQueued
 from transcoder_admin.prognosis import SOURCE, JobFailure
 from transcoder_admin.records import Report
 from transcoder_admin.scheduler import JobAbandoned, Scheduler, SourceStuck
@@ -83,6 +85,46 @@ def test_higher_priority_first_then_oldest():
     transcoder.capacity = 3
     scheduler.dispatch()
     assert [k[2] for k in transcoder.started] == ["old-high", "new-high", "old-low"]
+
+
+def test_an_operators_priority_reorders_the_queue_and_outlasts_a_profiles_change():
+    """A file given priority moves ahead; the profile's new priority leaves it be."""
+    _, transcoder, scheduler, _ = make(capacity=0)
+    for index, name in enumerate(["a", "b", "c"]):
+        scheduler.enqueue(("c", "p", name), 100, detected_at=index)
+    scheduler.set_priority(("c", "p", "c"), 500)
+    assert [i.relpath for i in scheduler.queue()] == ["c", "a", "b"]
+    assert [scheduler.position(("c", "p", n)) for n in "cab"] == [0, 1, 2]
+    scheduler.reprioritize("c", "p", 900)  # a reload raised the profile above it
+    assert [(i.relpath, i.priority) for i in scheduler.queue()] == [
+        ("a", 900),
+        ("b", 900),
+        ("c", 500),
+    ]
+    transcoder.capacity = 1
+    scheduler.dispatch()
+    assert transcoder.started == [("c", "p", "a")]
+
+
+def test_only_a_queued_file_gets_a_priority():
+    """Unknown or running: NotQueued, naming the file; the queue is unchanged."""
+    _, transcoder, scheduler, _ = make(capacity=1)
+    scheduler.enqueue(("c", "p", "running"), 1, 0)
+    scheduler.enqueue(("c", "p", "waiting"), 1, 1)
+    for name in ("running", "never-seen"):
+        with pytest.raises(NotQueued, match=name):
+            scheduler.set_priority(("c", "p", name), 5)
+    assert [(i.relpath, i.priority) for i in scheduler.queue()] == [("waiting", 1)]
+
+
+def test_a_priority_that_frees_a_slot_dispatches_at_once():
+    """With a free slot (capacity just grown), the re-prioritized file starts."""
+    _, transcoder, scheduler, _ = make(capacity=0)
+    scheduler.enqueue(("c", "p", "a"), 1, 0)
+    transcoder.capacity = 1
+    scheduler.set_priority(("c", "p", "a"), 7)
+    assert transcoder.started == [("c", "p", "a")]
+    assert scheduler.state_of(("c", "p", "a")) == "transcoding"
 
 
 def test_pause_stops_new_jobs_but_not_running_ones():

@@ -9,6 +9,7 @@ from transcoder_admin.errors import (
     InvalidStateError,
     NoDiagnosis,
     NoSuchNotification,
+    NotQueued,
     NotStuck,
 )
 
@@ -42,7 +43,7 @@ def api_error_for(error: BaseException, *, took_input: bool) -> APIError | None:
         return error
     if isinstance(error, InvalidStateError):
         return APIError(409, str(error) or "the admin cannot do that in its current state")
-    if isinstance(error, NotStuck | NoSuchNotification | NoDiagnosis):
+    if isinstance(error, NotStuck | NotQueued | NoSuchNotification | NoDiagnosis):
         return APIError(404, str(error))
     if isinstance(error, ConfigError):
         problems = [str(problem) for problem in error.problems]

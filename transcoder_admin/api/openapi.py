@@ -100,22 +100,30 @@ def _operation(route: Route) -> dict[str, Any]:
     return operation
 
 
+def _body_field(param: Param) -> dict[str, Any]:
+    """The schema of one field of a request body."""
+    if param.kind == "integer":
+        bounds = {"minimum": param.minimum, "maximum": param.maximum}
+        return {
+            "type": "integer",
+            "description": param.description,
+            **{key: value for key, value in bounds.items() if value is not None},
+        }
+    return {
+        "type": "string",
+        "minLength": 1,
+        "description": param.description,
+        **({"maxLength": param.max_length} if param.max_length is not None else {}),
+    }
+
+
 def _body_schema(route: Route) -> dict[str, Any]:
     """The JSON object a route's request body must be."""
-    properties = {
-        param.name: {
-            "type": "string",
-            "minLength": 1,
-            "description": param.description,
-            **({"maxLength": param.max_length} if param.max_length is not None else {}),
-        }
-        for param in route.body
-    }
     return {
         "type": "object",
         "required": [param.name for param in route.body],
         "additionalProperties": False,
-        "properties": properties,
+        "properties": {param.name: _body_field(param) for param in route.body},
     }
 
 

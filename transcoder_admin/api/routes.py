@@ -12,7 +12,7 @@ from typing import Any
 from . import schemas
 from .errors import APIError
 from .openapi import openapi_document
-from .table import MAX_LIMIT, OUTCOMES, VERDICTS, Admin, Param, Params, Route
+from .table import MAX_LIMIT, MAX_PRIORITY, OUTCOMES, VERDICTS, Admin, Param, Params, Route
 
 
 def _listing(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -69,6 +69,16 @@ def _files(admin: Admin, params: Params) -> Any:
 def _retry_file(admin: Admin, params: Params) -> Any:
     """Offer a stuck file again."""
     return admin.retry_file(str(params["customer"]), str(params["profile"]), str(params["relpath"]))
+
+
+def _set_priority(admin: Admin, params: Params) -> Any:
+    """Give a queued file a priority of its own."""
+    return admin.set_priority(
+        str(params["customer"]),
+        str(params["profile"]),
+        str(params["relpath"]),
+        int(params["priority"]),
+    )
 
 
 def _notifications(admin: Admin, params: Params) -> Any:
@@ -147,6 +157,13 @@ _REPORT_PARAMS = (
     _text("until", "Only reports of jobs finished before this ISO 8601 time.", 64),
     _text("search", "Only reports whose source path contains this text."),
     *_paging_params("Reports"),
+)
+
+#: The fields that name one file in an action's body.
+_FILE_FIELDS = (
+    _text("customer", "The file's customer."),
+    _text("profile", "The file's profile."),
+    _text("relpath", "The file's path under the profile's incoming folder.", 4096),
 )
 
 _NOT_NOW = {409: "The admin cannot do that in its current state."}
@@ -235,13 +252,29 @@ ROUTES: tuple[Route, ...] = (
         "Offer a stuck file again: it is taken at the next scan of its folder.",
         _retry_file,
         schemas.RETRIED,
-        body=(
-            _text("customer", "The file's customer."),
-            _text("profile", "The file's profile."),
-            _text("relpath", "The file's path under the profile's incoming folder.", 4096),
-        ),
+        body=_FILE_FIELDS,
         status=202,
         errors={404: "The file is not stuck (unknown, or taken again already)."},
+    ),
+    Route(
+        "queue/priority",
+        "POST",
+        "setPriority",
+        "Give a queued file a priority of its own (higher goes first; a profile's is "
+        "customer priority × 1000 + profile priority); it outlasts reloads.",
+        _set_priority,
+        schemas.PRIORITY_SET,
+        body=(
+            *_FILE_FIELDS,
+            Param(
+                "priority",
+                "The new priority.",
+                kind="integer",
+                minimum=0,
+                maximum=MAX_PRIORITY,
+            ),
+        ),
+        errors={404: "The file is not queued (unknown, running or finished already)."},
     ),
     Route(
         "notifications",

@@ -192,6 +192,24 @@ QUEUED_FILE: Schema = {
     },
 }
 
+PRIORITY_SET: Schema = {
+    **QUEUED_FILE,
+    "description": "The file with its new priority and where it now stands.",
+    "required": [*QUEUED_FILE["required"], "state", "position"],
+    "properties": {
+        **QUEUED_FILE["properties"],
+        "state": {
+            "enum": ["queued", "transcoding"],
+            "description": "transcoding: the new priority sent it to a free slot at once.",
+        },
+        "position": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "description": "Files dispatched before it (0: next); null once transcoding.",
+        },
+    },
+}
+
 TASK: Schema = {
     **_OBJECT,
     "required": [

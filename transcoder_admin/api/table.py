@@ -20,6 +20,8 @@ from .errors import APIError
 PREFIX = "/api/v1/"
 MAX_LIMIT = 500
 MAX_BODY_BYTES = 64 * 1024
+#: The highest queue priority (customer 999 × 1000 + profile 999).
+MAX_PRIORITY = 999_999
 OUTCOMES = records.OUTCOMES
 #: The prognostician's verdicts, and ``none`` (a failure it did not expect).
 VERDICTS = (*prognosis.VERDICTS, "none")
@@ -46,6 +48,9 @@ class Admin(Protocol):
     def resume(self) -> Deferred[Any]: ...
     def reload(self) -> Deferred[Any]: ...
     def retry_file(self, customer: str, profile: str, relpath: str) -> Mapping[str, Any]: ...
+    def set_priority(
+        self, customer: str, profile: str, relpath: str, priority: int
+    ) -> Mapping[str, Any]: ...
     def notifications(
         self, state: str | None = ..., offset: int = ..., limit: int = ...
     ) -> Deferred[Any]: ...
@@ -74,6 +79,14 @@ class Param:
     maximum: int | None = None
     max_length: int | None = None
 
+    def in_range(self, number: int, what: str) -> int:
+        """``number`` if within the bounds, else a 400 APIError naming ``what`` it is."""
+        if self.minimum is not None and number < self.minimum:
+            raise APIError(400, f"{what} {self.name!r} must be ≥ {self.minimum}")
+        if self.maximum is not None and number > self.maximum:
+            raise APIError(400, f"{what} {self.name!r} must be ≤ {self.maximum}")
+        return number
+
     def parse(self, raw: str) -> str | int:
         """Check ``raw`` and return the value to hand to the admin, or raise a 400 APIError."""
         if self.kind == "integer":
@@ -81,12 +94,7 @@ class Param:
                 raise APIError(
                     400, f"query parameter {self.name!r}: {_shown(raw)} is not a whole number"
                 )
-            number = int(raw)
-            if self.minimum is not None and number < self.minimum:
-                raise APIError(400, f"query parameter {self.name!r} must be ≥ {self.minimum}")
-            if self.maximum is not None and number > self.maximum:
-                raise APIError(400, f"query parameter {self.name!r} must be ≤ {self.maximum}")
-            return number
+            return self.in_range(int(raw), "query parameter")
         if self.enum and raw not in self.enum:
             allowed = ", ".join(self.enum)
             raise APIError(
@@ -111,8 +119,9 @@ class Route:
     response: schemas.Schema
     params: tuple[Param, ...] = ()
     errors: Mapping[int, str] = field(default_factory=dict)
-    #: Fields of the JSON object the request body must be (all required strings); an
-    #: operation without them ignores its body.
+    #: Fields of the JSON object the request body must be (all required: non-empty
+    #: strings, or whole numbers for integer ones); an operation without them ignores
+    #: its body.
     body: tuple[Param, ...] = ()
     #: The status of a successful answer.
     status: int = 200
@@ -161,6 +170,14 @@ class Route:
             )
         fields: dict[str, str | int] = {}
         for name, param in known.items():
+            if param.kind == "integer":
+                number = value.get(name)
+                if not isinstance(number, int) or isinstance(number, bool):
+                    raise APIError(
+                        400, f"field {name!r} of the request body must be a whole number"
+                    )
+                fields[name] = param.in_range(number, "field")
+                continue
             if not isinstance(value.get(name), str) or not value[name]:
                 raise APIError(
                     400, f"field {name!r} of the request body must be a non-empty string"
