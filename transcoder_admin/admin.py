@@ -22,6 +22,7 @@ from .errors import InvalidStateError
 from .events import Subscription
 from .intake.files import FileIntake
 from .janitor import Janitor
+from .metrics import FarmMetrics
 from .monitoring import Monitoring
 from .notify.service import Notifications, create_notifications
 from .operations import Operations
@@ -79,6 +80,7 @@ class TranscoderAdmin(PartsService):
         self.notifications = notifications
         self.janitor = Janitor(cluster.components, reactor)
         self.operations = Operations(self)
+        self.metrics = FarmMetrics(self.operations.metric_values)
         #: What is re-read with the customers (SIGHUP, POST /reload): the API's tokens.
         self.reloads: list[Callable[[], defer.Deferred[Any]]] = []
         self.state = STOPPED
@@ -160,6 +162,8 @@ class TranscoderAdmin(PartsService):
             store.customer_removed.subscribe(self._on_customer_removed),
             store.profile_removed.subscribe(lambda key: self.scheduler.dequeue_where(*key)),
             store.profile_changed.subscribe(self._on_profile_changed),
+            self.scheduler.transcoding_done.subscribe(self.metrics.job_ended),
+            self.scheduler.transcoding_failed.subscribe(self.metrics.job_ended),
         ]
         self.janitor.claim(MONITOR, self.monitoring.claims)
         self.files.subscribe()

@@ -6,6 +6,7 @@ through its public methods, and the listings are shaped and paged by ``api.views
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, threads
@@ -16,6 +17,7 @@ from .config.errors import ConfigError
 from .context.describe import describe_customer
 from .context.paths import PathEscapeError
 from .errors import NoDiagnosis, NoSuchNotification
+from .metrics import queued_by_profile
 from .reports.files import read_diagnosis
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ class Operations:
 
     def __init__(self, admin: TranscoderAdmin) -> None:
         self.admin = admin
+        self._notification_counts: dict[str, int] = {}
 
     @property
     def state(self) -> str:
@@ -99,6 +102,30 @@ class Operations:
         return d.addCallback(found)
 
     # -- queries
+
+    def metrics(self) -> defer.Deferred[bytes]:
+        """The Prometheus text exposition of the farm (notification counts read first)."""
+        notifications = self.admin.notifications
+        counts = notifications.notifier.counts() if notifications is not None else defer.succeed({})
+
+        def render(found: dict[str, int]) -> bytes:
+            self._notification_counts = dict(found)
+            return self.admin.metrics.render()
+
+        return counts.addCallback(render)
+
+    def metric_values(self) -> dict[str, Any]:
+        """The gauges' values now (``metrics.Snapshot`` reads them at each scrape)."""
+        admin = self.admin
+        return {
+            "queued": queued_by_profile(admin.scheduler.queued_keys()),
+            "running": admin.scheduler.running_count(),
+            "workers": dict(Counter(str(row.get("state")) for row in self.workers())),
+            "capacity": admin.transcoding.capacity(),
+            "free_slots": admin.transcoding.free_slots(),
+            "rows_waiting": admin.db.rows_waiting,
+            "notifications": self._notification_counts,
+        }
 
     def customers(self) -> list[dict[str, Any]]:
         """Every customer with its profiles, folders, targets and settings in force."""

@@ -230,6 +230,10 @@ class Scheduler:
             return sorted(self._queued.values())
         return heapq.nsmallest(first, self._queued.values())
 
+    def queued_keys(self) -> list[FileKey]:
+        """The queued files' keys, in no particular order (cheap: no sort)."""
+        return list(self._queued)
+
     def queued_count(self) -> int:
         """How many files wait in the queue."""
         return len(self._queued)

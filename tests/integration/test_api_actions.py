@@ -1,6 +1,11 @@
-"""The operators' actions on a real farm: a queued file's priority."""
+"""The operators' actions on a real farm (a queued file's priority) and its metrics."""
 
 from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.farm import Farm, wait_for
 
@@ -32,5 +37,68 @@ def test_a_file_given_priority_runs_first(tmp_path, clips):
         reports = sorted(farm.reports("acme", "web", "done"), key=lambda r: r["times"]["started"])
         assert reports[0]["relpath"] == "three.m4a"
         assert f"priority of ACME/web: three.m4a set to {higher}" in farm.log()
+    finally:
+        farm.stop()
+
+
+def metrics(farm: Farm, token: str | None = None) -> tuple[int, dict[tuple[str, tuple], float]]:
+    """GET /metrics: (status, {(sample name, sorted labels): value})."""
+    request = urllib.request.Request(f"http://127.0.0.1:{farm.port}/metrics")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, {}
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return 200, samples
+
+
+def test_metrics_count_what_the_farm_did(tmp_path, clips):
+    """After one done and one failed file: the finished counters by outcome and kind,
+    the duration and queue-time histograms, the workers and slots, the queue gauge; with
+    tokens, /metrics needs one."""
+    farm = Farm(str(tmp_path), {"acme": CUSTOMER}, max_jobs=1)
+    tokens = str(tmp_path / "etc" / "tokens.yaml")
+    farm.configure("api", tokens_file=tokens)
+    added = farm.command(
+        "token", "add", "prometheus", "--role", "read", "--tokens-file", tokens, config=False
+    )
+    farm.token = added.stdout.strip().splitlines()[-1]
+    farm.start()
+    try:
+        assert metrics(farm)[0] == 401
+        farm.drop("acme", "web", "good.m4a", clips["audio"])
+        wait_for(lambda: farm.finished("acme", "web") == 1, 60, "the good file")
+        broken = tmp_path / "broken.m4a"
+        broken.write_bytes(b"not media at all" * 100)
+        farm.drop("acme", "web", "broken.m4a", str(broken))
+        wait_for(lambda: farm.finished("acme", "web") == 2, 60, "the broken file")
+        assert farm.request("POST", "/api/v1/pause")[0] == 403  # a read token
+        status, found = metrics(farm, farm.token)
+        assert status == 200
+        done = found[
+            ("transcoder_jobs_finished_total", (("failure_kind", "none"), ("outcome", "done")))
+        ]
+        assert done == 1
+        failed = {
+            k: v
+            for k, v in found.items()
+            if k[0] == "transcoder_jobs_finished_total" and ("outcome", "failed") in k[1]
+        }
+        assert sum(failed.values()) == 1, failed
+        assert found[("transcoder_job_duration_seconds_count", ())] == 2
+        assert found[("transcoder_time_in_queue_seconds_count", ())] == 2
+        assert found[("transcoder_workers", (("state", "attached"),))] == 1
+        assert found[("transcoder_slots", ())] == 1
+        assert found[("transcoder_free_slots", ())] == 1
+        assert found[("transcoder_running_jobs", ())] == 0
+        assert found[("transcoder_ffmpeg_cpu_seconds_total", ())] > 0
+        assert ("transcoder_report_rows_waiting", ()) in found
     finally:
         farm.stop()

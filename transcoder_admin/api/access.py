@@ -112,13 +112,17 @@ class Access:
 
     def check(self, request: Request, route: Route) -> Caller:
         """The caller of an allowed request; APIError (401, 403) for one refused."""
+        return self.check_request(request, action=route.method != "GET", public=route.public)
+
+    def check_request(self, request: Request, *, action: bool, public: bool = False) -> Caller:
+        """:meth:`check` for a resource outside the route table (``/metrics``)."""
         self._check_host(request)
-        if route.method != "GET":
+        if action:
             self._check_origin(request)
-        if self.tokens is None or route.public:
+        if self.tokens is None or public:
             return Caller(None, "admin")
         caller = self._caller(request)
-        if route.method != "GET" and caller.role != "admin":
+        if action and caller.role != "admin":
             raise APIError(
                 403, f"token {caller.name!r} may only read; this action needs an admin token"
             )

@@ -24,6 +24,8 @@ from .routes import ROUTES
 from .table import MAX_BODY_BYTES, Admin, Route
 
 CONTENT_TYPE = b"application/json; charset=utf-8"
+#: The Prometheus text exposition format, version 0.0.4.
+METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _MAX_QUERY_FIELDS = 50
 
 
@@ -275,6 +277,55 @@ class APIResource(Resource):
             exchange.send_error(APIError(500, "internal error; the admin's log has the details"))
 
 
+class MetricsResource(Resource):
+    """``GET /metrics``: the Prometheus text format, behind the API's access rules."""
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, admin: Admin, access: Access) -> None:
+        super().__init__()
+        self._admin = admin
+        self._access = access
+
+    def render_GET(self, request: Request) -> int:  # noqa: N802 (twisted.web API)
+        """Check the caller, then answer with the metrics once rendered."""
+        exchange = _Exchange(request)
+        try:
+            self._access.check_request(request, action=False)
+        except APIError as error:
+            exchange.send_error(error)
+            return NOT_DONE_YET
+        answer = maybeDeferred(self._admin.metrics)
+        exchange.watch(answer, cancel=True)
+        answer.addCallbacks(
+            lambda text: self._send(exchange, text), self._failed, (), {}, (exchange,)
+        )
+        return NOT_DONE_YET
+
+    @staticmethod
+    def _send(exchange: _Exchange, text: bytes) -> None:
+        if exchange.gone:
+            return
+        request = exchange.request
+        request.setHeader(b"Content-Type", METRICS_TYPE)
+        request.setHeader(b"Content-Length", b"%d" % len(text))
+        request.setHeader(b"Cache-Control", b"no-store")
+        request.write(text)
+        request.finish()
+
+    def _failed(self, failure: Failure, exchange: _Exchange) -> None:
+        if exchange.gone and failure.check(CancelledError):
+            return
+        self.log.failure("metrics could not be rendered", failure)
+        if not exchange.finished:
+            exchange.send_error(APIError(500, "internal error; the admin's log has the details"))
+
+    def render_HEAD(self, request: Request) -> int:  # noqa: N802 (twisted.web API)
+        """As GET (twisted.web drops the body)."""
+        return self.render_GET(request)
+
+
 class _LimitedRequest(Request):
     """A request that stops storing its body past the API's limit instead of buffering it all."""
 
@@ -296,7 +347,9 @@ def build_resource(admin: Admin, access: Access | None = None) -> Resource:
     api = _Directory()
     # mypy sees no zope declarations: Resource does provide IResource.
     root.putChild(b"api", cast(IResource, api))
+    access = access or Access()
     api.putChild(b"v1", cast(IResource, APIResource(admin, access=access)))
+    root.putChild(b"metrics", cast(IResource, MetricsResource(admin, access)))
     return root
 
 

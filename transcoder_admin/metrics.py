@@ -1,0 +1,119 @@
+"""The farm's Prometheus metrics (``GET /metrics``), with prometheus-client.
+
+Counters and histograms grow as jobs end (the scheduler's events); gauges are read from
+the parts when Prometheus scrapes, so they cost nothing between scrapes.  Each admin has
+its own registry: nothing is global, tests can build several.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .scheduler import Finished
+
+#: Seconds: from a 2 s clip's job to a feature film's.
+DURATION_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
+QUEUE_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400)
+
+
+class Snapshot(Collector):
+    """The gauges, read from the farm at each scrape (``read`` returns its values)."""
+
+    def __init__(self, read: Callable[[], Mapping[str, Any]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterable[Metric]:
+        """One family per gauge."""
+        values = self.read()
+        queued = GaugeMetricFamily(
+            "transcoder_queue_files",
+            "Files waiting in the queue, by customer and profile.",
+            labels=["customer", "profile"],
+        )
+        for (customer, profile), count in sorted(values["queued"].items()):
+            queued.add_metric([customer, profile], count)
+        yield queued
+        yield GaugeMetricFamily(
+            "transcoder_running_jobs", "Jobs running now.", value=values["running"]
+        )
+        workers = GaugeMetricFamily("transcoder_workers", "Workers by state.", labels=["state"])
+        for state, count in sorted(values["workers"].items()):
+            workers.add_metric([state], count)
+        yield workers
+        yield GaugeMetricFamily(
+            "transcoder_slots", "Job slots of the attached workers.", value=values["capacity"]
+        )
+        yield GaugeMetricFamily(
+            "transcoder_free_slots", "Job slots free now.", value=values["free_slots"]
+        )
+        yield GaugeMetricFamily(
+            "transcoder_report_rows_waiting",
+            "Report rows waiting to be written to the database.",
+            value=values["rows_waiting"],
+        )
+        notifications = GaugeMetricFamily(
+            "transcoder_notifications", "Notifications by state.", labels=["state"]
+        )
+        for state, count in sorted(values["notifications"].items()):
+            notifications.add_metric([state], count)
+        yield notifications
+
+
+class FarmMetrics:
+    """The admin's registry: counters fed by ended jobs, gauges read at scrape time."""
+
+    def __init__(self, read: Callable[[], Mapping[str, Any]]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.finished = Counter(
+            "transcoder_jobs_finished",
+            "Jobs ended, by outcome and failure kind (none for done jobs).",
+            ["outcome", "failure_kind"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "transcoder_job_duration_seconds",
+            "Wall time of a job on its worker.",
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_time = Histogram(
+            "transcoder_time_in_queue_seconds",
+            "From queued to started, per job.",
+            buckets=QUEUE_BUCKETS,
+            registry=self.registry,
+        )
+        self.cpu = Counter(
+            "transcoder_ffmpeg_cpu_seconds",
+            "CPU seconds the jobs' commands (ffmpeg, post-process) used.",
+            registry=self.registry,
+        )
+        self.registry.register(Snapshot(read))
+        # Every label pair exists from the start: a rate() over a new series is empty.
+        self.finished.labels("done", "none")
+
+    def job_ended(self, finished: Finished) -> None:
+        """Count one ended job (the scheduler's done and failed events)."""
+        report, item = finished.report, finished.item
+        kind = report.failure.kind if report.failure is not None else "none"
+        self.finished.labels(report.outcome, kind).inc()
+        if report.real_time is not None:
+            self.duration.observe(max(0.0, report.real_time))
+        if item.started_at is not None and item.queued_at:
+            self.queue_time.observe(max(0.0, item.started_at - item.queued_at))
+        if report.cpu_time:
+            self.cpu.inc(max(0.0, report.cpu_time))
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
+
+
+def queued_by_profile(keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str], int]:
+    """How many queued files each (customer, profile) has."""
+    return dict(Tally(key[:2] for key in keys))
