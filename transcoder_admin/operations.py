@@ -16,7 +16,7 @@ from .api.views import PAGE_LIMIT, Source, file_counts, files_page, page, queued
 from .config.errors import ConfigError
 from .context.describe import describe_customer
 from .context.paths import PathEscapeError
-from .errors import NoDiagnosis, NoSuchNotification
+from .errors import NoDiagnosis, NoSuchNotification, NotStuck
 from .metrics import queued_by_profile
 from .reports.files import read_diagnosis
 
@@ -64,9 +64,16 @@ class Operations:
         d = self.admin.store.reload()
         return d.addCallbacks(lambda result: result.to_dict(), refused)
 
-    def retry_file(self, customer: str, profile: str, relpath: str) -> dict[str, Any]:
-        """Offer a stuck file again (at the next scan); NotStuck if it is not stuck."""
-        return self.admin.files.retry((customer, profile, relpath))
+    def retry_file(
+        self, customer: str, profile: str, relpath: str
+    ) -> defer.Deferred[dict[str, Any]]:
+        """Offer a stuck file again (at the next scan), or send a failed one back to
+        incoming; NotStuck if it is neither."""
+        key = (customer, profile, relpath)
+        try:
+            return defer.succeed(self.admin.files.retry(key))
+        except NotStuck:
+            return self.admin.files.return_failed(key)
 
     def set_priority(
         self, customer: str, profile: str, relpath: str, priority: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.request
 
@@ -100,5 +101,36 @@ def test_metrics_count_what_the_farm_did(tmp_path, clips):
         assert found[("transcoder_running_jobs", ())] == 0
         assert found[("transcoder_ffmpeg_cpu_seconds_total", ())] > 0
         assert ("transcoder_report_rows_waiting", ()) in found
+    finally:
+        farm.stop()
+
+
+def test_a_failed_file_sent_back_is_a_new_arrival(tmp_path):
+    """A file that failed is sent back by files/retry: it leaves failed, arrives in
+    incoming, and is judged again (here it fails again: a second report)."""
+    farm = Farm(str(tmp_path), {"acme": CUSTOMER})
+    farm.start()
+    try:
+        broken = tmp_path / "broken.m4a"
+        broken.write_bytes(b"not media at all" * 100)
+        farm.drop("acme", "web", "news/broken.m4a", str(broken))
+        wait_for(lambda: len(farm.reports("acme", "web", "failed")) == 1, 60, "the failure")
+        failed = farm.folder("acme", "failed", "web")
+        assert os.listdir(os.path.join(failed, "news")) == ["broken.m4a"]
+        body = {"customer": "ACME", "profile": "web", "relpath": "news/broken.m4a"}
+        status, answer = farm.request("POST", "/api/v1/files/retry", body=body)
+        assert (status, answer["state"]) == (202, "returned"), answer
+        wait_for(lambda: len(farm.reports("acme", "web", "failed")) == 2, 60, "the second run")
+        assert "sent back from failed to incoming by an operator" in farm.log()
+        status, answer = farm.request(
+            "POST", "/api/v1/files/retry", body={**body, "relpath": "x.m4a"}
+        )
+        assert (
+            status == 404 and "neither stuck nor in the failed folder" in answer["error"]["message"]
+        )
+        status, answer = farm.request(
+            "POST", "/api/v1/files/retry", body={**body, "relpath": "../../etc/passwd"}
+        )
+        assert status == 404
     finally:
         farm.stop()

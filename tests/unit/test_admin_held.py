@@ -14,6 +14,7 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
+from tests.unit.pbpairs import FakeReactor
 from transcoder_admin.admin import create_admin
 from transcoder_admin.context.checks import load_configuration
 from transcoder_admin.intake import Intake, NotStuck, RemovalCheck, gone_paths
@@ -69,11 +70,12 @@ def test_release_before_the_offer_keeps_the_attempts_for_it(tmp_path):
     assert queued_attempts(admin) == 0
 
 
-def plain_admin(tmp_path):
+def plain_admin(tmp_path, reactor=None):
     """A wired admin (nothing started) whose monitoring records what it is told."""
     write(tmp_path, "admin.yaml", ADMIN_YAML + "api: {enabled: false}\n")
     write(tmp_path, "customers/acme.yaml", CUSTOMER_YAML)
-    admin = create_admin(load_configuration(str(tmp_path / "admin.yaml")), Clock())
+    config = load_configuration(str(tmp_path / "admin.yaml"))
+    admin = create_admin(config, reactor or Clock())
     admin._wire()
     calls = []
     admin.monitoring.release = lambda *key: calls.append(("release", key))
@@ -118,17 +120,28 @@ def test_a_stuck_file_is_listed_counted_and_not_taken_until_it_changes(tmp_path)
     assert admin.operations.files(state="stuck")["total"] == 0 and queued_attempts(admin) == 0
 
 
+def retried(admin, key=KEY):
+    """``retry_file``'s answer, or the error it failed with (its thread runs at once)."""
+    outcome = []
+    admin.operations.retry_file(*key).addBoth(outcome.append)
+    [value] = outcome
+    if isinstance(value, Failure):
+        raise value.value
+    return value
+
+
 def test_an_operator_retries_a_stuck_file(tmp_path):
-    """retry_file: the file is offered again at the next scan; a second retry is refused."""
-    admin, calls = plain_admin(tmp_path)
+    """retry_file: the file is offered again at the next scan; a second retry is refused
+    (it is not stuck, and not in the failed folder either)."""
+    admin, calls = plain_admin(tmp_path, FakeReactor())
     with pytest.raises(NotStuck):
-        admin.operations.retry_file(*KEY)
+        retried(admin)
     admin.scheduler.transcoding_stuck.fire(Stuck(QueueItem(KEY, 1, 0.0), "cannot fail it"))
-    assert admin.operations.retry_file(*KEY)["state"] == "offered"
+    assert retried(admin)["state"] == "offered"
     assert calls[-1] == ("forget", KEY)
     assert admin.operations.status()["files"]["stuck"] == 0
     with pytest.raises(NotStuck):
-        admin.operations.retry_file(*KEY)
+        retried(admin)
 
 
 def test_a_stuck_file_removed_from_incoming_is_forgotten(tmp_path):

@@ -249,12 +249,17 @@ ROUTES: tuple[Route, ...] = (
         "files/retry",
         "POST",
         "retryFile",
-        "Offer a stuck file again: it is taken at the next scan of its folder.",
+        "Offer a stuck file again (taken at the next scan of its folder), or send a "
+        "failed file's source back from failed to incoming (a new arrival).",
         _retry_file,
         schemas.RETRIED,
         body=_FILE_FIELDS,
         status=202,
-        errors={404: "The file is not stuck (unknown, or taken again already)."},
+        errors={
+            404: "The file is neither stuck nor in the failed folder.",
+            409: "The failed file cannot go back: incoming has that name, it is not a "
+            "regular file, or its path leads out of its folder.",
+        },
     ),
     Route(
         "queue/priority",

@@ -269,13 +269,14 @@ FILE: Schema = {
 
 RETRIED: Schema = {
     **_OBJECT,
-    "description": "The stuck file, now offered again.",
+    "description": "The file: offered again (it was stuck) or returned to incoming "
+    "(it had failed).",
     "required": ["customer", "profile", "relpath", "state"],
     "properties": {
         "customer": _TEXT,
         "profile": _TEXT,
         "relpath": _TEXT,
-        "state": {"enum": ["offered"]},
+        "state": {"enum": ["offered", "returned"]},
     },
 }
 

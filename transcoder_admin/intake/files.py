@@ -16,10 +16,11 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from ..context import Roots
+from ..errors import NotStuck
 from ..events import Subscription
 from ..monitoring import FileOffer, ScanProblem
 from ..proxy import WorkerProxy
@@ -31,6 +32,7 @@ from ..reports.files import row_from_report
 from ..scheduler import Finished, QueueItem, Scheduler, Stuck
 from ..store import Store
 from ..transcoding import Transcoding
+from .returns import return_failed
 from .stuck import FileKey, Intake, RemovalCheck
 
 #: Finished files remembered for /api/v1/files and the status counts.
@@ -263,6 +265,35 @@ class FileIntake:
         )
         self.monitoring.forget(*key)
         return {"customer": customer, "profile": profile, "relpath": relpath, "state": "offered"}
+
+    def return_failed(self, key: FileKey) -> defer.Deferred[dict[str, Any]]:
+        """Move a failed file's source back to incoming (a new arrival); NotStuck if there
+        is no such failed file, InvalidStateError if it cannot go back."""
+        profile = self.store.profile(key[0], key[1])
+        if profile is None:
+            return defer.fail(NotStuck(f"{key[0]}/{key[1]}: no such profile"))
+        failed = self.roots.local(profile.folder("failed"))
+        incoming = self.roots.local(profile.folder("incoming"))
+        d = threads.deferToThreadPool(
+            self.clock, self.clock.getThreadPool(), return_failed, failed, incoming, key[2]
+        )
+
+        def returned(_: None) -> dict[str, Any]:
+            self.log.info(
+                "{customer}/{profile}/{relpath}: sent back from failed to incoming by an operator",
+                customer=key[0],
+                profile=key[1],
+                relpath=key[2],
+            )
+            self.monitoring.forget(*key)
+            return _returned(key)
+
+        return d.addCallback(returned)
+
+
+def _returned(key: FileKey) -> dict[str, Any]:
+    customer, profile, relpath = key
+    return {"customer": customer, "profile": profile, "relpath": relpath, "state": "returned"}
 
 
 def contradiction(held: HeldJob, job: dict[str, Any]) -> str | None:
