@@ -10,10 +10,12 @@ import ssl
 import urllib.error
 import urllib.request
 
+import jsonschema
 import pytest
 
 from tests.farm import Farm, wait_for
 from tests.pki import make_ca
+from transcoder_admin.api import schemas
 
 CUSTOMER = {"name": "ACME", "profiles": {"web": {"targets": {"copy": {"type": "identity"}}}}}
 
@@ -40,6 +42,9 @@ def test_tokens_guard_a_public_api_and_a_revocation_holds_after_sighup(tmp_path)
         assert farm.request("GET", "/api/v1/status")[0] == 401
         farm.token = read_token
         assert farm.get("/api/v1/status")["state"] == "started"
+        for path, schema in (("workers", schemas.WORKER), ("customers", schemas.CUSTOMER)):
+            for item in farm.get(f"/api/v1/{path}")["items"]:
+                jsonschema.validate(item, schema)  # what a generated client expects
         [acme] = farm.get("/api/v1/customers")["items"]
         assert [t["name"] for t in acme["profiles"][0]["targets"]] == ["copy"]
         status, body = farm.request("POST", "/api/v1/pause")

@@ -111,7 +111,22 @@ class FakeAdmin:
 
     def workers(self) -> list[dict[str, Any]]:
         """One local worker."""
-        return [{"name": "local-1", "host": "localhost", "capacity": 2, "running": 1}]
+        return [
+            {
+                "name": "local-1",
+                "host": "localhost",
+                "roots": {"default": "/srv/media"},
+                "max_jobs": 2,
+                "running": 1,
+                "load": 1,
+                "state": "attached",
+                "kind": "process",
+                "last_heartbeat": T0,
+                "silent_for": 1.5,
+                "pid": 4242,
+                "components": {"monitors": 1, "jobs": 1, "failed_kept": 0},
+            }
+        ]
 
     def queue(self, offset: int = 0, limit: int = 100) -> dict[str, Any]:
         """One page of two queued files, the higher priority first."""
@@ -378,7 +393,10 @@ class ReadTests(APITestCase):
     def test_workers(self) -> None:
         """GET workers lists every worker with the total."""
         body = self.call("GET", "/api/v1/workers")
-        self.assertEqual(body, {"items": self.admin.workers(), "total": 1})
+        [worker] = self.admin.workers()
+        self.assertEqual(
+            body, {"items": [{**worker, "last_heartbeat": T0.isoformat()}], "total": 1}
+        )
 
     def test_queue_keeps_order_and_sends_times_as_iso(self) -> None:
         """GET queue keeps dispatch order, non-ASCII names, and sends times as ISO 8601."""

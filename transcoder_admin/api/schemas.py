@@ -90,7 +90,46 @@ STATUS: Schema = {
     },
 }
 
-WORKER: Schema = {**_OBJECT, "description": "One worker, as the admin sees it."}
+WORKER: Schema = {
+    **_OBJECT,
+    "description": "One worker, as the admin sees it (a worker process over PB, one in "
+    "the admin's process, or the Qmaster backend).",
+    "required": ["name", "max_jobs", "running", "state", "kind", "load", "components"],
+    "properties": {
+        "name": _TEXT,
+        "host": {"type": ["string", "null"], "description": "Its host name."},
+        "roots": {
+            "type": "object",
+            "description": "Root name → local folder on its host.",
+            "additionalProperties": _TEXT,
+        },
+        "max_jobs": {**_COUNT, "description": "Its slots."},
+        "running": {**_COUNT, "description": "Jobs it reported running."},
+        "load": {**_COUNT, "description": "Jobs the admin has given it."},
+        "state": {
+            "enum": ["attached", "detached", "lost", "connected", "disconnected"],
+            "description": "attached/detached/lost: a process over PB (lost: silent past "
+            "workers.lost-timeout); connected/disconnected: in the admin's process.",
+        },
+        "kind": {"enum": ["process", "in-process"]},
+        "backend": {"type": "string", "description": "ffmpeg or qmaster (in-process only)."},
+        "last_heartbeat": _TIME,
+        "silent_for": {
+            "type": ["number", "null"],
+            "description": "Seconds since its last heartbeat.",
+        },
+        "pid": {"type": ["integer", "null"]},
+        "components": {
+            "type": "object",
+            "required": ["monitors", "jobs", "failed_kept"],
+            "properties": {
+                "monitors": _COUNT,
+                "jobs": _COUNT,
+                "failed_kept": {**_COUNT, "description": "Failed jobs kept for inspection."},
+            },
+        },
+    },
+}
 
 _NAMED_SUBDIR = {
     "name": {**_TEXT, "description": "As configured."},
