@@ -445,3 +445,24 @@ def test_a_workers_warning_becomes_a_debug_mail():
         == "[transcoder-admin debug] worker w2: error: cannot write\\nthe report"
     )
     alarms.stop()
+
+
+def test_a_connection_lost_after_a_mail_attempt_ended_is_quiet():
+    """Twisted's sender factory drops its Deferred once fired; a late connection loss
+    must not errback the missing Deferred (an unhandled AttributeError before)."""
+    import io
+
+    from twisted.internet import defer, error
+    from twisted.python.failure import Failure
+
+    from transcoder_admin.notify.mail import _SenderFactory
+
+    sent: defer.Deferred = defer.Deferred()
+    factory = _SenderFactory(
+        None, None, "farm@example.com", ["jane@example.com"], io.BytesIO(b"x"), sent, retries=0
+    )
+    sent.addErrback(lambda _: None)
+    sent.cancel()  # the attempt timed out: we hung up
+    lost = Failure(error.ConnectionDone())
+    factory.clientConnectionLost(None, lost)  # raised AttributeError with Twisted's own
+    factory.clientConnectionFailed(None, lost)

@@ -54,7 +54,7 @@ class MailSender:
         settings = self.settings
         password = self._password()
         sent: defer.Deferred[Any] = defer.Deferred()
-        factory = smtp.ESMTPSenderFactory(
+        factory = _SenderFactory(
             settings.username.encode() if settings.username else None,
             password,
             _address(self.sender),
@@ -147,3 +147,26 @@ def _address(text: str) -> str:
 
 
 __all__ = ["MailSender", "build_message", "classify"]
+
+
+class _SenderFactory(smtp.ESMTPSenderFactory):
+    """Twisted's sender factory, quiet about a connection that ends after the attempt did.
+
+    Once its Deferred has fired (the mail failed, or the attempt timed out and we hung
+    up), Twisted drops it; a connection lost later would errback the missing Deferred and
+    log an AttributeError as an unhandled error.  That late loss changes nothing: the
+    attempt has its answer already.
+    """
+
+    def clientConnectionLost(self, connector: Any, err: Any) -> None:  # noqa: N802
+        """Forward, unless the attempt is over."""
+        if not hasattr(self, "result"):
+            self.currentProtocol = None
+            return
+        super().clientConnectionLost(connector, err)
+
+    def clientConnectionFailed(self, connector: Any, err: Any) -> None:  # noqa: N802
+        """Forward, unless the attempt is over."""
+        if not hasattr(self, "result"):
+            return
+        super().clientConnectionFailed(connector, err)
