@@ -17,6 +17,7 @@ from transcoder_admin.api import Access, build_resource, check_listen, openapi_d
 from transcoder_admin.api.routes import ROUTES
 from transcoder_admin.api.tokens import TokenFileError, add_token, read_tokens
 
+from .pbpairs import scratch
 from .test_api import FakeAdmin
 
 BASE = "http://127.0.0.1:7667"
@@ -32,8 +33,7 @@ class TokenFileTests(SynchronousTestCase):
     """The tokens file holds names, roles and hashes; the command prints a token once."""
 
     def setUp(self) -> None:
-        self.folder = self.mktemp()
-        os.makedirs(self.folder)
+        self.folder = scratch(self)
         self.path = os.path.join(self.folder, "tokens.yaml")
 
     def test_add_prints_the_token_last_and_stores_only_its_hash(self) -> None:
@@ -107,8 +107,7 @@ class AccessTests(SynchronousTestCase):
     """The real resource tree with tokens, reached through StubTreq."""
 
     def setUp(self) -> None:
-        folder = self.mktemp()
-        os.makedirs(folder)
+        folder = scratch(self)
         self.path = os.path.join(folder, "tokens.yaml")
         self.admin_token = add_token(self.path, "ops", "admin")
         self.read_token = add_token(self.path, "dashboard", "read")
