@@ -46,6 +46,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = ""
         time.sleep(0.1)
 
 
+def processes_with(mark: str) -> list[str]:
+    """Pids of the processes whose command line holds ``mark`` (a test's marker)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if mark.encode() in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
 def read_log(path: str) -> str:
     """A process's log file so far ("" before it exists)."""
     try:

@@ -19,3 +19,7 @@ class NoSuchNotification(LookupError):
 
 class NoDiagnosis(LookupError):
     """The job has no diagnosis (unknown, done, or its report or diagnosis is missing)."""
+
+
+class NotRunning(LookupError):
+    """The file named has no running job (unknown, queued or finished already)."""

@@ -10,6 +10,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, threads
+from twisted.python.failure import Failure
 
 from . import __version__
 from .api.views import PAGE_LIMIT, Source, file_counts, files_page, page, queued_rows
@@ -18,7 +19,9 @@ from .context.describe import describe_customer
 from .context.paths import PathEscapeError
 from .errors import NoDiagnosis, NoSuchNotification, NotStuck
 from .metrics import queued_by_profile
+from .records import Report
 from .reports.files import read_diagnosis
+from .scheduler import JobAbandoned, SourceStuck
 
 if TYPE_CHECKING:
     from .admin import TranscoderAdmin
@@ -93,6 +96,48 @@ class Operations:
         if scheduler.state_of(key) == "queued":
             return {**row, "state": "queued", "position": scheduler.position(key)}
         return {**row, "state": "transcoding", "position": None}  # dispatched at once
+
+    def cancel_task(
+        self, customer: str, profile: str, relpath: str, by: str, then: str
+    ) -> defer.Deferred[dict[str, Any]]:
+        """Cancel a file's running job; fires once its source is failed or back in
+        incoming (NotRunning if it has no job, InvalidStateError if it is too late)."""
+        key = (customer, profile, relpath)
+        task = self.admin.transcoding.tasks.get(key)
+        answer = {
+            "customer": customer,
+            "profile": profile,
+            "relpath": relpath,
+            "job_id": task.job_id if task is not None else "",
+            "cancelled_by": by,
+            "reason": None,
+            "report": None,
+        }
+
+        def failed(report: Report) -> dict[str, Any]:
+            reason = report.failure.reason if report.failure else None
+            path = report.report_path
+            return {
+                **answer,
+                "job_id": report.job_id,
+                "state": "failed",
+                "reason": reason,
+                "report": path,
+            }
+
+        def other(f: Failure) -> dict[str, Any]:
+            if f.check(JobAbandoned):
+                return {**answer, "state": "returned"}
+            if f.check(SourceStuck):
+                return {**answer, "state": "stuck", "reason": str(f.value)}
+            return {
+                **answer,
+                "state": "stuck",
+                "reason": f"unexpected error: {f.getErrorMessage()}",
+            }
+
+        d = self.admin.transcoding.cancel(key, by, then)
+        return d.addCallbacks(failed, other)
 
     def retry_notification(self, ident: str) -> defer.Deferred[dict[str, Any]]:
         """Queue a notification that gave up again; NoSuchNotification if there is none."""

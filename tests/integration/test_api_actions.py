@@ -8,7 +8,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.farm import Farm, wait_for
+from tests.farm import Farm, processes_with, wait_for
 
 CUSTOMER = {"name": "ACME", "profiles": {"web": {"targets": {"a": {"type": "audio"}}}}}
 
@@ -134,3 +134,80 @@ def test_a_failed_file_sent_back_is_a_new_arrival(tmp_path):
         assert status == 404
     finally:
         farm.stop()
+
+
+#: The post-process a cancel must kill: unique to this run, so parallel suites differ.
+CANCEL_MARK = f"47.{os.getpid() % 10000:04d}"
+
+
+def marked_sleepers() -> list[str]:
+    """Processes still running this test's marker sleep."""
+    return processes_with(CANCEL_MARK)
+
+
+def test_a_running_job_is_cancelled_back_to_incoming_then_to_failed(tmp_path, clips):
+    """A job whose post-process sleeps: cancelled "incoming", it is killed, its work
+    folder emptied and the file offered again (a new job, attempt 1); cancelled "fail",
+    its source lands in failed with "cancelled by nightshift" in its report; a read
+    token may not cancel; a file with no job is 404; a bad choice 400."""
+    target = {"type": "audio", "extension": "m4a", "post-process": ["sleep", CANCEL_MARK]}
+    customer = {"name": "ACME", "profiles": {"p": {"targets": {"a": target}}}}
+    farm = Farm(str(tmp_path), {"acme": customer}, max_jobs=1)
+    tokens = str(tmp_path / "etc" / "tokens.yaml")
+    farm.configure("api", tokens_file=tokens)
+
+    def add(name: str, role: str) -> str:
+        added = farm.command("token", "add", name, "--role", role, "--tokens-file", tokens)
+        return added.stdout.strip().splitlines()[-1]
+
+    reader, farm.token = add("dashboard", "read"), add("nightshift", "admin")
+    farm.start()
+    file = {"customer": "ACME", "profile": "p", "relpath": "clip.m4a"}
+    try:
+        farm.drop("acme", "p", "clip.m4a", clips["audio"])
+        wait_for(marked_sleepers, 60, "the post-process to run")
+        [task] = farm.get("/api/v1/tasks")["items"]
+        first_job = task["job_id"]
+
+        status, answer = farm.request(
+            "POST", "/api/v1/tasks/cancel", body=file, headers={"Authorization": f"Bearer {reader}"}
+        )
+        assert status == 403, answer
+        status, answer = farm.request("POST", "/api/v1/tasks/cancel", body={**file, "then": "x"})
+        assert status == 400 and "'x' is not one of fail, incoming" in answer["error"]["message"]
+        status, answer = farm.request(
+            "POST", "/api/v1/tasks/cancel", body={**file, "relpath": "none.m4a"}
+        )
+        assert status == 404, answer
+
+        status, answer = farm.request(
+            "POST", "/api/v1/tasks/cancel", body={**file, "then": "incoming"}
+        )
+        assert status == 200, answer
+        assert (answer["state"], answer["job_id"], answer["cancelled_by"]) == (
+            "returned",
+            first_job,
+            "nightshift",
+        )
+        assert first_job not in os.listdir(farm.folder("acme", "work", "p"))  # cleaned
+        assert not os.path.exists(farm.folder("acme", "failed", "p"))
+        # Offered again as a new arrival: a new job, and the cancelled attempt not counted.
+        wait_for(marked_sleepers, 60, "the file's new job to run")
+        [task] = farm.get("/api/v1/tasks")["items"]
+        assert task["job_id"] != first_job and task["attempt"] == 1
+
+        status, answer = farm.request("POST", "/api/v1/tasks/cancel", body=file)
+        assert status == 200, answer
+        assert (answer["state"], answer["reason"]) == ("failed", "cancelled by nightshift")
+        assert marked_sleepers() == []  # the post-process was killed with its group
+        assert os.listdir(farm.folder("acme", "work", "p")) == []
+        assert os.listdir(farm.folder("acme", "incoming", "p")) == []
+        assert "clip.m4a" in os.listdir(farm.folder("acme", "failed", "p"))
+        [report] = farm.reports("acme", "p", "failed")
+        assert report["failure"]["kind"] == "cancelled"
+        assert report["failure"]["reason"] == "cancelled by nightshift"
+        assert farm.get("/api/v1/tasks")["items"] == []
+        assert "cancelled by nightshift (source: incoming)" in farm.log()
+    finally:
+        farm.stop()
+        assert marked_sleepers() == []

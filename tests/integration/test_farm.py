@@ -10,7 +10,7 @@ import av
 import pytest
 import yaml
 
-from tests.farm import Farm, wait_for
+from tests.farm import Farm, processes_with, wait_for
 
 #: The duration of the post-process that must be killed: unique to this test run, so
 #: that runs of the suite side by side do not see each other's sleepers.
@@ -88,16 +88,7 @@ def post_processed(post: list[str], **profile: object) -> dict:
 
 def sleepers():
     """Processes still running our marker sleep."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if SLEEP_MARK.encode() in f.read():
-                        found.append(pid)
-            except OSError:
-                pass
-    return found
+    return processes_with(SLEEP_MARK)
 
 
 def nice_of(pid):

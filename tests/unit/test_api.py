@@ -31,7 +31,7 @@ from transcoder_admin.config.errors import ConfigError, ConfigProblem
 from transcoder_admin.context import StoreContext
 from transcoder_admin.context.checks import load_configuration
 from transcoder_admin.context.describe import describe_customer
-from transcoder_admin.errors import InvalidStateError, NoSuchNotification, NotQueued
+from transcoder_admin.errors import InvalidStateError, NoSuchNotification, NotQueued, NotRunning
 from transcoder_admin.intake import NotStuck
 
 BASE = "http://127.0.0.1:7667"
@@ -64,6 +64,7 @@ class FakeAdmin:
         self.file_list[-1].update(reason="cannot move the source to failed", since=T0)
         self.retried: list[tuple[str, str, str]] = []
         self.prioritized: list[tuple[str, str, str, int]] = []
+        self.cancelled: list[tuple[str, str, str, str, str]] = []
         self.notification_list: list[dict[str, Any]] = [
             {
                 "id": f"msg_{n}",
@@ -258,6 +259,27 @@ class FakeAdmin:
                 position = sum(1 for other in others if other >= priority)
                 return {**row, "priority": priority, "state": "queued", "position": position}
         raise NotQueued(f"{customer}/{profile}: {relpath!r} is not queued")
+
+    def cancel_task(
+        self, customer: str, profile: str, relpath: str, by: str, then: str
+    ) -> Deferred[dict[str, Any]]:
+        """Cancel the one running task (talks/live.wav); NotRunning for any other."""
+        if relpath != "talks/live.wav":
+            return fail(NotRunning(f"{customer}/{profile}/{relpath} has no running job"))
+        self.cancelled.append((customer, profile, relpath, by, then))
+        state = "failed" if then == "fail" else "returned"
+        return succeed(
+            {
+                "customer": customer,
+                "profile": profile,
+                "relpath": relpath,
+                "job_id": "20261204T000000Z-0123456789",
+                "cancelled_by": by,
+                "state": state,
+                "reason": f"cancelled by {by}" if state == "failed" else None,
+                "report": None,
+            }
+        )
 
     def notifications(
         self, state: str | None = None, offset: int = 0, limit: int = 100
@@ -609,6 +631,46 @@ class RetryTests(APITestCase):
 
 
 QUEUED = {"customer": "zeta", "profile": "audio", "relpath": "talks/épisode 1.wav"}
+
+
+class CancelTests(APITestCase):
+    """POST tasks/cancel: the caller's name and choice reach the admin."""
+
+    def cancel(self, body: Any, code: int) -> dict[str, Any]:
+        """POST ``body`` as JSON to tasks/cancel, expecting ``code``."""
+        return self.call("POST", "/api/v1/tasks/cancel", code, data=json.dumps(body).encode())
+
+    def test_the_source_fails_by_default_and_without_tokens_an_operator_asked(self) -> None:
+        """No ``then``: fail; no token: "an operator" is who cancelled."""
+        live = {"customer": "zeta", "profile": "audio", "relpath": "talks/live.wav"}
+        body = self.cancel(live, 200)
+        self.assertEqual((body["state"], body["reason"]), ("failed", "cancelled by an operator"))
+        self.cancel({**live, "then": "incoming"}, 200)
+        self.assertEqual(
+            [(c[3], c[4]) for c in self.admin.cancelled],
+            [("an operator", "fail"), ("an operator", "incoming")],
+        )
+
+    def test_bad_requests(self) -> None:
+        """No running job: 404; an unknown choice, a caller field, a missing file: 400."""
+        live = {"customer": "zeta", "profile": "audio", "relpath": "talks/live.wav"}
+        message = self.cancel({**live, "relpath": "idle.wav"}, 404)["error"]["message"]
+        self.assertIn("has no running job", message)
+        message = self.cancel({**live, "then": "trash"}, 400)["error"]["message"]
+        self.assertIn("'trash' is not one of fail, incoming", message)
+        self.assertIn(
+            "unknown field 'caller'", self.cancel({**live, "caller": "x"}, 400)["error"]["message"]
+        )
+        self.cancel({"customer": "zeta", "profile": "audio"}, 400)
+        self.assertEqual(self.admin.cancelled, [])
+
+    def test_documented_with_its_optional_choice(self) -> None:
+        """The body's ``then`` is an optional enum; 404 and 409 are described."""
+        operation = DOCUMENT["paths"]["/api/v1/tasks/cancel"]["post"]
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        self.assertEqual(schema["required"], ["customer", "profile", "relpath"])
+        self.assertEqual(schema["properties"]["then"]["enum"], ["fail", "incoming"])
+        self.assertTrue({"200", "404", "409"} <= set(operation["responses"]))
 
 
 class PriorityTests(APITestCase):

@@ -10,6 +10,7 @@ from transcoder_admin.errors import (
     NoDiagnosis,
     NoSuchNotification,
     NotQueued,
+    NotRunning,
     NotStuck,
 )
 
@@ -43,7 +44,7 @@ def api_error_for(error: BaseException, *, took_input: bool) -> APIError | None:
         return error
     if isinstance(error, InvalidStateError):
         return APIError(409, str(error) or "the admin cannot do that in its current state")
-    if isinstance(error, NotStuck | NotQueued | NoSuchNotification | NoDiagnosis):
+    if isinstance(error, NotStuck | NotQueued | NotRunning | NoSuchNotification | NoDiagnosis):
         return APIError(404, str(error))
     if isinstance(error, ConfigError):
         problems = [str(problem) for problem in error.problems]

@@ -109,6 +109,8 @@ def _body_field(param: Param) -> dict[str, Any]:
             "description": param.description,
             **{key: value for key, value in bounds.items() if value is not None},
         }
+    if param.enum:
+        return {"type": "string", "enum": list(param.enum), "description": param.description}
     return {
         "type": "string",
         "minLength": 1,
@@ -121,7 +123,7 @@ def _body_schema(route: Route) -> dict[str, Any]:
     """The JSON object a route's request body must be."""
     return {
         "type": "object",
-        "required": [param.name for param in route.body],
+        "required": [param.name for param in route.body if param.required],
         "additionalProperties": False,
         "properties": {param.name: _body_field(param) for param in route.body},
     }

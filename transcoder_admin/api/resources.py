@@ -231,6 +231,8 @@ class APIResource(Resource):
             if route.body:
                 content = request.content
                 params.update(route.parse_body(content.read() if content is not None else b""))
+            if route.names_caller:
+                params["caller"] = caller.name or "an operator"
         except APIError as error:
             exchange.send_error(error)
             return NOT_DONE_YET

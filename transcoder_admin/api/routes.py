@@ -6,122 +6,11 @@ the two cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import schemas
-from .errors import APIError
+from . import answers, handlers, schemas
 from .openapi import openapi_document
 from .table import MAX_LIMIT, MAX_PRIORITY, OUTCOMES, VERDICTS, Admin, Param, Params, Route
-
-
-def _listing(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Wrap a complete list as ``{"items": [...], "total": n}``."""
-    return {"items": list(items), "total": len(items)}
-
-
-def _health(admin: Admin, params: Params) -> Any:
-    """The admin's health, as is."""
-    return admin.health()
-
-
-def _status(admin: Admin, params: Params) -> Any:
-    """The admin's status, as is."""
-    return admin.status()
-
-
-def _workers(admin: Admin, params: Params) -> Any:
-    """The workers as a listing."""
-    return _listing(admin.workers())
-
-
-def _customers(admin: Admin, params: Params) -> Any:
-    """The customers as a listing."""
-    return _listing(admin.customers())
-
-
-def _queue(admin: Admin, params: Params) -> Any:
-    """One page of the queued files, in dispatch order."""
-    return admin.queue(**_paging(params))
-
-
-def _tasks(admin: Admin, params: Params) -> Any:
-    """The running jobs as a listing."""
-    return _listing(admin.tasks())
-
-
-def _components(admin: Admin, params: Params) -> Any:
-    """The components on the workers as a listing (of one kind, on one worker)."""
-    kind, worker = params.get("kind"), params.get("worker")
-    return _listing(
-        admin.components(
-            str(kind) if kind is not None else None, str(worker) if worker is not None else None
-        )
-    )
-
-
-def _files(admin: Admin, params: Params) -> Any:
-    """One page of the files in one state (or all)."""
-    state = params.get("state")
-    return admin.files(str(state) if state is not None else None, **_paging(params))
-
-
-def _retry_file(admin: Admin, params: Params) -> Any:
-    """Offer a stuck file again."""
-    return admin.retry_file(str(params["customer"]), str(params["profile"]), str(params["relpath"]))
-
-
-def _set_priority(admin: Admin, params: Params) -> Any:
-    """Give a queued file a priority of its own."""
-    return admin.set_priority(
-        str(params["customer"]),
-        str(params["profile"]),
-        str(params["relpath"]),
-        int(params["priority"]),
-    )
-
-
-def _notifications(admin: Admin, params: Params) -> Any:
-    """One page of notifications in one state (or all)."""
-    state = params.get("state")
-    return admin.notifications(str(state) if state is not None else None, **_paging(params))
-
-
-def _retry_notification(admin: Admin, params: Params) -> Any:
-    """Queue a notification that gave up again."""
-    return admin.retry_notification(str(params["id"]))
-
-
-def _diagnosis(admin: Admin, params: Params) -> Any:
-    """A failed job's diagnosis."""
-    if not params.get("job_id"):
-        raise APIError(400, "query parameter 'job_id' is required")
-    return admin.diagnosis(str(params["job_id"]))
-
-
-def _paging(params: Params) -> dict[str, int]:
-    """The ``offset`` and ``limit`` a client gave (the admin's defaults otherwise)."""
-    return {name: int(params[name]) for name in ("offset", "limit") if name in params}
-
-
-def _reports(admin: Admin, params: Params) -> Any:
-    """One page of reports, filtered by the query parameters."""
-    return admin.reports(**params)
-
-
-def _pause(admin: Admin, params: Params) -> Any:
-    """Ask the admin to pause."""
-    return admin.pause()
-
-
-def _resume(admin: Admin, params: Params) -> Any:
-    """Ask the admin to resume."""
-    return admin.resume()
-
-
-def _reload(admin: Admin, params: Params) -> Any:
-    """Ask the admin to reload its configuration."""
-    return admin.reload()
 
 
 def _openapi(admin: Admin, params: Params) -> Any:
@@ -174,7 +63,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "getHealth",
         "Whether the admin is healthy (answered without a token).",
-        _health,
+        handlers.health,
         schemas.HEALTH,
         public=True,
     ),
@@ -183,7 +72,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "getStatus",
         "The admin's state, counts and capacity.",
-        _status,
+        handlers.status,
         schemas.STATUS,
     ),
     Route(
@@ -191,7 +80,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "getWorkers",
         "The workers.",
-        _workers,
+        handlers.workers,
         schemas.listing(schemas.WORKER, "Every worker."),
     ),
     Route(
@@ -199,7 +88,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "getCustomers",
         "The customers with their profiles, folders, targets and the settings in force.",
-        _customers,
+        handlers.customers,
         schemas.listing(schemas.CUSTOMER, "Every customer, as configured now."),
     ),
     Route(
@@ -207,7 +96,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "getQueue",
         "The queued files in dispatch order.",
-        _queue,
+        handlers.queue,
         schemas.page(schemas.QUEUED_FILE, "Queued files, next to dispatch first."),
         params=_paging_params("Files"),
     ),
@@ -216,7 +105,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "getTasks",
         "The running jobs with their progress.",
-        _tasks,
+        handlers.tasks,
         schemas.listing(schemas.TASK, "Running jobs."),
     ),
     Route(
@@ -224,7 +113,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "getComponents",
         "What runs on the workers: monitors, jobs, failed jobs kept for inspection.",
-        _components,
+        handlers.components,
         schemas.listing(schemas.COMPONENT, "Components, by worker, kind and name."),
         params=(
             Param("kind", "Only components of this kind.", enum=schemas.COMPONENT_KINDS),
@@ -236,7 +125,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "getFiles",
         "The files the admin knows, optionally in one state only.",
-        _files,
+        handlers.files,
         schemas.page(
             schemas.FILE, "Files: pending, queued, transcoding, recently finished, stuck."
         ),
@@ -251,8 +140,8 @@ ROUTES: tuple[Route, ...] = (
         "retryFile",
         "Offer a stuck file again (taken at the next scan of its folder), or send a "
         "failed file's source back from failed to incoming (a new arrival).",
-        _retry_file,
-        schemas.RETRIED,
+        handlers.retry_file,
+        answers.RETRIED,
         body=_FILE_FIELDS,
         status=202,
         errors={
@@ -267,8 +156,8 @@ ROUTES: tuple[Route, ...] = (
         "setPriority",
         "Give a queued file a priority of its own (higher goes first; a profile's is "
         "customer priority × 1000 + profile priority); it outlasts reloads.",
-        _set_priority,
-        schemas.PRIORITY_SET,
+        handlers.set_priority,
+        answers.PRIORITY_SET,
         body=(
             *_FILE_FIELDS,
             Param(
@@ -282,11 +171,37 @@ ROUTES: tuple[Route, ...] = (
         errors={404: "The file is not queued (unknown, running or finished already)."},
     ),
     Route(
+        "tasks/cancel",
+        "POST",
+        "cancelTask",
+        "Cancel a file's running job: its processes are killed and its work files "
+        'removed; then its source goes to failed with the reason "cancelled by NAME" '
+        "(the token's name), or stays in incoming and is offered again as a new arrival. "
+        "Answers once the source is there.",
+        handlers.cancel_task,
+        answers.CANCELLED,
+        body=(
+            *_FILE_FIELDS,
+            Param(
+                "then",
+                "Where the source goes: fail (the default) or back to incoming.",
+                enum=handlers.CANCEL_THEN,
+                required=False,
+            ),
+        ),
+        errors={
+            404: "The file has no running job (unknown, queued or finished already).",
+            409: "Too late or too early to cancel: its outcome is being committed, it is "
+            "cancelled already, or its job has not started.",
+        },
+        names_caller=True,
+    ),
+    Route(
         "notifications",
         "GET",
         "getNotifications",
         "Notifications to customers and operators, newest first, optionally in one state.",
-        _notifications,
+        handlers.notifications,
         schemas.page(schemas.NOTIFICATION, "Notifications: queued, delivered or failed."),
         params=(
             Param("state", "Only notifications in this state.", enum=schemas.NOTIFICATION_STATES),
@@ -298,7 +213,7 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "retryNotification",
         "Queue a notification that gave up again (due at once, its attempts counted anew).",
-        _retry_notification,
+        handlers.retry_notification,
         schemas.NOTIFICATION,
         body=(_text("id", "The notification's id (msg_…).", 64),),
         status=202,
@@ -309,7 +224,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "getReports",
         "One page of job reports, filtered.",
-        _reports,
+        handlers.reports,
         schemas.REPORTS,
         params=_REPORT_PARAMS,
     ),
@@ -319,7 +234,7 @@ ROUTES: tuple[Route, ...] = (
         "getDiagnosis",
         "A failed job's diagnosis: host, worker, the exact commands, the source's "
         "analysis and first bytes, the failure, the log's tail, how to reproduce it.",
-        _diagnosis,
+        handlers.diagnosis,
         schemas.DIAGNOSIS,
         params=(Param("job_id", "The failed job's id (required).", max_length=80),),
         errors={404: "No failed job has that id, or its diagnosis is not there."},
@@ -337,8 +252,8 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "pause",
         "Pause the admin.",
-        _pause,
-        schemas.ACTION,
+        handlers.pause,
+        answers.ACTION,
         errors=_NOT_NOW,
     ),
     Route(
@@ -346,8 +261,8 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "resume",
         "Resume the admin after a pause.",
-        _resume,
-        schemas.ACTION,
+        handlers.resume,
+        answers.ACTION,
         errors=_NOT_NOW,
     ),
     Route(
@@ -355,8 +270,8 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "reload",
         "Reload the customers' configuration without a restart.",
-        _reload,
-        schemas.RELOAD,
+        handlers.reload,
+        answers.RELOAD,
         errors={
             **_NOT_NOW,
             422: "The new configuration is invalid; `problems` lists every problem.",

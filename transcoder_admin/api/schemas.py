@@ -231,24 +231,6 @@ QUEUED_FILE: Schema = {
     },
 }
 
-PRIORITY_SET: Schema = {
-    **QUEUED_FILE,
-    "description": "The file with its new priority and where it now stands.",
-    "required": [*QUEUED_FILE["required"], "state", "position"],
-    "properties": {
-        **QUEUED_FILE["properties"],
-        "state": {
-            "enum": ["queued", "transcoding"],
-            "description": "transcoding: the new priority sent it to a free slot at once.",
-        },
-        "position": {
-            "type": ["integer", "null"],
-            "minimum": 0,
-            "description": "Files dispatched before it (0: next); null once transcoding.",
-        },
-    },
-}
-
 TASK: Schema = {
     **_OBJECT,
     "required": [
@@ -269,6 +251,10 @@ TASK: Schema = {
         "worker": {"type": ["string", "null"]},
         "attempt": {"type": "integer", "minimum": 1},
         "started": _TIME,
+        "cancelled_by": {
+            "type": ["string", "null"],
+            "description": "Who cancelled the job, while its cancel is under way.",
+        },
         "progress": {
             **_OBJECT,
             "required": ["percent", "speed", "eta", "target"],
@@ -303,19 +289,6 @@ FILE: Schema = {
             "description": "When a stuck file was held (it stays in incoming until it "
             "changes or is retried).",
         },
-    },
-}
-
-RETRIED: Schema = {
-    **_OBJECT,
-    "description": "The file: offered again (it was stuck) or returned to incoming "
-    "(it had failed).",
-    "required": ["customer", "profile", "relpath", "state"],
-    "properties": {
-        "customer": _TEXT,
-        "profile": _TEXT,
-        "relpath": _TEXT,
-        "state": {"enum": ["offered", "returned"]},
     },
 }
 
@@ -374,20 +347,6 @@ NOTIFICATION: Schema = {
         "finished": _TIME,
         "last_error": {"type": ["string", "null"]},
     },
-}
-
-ACTION: Schema = {
-    **_OBJECT,
-    "description": "What the admin did, e.g. its new state.",
-    "properties": {"state": _TEXT},
-}
-
-_NAMES: Schema = {"type": "array", "items": _TEXT}
-
-RELOAD: Schema = {
-    **_OBJECT,
-    "required": ["added", "removed", "changed"],
-    "properties": {"added": _NAMES, "removed": _NAMES, "changed": _NAMES},
 }
 
 OPENAPI: Schema = {

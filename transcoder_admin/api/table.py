@@ -59,6 +59,9 @@ class Admin(Protocol):
     ) -> Deferred[Any]: ...
     def retry_notification(self, ident: str) -> Deferred[Any]: ...
     def diagnosis(self, job_id: str) -> Deferred[Any]: ...
+    def cancel_task(
+        self, customer: str, profile: str, relpath: str, by: str, then: str
+    ) -> Deferred[Any]: ...
 
 
 Params = Mapping[str, str | int]
@@ -81,6 +84,8 @@ class Param:
     minimum: int | None = None
     maximum: int | None = None
     max_length: int | None = None
+    #: Whether a request body must have the field (query parameters are all optional).
+    required: bool = True
 
     def in_range(self, number: int, what: str) -> int:
         """``number`` if within the bounds, else a 400 APIError naming ``what`` it is."""
@@ -130,6 +135,9 @@ class Route:
     status: int = 200
     #: Whether it answers without a token when the API has tokens (health only).
     public: bool = False
+    #: Whether the handler gets the caller's name as ``params["caller"]`` (the token's
+    #: name; "an operator" without tokens): for actions that record who asked.
+    names_caller: bool = False
 
     @property
     def path(self) -> str:
@@ -181,6 +189,8 @@ class Route:
                     )
                 fields[name] = param.in_range(number, "field")
                 continue
+            if name not in value and not param.required:
+                continue
             if not isinstance(value.get(name), str) or not value[name]:
                 raise APIError(
                     400, f"field {name!r} of the request body must be a non-empty string"
@@ -188,5 +198,8 @@ class Route:
             raw_field = value[name]
             if param.max_length is not None and len(raw_field) > param.max_length:
                 raise APIError(400, f"field {name!r} is longer than {param.max_length} characters")
+            if param.enum and raw_field not in param.enum:
+                allowed = ", ".join(param.enum)
+                raise APIError(400, f"field {name!r}: {_shown(raw_field)} is not one of {allowed}")
             fields[name] = raw_field
         return fields

@@ -23,11 +23,14 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from ..errors import InvalidStateError, NotRunning
 from ..prognosis import CANCELLED, CHANGED, SYSTEM, JobFailure
 from ..records import JobSpec, Outcome, Report
 from ..scheduler import JobAbandoned, QueueItem, SourceChanged, SourceStuck
 from ..worker.interfaces import IWorkerConnection, WorkerGone
+from .cancel import Cancel, too_late
 from .journal import Journal
+from .rescue import Rescue
 from .slots import WorkerSlots, backend_of
 from .tasks import Task, new_job_id
 
@@ -50,6 +53,8 @@ class Transcoding:
         self.capacity_changed = self.slots.capacity_changed
         self.tasks: dict[tuple[str, str, str], Task] = {}
         self.journal = journal  # running jobs, for adoption after a restart
+        #: Ends a job without its worker: cleans its leftovers, fails its source.
+        self.rescue = Rescue(self.slots)
 
     # -- workers -------------------------------------------------------------------
 
@@ -109,6 +114,8 @@ class Transcoding:
         def forget(result: Any) -> Any:
             if self.tasks.get(task.item.key) is task:
                 del self.tasks[task.item.key]
+            if task.cancel is not None:
+                task.cancel.end(result)
             return result
 
         return defer.Deferred.fromCoroutine(work).addBoth(forget)
@@ -121,6 +128,8 @@ class Transcoding:
                 # Until a worker has room, the new attempt runs nowhere (not on the last one).
                 task.worker, task.job_id = None, ""
                 worker = await self._next_worker(task)
+                if worker is None:  # cancelled while it waited
+                    return await self._cancelled(task)
                 task.job_id = new_job_id(self.clock)
                 task.worker = worker.name
                 task.started_at = self.clock.seconds()
@@ -134,7 +143,7 @@ class Transcoding:
                     raise SourceStuck(f"cannot build the job: {e}") from e
                 if task.attempt > max_attempts:
                     failure = JobFailure(SYSTEM, f"gave up after {task.attempt - 1} attempts")
-                    return await self._fail_without_worker(task, failure)
+                    return await self.rescue.fail_source(task, failure)
             # The slot exists as soon as it is counted: nothing between the two can leak it.
             release = self.slots.take(worker.name)
             try:
@@ -161,11 +170,14 @@ class Transcoding:
             extra["identity"] = identity  # adoption after a crash rebuilds the spec with it
         self.journal.started(task.job_id, list(task.item.key), task.attempt, worker.name, **extra)
 
-    async def _next_worker(self, task: Task) -> IWorkerConnection:
+    async def _next_worker(self, task: Task) -> IWorkerConnection | None:
+        """The worker for the task's next attempt; None when the task was cancelled."""
         worker = self.pick_worker(task.item.backend)
         while worker is None:
             if self._stopping:
                 raise JobAbandoned(task.item.relpath)
+            if task.cancel is not None:
+                return None
             await self.slots.wait()
             worker = self.pick_worker(task.item.backend)
         return worker
@@ -205,7 +217,7 @@ class Transcoding:
             failure = JobFailure(SYSTEM, f"worker {worker.name!r} was lost")
             if not self._stopping and not task.stopping:
                 self.log.warn("job {job_id}: {error}", job_id=task.job_id, error=e)
-                self._clean(task.spec, worker.name)
+                self.rescue.clean(task.spec, worker.name)
         except Exception as e:
             if adopted:
                 raise
@@ -219,6 +231,8 @@ class Transcoding:
         else:
             failure = outcome.failure
         release()
+        if task.cancel is not None and not self._stopping:
+            return await self._cancelled(task)
         if self._stopping or task.stopping or (failure is not None and failure.kind == CANCELLED):
             if outcome is not None:
                 await _quietly(worker.cancel_job(task.job_id))
@@ -232,15 +246,16 @@ class Transcoding:
             return None
         if outcome is None:
             assert failure is not None
-            return await self._fail_without_worker(task, failure)
+            return await self.rescue.fail_source(task, failure)
         return await self._commit(task, worker)
 
     async def _commit(self, task: Task, worker: IWorkerConnection) -> Report | None:
         """Have the worker commit the outcome; a commit that failed is a failed attempt."""
+        task.committing = True
         try:
             report = await worker.acknowledge(task.job_id)
         except WorkerGone:
-            return await self._fail_without_worker(
+            return await self.rescue.fail_source(
                 task, JobFailure(SYSTEM, f"worker {worker.name!r} was lost before committing")
             )
         except Exception as e:
@@ -252,7 +267,7 @@ class Transcoding:
                 w=worker.name,
                 error=e,
             )
-            self._clean(task.spec, worker.name)
+            self.rescue.clean(task.spec, worker.name)
             failure = JobFailure(SYSTEM, f"committing the outcome on {worker.name!r} failed: {e}")
             return await self._after_commit_failed(task, failure)
         if report.committed is not False:
@@ -276,7 +291,7 @@ class Transcoding:
         if failure.retryable and task.attempt < int(task.spec.max_attempts):
             self._retrying(task, failure)
             return None
-        return await self._fail_without_worker(task, failure)
+        return await self.rescue.fail_source(task, failure)
 
     def _retrying(self, task: Task, failure: JobFailure) -> None:
         self.log.warn(
@@ -302,50 +317,49 @@ class Transcoding:
         task.item.attempts = task.attempt - 1
         raise SourceChanged(task.item.relpath)
 
-    def _clean(self, spec: JobSpec, prefer: str) -> None:
-        """Best effort: have a worker remove what a dead attempt left behind."""
+    def cancel(self, key: tuple[str, str, str], by: str, then: str) -> defer.Deferred[Any]:
+        """An operator cancels a file's running job: its processes are killed and its
+        work files removed, then the source is failed ("cancelled by BY") or offered again.
 
-        async def clean() -> None:
-            worker = self.workers.get(prefer)
-            while worker is None:
-                if self._stopping:
-                    return
-                await self.slots.wait()  # the worker comes back, or another has room
-                worker = self.workers.get(prefer) or self.pick_worker()
-            await worker.clean_job(spec)
-
-        d = defer.Deferred.fromCoroutine(clean())
-        d.addErrback(
-            lambda f: self.log.warn(
-                "could not clean up after job {job_id}: {error}",
-                job_id=spec.job_id,
-                error=f.getErrorMessage(),
-            )
-        )
-
-    async def _fail_without_worker(self, task: Task, failure: JobFailure) -> Report:
-        """The job died without a committed outcome: have any worker fail the source.
-
-        When that fails too (the failed folder cannot be written…), the file is stuck.
+        Fires with the task's end (its report, or the failure that ended it). Raises
+        NotRunning when the file has no task, InvalidStateError when it is too late.
         """
-        while True:
-            if self._stopping:
-                raise JobAbandoned(task.item.relpath)
-            worker = self.pick_worker() or next(iter(self.workers.values()), None)
-            if worker is None:
-                await self.slots.wait()
-                continue
-            try:
-                return await worker.fail_source(task.spec, failure)
-            except WorkerGone:
-                if self.workers.get(worker.name) is worker:
-                    # Still listed: asking it again at once would spin; wait for news.
-                    await self.slots.wait()
-                continue
-            except Exception as e:
-                raise SourceStuck(
-                    f"cannot move the source to failed ({e}) after: {failure.reason}"
-                ) from e
+        task = self.tasks.get(key)
+        if task is None:
+            raise NotRunning(f"{'/'.join(key)} has no running job")
+        late = too_late(task)
+        if late:
+            raise InvalidStateError(f"{'/'.join(key)}: cannot cancel: {late}")
+        cancel = task.cancel = Cancel(by, then)
+        task.stopping = True
+        self.log.info(
+            "job {job_id} for {customer}/{profile}/{relpath} cancelled by {by} (source: {then})",
+            job_id=task.job_id or "(waiting for a worker)",
+            customer=task.item.customer,
+            profile=task.item.profile,
+            relpath=task.item.relpath,
+            by=by,
+            then=then,
+        )
+        worker = self.workers.get(task.worker or "")
+        if worker is not None and task.job_id:
+            # Known before the call: the job may end (and wait for the kill) within it.
+            cancel.killed = defer.Deferred()
+            worker.cancel_job(task.job_id).chainDeferred(cancel.killed)
+        else:
+            self.slots.changed()  # wakes the task waiting for a worker, to see it
+        return cancel.ended
+
+    async def _cancelled(self, task: Task) -> Report:
+        """The task was cancelled and its job killed: fail the source, or give it back."""
+        cancel = task.cancel
+        assert cancel is not None
+        if cancel.killed is not None:
+            await _quietly(cancel.killed)
+        if cancel.requeue:
+            task.item.attempts = task.attempt - 1  # the cancelled attempt does not count
+            raise JobAbandoned(task.item.relpath)
+        return await self.rescue.fail_source(task, cancel.failure())
 
     def cancel_all(self) -> defer.Deferred[Any]:
         """Shutdown: stop every running job; their files stay in incoming."""

@@ -13,6 +13,7 @@ from ..records import JobSpec
 from ..scheduler import QueueItem
 from ..times import iso
 from ..worker.interfaces import IWorkerConnection
+from .cancel import Cancel
 
 
 def new_job_id(clock: IReactorTime) -> str:
@@ -33,6 +34,10 @@ class Task:
     #: The current attempt's spec, once built.
     current: JobSpec | None = None
     stopping: bool = False
+    #: An operator's cancel, once asked for.
+    cancel: Cancel | None = None
+    #: The outcome is being committed (files moving): too late to cancel.
+    committing: bool = False
 
     @property
     def spec(self) -> JobSpec:
@@ -52,4 +57,5 @@ class Task:
             "attempt": self.attempt,
             "started": iso(self.started_at),
             "progress": worker.job_progress(self.job_id) if worker and self.job_id else {},
+            "cancelled_by": self.cancel.by if self.cancel is not None else None,
         }
