@@ -80,7 +80,7 @@ class TranscoderAdmin(PartsService):
         self.notifications = notifications
         self.janitor = Janitor(cluster.components, reactor)
         self.operations = Operations(self)
-        self.metrics = FarmMetrics(self.operations.metric_values)
+        self.metrics = FarmMetrics(self.operations.metric_values, reactor.seconds)
         #: What is re-read with the customers (SIGHUP, POST /reload): the API's tokens.
         self.reloads: list[Callable[[], defer.Deferred[Any]]] = []
         self.state = STOPPED

@@ -7,7 +7,9 @@ its own registry: nothing is global, tests can build several.
 
 from __future__ import annotations
 
+import time
 from collections import Counter as Tally
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -16,9 +18,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .scheduler import Finished
+from .times import iso
 
 #: Seconds: from a 2 s clip's job to a feature film's.
 DURATION_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
+#: The states a notification goes through (notify.store), each exported even when zero.
+NOTIFICATION_STATES = ("queued", "delivered", "failed")
 QUEUE_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400)
 
 
@@ -60,15 +65,54 @@ class Snapshot(Collector):
         notifications = GaugeMetricFamily(
             "transcoder_notifications", "Notifications by state.", labels=["state"]
         )
-        for state, count in sorted(values["notifications"].items()):
-            notifications.add_metric([state], count)
+        counts = values["notifications"]
+        # Every state is there from the start (zero without notifications configured).
+        for state in sorted({*NOTIFICATION_STATES, *counts}):
+            notifications.add_metric([state], counts.get(state, 0))
         yield notifications
+
+
+class PerMinute:
+    """Files ended in each of the last ``minutes`` minutes, done and failed (the
+    dashboard's chart); counted since the admin started."""
+
+    def __init__(self, clock: Callable[[], float], minutes: int = 60) -> None:
+        self.clock = clock
+        self.minutes = minutes
+        #: [minute number, done, failed], oldest first; minutes with nothing are absent.
+        self._counts: deque[list[int]] = deque()
+
+    def count(self, outcome: str) -> None:
+        """One file ended now with ``outcome`` (done or failed)."""
+        minute = int(self.clock() // 60)
+        if not self._counts or self._counts[-1][0] != minute:
+            self._counts.append([minute, 0, 0])
+        self._counts[-1][1 if outcome == "done" else 2] += 1
+        self._forget_old(minute)
+
+    def _forget_old(self, minute: int) -> None:
+        while self._counts and self._counts[0][0] <= minute - self.minutes:
+            self._counts.popleft()
+
+    def last(self) -> list[dict[str, Any]]:
+        """Every one of the last minutes, oldest first, the current one last."""
+        now = int(self.clock() // 60)
+        self._forget_old(now)
+        counted = {minute: (done, failed) for minute, done, failed in self._counts}
+        rows = []
+        for minute in range(now - self.minutes + 1, now + 1):
+            done, failed = counted.get(minute, (0, 0))
+            rows.append({"minute": iso(minute * 60.0), "done": done, "failed": failed})
+        return rows
 
 
 class FarmMetrics:
     """The admin's registry: counters fed by ended jobs, gauges read at scrape time."""
 
-    def __init__(self, read: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(
+        self, read: Callable[[], Mapping[str, Any]], clock: Callable[[], float] | None = None
+    ) -> None:
+        self.per_minute = PerMinute(clock or time.time)
         self.registry = CollectorRegistry(auto_describe=True)
         self.finished = Counter(
             "transcoder_jobs_finished",
@@ -102,6 +146,7 @@ class FarmMetrics:
         report, item = finished.report, finished.item
         kind = report.failure.kind if report.failure is not None else "none"
         self.finished.labels(report.outcome, kind).inc()
+        self.per_minute.count(report.outcome)
         if report.real_time is not None:
             self.duration.observe(max(0.0, report.real_time))
         if item.started_at is not None and item.queued_at:

@@ -166,6 +166,15 @@ class Operations:
 
         return counts.addCallback(render)
 
+    def throughput(self) -> dict[str, Any]:
+        """Files ended per minute over the last hour (counted since the admin started)."""
+        minutes = self.admin.metrics.per_minute.last()
+        return {
+            "minutes": minutes,
+            "done": sum(m["done"] for m in minutes),
+            "failed": sum(m["failed"] for m in minutes),
+        }
+
     def metric_values(self) -> dict[str, Any]:
         """The gauges' values now (``metrics.Snapshot`` reads them at each scrape)."""
         admin = self.admin

@@ -85,3 +85,11 @@ def test_the_grafana_dashboard_names_only_exported_metrics():
     exported = {name for name, _labels in samples(metrics)}
     assert named and named <= exported, named - exported
     assert len(dashboard["panels"]) >= 9
+
+
+def test_every_notification_state_is_exported_even_without_notifications():
+    """No notifications configured (no counts): each state still reads 0, not nothing."""
+    metrics = FarmMetrics(lambda: {**VALUES, "notifications": {}})
+    found = samples(metrics)
+    for state in ("queued", "delivered", "failed"):
+        assert found[("transcoder_notifications", (("state", state),))] == 0

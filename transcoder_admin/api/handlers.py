@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import APIError
 from .table import Admin, Params
 
 #: Where a cancelled job's source goes (the transcoding part's choices, checked there too).
@@ -84,7 +83,7 @@ def cancel_task(admin: Admin, params: Params) -> Any:
         str(params["customer"]),
         str(params["profile"]),
         str(params["relpath"]),
-        by=str(params["caller"]),
+        by=str(params["caller"]) or "an operator",
         then=str(params.get("then", CANCEL_THEN[0])),
     )
 
@@ -102,8 +101,6 @@ def retry_notification(admin: Admin, params: Params) -> Any:
 
 def diagnosis(admin: Admin, params: Params) -> Any:
     """A failed job's diagnosis."""
-    if not params.get("job_id"):
-        raise APIError(400, "query parameter 'job_id' is required")
     return admin.diagnosis(str(params["job_id"]))
 
 
@@ -130,3 +127,13 @@ def resume(admin: Admin, params: Params) -> Any:
 def reload(admin: Admin, params: Params) -> Any:
     """Ask the admin to reload its configuration."""
     return admin.reload()
+
+
+def throughput(admin: Admin, params: Params) -> Any:
+    """Files ended per minute over the last hour."""
+    return admin.throughput()
+
+
+def whoami(admin: Admin, params: Params) -> Any:
+    """The caller: its token's name (null without tokens) and role."""
+    return {"name": str(params["caller"]) or None, "role": params["role"]}

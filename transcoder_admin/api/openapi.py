@@ -49,13 +49,23 @@ def _parameter(param: Param) -> dict[str, Any]:
         schema["maximum"] = param.maximum
     if param.max_length is not None:
         schema["maxLength"] = param.max_length
-    return {
+    if param.formats:
+        schema["anyOf"] = [{"format": name} for name in param.formats]
+    required = param.needed(in_body=False)
+    if required and param.kind == "string":
+        schema["minLength"] = 1  # an empty value counts as not given
+    described: dict[str, Any] = {
         "name": param.name,
         "in": "query",
-        "required": False,
-        "description": param.description + " An empty value counts as not given.",
+        "required": required,
+        "description": param.description,
         "schema": schema,
     }
+    if not required:
+        # The one way OpenAPI has to say that ``?limit=`` is accepted (as no limit).
+        described["allowEmptyValue"] = True
+        described["description"] += " An empty value counts as not given."
+    return described
 
 
 def _operation(route: Route) -> dict[str, Any]:
@@ -123,7 +133,7 @@ def _body_schema(route: Route) -> dict[str, Any]:
     """The JSON object a route's request body must be."""
     return {
         "type": "object",
-        "required": [param.name for param in route.body if param.required],
+        "required": [param.name for param in route.body if param.needed(in_body=True)],
         "additionalProperties": False,
         "properties": {param.name: _body_field(param) for param in route.body},
     }

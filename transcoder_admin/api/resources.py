@@ -22,6 +22,7 @@ from .access import Access
 from .errors import APIError, api_error_for
 from .routes import ROUTES
 from .table import MAX_BODY_BYTES, Admin, Route
+from .ui import DashboardResource
 
 CONTENT_TYPE = b"application/json; charset=utf-8"
 #: The Prometheus text exposition format, version 0.0.4.
@@ -232,7 +233,7 @@ class APIResource(Resource):
                 content = request.content
                 params.update(route.parse_body(content.read() if content is not None else b""))
             if route.names_caller:
-                params["caller"] = caller.name or "an operator"
+                params.update(caller=caller.name or "", role=caller.role)
         except APIError as error:
             exchange.send_error(error)
             return NOT_DONE_YET
@@ -344,7 +345,8 @@ class _LimitedRequest(Request):
 
 
 def build_resource(admin: Admin, access: Access | None = None) -> Resource:
-    """The root resource: the API under /api/v1/, JSON 404 for anything not put there."""
+    """The root resource: the API under /api/v1/, the metrics, the dashboard under /ui/,
+    JSON 404 for anything not put there."""
     root = _Directory()
     api = _Directory()
     # mypy sees no zope declarations: Resource does provide IResource.
@@ -352,6 +354,7 @@ def build_resource(admin: Admin, access: Access | None = None) -> Resource:
     access = access or Access()
     api.putChild(b"v1", cast(IResource, APIResource(admin, access=access)))
     root.putChild(b"metrics", cast(IResource, MetricsResource(admin, access)))
+    root.putChild(b"ui", cast(IResource, DashboardResource(access)))
     return root
 
 

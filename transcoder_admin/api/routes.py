@@ -24,6 +24,17 @@ def _text(name: str, description: str, max_length: int = 256) -> Param:
     return Param(name, description, max_length=max_length)
 
 
+def _time(name: str, description: str) -> Param:
+    """A query parameter that is a date (midnight UTC) or a date and time with its offset."""
+    return Param(
+        name,
+        description + " A date (2025-03-01, midnight UTC) or a date and time with its "
+        "offset (2025-03-01T12:00:00Z), as RFC 3339 writes them.",
+        max_length=64,
+        formats=("date", "date-time"),
+    )
+
+
 def _paging_params(what: str) -> tuple[Param, Param]:
     """``offset`` and ``limit`` of a paginated listing of ``what``."""
     return (
@@ -42,8 +53,8 @@ _REPORT_PARAMS = (
         "expect, the farm's rather than the upload's).",
         enum=VERDICTS,
     ),
-    _text("since", "Only reports of jobs finished at or after this ISO 8601 time.", 64),
-    _text("until", "Only reports of jobs finished before this ISO 8601 time.", 64),
+    _time("since", "Only reports of jobs finished at or after this time."),
+    _time("until", "Only reports of jobs finished before this time."),
     _text("search", "Only reports whose source path contains this text."),
     *_paging_params("Reports"),
 )
@@ -90,6 +101,24 @@ ROUTES: tuple[Route, ...] = (
         "The customers with their profiles, folders, targets and the settings in force.",
         handlers.customers,
         schemas.listing(schemas.CUSTOMER, "Every customer, as configured now."),
+    ),
+    Route(
+        "whoami",
+        "GET",
+        "getWhoami",
+        "Who the caller is: its token's name and role (what the dashboard may offer).",
+        handlers.whoami,
+        schemas.WHOAMI,
+        names_caller=True,
+    ),
+    Route(
+        "throughput",
+        "GET",
+        "getThroughput",
+        "Files ended in each of the last 60 minutes, done and failed (since the admin "
+        "started).",
+        handlers.throughput,
+        schemas.THROUGHPUT,
     ),
     Route(
         "queue",
@@ -236,7 +265,7 @@ ROUTES: tuple[Route, ...] = (
         "analysis and first bytes, the failure, the log's tail, how to reproduce it.",
         handlers.diagnosis,
         schemas.DIAGNOSIS,
-        params=(Param("job_id", "The failed job's id (required).", max_length=80),),
+        params=(Param("job_id", "The failed job's id.", max_length=80, required=True),),
         errors={404: "No failed job has that id, or its diagnosis is not there."},
     ),
     Route(

@@ -354,3 +354,30 @@ OPENAPI: Schema = {
     "required": ["openapi", "info", "paths"],
     "description": "This document.",
 }
+
+WHOAMI: Schema = {
+    **_OBJECT,
+    "required": ["name", "role"],
+    "properties": {
+        "name": {"type": ["string", "null"], "description": "The token's name (null: none)."},
+        "role": {"enum": ["read", "admin"]},
+    },
+}
+
+THROUGHPUT: Schema = {
+    **_OBJECT,
+    "required": ["minutes", "done", "failed"],
+    "properties": {
+        "minutes": {
+            "type": "array",
+            "description": "One entry per minute, oldest first, the current minute last.",
+            "items": {
+                **_OBJECT,
+                "required": ["minute", "done", "failed"],
+                "properties": {"minute": _TIME, "done": _COUNT, "failed": _COUNT},
+            },
+        },
+        "done": {**_COUNT, "description": "Files done in those minutes."},
+        "failed": {**_COUNT, "description": "Files failed in those minutes."},
+    },
+}

@@ -7,8 +7,10 @@ into the OpenAPI document.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from twisted.internet.defer import Deferred
@@ -59,6 +61,7 @@ class Admin(Protocol):
     ) -> Deferred[Any]: ...
     def retry_notification(self, ident: str) -> Deferred[Any]: ...
     def diagnosis(self, job_id: str) -> Deferred[Any]: ...
+    def throughput(self) -> Mapping[str, Any]: ...
     def cancel_task(
         self, customer: str, profile: str, relpath: str, by: str, then: str
     ) -> Deferred[Any]: ...
@@ -73,9 +76,39 @@ def _shown(raw: str) -> str:
     return repr(raw if len(raw) <= 60 else raw[:60] + "…")
 
 
+_DATE = r"\d{4}-\d{2}-\d{2}"
+#: JSON Schema's formats a text parameter may have, as their grammar (RFC 3339 full-date
+#: and date-time, upper case); the calendar is checked by parsing.
+FORMATS = {
+    "date": re.compile(_DATE, re.ASCII),
+    "date-time": re.compile(_DATE + r"T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII),
+}
+
+
+def _formatted(raw: str, formats: tuple[str, ...], what: str) -> str:
+    """``raw`` in upper case (as Python parses it) if it has one of ``formats``, else a 400
+    APIError; a time out of Python's range once in UTC becomes the nearest one there is,
+    which selects the same reports."""
+    text = raw.upper()
+    try:
+        if not any(FORMATS[name].fullmatch(text) for name in formats):
+            raise ValueError(text)
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        expected = " or ".join(formats)
+        raise APIError(400, f"{what}: {_shown(raw)} is not a {expected} (RFC 3339)") from None
+    try:
+        if parsed.tzinfo is not None:
+            parsed.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.max if parsed.year == datetime.max.year else datetime.min
+        return edge.replace(tzinfo=UTC).isoformat()
+    return text
+
+
 @dataclass(frozen=True)
 class Param:
-    """One optional query parameter, with the rules its value must follow."""
+    """One query parameter or field of a request body, with the rules its value must follow."""
 
     name: str
     description: str
@@ -84,8 +117,15 @@ class Param:
     minimum: int | None = None
     maximum: int | None = None
     max_length: int | None = None
-    #: Whether a request body must have the field (query parameters are all optional).
-    required: bool = True
+    #: JSON Schema formats (of ``FORMATS``) a text query parameter must have one of.
+    formats: tuple[str, ...] = ()
+    #: Whether a request must carry it; None: as where it goes wants (a body's fields are
+    #: required, query parameters optional).
+    required: bool | None = None
+
+    def needed(self, *, in_body: bool) -> bool:
+        """Whether a request must carry it, in a body or in the query string."""
+        return in_body if self.required is None else self.required
 
     def in_range(self, number: int, what: str) -> int:
         """``number`` if within the bounds, else a 400 APIError naming ``what`` it is."""
@@ -112,6 +152,8 @@ class Param:
             raise APIError(
                 400, f"query parameter {self.name!r} is longer than {self.max_length} characters"
             )
+        if self.formats:
+            return _formatted(raw, self.formats, f"query parameter {self.name!r}")
         return raw
 
 
@@ -127,16 +169,16 @@ class Route:
     response: schemas.Schema
     params: tuple[Param, ...] = ()
     errors: Mapping[int, str] = field(default_factory=dict)
-    #: Fields of the JSON object the request body must be (all required: non-empty
-    #: strings, or whole numbers for integer ones); an operation without them ignores
-    #: its body.
+    #: Fields of the JSON object the request body must be (required unless marked not:
+    #: non-empty strings, or whole numbers for integer ones); an operation without them
+    #: ignores its body.
     body: tuple[Param, ...] = ()
     #: The status of a successful answer.
     status: int = 200
     #: Whether it answers without a token when the API has tokens (health only).
     public: bool = False
-    #: Whether the handler gets the caller's name as ``params["caller"]`` (the token's
-    #: name; "an operator" without tokens): for actions that record who asked.
+    #: Whether the handler gets the caller as ``params["caller"]`` (the token's name;
+    #: empty without tokens) and ``params["role"]``: for actions that record who asked.
     names_caller: bool = False
 
     @property
@@ -159,6 +201,9 @@ class Route:
             seen.add(name)
             if raw != "":
                 values[name] = param.parse(raw)
+        for name, param in known.items():
+            if name not in values and param.needed(in_body=False):
+                raise APIError(400, f"query parameter {name!r} is required")
         return values
 
     def parse_body(self, raw: bytes) -> dict[str, str | int]:
@@ -183,13 +228,15 @@ class Route:
         for name, param in known.items():
             if param.kind == "integer":
                 number = value.get(name)
+                if isinstance(number, float) and number.is_integer():
+                    number = int(number)  # 5.0 is an integer to JSON Schema, as to clients
                 if not isinstance(number, int) or isinstance(number, bool):
                     raise APIError(
                         400, f"field {name!r} of the request body must be a whole number"
                     )
                 fields[name] = param.in_range(number, "field")
                 continue
-            if name not in value and not param.required:
+            if name not in value and not param.needed(in_body=True):
                 continue
             if not isinstance(value.get(name), str) or not value[name]:
                 raise APIError(
