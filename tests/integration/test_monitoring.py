@@ -57,3 +57,34 @@ def test_inotify_takes_a_file_in_a_subfolder_made_after_start_before_any_poll(tm
     finally:
         farm.stop()
     assert "watch limit" not in farm.log()
+
+
+def test_a_renamed_upload_is_taken_at_once_and_a_copy_in_place_waits(tmp_path, clips):
+    """stable-for 60 s, polls a minute apart: a file renamed into incoming is transcoded
+    long before either; a file written in place is listed pending, waiting stable-for."""
+    customer = {"name": "R", "profiles": {"p": IDENTITY}}
+    farm = Farm(str(tmp_path), {"r": customer}, mode="inotify", poll_interval=60, stable_for=60)
+    farm.start()
+    try:
+        incoming = farm.folder("r", "incoming", "p")
+        dropped = time.monotonic()
+        farm.drop("r", "p", "renamed.m4a", clips["audio"])
+        wait_for(lambda: farm.finished("r", "p") == 1, 30, "the renamed file's job")
+        assert time.monotonic() - dropped < 30  # stable-for (60 s) was not waited
+        with (
+            open(clips["audio"], "rb") as src,
+            open(os.path.join(incoming, "copied.m4a"), "wb") as out,
+        ):
+            out.write(src.read())
+        wait_for(
+            lambda: (
+                [f["relpath"] for f in farm.get("/api/v1/files?state=pending")["items"]]
+                == ["copied.m4a"]
+            ),
+            10,
+            "the copy listed pending",
+        )
+        time.sleep(2)
+        assert farm.finished("r", "p") == 1  # still waiting for stable-for
+    finally:
+        farm.stop()

@@ -474,3 +474,51 @@ def test_accept_hard_links_is_a_checked_setting_in_yaml_and_ini(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_configuration(str(tmp_path / "d.yaml"))
     assert "accept-hard-links" in info.value.render()
+
+
+def test_a_file_renamed_into_incoming_is_offered_at_once(tmp_path):
+    """With stable-for 30 s: a finished upload renamed into place is offered on the scan
+    its event asks for; one written in place, or written to after its rename, waits."""
+    s = started(tmp_path, ["a"], stable_for=30.0)
+    s.drop("a", "renamed.mov")
+    s.advance(TRIGGER_DELAY)
+    assert s.added == [("a", "renamed.mov")]
+    with open(os.path.join(s.incoming("a"), "in-place.mov"), "wb") as f:
+        f.write(b"written where it lies")
+    s.drop("a", "appended.mov")
+    with open(os.path.join(s.incoming("a"), "appended.mov"), "ab") as f:
+        f.write(b" and more after the rename")
+    s.advance(TRIGGER_DELAY)
+    assert s.added == [("a", "renamed.mov")]
+    assert {row["relpath"] for row in s.mon.pending()} == {"in-place.mov", "appended.mov"}
+    s.advance(30.0)
+    assert sorted(s.added) == [("a", "appended.mov"), ("a", "in-place.mov"), ("a", "renamed.mov")]
+
+
+def test_a_renamed_file_still_open_for_writing_waits_until_closed(tmp_path):
+    """Renamed while its writer still holds it open: not complete until it is closed."""
+    s = started(tmp_path, ["a"], stable_for=30.0)
+    aside = os.path.join(s.incoming("a"), ".upload.part")
+    writer = open(aside, "wb")
+    try:
+        writer.write(b"half")
+        writer.flush()
+        os.rename(aside, os.path.join(s.incoming("a"), "early.mov"))
+        s.advance(TRIGGER_DELAY)
+        s.advance(1.0)
+        assert s.added == []
+    finally:
+        writer.close()
+    s.advance(TRIGGER_DELAY)
+    s.advance(30.0)
+    assert s.added == [("a", "early.mov")]
+
+
+def test_atomic_renames_off_makes_every_file_wait_stable_for(tmp_path):
+    """monitoring.atomic-renames: false: a renamed file waits stable-for like the rest."""
+    s = started(tmp_path, ["a"], stable_for=30.0, **{"atomic-renames": False})
+    s.drop("a", "renamed.mov")
+    s.advance(TRIGGER_DELAY)
+    assert s.added == []
+    s.advance(30.0)
+    assert s.added == [("a", "renamed.mov")]

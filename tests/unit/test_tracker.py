@@ -497,3 +497,20 @@ def test_folder_swapped_for_a_link_while_walking_is_not_looked_into(tmp_path, mo
     monkeypatch.setattr(scanner, "_entries", swapping)
     result = scan_folder(str(incoming), ignore_matcher(IGNORE))
     assert result.files == {} and result.refused == {}
+
+
+def test_a_file_that_arrived_by_a_rename_is_complete_at_once_unless_written_to():
+    """Renamed into place: complete on the scan that confirms it, once free of writers;
+    one still open for writing waits like any other; the next scans use the timing rule."""
+    clock = Clock()
+    tracker = StabilityTracker(30, clock)
+    changes = tracker.update(tracker.begin_scan(), {"a": A, "b": A}, arrived={"a"})
+    assert [r.relpath for r in changes.complete] == ["a"]
+    assert [r.relpath for r in tracker.pending()] == ["b"]
+    held = tracker.update(tracker.begin_scan(), {"c": A}, quiet=set(), busy={"c"}, arrived={"c"})
+    assert held.complete == [] and [r.busy for r in tracker.pending() if r.relpath == "c"] == [True]
+    later = tracker.update(tracker.begin_scan(), {"c": A}, quiet={"c"})
+    assert later.complete == []  # no longer "arrived": stable-for applies from here
+    replaced = (9, 2, 100, 1000)  # renamed over the pending file b: a new inode
+    again = tracker.update(tracker.begin_scan(), {"b": replaced}, arrived={"b"}, quiet={"b"})
+    assert [r.relpath for r in again.complete] == ["b"]

@@ -153,6 +153,9 @@ class MonitoringSection(Section):
     """``monitoring``: how incoming folders are watched."""
 
     stable_for: Annotated[float, Field(ge=0)] = 5
+    # A file renamed into incoming (inotify's moved-to) is complete when it appears:
+    # taken at once, without waiting stable-for. Polled folders never see renames.
+    atomic_renames: bool = True
     mode: Literal["auto", "inotify", "poll"] = "auto"
     on_workers: bool = False
     poll_interval: PositiveFloat = 10

@@ -158,6 +158,9 @@ class Monitoring(Service):
                 for rel, sig in r.candidates.items():
                     if files.get(rel) == sig:
                         check[(name, rel)] = (os.path.join(r.folder, rel), sig[0], sig[1])
+                for rel in r.arrived:  # renamed into place: as this scan found it
+                    if (found := files.get(rel)) is not None:
+                        check[(name, rel)] = (os.path.join(r.folder, rel), found[0], found[1])
             busy = open_for_writing(check) if check else set()
             for name, rel in check:
                 result = results[name]

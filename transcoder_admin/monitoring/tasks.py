@@ -34,6 +34,8 @@ class _Wanted:
     full: bool = False
     paths: set[str] = field(default_factory=set)
     trees: set[str] = field(default_factory=set)
+    #: Files renamed into place (``Change.arrived``): complete once a scan confirms them.
+    arrived: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -41,13 +43,15 @@ class ScanRequest:
     """One folder to scan: all of it (``paths`` None) or only these entries.
 
     ``candidates`` are the files the stability rule would take now (path → signature):
-    those found unchanged are checked for writers on this host.
+    those found unchanged are checked for writers on this host; so are the files that
+    ``arrived`` by a rename, as the scan finds them.
     """
 
     folder: str
     paths: frozenset[str] | None = None
     trees: frozenset[str] = frozenset()
     candidates: Mapping[str, Signature] = field(default_factory=dict)
+    arrived: frozenset[str] = frozenset()
 
 
 class MonitoringTask:
@@ -138,6 +142,12 @@ class MonitoringTask:
             self._want(profile, TRIGGER_DELAY, full=True)
         else:
             self._want(profile, TRIGGER_DELAY, change.paths, change.trees)
+        wanted = self._wanted.get(profile)
+        if wanted is not None:
+            # Named again without a rename: it was written since, the timing rule decides.
+            wanted.arrived.difference_update(change.paths)
+            if self.monitoring.settings.atomic_renames:
+                wanted.arrived.update(change.arrived)
 
     def _want(
         self,
@@ -193,17 +203,20 @@ class MonitoringTask:
             wanted = self._wanted.pop(name)
             tracker = self.trackers[name]
             candidates = tracker.due()
+            arrived = frozenset(wanted.arrived)
             if wanted.full:
-                requests[name] = ScanRequest(self.folders[name], candidates=candidates)
+                requests[name] = ScanRequest(
+                    self.folders[name], candidates=candidates, arrived=arrived
+                )
             else:
                 # files waiting to be stable are re-checked on every scan of their folder
                 paths = frozenset(wanted.paths | tracker.pending_paths())
                 requests[name] = ScanRequest(
-                    self.folders[name], paths, frozenset(wanted.trees), candidates
+                    self.folders[name], paths, frozenset(wanted.trees), candidates, arrived
                 )
             tokens[name] = tracker.begin_scan()
         d = self.monitoring.run_scan(requests)
-        d.addCallback(self._apply, tokens)
+        d.addCallback(self._apply, tokens, requests)
         d.addErrback(lambda f: self.log.failure("scan of {customer} failed", f, customer=self.name))
         d.addBoth(self._scan_done, requests)
 
@@ -215,7 +228,12 @@ class MonitoringTask:
         if self._wanted:
             self._schedule(min(w.due for w in self._wanted.values()))
 
-    def _apply(self, results: dict[str, ScanResult], tokens: dict[str, int]) -> None:
+    def _apply(
+        self,
+        results: dict[str, ScanResult],
+        tokens: dict[str, int],
+        requests: dict[str, ScanRequest],
+    ) -> None:
         if self._stopped:
             return
         mon = self.monitoring
@@ -238,6 +256,7 @@ class MonitoringTask:
                 refused=result.refused,
                 quiet=result.quiet,
                 busy=result.busy,
+                arrived=requests[name].arrived,
             )
             for ignored in changes.refused:
                 self.log.warn(

@@ -98,13 +98,15 @@ class StabilityTracker:
         refused: Mapping[str, Refusal] | None = None,
         quiet: Set[str] | None = None,
         busy: Set[str] = frozenset(),
+        arrived: Set[str] = frozenset(),
     ) -> Changes:
         """Apply one scan's result; ``scope`` None means the scan covered the whole folder.
 
         ``quiet`` are the files the scan found no writer for (see :meth:`due`); None
         means that no such check is made and the timing rule alone decides.  A file that
         is due but not quiet stays pending: soon re-checked when it was not looked at,
-        after a while when it was found open for writing (``busy``).
+        after a while when it was found open for writing (``busy``).  Files that
+        ``arrived`` by a rename are due at once (this scan's stat confirms them).
         """
         now = self.clock.seconds()
         changes = Changes()
@@ -128,7 +130,7 @@ class StabilityTracker:
                 record.changed_at = now
                 record.busy = False
             if record.state == PENDING:
-                if now - record.changed_at < self.stable_for - SLACK:
+                if now - record.changed_at < self.stable_for - SLACK and relpath not in arrived:
                     changes.check_at(record.changed_at + self.stable_for)
                 elif quiet is None or relpath in quiet:
                     record.state = TAKEN

@@ -16,8 +16,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import struct
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,77 +25,28 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-# inotify(7) constants (linux/inotify.h)
 from ..reactors import IFarmReactor
-
-IN_ATTRIB = 0x00000004
-IN_CLOSE_WRITE = 0x00000008
-IN_MOVED_FROM = 0x00000040
-IN_MOVED_TO = 0x00000080
-IN_CREATE = 0x00000100
-IN_DELETE = 0x00000200
-IN_DELETE_SELF = 0x00000400
-IN_MOVE_SELF = 0x00000800
-IN_UNMOUNT = 0x00002000
-IN_Q_OVERFLOW = 0x00004000
-IN_IGNORED = 0x00008000
-IN_ONLYDIR = 0x01000000
-IN_DONT_FOLLOW = 0x02000000
-IN_EXCL_UNLINK = 0x04000000
-IN_ISDIR = 0x40000000
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
-
-# Entries appearing, vanishing or finished (close after write, touch): IN_MODIFY is left
-# out on purpose, an upload would send one per write() and the stability rule re-checks
-# a growing file by itself.
-WATCH_MASK = (
-    IN_ATTRIB
-    | IN_CLOSE_WRITE
-    | IN_MOVED_FROM
-    | IN_MOVED_TO
-    | IN_CREATE
-    | IN_DELETE
-    | IN_DELETE_SELF
-    | IN_MOVE_SELF
-    | IN_ONLYDIR
-    | IN_DONT_FOLLOW
-    | IN_EXCL_UNLINK
+from .inotify import (
+    EVENT,
+    IN_CLOEXEC,
+    IN_CREATE,
+    IN_DELETE,
+    IN_DELETE_SELF,
+    IN_IGNORED,
+    IN_ISDIR,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_NONBLOCK,
+    IN_Q_OVERFLOW,
+    IN_UNMOUNT,
+    NOT_ARRIVED,
+    READ_SIZE,
+    WATCH_MASK,
+    InotifyUnavailable,
+    Libc,
+    load_libc,
 )
-_EVENT = struct.Struct("iIII")  # struct inotify_event without its name
-_READ_SIZE = 64 * 1024
-
-
-class InotifyUnavailable(Exception):
-    """inotify cannot be used here (not Linux, or the C library lacks it)."""
-
-
-class _Libc:
-    """The three inotify calls of the C library, through ctypes."""
-
-    def __init__(self) -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        try:
-            self.init1 = libc.inotify_init1
-            self.add_watch = libc.inotify_add_watch
-            self.rm_watch = libc.inotify_rm_watch
-        except AttributeError as e:
-            raise InotifyUnavailable(f"the C library has no inotify: {e}") from None
-        self.init1.argtypes = [ctypes.c_int]
-        self.add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-        self.rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
-
-
-_libc: _Libc | None = None
-
-
-def _load_libc() -> _Libc:
-    global _libc
-    if not sys.platform.startswith("linux"):
-        raise InotifyUnavailable(f"inotify is Linux only (this is {sys.platform})")
-    if _libc is None:
-        _libc = _Libc()
-    return _libc
 
 
 @dataclass(frozen=True)
@@ -107,11 +56,14 @@ class Change:
     ``paths`` are entries (files or folders) relative to the folder, ``trees`` the
     folders among them, to be examined with everything below.  ``full`` asks for a
     scan of the whole folder (queue overflow, the folder itself moved or deleted).
+    ``arrived`` are the files among ``paths`` that were renamed into place and not
+    written, created or removed after (an upload finished by a rename: complete at once).
     """
 
     paths: frozenset[str] = frozenset()
     trees: frozenset[str] = frozenset()
     full: bool = False
+    arrived: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -128,6 +80,7 @@ class _Notice:
     paths: set[str] = field(default_factory=set)
     trees: set[str] = field(default_factory=set)
     full: bool = False
+    arrived: set[str] = field(default_factory=set)
 
 
 class ChangeTrigger:
@@ -144,7 +97,7 @@ class ChangeTrigger:
     def __init__(self, reactor: IFarmReactor, ignored: Callable[[str], bool] | None = None) -> None:
         self.reactor = reactor
         self._ignored = ignored or (lambda name: False)
-        self._libc: _Libc | None = None
+        self._libc: Libc | None = None
         self._fd = -1
         self._reader: _InotifyReader | None = None
         self._roots: dict[str, Callable[[Change], Any]] = {}
@@ -158,7 +111,7 @@ class ChangeTrigger:
     def available() -> bool:
         """Whether inotify can be used on this host."""
         try:
-            _load_libc()
+            load_libc()
         except InotifyUnavailable:
             return False
         return True
@@ -169,7 +122,7 @@ class ChangeTrigger:
         Raises InotifyUnavailable, or OSError when the kernel refuses an instance
         (``fs.inotify.max_user_instances``).
         """
-        libc = _load_libc()
+        libc = load_libc()
         fd = libc.init1(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
             err = ctypes.get_errno()
@@ -307,7 +260,7 @@ class ChangeTrigger:
     def read_events(self) -> None:
         """Read what inotify has queued and tell the folders concerned (reactor thread)."""
         try:
-            data = os.read(self._fd, _READ_SIZE)
+            data = os.read(self._fd, READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
@@ -319,7 +272,7 @@ class ChangeTrigger:
         """Act on a buffer of ``struct inotify_event`` records, as read from the kernel."""
         notices: dict[str, _Notice] = {}
         overflow = False
-        unpack, size, end = _EVENT.unpack_from, _EVENT.size, len(data)
+        unpack, size, end = EVENT.unpack_from, EVENT.size, len(data)
         by_wd, ignored = self._by_wd, self._ignored
         i = 0
         while i + size <= end:
@@ -360,6 +313,10 @@ class ChangeTrigger:
                     n.trees.add(child)
                     if mask & (IN_CREATE | IN_MOVED_TO):
                         self._add(f"{d.path}/{name}", root, child)
+                elif mask & IN_MOVED_TO:
+                    n.arrived.add(child)
+                elif mask & NOT_ARRIVED:  # written, replaced or gone since it was renamed
+                    n.arrived.discard(child)
         if overflow:
             self.log.warn("inotify queue overflowed: rescanning every watched folder")
             for root in self._roots:
@@ -368,7 +325,7 @@ class ChangeTrigger:
             on_change = self._roots.get(root)
             if on_change is None:
                 continue
-            change = Change(frozenset(n.paths), frozenset(n.trees), n.full)
+            change = Change(frozenset(n.paths), frozenset(n.trees), n.full, frozenset(n.arrived))
             try:
                 on_change(change)
             except Exception:
