@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from . import __version__
 from .config.loader import Configuration
-from .context import Roots
+from .context.paths import Roots
 from .errors import InvalidStateError
 from .events import Subscription
 from .intake.files import FileIntake

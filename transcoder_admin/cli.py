@@ -6,18 +6,21 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .config.errors import ConfigError
-from .config.loader import Configuration
-from .context.checks import load_configuration
-from .logs import start_logging
+
+if TYPE_CHECKING:
+    from .config.loader import Configuration
 
 DEFAULT_CONFIG = "etc/transcoder-admin.yaml"
 
 
 def _load(path: str) -> Configuration | None:
+    # Imported here: ``transcoder-admin worker`` (the local workers) never loads them.
+    from .config.errors import ConfigError
+    from .context.checks import load_configuration
+
     try:
         return load_configuration(path)
     except ConfigError as e:
@@ -78,7 +81,8 @@ def cmd_replay_reports(args: argparse.Namespace) -> int:
         return 1
     from twisted.internet import defer, task
 
-    from .context import Roots, StoreContext
+    from .context.customers import StoreContext
+    from .context.paths import Roots
     from .reports.db import ReportsDB
     from .reports.files import find_reports, replay_reports
 
@@ -127,6 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(problem, file=sys.stderr)
         return 1
+    from .logs import start_logging
+
     start_logging(args.log_format or config.admin.admin.log_format, args.log_level)
     tune_garbage_collection()
     from twisted.internet import reactor as _reactor
@@ -151,7 +157,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_manager(args: argparse.Namespace) -> int:
     """Run a standalone manager on ``manager.listen`` with ``manager.credentials``."""
+    from .config.errors import ConfigError
     from .config.loader import load_manager_configuration
+    from .logs import start_logging
 
     try:
         config = load_manager_configuration(args.config)
@@ -280,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        # The worker builds its own parser: the others' commands are never imported.
+        from .worker.command import main as worker_main
+
+        return worker_main(argv[1:], prog="transcoder-admin worker")
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .context import Roots
+from .context.paths import Roots
 from .service import Part
 
 if TYPE_CHECKING:

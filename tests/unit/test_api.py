@@ -28,8 +28,8 @@ from transcoder_admin.api import (
     openapi_document,
 )
 from transcoder_admin.config.errors import ConfigError, ConfigProblem
-from transcoder_admin.context import StoreContext
 from transcoder_admin.context.checks import load_configuration
+from transcoder_admin.context.customers import StoreContext
 from transcoder_admin.context.describe import describe_customer
 from transcoder_admin.errors import InvalidStateError, NoSuchNotification, NotQueued, NotRunning
 from transcoder_admin.intake import NotStuck

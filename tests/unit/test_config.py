@@ -502,7 +502,7 @@ def test_bitrates_accept_ffmpeg_forms_and_bare_kbits(farm):
               odd: {type: audio, audio: {bitrate: 64.5k}}
         """,
     )
-    from transcoder_admin.context import StoreContext
+    from transcoder_admin.context.customers import StoreContext
 
     profile = StoreContext(load_configuration(str(farm / "admin.yaml"))).customer("ACME")
     targets = {t.name: t.media_spec() for t in profile.profile("web").targets()}
@@ -586,7 +586,7 @@ def test_explicit_subdirs_are_used_as_written(farm):
               Low Res: {type: audio-video}
         """,
     )
-    from transcoder_admin.context import StoreContext
+    from transcoder_admin.context.customers import StoreContext
 
     profile = StoreContext(load_configuration(str(farm / "admin.yaml"))).customer("ACME Corp")
     web = profile.profile("Web HD")

@@ -20,8 +20,8 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent
 from transcoder_admin.config.errors import ConfigError
 from transcoder_admin.config.loader import Configuration
 from transcoder_admin.config.model import AdminConfig, CustomerConfig, MonitoringSection
-from transcoder_admin.context import StoreContext
 from transcoder_admin.context.checks import load_configuration
+from transcoder_admin.context.customers import StoreContext
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.monitoring import TRIGGER_DELAY, FileOffer, Monitoring
 from transcoder_admin.monitoring.trigger import IN_Q_OVERFLOW, ChangeTrigger

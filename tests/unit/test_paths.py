@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from transcoder_admin.config.loader import Configuration
 from transcoder_admin.config.model import AdminConfig, CustomerConfig, safe_name
-from transcoder_admin.context import StoreContext
+from transcoder_admin.context.customers import StoreContext
 from transcoder_admin.context.paths import (
     PathEscapeError,
     Roots,

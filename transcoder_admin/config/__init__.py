@@ -1,6 +1,5 @@
-"""Configuration: admin and customer files (YAML or INI) into validated, frozen values."""
+"""Configuration: admin and customer files (YAML or INI) into validated, frozen values.
 
-from .errors import ConfigError, ConfigProblem
-from .loader import Configuration, read_configuration
-
-__all__ = ["ConfigError", "ConfigProblem", "Configuration", "read_configuration"]
+Import from the modules (``loader``, ``model``, ``errors``, ``endpoints``…): nothing is
+imported here, so a worker that only resolves an endpoint string loads no pydantic.
+"""

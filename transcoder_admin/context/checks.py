@@ -10,7 +10,7 @@ import bisect
 
 from ..config.errors import ConfigProblem
 from ..config.loader import Configuration, read_configuration
-from . import StoreContext
+from .customers import StoreContext
 from .paths import DEFAULT_FOLDERS, PathEscapeError, split_virtual
 
 

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..config.values import FOLDER_KEYS
-from . import CustomerContext, ProfileContext
+from .customers import CustomerContext, ProfileContext
 from .targets import TargetContext
 
 

@@ -15,7 +15,7 @@ from .paths import (
 from .targets import TargetContext
 
 if TYPE_CHECKING:
-    from . import ProfileContext
+    from .customers import ProfileContext
 
 
 class FileContext:

@@ -30,7 +30,7 @@ from .paths import (
 )
 
 if TYPE_CHECKING:
-    from . import ProfileContext
+    from .customers import ProfileContext
 
 
 def subdir_of(explicit: str | None, name: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from ..context import Roots
+from ..context.paths import Roots
 from ..errors import NotStuck
 from ..events import Subscription
 from ..monitoring import FileOffer, ScanProblem

@@ -14,14 +14,13 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 
-from ..config.model import MonitoringSection
-from ..context import CustomerContext, Roots
+from ..context.paths import Roots
 from ..events import Event
 from ..reactors import IFarmReactor
 from .offers import FileOffer, ScanProblem
@@ -29,6 +28,10 @@ from .scanner import ScanResult, ignore_matcher, scan_folder, scan_paths
 from .tasks import TRIGGER_DELAY, MonitoringTask, ScanRequest
 from .trigger import Change, ChangeTrigger
 from .writers import ignore_lease_breaks, open_for_writing
+
+if TYPE_CHECKING:  # a worker's monitors get plain settings: no configuration model loaded
+    from ..config.model import MonitoringSection
+    from ..context.customers import CustomerContext
 
 __all__ = [
     "TRIGGER_DELAY",

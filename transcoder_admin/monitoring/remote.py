@@ -15,17 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ..config.model import MonitoringSection
 from ..context.paths import Roots
 from ..events import Event
 from ..reactors import IFarmReactor
 from ..wire import encode
 from . import FileOffer, Monitoring, ScanProblem
+
+if TYPE_CHECKING:
+    from ..config.model import MonitoringSection
 
 
 def monitor_spec(customer: Any) -> dict[str, Any]:
@@ -84,6 +86,9 @@ class MonitorHost:
             self.monitoring.stop()
             self.monitoring = None
         if self.monitoring is None:
+            # Loaded with the first monitor: a worker without one needs no pydantic.
+            from ..config.model import MonitoringSection
+
             self.settings = dict(settings)
             self.monitoring = Monitoring(
                 MonitoringSection.model_validate(settings), self.roots, self.reactor

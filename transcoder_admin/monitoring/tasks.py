@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ..context import CustomerContext, ProfileContext
 from ..observer import Waiters
 from .offers import FileOffer, ScanProblem
 from .scanner import SYMLINK, ScanResult, Signature
@@ -19,6 +18,7 @@ from .tracker import SLACK, StabilityTracker
 from .trigger import Change
 
 if TYPE_CHECKING:
+    from ..context.customers import CustomerContext, ProfileContext
     from . import Monitoring
 
 TRIGGER_DELAY = 0.05  # coalesce a burst of inotify events into one scan

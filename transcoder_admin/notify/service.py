@@ -32,7 +32,7 @@ from .triggers import file_messages, mails_attachments
 
 if TYPE_CHECKING:
     from ..config.loader import Configuration
-    from ..context import Roots
+    from ..context.paths import Roots
     from ..scheduler import Scheduler
     from ..store import Store
 

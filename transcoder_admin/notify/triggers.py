@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..config.notify import HttpNotification, MailNotification, Notification, Notifying
-from ..context import ProfileContext
+from ..context.customers import ProfileContext
 from ..records import Report
 from .render import Message, render
 from .variables import Locate, file_variables, target_variables

@@ -14,8 +14,8 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from ..config.loader import Configuration
-from ..context import CustomerContext, ProfileContext, StoreContext
 from ..context.checks import load_configuration
+from ..context.customers import CustomerContext, ProfileContext, StoreContext
 from ..events import Event
 from ..reactors import IFarmReactor
 

@@ -230,3 +230,11 @@ def run(args: argparse.Namespace, daemon_class: Any = None, prog: str = "") -> i
     reactor.addSystemEventTrigger("before", "shutdown", daemon.stopService)
     reactor.run()
     return 0
+
+
+def main(argv: list[str], prog: str = "transcoder-admin worker") -> int:
+    """``transcoder-admin worker ARGS``: parse and run, importing nothing of the admin."""
+    help_text = "run a worker: connect to the manager and run the admin's jobs"
+    parser = argparse.ArgumentParser(prog=prog, description=help_text)
+    add_arguments(parser)
+    return run(parser.parse_args(argv), prog=prog)

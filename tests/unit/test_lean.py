@@ -1,0 +1,100 @@
+"""Lean processes: what a worker and the admin load, checked by importing (never by timing).
+
+A local worker runs ``transcoder-admin worker``: the command line, the worker's daemon and
+everything a job uses.  It must not load the admin's database (SQLAlchemy, Alembic), its
+configuration models (pydantic), the API, notifications or metrics; PyAV only once it
+probes a file.  The admin never loads PyAV (probing is the workers' work).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+#: What ``transcoder-admin worker`` imports before its first job.
+WORKER_MODULES = (
+    "transcoder_admin.cli",
+    "transcoder_admin.worker.command",
+    "transcoder_admin.worker.daemon",
+    "transcoder_admin.logs",
+    "transcoder_admin.context.paths",
+)
+WORKER_FORBIDDEN = (
+    "sqlalchemy",
+    "alembic",
+    "psycopg2",
+    "pydantic",
+    "treq",
+    "prometheus_client",
+    "standardwebhooks",
+    "av",
+    "transcoder_admin.api",
+    "transcoder_admin.admin",
+    "transcoder_admin.config.model",
+    "transcoder_admin.config.loader",
+    "transcoder_admin.context.customers",
+    "transcoder_admin.notify",
+    "transcoder_admin.reports.db",
+    "transcoder_admin.scheduler",
+    "transcoder_admin.metrics",
+)
+ADMIN_MODULES = (
+    "transcoder_admin.cli",
+    "transcoder_admin.admin",
+    "transcoder_admin.parts",
+    "transcoder_admin.api",
+    "transcoder_admin.api.resources",
+    "transcoder_admin.notify",
+    "transcoder_admin.operations",
+)
+
+
+def loaded_after(modules: tuple[str, ...]) -> set[str]:
+    """Every module a fresh interpreter holds after importing ``modules``."""
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {list(modules)!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return set(json.loads(out.stdout))
+
+
+def pulled_in(loaded: set[str], forbidden: tuple[str, ...]) -> list[str]:
+    """The forbidden packages (or their submodules) among ``loaded``."""
+    return sorted(f for f in forbidden if any(m == f or m.startswith(f + ".") for m in loaded))
+
+
+def test_a_worker_loads_nothing_of_the_admin_and_no_pyav_before_its_first_probe():
+    """The worker command, its daemon and its jobs' modules: none of the admin's packages."""
+    loaded = loaded_after(WORKER_MODULES)
+    assert "transcoder_admin.job.job" in loaded  # the check sees what a job needs
+    assert pulled_in(loaded, WORKER_FORBIDDEN) == []
+
+
+def test_a_worker_loads_pyav_when_it_probes(tmp_path):
+    """PyAV comes with the first probe (here of a file that is not media)."""
+    path = tmp_path / "notes.txt"
+    path.write_text("not a video\n" * 20)
+    code = (
+        "import sys\n"
+        "from transcoder_admin.media.probe import NotMediaError, probe\n"
+        "assert 'av' not in sys.modules\n"
+        "try:\n"
+        f"    probe({str(path)!r})\n"
+        "except NotMediaError as e:\n"
+        "    print('av' in sys.modules, e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("True not a media file"), out.stderr
+
+
+def test_the_admin_never_loads_pyav():
+    """The admin's service tree, API and notifications: no PyAV (workers probe)."""
+    loaded = loaded_after(ADMIN_MODULES)
+    assert "transcoder_admin.scheduler" in loaded
+    assert pulled_in(loaded, ("av", "transcoder_admin.media.probe", "transcoder_admin.job")) == []
