@@ -900,3 +900,26 @@ def test_daemon_refuses_a_database_at_0002_until_upgrade_db(tmp_path: Any) -> No
 
     assert main(["upgrade-db", "--config", farm.config_path]) == 0
     assert current_revision(url) == head_revision() == "0004"
+
+
+def test_the_expected_revision_is_alembics_head_and_a_checked_database_loads_no_alembic(tmp_path):
+    """HEAD_REVISION names the newest migration; checking a database already there (what
+    every restart does) reads its version without loading Alembic."""
+    import subprocess
+    import sys
+
+    from alembic.script import ScriptDirectory
+
+    from transcoder_admin.reports.schema import HEAD_REVISION, _alembic_config, check_schema
+
+    assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == HEAD_REVISION
+    url = f"sqlite:///{tmp_path / 'reports.sqlite'}"
+    check_schema(url)  # creates it, with Alembic
+    code = (
+        "import sys\n"
+        "from transcoder_admin.reports.schema import check_schema, current_revision\n"
+        f"check_schema({url!r})\n"
+        f"print(current_revision({url!r}), 'alembic' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == [HEAD_REVISION, "False"], out.stderr
