@@ -18,12 +18,12 @@ scan of 10,000 files).
 from __future__ import annotations
 
 import os
-import threading
 import time
 from typing import Any
 
 from .common import (
     BenchFarm,
+    MemorySampler,
     count_files,
     cpu_delta,
     cpu_times,
@@ -44,32 +44,6 @@ PROFILE = "b6"
 CUSTOMER = {"name": "Bench", "profiles": {PROFILE: {"targets": {"copy": {"type": "identity"}}}}}
 GOAL_RATE = 200.0
 GOAL_RSS_MB = 300.0
-
-
-class MemorySampler(threading.Thread):
-    """Samples a process's VmRSS every ``every`` seconds until stopped."""
-
-    def __init__(self, pid: int, every: float = 0.25) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.every = every
-        self.samples: list[tuple[float, float]] = []
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        """Sample until :meth:`stop`."""
-        while not self._stop_event.is_set():
-            try:
-                self.samples.append((time.time(), memory_mb(self.pid)["rss"]))
-            except OSError:
-                return
-            self._stop_event.wait(self.every)
-
-    def stop(self) -> list[tuple[float, float]]:
-        """Stop sampling; return (time, RSS MiB) samples."""
-        self._stop_event.set()
-        self.join(5)
-        return self.samples
 
 
 def create_files(folder: str, count: int) -> None:

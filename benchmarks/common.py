@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -88,6 +91,20 @@ def machine(tmp: str) -> dict[str, Any]:
     }
 
 
+def source_tree() -> dict[str, Any]:
+    """The commit the benchmarked tree is at, and its files changed since (uncommitted)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "--no-optional-locks", *args], capture_output=True, text=True, cwd=ROOT
+        ).stdout
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip(),
+        "changed": [line[3:] for line in git("status", "--porcelain").splitlines()],
+    }
+
+
 # -- one process ------------------------------------------------------------------------
 
 
@@ -107,20 +124,71 @@ def cpu_seconds(pid: int) -> float:
 
 
 def memory_mb(pid: int) -> dict[str, float]:
-    """VmRSS and VmHWM (peak RSS) of a process in MiB, and its thread count."""
+    """VmRSS and VmHWM (peak RSS) of a process in MiB, VmRSS's anonymous and file-backed
+    parts (RssAnon: the heap; RssFile: the mapped program and libraries), and its thread
+    count."""
     found: dict[str, float] = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key = line.split(":", 1)[0]
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 found[key] = round(int(line.split()[1]) / 1024, 1)
             elif key == "Threads":
                 found[key] = int(line.split()[1])
     return {
         "rss": found.get("VmRSS", 0.0),
         "hwm": found.get("VmHWM", 0.0),
+        "anon": found.get("RssAnon", 0.0),
+        "file": found.get("RssFile", 0.0),
         "threads": found.get("Threads", 0),
     }
+
+
+def children_running(pid: int, words: Sequence[str]) -> list[int]:
+    """Pids of the live children of ``pid`` whose command line holds ``words`` as
+    consecutive arguments (``["transcoder_admin", "worker"]``: its local workers)."""
+    wanted = b"\0".join(w.encode() for w in words)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue  # ended meanwhile
+        # fields[0] is the state, fields[1] the parent's pid (fields 3 and 4 of stat)
+        if int(fields[1]) == pid and fields[0] != b"Z" and wanted in cmdline:
+            found.append(int(entry))
+    return sorted(found)
+
+
+class MemorySampler(threading.Thread):
+    """Samples a process's VmRSS every ``every`` seconds until stopped."""
+
+    def __init__(self, pid: int, every: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.every = every
+        self.samples: list[tuple[float, float]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        """Sample until :meth:`stop`."""
+        while not self._stop_event.is_set():
+            try:
+                self.samples.append((time.time(), memory_mb(self.pid)["rss"]))
+            except OSError:
+                return
+            self._stop_event.wait(self.every)
+
+    def stop(self) -> list[tuple[float, float]]:
+        """Stop sampling; return (time, RSS MiB) samples."""
+        self._stop_event.set()
+        self.join(5)
+        return self.samples
 
 
 # -- numbers ------------------------------------------------------------------------------
@@ -138,12 +206,23 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def distribution(values: Sequence[float]) -> dict[str, float]:
-    """p50, p99, max and count of a list of seconds, in milliseconds."""
+    """p50, p95, p99, max and count of a list of seconds, in milliseconds."""
     return {
         "n": len(values),
         "p50_ms": round(percentile(values, 50) * 1000, 1),
+        "p95_ms": round(percentile(values, 95) * 1000, 1),
         "p99_ms": round(percentile(values, 99) * 1000, 1),
         "max_ms": round(max(values) * 1000, 1) if values else float("nan"),
+    }
+
+
+def spread(values: Sequence[float], digits: int = 3) -> dict[str, Any]:
+    """Median, smallest and largest of repeated measurements (and the values, in order)."""
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "values": [round(v, digits) for v in values],
     }
 
 
@@ -391,24 +470,50 @@ def read_reports(folder: str) -> list[dict[str, Any]]:
     return reports
 
 
+def part_name(name: str) -> str:
+    """The hidden name an upload is written under before its rename (``.NAME.part``;
+    the product ignores both ``.*`` and ``*.part``)."""
+    return f".{name}.part"
+
+
+def stage_uploads(source: str, incoming: str, names: Sequence[str]) -> list[tuple[str, str]]:
+    """Write a copy of ``source`` in ``incoming`` under each name's hidden upload name;
+    return (written, final path) pairs for :func:`os.rename`."""
+    written = copies(source, incoming, [part_name(n) for n in names])
+    return [(path, os.path.join(incoming, n)) for path, n in zip(written, names, strict=True)]
+
+
 def admin_round(
-    farm: BenchFarm, source: str, names: list[str], stage: str, customer: str, profile: str
+    farm: BenchFarm,
+    source: str,
+    names: list[str],
+    stage: str | None,
+    customer: str,
+    profile: str,
 ) -> dict[str, Any]:
     """Rename copies of ``source`` into a profile's incoming folder at once; wait for
     every job; return wall time (first rename → last source in *done*, by its ctime),
     CPU of the admin, of its worker processes and of their children (ffmpeg), and the
-    round's reports (key ``reports``). Raises if a job failed."""
+    round's reports (key ``reports``). Raises if a job failed.
+
+    The copies are written in ``stage`` (a folder on the same file system), or with
+    ``stage`` None in incoming itself under hidden ``.NAME.part`` names, as an upload
+    writes them."""
     incoming = farm.folder(customer, "incoming", profile)
     done = farm.folder(customer, "done", profile)
     failed = farm.folder(customer, "failed", profile)
     already = count_files(done) + count_files(failed)
-    staged = copies(source, stage, names)
+    if stage is None:
+        moves = stage_uploads(source, incoming, names)
+    else:
+        staged = copies(source, stage, names)
+        moves = [(path, os.path.join(incoming, n)) for path, n in zip(staged, names, strict=True)]
     load = loadavg()
     workers = farm.worker_pids()
     cpu0, wcpu0 = cpu_times(farm.pid), processes_cpu(workers)
     first = time.time()
-    for path in staged:
-        os.rename(path, os.path.join(incoming, os.path.basename(path)))
+    for path, final in moves:
+        os.rename(path, final)
     wait_until(
         lambda: count_files(done) + count_files(failed) >= already + len(names),
         600 + 60 * len(names),
@@ -504,10 +609,14 @@ def run_baseline(
     """Re-run a round's recorded commands with ``xargs -P parallel``; wall time and more."""
     scripts = baseline_scripts(farm, reports, folder, clip_path, customer, profile)
     load = loadavg()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = run_xargs(scripts, ["sh"], parallel)
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     jobs = os.path.join(folder, "jobs")
     return {
         "wall_s": round(wall, 3),
+        # xargs, sh and ffmpeg: every descendant is waited for (the admin is not yet)
+        "children_cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 3),
         "parallel": parallel,
         "load_before": load,
         "load_after": loadavg(),

@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m benchmarks.run [b1 … b6] [--files N …]``.
+"""Run the benchmarks: ``python -m benchmarks.run [b1 … b7] [--files N …]``.
 
 Prints a results table (goal next to each measured value) and writes the JSON results
 to ``benchmarks/results/<time>-<names>.json``.
@@ -16,7 +16,15 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from . import b1_overhead, b2_efficiency, b3_scale, b4_scaleout, b5_failover, b6_dispatch
+from . import (
+    b1_overhead,
+    b2_efficiency,
+    b3_scale,
+    b4_scaleout,
+    b5_failover,
+    b6_dispatch,
+    b7_limits,
+)
 from .common import RESULTS_DIR, loadavg, machine
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
@@ -26,6 +34,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "b4": b4_scaleout.run,
     "b5": b5_failover.run,
     "b6": b6_dispatch.run,
+    "b7": b7_limits.run,
 }
 
 
@@ -33,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line: benchmark names and the sizes to shrink them."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     p.add_argument(
-        "names", nargs="*", metavar="NAME", help="benchmarks to run: b1 … b6 (default: all)"
+        "names", nargs="*", metavar="NAME", help="benchmarks to run: b1 … b7 (default: all)"
     )
     p.add_argument("--tmp", default="/tmp", help="folder for the farms (default /tmp)")
     p.add_argument("--keep", action="store_true", help="keep the scratch folders")
@@ -108,6 +117,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     b6.add_argument(
         "--dispatch-slots", type=int, default=1, help="max-jobs of each null worker (1)"
     )
+    b7 = p.add_argument_group("B7 limits (on product defaults: no --stable-for, --poll-interval)")
+    b7.add_argument("--b7-rounds", type=int, default=3, help="farm/baseline rounds (3)")
+    b7.add_argument("--b7-clips", type=int, default=12, help="clips per batch workload (12)")
+    b7.add_argument("--b7-short-seconds", type=float, default=10.0, help="short clips (10 s)")
+    b7.add_argument("--b7-long-seconds", type=float, default=60.0, help="long clips (60 s)")
+    b7.add_argument("--b7-latency-seconds", type=float, default=2.0, help="single drops (2 s)")
+    b7.add_argument("--b7-drops", type=int, default=20, help="drops for drop → queued (20)")
     opts = p.parse_args(argv)
     unknown = [n for n in opts.names if n not in BENCHMARKS]
     if unknown:
