@@ -588,3 +588,30 @@ def test_commands_get_a_small_environment_not_the_daemons(tmp_path, clips, monke
         assert os.listdir(farm.folder("acme", "done", "p")) == ["clip.m4a"]
     finally:
         farm.stop()
+
+
+def test_local_workers_start_with_one_malloc_arena_unless_the_operator_set_it(tmp_path):
+    """The spawner gives local workers MALLOC_ARENA_MAX=1 (less resident memory); an
+    operator's own value in the admin's environment is kept."""
+    farm = Farm(str(tmp_path), {"acme": post_processed(["true"])})
+
+    def worker_environment() -> dict[str, str]:
+        [pid] = [pid for pid, cmd in farm.processes() if " worker " in cmd]
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            pairs = [entry.partition(b"=") for entry in f.read().split(b"\0") if entry]
+        return {k.decode(): v.decode() for k, _, v in pairs}
+
+    farm.start()
+    try:
+        assert worker_environment()["MALLOC_ARENA_MAX"] == "1"
+    finally:
+        farm.stop()
+    os.environ["MALLOC_ARENA_MAX"] = "4"
+    try:
+        farm.start()
+        try:
+            assert worker_environment()["MALLOC_ARENA_MAX"] == "4"
+        finally:
+            farm.stop()
+    finally:
+        del os.environ["MALLOC_ARENA_MAX"]

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from twisted.internet import defer, task, threads
@@ -121,6 +122,7 @@ class LocalWorkers:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives an admin killed outright
                 close_fds=True,
+                env=worker_environment(os.environ),
             )
         worker.process, worker.pid = process, process.pid
         worker.start_time = process_start_time(process.pid)
@@ -202,6 +204,18 @@ def _is_worker(pid: int, name: str) -> bool:
     except OSError:
         return False
     return b"worker" in args and name.encode() in args
+
+
+#: glibc's malloc arenas for a local worker: its few threads (the reactor, the pool that
+#: probes and commits) contend little, and each arena more keeps its own freed memory
+#: (one arena: about 5 MiB less resident memory once it runs jobs, in a short B7 run).
+MALLOC_ARENAS = "1"
+
+
+def worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment a local worker starts with: the admin's, with MALLOC_ARENA_MAX
+    set unless the operator set it."""
+    return {"MALLOC_ARENA_MAX": MALLOC_ARENAS, **environ}
 
 
 def worker_argv(
