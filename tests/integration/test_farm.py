@@ -592,7 +592,8 @@ def test_commands_get_a_small_environment_not_the_daemons(tmp_path, clips, monke
 
 def test_local_workers_start_with_one_malloc_arena_unless_the_operator_set_it(tmp_path):
     """The spawner gives local workers MALLOC_ARENA_MAX=1 (less resident memory); an
-    operator's own value in the admin's environment is kept."""
+    operator's own value in the admin's environment is kept; a worker on a plain link
+    loads no TLS library (test_distributed's TLS workers show the other case works)."""
     farm = Farm(str(tmp_path), {"acme": post_processed(["true"])})
 
     def worker_environment() -> dict[str, str]:
@@ -604,6 +605,11 @@ def test_local_workers_start_with_one_malloc_arena_unless_the_operator_set_it(tm
     farm.start()
     try:
         assert worker_environment()["MALLOC_ARENA_MAX"] == "1"
+        # Its link to the admin is plain loopback TCP: no pyOpenSSL, no cryptography.
+        [pid] = [pid for pid, cmd in farm.processes() if " worker " in cmd]
+        with open(f"/proc/{pid}/maps") as f:
+            libraries = {line.split()[-1] for line in f if "/" in line}
+        assert not [lib for lib in libraries if "/cryptography/" in lib or "/OpenSSL/" in lib]
     finally:
         farm.stop()
     os.environ["MALLOC_ARENA_MAX"] = "4"

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from transcoder_admin.manager.credentials import (
+from transcoder_admin.credentials import (
     CredentialsError,
     group_or_world_readable,
     load_credentials,

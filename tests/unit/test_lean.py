@@ -50,13 +50,15 @@ ADMIN_MODULES = (
 )
 
 
-def loaded_after(modules: tuple[str, ...]) -> set[str]:
-    """Every module a fresh interpreter holds after importing ``modules``."""
+def loaded_after(modules: tuple[str, ...], first: str = "") -> set[str]:
+    """Every module a fresh interpreter holds after running ``first`` (Python code) and
+    importing ``modules``."""
     code = (
         "import importlib, json, sys\n"
+        f"{first}\n"
         f"for name in {list(modules)!r}:\n"
         "    importlib.import_module(name)\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
+        "print(json.dumps(sorted(k for k, v in sys.modules.items() if v is not None)))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
@@ -74,6 +76,20 @@ def test_a_worker_loads_nothing_of_the_admin_and_no_pyav_before_its_first_probe(
     loaded = loaded_after(WORKER_MODULES)
     assert "transcoder_admin.job.job" in loaded  # the check sees what a job needs
     assert pulled_in(loaded, WORKER_FORBIDDEN) == []
+
+
+def test_a_worker_on_a_plain_link_loads_no_tls_library():
+    """A worker whose manager endpoint is plain TCP keeps pyOpenSSL and cryptography out,
+    even through Twisted's TCP transport; without that step they would be there."""
+    start = (
+        "from transcoder_admin.worker.command import keep_tls_out, is_plain\n"
+        "assert is_plain('tcp:host=127.0.0.1:port=7632') and not is_plain('tls:h:1')\n"
+        "keep_tls_out()\n"
+        "import twisted.internet.tcp, twisted.internet.endpoints"
+    )
+    assert pulled_in(loaded_after(WORKER_MODULES, start), ("OpenSSL", "cryptography")) == []
+    plain = loaded_after(("twisted.internet.tcp",))
+    assert pulled_in(plain, ("OpenSSL",)) == ["OpenSSL"]  # what the step avoids
 
 
 def test_a_worker_loads_pyav_when_it_probes(tmp_path):

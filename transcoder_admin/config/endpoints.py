@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import TYPE_CHECKING
 
-from twisted.internet.endpoints import quoteStringArgument, serverFromString
-from twisted.internet.protocol import Factory
-from twisted.python.failure import Failure
+if TYPE_CHECKING:
+    from twisted.python.failure import Failure
 
 #: Arguments of Twisted's ssl, tls and unix endpoints that name files or folders.
 FILE_ARGUMENTS = frozenset(
@@ -70,6 +70,10 @@ def _absolute(value: str, base_dir: str, positional: bool = False) -> str:
     path = os.path.expanduser(raw)
     if path == raw and os.path.isabs(path):
         return value
+    # Imported here, as Twisted's endpoints below: importing them loads its TCP transport,
+    # and a worker decides first whether that may load pyOpenSSL (worker.command).
+    from twisted.internet.endpoints import quoteStringArgument
+
     quoted = quoteStringArgument(os.path.normpath(os.path.join(base_dir, path)))
     # A positional argument with "=" would read as key=value.
     return quoted.replace("=", "\\=") if positional else quoted
@@ -108,6 +112,8 @@ def bound_interfaces(endpoint: str) -> list[str] | None:
     so this is the interface Twisted would really bind.  Parsing an ``ssl:`` endpoint
     reads its key and certificate files.
     """
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.protocol import Factory
     from twisted.internet.testing import MemoryReactor  # the checks' only, not the workers'
 
     reactor = MemoryReactor()
@@ -123,6 +129,15 @@ def bound_interfaces(endpoint: str) -> list[str] | None:
         return None
     interfaces = [server[3] for server in reactor.tcpServers]
     return interfaces + [server[4] for server in reactor.sslServers]
+
+
+#: Client endpoint kinds that never speak TLS.
+PLAIN_KINDS = ("tcp", "tcp6", "unix")
+
+
+def is_plain(endpoint: str) -> bool:
+    """Whether a client endpoint string is plain TCP or a UNIX socket (no TLS, ever)."""
+    return _split(endpoint)[0].strip().lower() in PLAIN_KINDS
 
 
 def unverified_tls(endpoint: str) -> str | None:

@@ -23,9 +23,9 @@ from twisted.logger import Logger
 from twisted.spread import pb
 from zope.interface import implementer
 
+from ..credentials import ADMIN_USER, CredentialsError, load_credentials, read_secret_file
 from ..reactors import IFarmReactor
 from .avatars import AdminAvatar, ManagerRealm, WorkerAvatar
-from .credentials import ADMIN_USER, CredentialsError, load_credentials, read_secret_file
 from .guard import GuardedFactory, note_login
 
 log = Logger()

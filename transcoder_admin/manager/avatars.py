@@ -10,8 +10,8 @@ from twisted.logger import Logger
 from twisted.spread import pb
 from zope.interface import implementer
 
+from ..credentials import ADMIN_USER
 from ..wire import decode, encode
-from .credentials import ADMIN_USER
 
 log = Logger()
 

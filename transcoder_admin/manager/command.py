@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from ..config.loader import ManagerConfiguration
-from .credentials import ADMIN_USER, CredentialsError, load_credentials
+from ..credentials import ADMIN_USER, CredentialsError, load_credentials
 
 
 def run(config: ManagerConfiguration) -> int:

@@ -18,7 +18,7 @@ import re
 from typing import Any, TypeVar
 
 from ..context.paths import NAME_HASH
-from ..manager.credentials import WORKER_NAME
+from ..credentials import WORKER_NAME
 from ..records import BadRecord, JobSpec, Outcome, Report
 
 O = TypeVar("O", bound=Outcome)  # noqa: E741

@@ -19,15 +19,15 @@ from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
 
 from ..config.loader import Configuration
-from ..events import Event
-from ..manager import Manager, ManagerService
-from ..manager.credentials import (
+from ..credentials import (
     ADMIN_USER,
     group_or_world_readable,
     load_credentials,
     local_secret,
     read_secret_file,
 )
+from ..events import Event
+from ..manager import Manager, ManagerService
 from ..reactors import IFarmReactor
 from ..transcoding.journal import Journal
 from ..worker.spawner import LocalWorkers, worker_argv

@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from ..config.endpoints import resolve_endpoint, unverified_tls
-from ..manager.credentials import ADMIN_USER, WORKER_NAME, CredentialsError, read_secret_file
+from ..config.endpoints import is_plain, resolve_endpoint, unverified_tls
+from ..credentials import ADMIN_USER, WORKER_NAME, CredentialsError, read_secret_file
 
 KEYS = (
     "name",
@@ -195,6 +195,17 @@ def _number(
     return float(number)
 
 
+def keep_tls_out() -> None:
+    """Keep pyOpenSSL and cryptography out of a worker whose link is plain TCP or UNIX.
+
+    Twisted's TCP transport imports pyOpenSSL, if it can, for ``startTLS``, which such a
+    worker never calls: about 13 MiB of resident memory.  ``None`` in ``sys.modules``
+    makes the import fail (Python's documented way), and Twisted goes without startTLS.
+    """
+    if "OpenSSL" not in sys.modules:
+        sys.modules["OpenSSL"] = None  # type: ignore[assignment]
+
+
 def run(args: argparse.Namespace, daemon_class: Any = None, prog: str = "") -> int:
     """Run a worker until SIGTERM/SIGINT (its jobs are cancelled, sources stay).
 
@@ -206,6 +217,8 @@ def run(args: argparse.Namespace, daemon_class: Any = None, prog: str = "") -> i
         for problem in settings.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
+    if is_plain(settings.manager):
+        keep_tls_out()
     from twisted.internet import reactor as _reactor
 
     from ..context.paths import Roots
