@@ -142,3 +142,34 @@ def test_a_bad_document_is_picked_as_it_is_and_the_reader_names_the_field(change
     with pytest.raises(BadRecord) as raised:
         Report.from_wire(report_wire(document))
     assert raised.value.field == field
+
+
+def test_a_spec_sends_its_mappings_as_copies_and_only_what_is_not_a_default():
+    """The source's identity and the prognosis rules travel once, as plain dicts; a field
+    left at its default does not travel; the record reads back the same."""
+    from transcoder_admin.records import JobSpec
+
+    identity = {"size": 3, "ino": 7}
+    spec = JobSpec(
+        job_id="J",
+        attempt=2,
+        customer="c",
+        profile="p",
+        relpath="x.mov",
+        source="default:/in/x.mov",
+        source_identity=identity,
+        prognosis={"file_types": ["pdf"]},
+    )
+    wire = spec.to_wire()
+    assert sorted(wire) == [
+        "attempt",
+        "customer",
+        "job_id",
+        "profile",
+        "prognosis",
+        "relpath",
+        "source",
+        "source_identity",
+    ]
+    assert type(wire["source_identity"]) is dict and wire["source_identity"] is not identity
+    assert JobSpec.from_wire(wire) == spec

@@ -129,8 +129,14 @@ _SPEC_OPTIONAL: dict[str, Any] = {
 }
 
 
-#: The fields with a default, and the default (one that is not sent, as it is).
+#: Fields that ``to_wire`` sends as copies of their own (lists and mappings).
+_CONTAINERS = ("targets", "source_identity", "prognosis")
+#: The plain fields with a default, and the default (one that is not sent, as it is).
 _DEFAULTS: dict[str, Any] = {
-    f.name: f.default for f in fields(JobSpec) if f.default is not MISSING and f.name != "targets"
+    f.name: f.default
+    for f in fields(JobSpec)
+    if f.default is not MISSING and f.name not in _CONTAINERS
 }
-_REQUIRED = tuple(f.name for f in fields(JobSpec) if f.default is MISSING and f.name != "targets")
+_REQUIRED = tuple(
+    f.name for f in fields(JobSpec) if f.default is MISSING and f.name not in _CONTAINERS
+)
