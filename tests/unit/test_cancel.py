@@ -106,3 +106,15 @@ def test_a_cancelled_source_that_cannot_be_failed_is_stuck():
     assert "Permission denied" in str(error) and "cancelled by alice" in str(error)
     assert isinstance(result_of(task_end), SourceStuck)
     assert t.load == {"w": 0}
+
+
+def test_a_job_whose_commit_was_undone_can_be_cancelled_on_its_next_attempt():
+    """Attempt 1's commit is undone (a system failure): attempt 2 runs and, no longer
+    committing, can be cancelled."""
+    t, w, item, task_end = running(max_attempts=2)
+    w.ack_script = ["uncommitted"]
+    w.outcome(None)  # attempt 1 ends; its commit is undone; attempt 2 starts
+    assert [s.attempt for s in w.started] == [1, 2]
+    report = result_of(t.cancel(item.key, "alice", "fail"))
+    assert report.failure.reason == "cancelled by alice"
+    assert result_of(task_end) is report

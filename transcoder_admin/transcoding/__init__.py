@@ -126,7 +126,7 @@ class Transcoding:
             if worker is None:
                 task.attempt += 1
                 # Until a worker has room, the new attempt runs nowhere (not on the last one).
-                task.worker, task.job_id = None, ""
+                task.worker, task.job_id, task.committing = None, "", False
                 worker = await self._next_worker(task)
                 if worker is None:  # cancelled while it waited
                     return await self._cancelled(task)
