@@ -143,17 +143,18 @@ class Param:
                     400, f"query parameter {self.name!r}: {_shown(raw)} is not a whole number"
                 )
             return self.in_range(int(raw), "query parameter")
+        return self.text(raw, "query parameter")
+
+    def text(self, raw: str, what: str) -> str:
+        """``raw`` if it is one of ``enum``, short enough and of one of ``formats``;
+        else a 400 APIError naming ``what`` it is (a query parameter, a field)."""
         if self.enum and raw not in self.enum:
             allowed = ", ".join(self.enum)
-            raise APIError(
-                400, f"query parameter {self.name!r}: {_shown(raw)} is not one of {allowed}"
-            )
+            raise APIError(400, f"{what} {self.name!r}: {_shown(raw)} is not one of {allowed}")
         if self.max_length is not None and len(raw) > self.max_length:
-            raise APIError(
-                400, f"query parameter {self.name!r} is longer than {self.max_length} characters"
-            )
+            raise APIError(400, f"{what} {self.name!r} is longer than {self.max_length} characters")
         if self.formats:
-            return _formatted(raw, self.formats, f"query parameter {self.name!r}")
+            return _formatted(raw, self.formats, f"{what} {self.name!r}")
         return raw
 
 
@@ -242,11 +243,5 @@ class Route:
                 raise APIError(
                     400, f"field {name!r} of the request body must be a non-empty string"
                 )
-            raw_field = value[name]
-            if param.max_length is not None and len(raw_field) > param.max_length:
-                raise APIError(400, f"field {name!r} is longer than {param.max_length} characters")
-            if param.enum and raw_field not in param.enum:
-                allowed = ", ".join(param.enum)
-                raise APIError(400, f"field {name!r}: {_shown(raw_field)} is not one of {allowed}")
-            fields[name] = raw_field
+            fields[name] = param.text(value[name], "field")
         return fields
