@@ -148,13 +148,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if admin.boot_error else 0
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    """Run a worker (see transcoder_admin/worker/command.py)."""
-    from .worker.command import run
-
-    return run(args)
-
-
 def cmd_manager(args: argparse.Namespace) -> int:
     """Run a standalone manager on ``manager.listen`` with ``manager.credentials``."""
     from .config.errors import ConfigError
@@ -247,12 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     manager = add("manager", cmd_manager, "run a standalone manager (PB broker)")
     manager.add_argument("--log-format", choices=["text", "json"], default=None)
     manager.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
-    from .worker.command import add_arguments as add_worker_arguments
+    from .worker.command import HELP as WORKER_HELP
 
-    worker_help = "run a worker: connect to the manager and run the admin's jobs"
-    worker = sub.add_parser("worker", help=worker_help, description=worker_help)
-    add_worker_arguments(worker)
-    worker.set_defaults(func=cmd_worker)
+    # Listed for --help only: main() hands "worker" to the worker's own parser.
+    sub.add_parser("worker", help=WORKER_HELP, add_help=False)
     add("check-config", cmd_check_config, "validate the configuration and exit 0 or 1")
     add("upgrade-db", cmd_upgrade_db, "upgrade the reports database schema")
     add("replay-reports", cmd_replay_reports, "re-save database rows from report files")

@@ -245,9 +245,12 @@ def run(args: argparse.Namespace, daemon_class: Any = None, prog: str = "") -> i
     return 0
 
 
+#: What ``transcoder-admin worker`` does, for its ``--help`` and the command list.
+HELP = "run a worker: connect to the manager and run the admin's jobs"
+
+
 def main(argv: list[str], prog: str = "transcoder-admin worker") -> int:
     """``transcoder-admin worker ARGS``: parse and run, importing nothing of the admin."""
-    help_text = "run a worker: connect to the manager and run the admin's jobs"
-    parser = argparse.ArgumentParser(prog=prog, description=help_text)
+    parser = argparse.ArgumentParser(prog=prog, description=HELP)
     add_arguments(parser)
     return run(parser.parse_args(argv), prog=prog)
