@@ -340,6 +340,15 @@ class Farm:
             self.reports(customer, profile, "failed")
         )
 
+    def recorded(self) -> int:
+        """How many ended files the admin has recorded (done or failed), by its API.
+
+        The worker writes the report file before the admin hears the outcome, so
+        this can lag :meth:`finished` for a moment.
+        """
+        files = self.get("/api/v1/status")["files"]
+        return int(files["done"]) + int(files["failed"])
+
 
 class Daemon:
     """A process of the farm other than the admin, with its own log file."""

@@ -80,6 +80,7 @@ def test_metrics_count_what_the_farm_did(tmp_path, clips):
         broken.write_bytes(b"not media at all" * 100)
         farm.drop("acme", "web", "broken.m4a", str(broken))
         wait_for(lambda: farm.finished("acme", "web") == 2, 60, "the broken file")
+        wait_for(lambda: farm.recorded() == 2, 10, "the admin to record both")
         assert farm.request("POST", "/api/v1/pause")[0] == 403  # a read token
         status, found = metrics(farm, farm.token)
         assert status == 200

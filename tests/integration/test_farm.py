@@ -296,6 +296,7 @@ def test_pause_holds_new_jobs_and_resume_runs_them(farm, clips):
     status, body = farm.request("POST", "/api/v1/resume")
     assert (status, body["state"]) == (200, "started")
     wait_for(lambda: farm.finished("acme", "videoonly") == 1, 60, "the job")
+    wait_for(lambda: farm.recorded() == 1, 10, "the admin to record it")
     assert farm.get("/api/v1/files?state=done")["items"][0]["relpath"] == "wait.mp4"
     assert farm.get("/api/v1/status")["files"]["done"] == 1
 
