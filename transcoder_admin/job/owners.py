@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -98,14 +99,60 @@ def note_owner_in_ledger(folder_fd: int, name: str, owner: str) -> None:
 # -- the commit lock of an output folder ------------------------------------------------
 
 
+class _Turns:
+    """In-process locks by folder identity: the slots of one worker wait for each other's
+    commit without polling the lock file.  An entry lives while someone holds or waits.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[int, int], list[Any]] = {}  # key -> [Lock, users]
+
+    @contextlib.contextmanager
+    def hold(self, key: tuple[int, int], timeout: float) -> Iterator[bool]:
+        """Yield whether this folder's turn was had within ``timeout`` seconds."""
+        with self._guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        lock: threading.Lock = entry[0]
+        had = lock.acquire(timeout=max(timeout, 0.0))
+        try:
+            yield had
+        finally:
+            if had:
+                lock.release()
+            with self._guard:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self._locks[key]
+
+
+_turns = _Turns()
+#: The first and the longest pause between two tries of another process's lock file.
+LOCK_POLL = (0.002, 0.05)
+
+
 @contextlib.contextmanager
 def folder_lock(folder_fd: int, shown: str, clock: Any = time) -> Iterator[None]:
     """Hold a folder's commit lock (an ``O_EXCL`` file) while checking and placing outputs.
 
-    Two slots of one worker and workers on other hosts share output folders; a lock
+    Two slots of one worker and workers on other hosts share output folders.  Slots of
+    this process take turns on an in-process lock first (no polling); another process's
+    lock file is tried again after a pause that doubles from 2 to 50 ms.  A lock file
     left by a crashed commit is taken over after :data:`LOCK_STALE` seconds.
     """
     deadline = clock.monotonic() + LOCK_WAIT
+    st = os.fstat(folder_fd)
+    with _turns.hold((st.st_dev, st.st_ino), LOCK_WAIT) as had:
+        if not had:
+            raise PathProblem(f"{os.path.join(shown, LOCK_FILE)} is held by another commit")
+        with _lock_file(folder_fd, shown, deadline, clock):
+            yield
+
+
+@contextlib.contextmanager
+def _lock_file(folder_fd: int, shown: str, deadline: float, clock: Any) -> Iterator[None]:
+    pause = LOCK_POLL[0]
     while True:
         try:
             fd = os.open(
@@ -127,7 +174,8 @@ def folder_lock(folder_fd: int, shown: str, clock: Any = time) -> Iterator[None]
                 raise PathProblem(
                     f"{os.path.join(shown, LOCK_FILE)} is held by another commit"
                 ) from None
-            clock.sleep(0.05)
+            clock.sleep(pause)
+            pause = min(pause * 2, LOCK_POLL[1])
     try:
         os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
     finally:
