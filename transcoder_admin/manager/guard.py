@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
 
+from ..pblink import no_delay
 from ..reactors import IFarmReactor
 
 #: Seconds a connection may take to log in.
@@ -51,6 +52,7 @@ class GuardedBroker(pb.Broker):
         if len(guard.waiting) >= guard.max_waiting:
             self._close("{count} connections have not logged in yet", count=len(guard.waiting))
             return
+        no_delay(self.transport)
         super().connectionMade()
         guard.waiting.add(self)
         self._login_call = guard.reactor.callLater(guard.login_timeout, self._too_slow)
