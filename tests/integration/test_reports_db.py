@@ -48,6 +48,39 @@ REQUIRE_POSTGRES_ENV = "TRANSCODER_TEST_REQUIRE_POSTGRES"
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
+def layout(url: str) -> dict[str, Any]:
+    """Every table's columns, keys, indexes and constraints, and the version rows."""
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            found = sa.inspect(conn)
+            tables: dict[str, Any] = {}
+            for name in sorted(found.get_table_names()):
+                tables[name] = {
+                    "columns": [
+                        (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                        for c in found.get_columns(name)
+                    ],
+                    "primary key": found.get_pk_constraint(name),
+                    "indexes": sorted(
+                        (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                        for i in found.get_indexes(name)
+                    ),
+                    "unique": sorted(
+                        (u["name"], tuple(u["column_names"]))
+                        for u in found.get_unique_constraints(name)
+                    ),
+                    "checks": sorted(
+                        (c["name"], c["sqltext"]) for c in found.get_check_constraints(name)
+                    ),
+                    "foreign keys": found.get_foreign_keys(name),
+                }
+            versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    finally:
+        engine.dispose()
+    return {"tables": tables, "versions": sorted(tuple(v) for v in versions)}
+
+
 def make_row(job_id: str, **changes: Any) -> dict[str, Any]:
     """A complete report row for ``job_id``, as ``row_from_report`` makes them."""
     row: dict[str, Any] = {
@@ -259,6 +292,18 @@ class _ReportsDBContract:
         finally:
             engine.dispose()
         self.assertEqual(differences, [])
+
+    def test_a_created_database_is_the_one_the_migrations_build(self) -> None:
+        """An empty database is created from the model without Alembic; its tables,
+        columns, keys, indexes and version are those the migrations make, and Alembic
+        takes it as at its head."""
+        check_schema(self.url)  # the daemon's start: created from the model
+        migrated = self.make_database()
+        upgrade(migrated)  # upgrade-db: built by the migrations
+        self.assertEqual(layout(self.url), layout(migrated))
+        self.assertEqual(current_revision(self.url), head_revision())
+        upgrade(self.url)  # nothing to do
+        self.assertEqual(layout(self.url), layout(migrated))
 
     async def test_unknown_revision_refuses_to_start(self) -> None:
         """A database at a revision this version does not know is refused, naming the fix."""
@@ -902,24 +947,26 @@ def test_daemon_refuses_a_database_at_0002_until_upgrade_db(tmp_path: Any) -> No
     assert current_revision(url) == head_revision() == "0004"
 
 
-def test_the_expected_revision_is_alembics_head_and_a_checked_database_loads_no_alembic(tmp_path):
-    """HEAD_REVISION names the newest migration; checking a database already there (what
-    every restart does) reads its version without loading Alembic."""
+def test_the_expected_revision_is_alembics_head_and_the_daemon_never_loads_alembic(tmp_path):
+    """HEAD_REVISION names the newest migration; creating an empty database (a first
+    start) and checking one already there (every restart) never load Alembic."""
     import subprocess
     import sys
 
     from alembic.script import ScriptDirectory
 
-    from transcoder_admin.reports.schema import HEAD_REVISION, _alembic_config, check_schema
+    from transcoder_admin.reports.schema import HEAD_REVISION, _alembic_config
 
     assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == HEAD_REVISION
     url = f"sqlite:///{tmp_path / 'reports.sqlite'}"
-    check_schema(url)  # creates it, with Alembic
     code = (
         "import sys\n"
         "from transcoder_admin.reports.schema import check_schema, current_revision\n"
         f"check_schema({url!r})\n"
         f"print(current_revision({url!r}), 'alembic' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.stdout.split() == [HEAD_REVISION, "False"], out.stderr
+    for start in ("first start: created", "restart: checked"):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+        assert out.stdout.split() == [HEAD_REVISION, "False"], (start, out.stderr)

@@ -5,7 +5,9 @@
 off the reactor thread (the CLI has no reactor running).
 
 Alembic (about 10 MiB of memory) is loaded only to migrate: a database already at
-``HEAD_REVISION`` is checked by reading its ``alembic_version`` table.
+``HEAD_REVISION`` is checked by reading its ``alembic_version`` table, and an empty one
+is created from ``model.py`` and stamped at ``HEAD_REVISION`` (the migrations build
+exactly that model: tests/integration/test_reports_db.py compares them).
 """
 
 from __future__ import annotations
@@ -14,7 +16,18 @@ import functools
 import os
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import (
+    Column,
+    Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
 from twisted.logger import Logger
@@ -138,6 +151,24 @@ def _heads(conn: Connection) -> tuple[str, ...]:
     return tuple(sorted(str(row[0]) for row in rows))
 
 
+#: Alembic's own version table, as Alembic creates it (``alembic.ddl.impl``).
+_alembic_version = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
+
+
+def _create_at_head(conn: Connection) -> None:
+    """Create the schema of an empty database from the model, stamped at the head."""
+    from .model import metadata
+
+    metadata.create_all(conn)
+    _alembic_version.create(conn)
+    conn.execute(_alembic_version.insert().values(version_num=HEAD_REVISION))
+
+
 def current_revision(url: str) -> str | None:
     """The revision the database at ``url`` is at (None: not managed by Alembic yet)."""
     path = _sqlite_path(check_url(url))
@@ -256,7 +287,7 @@ def check_schema_on(engine: Engine) -> str | None:
         with conn.begin():
             tables = sorted(inspect(conn).get_table_names())
             if not tables:
-                _upgrade_on(conn)
+                _create_at_head(conn)
                 return head
             if "alembic_version" not in tables:
                 raise StaleSchemaError(
