@@ -8,8 +8,9 @@ status call takes with that queue, and the admin's peak RSS (VmHWM).
 
 Phase 2 ("leak"): a farm with ``workers.local: 1, max-jobs: 2`` and an identity target
 on tiny valid media gets files in batches (incoming never holds more than two
-batches). VmRSS is sampled with the farm idle and every row saved after a warm-up, and
-again after the given number of further jobs: no per-file record may outlive its job.
+batches). VmRSS of the admin and of its local worker is sampled with the farm idle and
+every row saved after a warm-up, and again after the given number of further jobs: no
+per-file record may outlive its job, in either process.
 """
 
 from __future__ import annotations
@@ -220,16 +221,21 @@ def leak_phase(opts: Any, base: str) -> dict[str, Any]:
         load = loadavg()
         feeder.run_until(opts.warmup, float("inf"))
         feeder.drain(600)
+        [worker] = farm.worker_pids()  # the one local worker: its RSS is checked too
         warm = {**memory_mb(farm.pid), "jobs": feeder.dropped, "t": time.time()}
+        warm_worker = memory_mb(worker)
         cpu0 = cpu_seconds(farm.pid)
         deadline = time.monotonic() + opts.leak_budget
         target = opts.warmup + opts.leak_jobs
         step = max(BATCH, opts.leak_jobs // 20)
         while feeder.dropped < target and time.monotonic() < deadline:
             feeder.run_until(min(target, feeder.dropped + step), deadline)
-            samples.append({"jobs": feeder.finished(), **memory_mb(farm.pid)})
+            samples.append(
+                {"jobs": feeder.finished(), **memory_mb(farm.pid), "worker": memory_mb(worker)}
+            )
         feeder.drain(600)
         end = {**memory_mb(farm.pid), "jobs": feeder.dropped, "t": time.time()}
+        end_worker = memory_mb(worker)
         cpu1 = cpu_seconds(farm.pid)
         failed = count_files(farm.folder("bench", "failed", "leak"))
     finally:
@@ -247,6 +253,10 @@ def leak_phase(opts: Any, base: str) -> dict[str, Any]:
         "rss_end_mb": end["rss"],
         "hwm_end_mb": end["hwm"],
         "growth": round(end["rss"] / warm["rss"] - 1, 4),
+        "worker_rss_warm_mb": warm_worker["rss"],
+        "worker_rss_end_mb": end_worker["rss"],
+        "worker_hwm_end_mb": end_worker["hwm"],
+        "worker_growth": round(end_worker["rss"] / warm_worker["rss"] - 1, 4),
         "wall_s": round(end["t"] - warm["t"], 1),
         "rate": round(jobs / (end["t"] - warm["t"]), 2),
         "admin_cpu_ms_per_file": round((cpu1 - cpu0) * 1000 / max(1, jobs), 2),
@@ -308,14 +318,32 @@ def run(opts: Any) -> dict[str, Any]:
     if leak:
         growth = leak["growth"]
         metrics += [
-            metric(f"RSS after {leak['warmup_jobs']:,}-job warm-up", leak["rss_warm_mb"], "MiB"),
-            metric(f"RSS after {leak['jobs_after_warmup']:,} more jobs", leak["rss_end_mb"], "MiB"),
             metric(
-                "RSS growth",
+                f"admin RSS after {leak['warmup_jobs']:,}-job warm-up", leak["rss_warm_mb"], "MiB"
+            ),
+            metric(
+                f"admin RSS after {leak['jobs_after_warmup']:,} more jobs",
+                leak["rss_end_mb"],
+                "MiB",
+            ),
+            metric(
+                "admin RSS growth",
                 round(growth * 100, 2),
                 "%",
                 f"<= {GOAL_GROWTH * 100:g}",
                 growth <= GOAL_GROWTH,
+            ),
+            metric(
+                f"local worker RSS after the warm-up / after {leak['jobs_after_warmup']:,} more",
+                f"{leak['worker_rss_warm_mb']} / {leak['worker_rss_end_mb']}",
+                "MiB",
+            ),
+            metric(
+                "local worker RSS growth",
+                round(leak["worker_growth"] * 100, 2),
+                "%",
+                f"<= {GOAL_GROWTH * 100:g}",
+                leak["worker_growth"] <= GOAL_GROWTH,
             ),
             metric(
                 "jobs run after warm-up (requested)",
