@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import socket
 import threading
@@ -128,6 +129,14 @@ class _Turns:
 
 
 _turns = _Turns()
+
+
+@functools.cache
+def _host() -> str:
+    """This host's name, written in the lock files it holds."""
+    return socket.gethostname()
+
+
 #: The first and the longest pause between two tries of another process's lock file.
 LOCK_POLL = (0.002, 0.05)
 
@@ -177,7 +186,7 @@ def _lock_file(folder_fd: int, shown: str, deadline: float, clock: Any) -> Itera
             clock.sleep(pause)
             pause = min(pause * 2, LOCK_POLL[1])
     try:
-        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+        os.write(fd, f"{_host()} {os.getpid()}\n".encode())
     finally:
         os.close(fd)
     try:

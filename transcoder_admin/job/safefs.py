@@ -200,18 +200,12 @@ class Folders:
         try:
             for part in parts:
                 path = os.path.join(path, part)
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(part, 0o755, dir_fd=fd)
                 try:
-                    child = os.open(
-                        part,
-                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                        dir_fd=fd,
-                    )
-                except OSError as e:
-                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise _not_a_folder(path, fd, part) from None
-                    raise
+                    child = _open_folder(part, fd, path)
+                except FileNotFoundError:  # made on first use (a commit seldom needs to)
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                    child = _open_folder(part, fd, path)
                 os.close(fd)
                 fd = child
         except BaseException:
@@ -254,14 +248,23 @@ class Folders:
         self._fds.clear()
 
 
-def _not_a_folder(path: str, parent: int, name: str) -> PathProblem:
+def _open_folder(name: str, parent: int, shown: str) -> int:
+    """Open a folder in ``parent`` without following a link; a link or a file there is
+    a PathProblem naming ``shown``."""
+    try:
+        return os.open(
+            name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent
+        )
+    except OSError as e:
+        if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
     try:
         st = os.stat(name, dir_fd=parent, follow_symlinks=False)
     except OSError:
-        return PathProblem(f"{path} is not a folder")
+        raise PathProblem(f"{shown} is not a folder") from None
     if stat.S_ISLNK(st.st_mode):
-        return PathProblem(f"{path} is a link; refusing to write through it")
-    return PathProblem(f"{path} is a file, a folder is needed")
+        raise PathProblem(f"{shown} is a link; refusing to write through it")
+    raise PathProblem(f"{shown} is a file, a folder is needed")
 
 
 def existing(folder_fd: int, name: str, shown: str) -> os.stat_result | None:
