@@ -44,6 +44,7 @@ CUSTOMER = {
             },
         },
         "videoonly": {"targets": {"v": {"type": "video", "video": {"height": 120}}}},
+        "copyonly": {"targets": {"c": {"type": "identity"}}},
         "post": {
             "targets": {
                 "a": {"type": "audio", "extension": "m4a", "post-process": FAIL_3},
@@ -130,12 +131,32 @@ def test_every_target_type_lands_in_outgoing_and_source_in_done(farm, clips):
     assert rows[0]["video_codec"] == "h264" and rows[0]["file_size"] == os.path.getsize(clips["av"])
 
 
+def test_an_identity_only_profile_decodes_the_source_once(farm, clips):
+    """An identity-only profile (B1's): one decode check, named in the report, and the
+    copy is the source byte for byte."""
+    farm.drop("acme", "copyonly", "once.mp4", clips["av"])
+    wait_for(lambda: farm.finished("acme", "copyonly") == 1, 60, "the job")
+    [report] = farm.reports("acme", "copyonly", "done")
+    [target] = report["targets"]
+    [check] = target["commands"]
+    assert "-xerror" in check and check[-3:] == ["-f", "null", "-"], check
+    assert report["source_info"]["video"]["width"] == 320 and report["cpu_time"] > 0
+    with open(
+        os.path.join(farm.folder("acme", "outgoing", "copyonly"), "c", "once.mp4"), "rb"
+    ) as a:
+        with open(clips["av"], "rb") as b:
+            assert a.read() == b.read()
+    assert os.listdir(farm.folder("acme", "work", "copyonly")) == []
+
+
 @pytest.mark.parametrize(
     "profile, clip, reason",
     [
         ("all", "text", "not a media file"),
         ("videoonly", "audio", "no video stream for video target 'v'"),
         ("all", "corrupt", "decode error at "),
+        ("copyonly", "text", "not a media file"),
+        ("copyonly", "corrupt", "decode error at "),
         ("slow", "audio", "timed out after 2 s"),
         ("post", "audio", "post-process exited 3: boom: disk full"),
     ],
@@ -162,6 +183,7 @@ def test_failures_say_why_and_leave_nothing_behind(farm, clips, profile, clip, r
     with open(os.path.join(kept_dir, "report.yaml")) as f:
         assert reason in yaml.safe_load(f)["failure"]["reason"]
     assert sleepers() == []  # the timed-out post-process was killed with its group
+    assert processes_with(farm.folder("acme", "work", profile)) == []  # no program left
     rows = wait_for(lambda: farm.get("/api/v1/reports?outcome=failed")["items"], 20, "the row")
     assert reason in rows[0]["failure_reason"]
 
