@@ -155,3 +155,35 @@ def test_a_read_token_sees_the_farm_without_its_buttons_and_a_phone_screen_fits(
     expect(page.locator("#farm")).to_be_hidden()
     assert [e for e in page.errors if "status of 401" not in e] == []
     page.close()
+
+
+def test_a_cancel_click_that_spans_refreshes_still_cancels_the_job(chromium, farm, clips):
+    """The running job's Cancel button stays the same element while the page refreshes
+    every second: a press held across two refreshes is still a click, the page asks,
+    and the file ends in failed, cancelled by the token's name."""
+    expect = playwright.expect
+    page = open_dashboard(chromium, farm, farm.tokens["admin"])
+    farm.drop("acme", "news", "held.ts", clips["long"])
+    button = page.locator("#tasks li", has_text="held.ts").get_by_role("button", name="Cancel")
+    expect(button).to_be_visible(timeout=30_000)
+    asked: list[str] = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", answer)
+    box = button.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    before = page.evaluate("() => document.getElementById('updated').textContent")
+    page.wait_for_timeout(2_500)  # two refreshes or more
+    assert page.evaluate("() => document.getElementById('updated').textContent") != before
+    page.mouse.up()
+    assert asked == ["Cancel ACME / news / held.ts? Its source goes to failed."]
+    expect(page.locator("#failed tbody")).to_contain_text("held.ts", timeout=60_000)
+    expect(page.locator("#failed tbody")).to_contain_text("cancelled by nightshift")
+    expect(page.locator("#tasks")).to_contain_text("nothing is transcoding")
+    assert page.errors == []
+    page.close()

@@ -156,48 +156,78 @@ function drawWorkers(workers) {
   ), "no worker attached", 4);
 }
 
+// Running jobs are kept by job id and updated in place: a job's item, and its Cancel
+// button, stay the same elements from one refresh to the next, so a click that spans a
+// refresh still lands.
 function drawTasks(tasks) {
   $("tasks-count").textContent = "(" + tasks.items.length + ")";
   const list = $("tasks");
-  list.replaceChildren();
   if (!tasks.items.length) {
-    list.append(el("li", { class: "muted", text: "nothing is transcoding" }));
+    if (list.dataset.empty !== "yes") {
+      list.replaceChildren(el("li", { class: "muted", text: "nothing is transcoding" }));
+      list.dataset.empty = "yes";
+    }
     return;
   }
-  for (const task of tasks.items) {
-    const progress = task.progress || {};
-    const known = typeof progress.percent === "number";
-    const bar = el("div", {
-      class: known ? "bar" : "bar unknown",
-      role: "progressbar",
-      "aria-valuemin": "0",
-      "aria-valuemax": "100",
-      "aria-valuenow": known ? String(Math.round(progress.percent)) : undefined,
-    }, el("span"));
-    if (known) bar.firstChild.style.width = Math.min(100, progress.percent) + "%";
-    const facts = el("div", { class: "facts" },
-      el("span", { text: known ? progress.percent.toFixed(0) + " %" : "starting" }),
-      el("span", { text: "speed " + (typeof progress.speed === "number" ? progress.speed.toFixed(1) + "×" : "–") }),
-      el("span", { text: "ETA " + seconds(progress.eta) }),
-      el("span", { text: "on " + (task.worker || "–") + (task.attempt > 1 ? " · attempt " + task.attempt : "") }),
-      progress.target ? el("span", { text: "target " + progress.target }) : null,
-      task.cancelled_by ? el("span", { text: "cancelled by " + task.cancelled_by }) : null,
-    );
-    const cancel = state.role === "admin" && !task.cancelled_by
-      ? el("button", {
-        type: "button",
-        class: "small",
-        text: "Cancel",
-        onclick: () => {
-          if (!window.confirm("Cancel " + fileName(task) + "? Its source goes to failed.")) return;
-          act("tasks/cancel", { customer: task.customer, profile: task.profile, relpath: task.relpath },
-            (answer) => fileName(task) + ": cancelled (" + answer.state + ")");
-        },
-      })
-      : null;
-    list.append(el("li", { "data-job": task.job_id },
-      el("div", { class: "file", text: fileName(task) }), bar, facts, cancel));
+  delete list.dataset.empty;
+  const kept = new Map();
+  for (const item of list.children) if (item.dataset.job) kept.set(item.dataset.job, item);
+  const items = tasks.items.map((task) => {
+    const shape = state.role + " " + (task.cancelled_by || "");
+    let item = kept.get(task.job_id);
+    if (!item || item.dataset.shape !== shape) item = taskItem(task, shape);
+    updateTask(item, task);
+    return item;
+  });
+  const same = items.length === list.children.length && items.every((item, i) => list.children[i] === item);
+  if (!same) list.replaceChildren(...items);
+}
+
+// A job's item: its name, progress bar, facts, and Cancel for an admin.
+function taskItem(task, shape) {
+  const bar = el("div", {
+    class: "bar unknown",
+    role: "progressbar",
+    "aria-valuemin": "0",
+    "aria-valuemax": "100",
+  }, el("span"));
+  const cancel = state.role === "admin" && !task.cancelled_by
+    ? el("button", {
+      type: "button",
+      class: "small",
+      text: "Cancel",
+      onclick: () => {
+        if (!window.confirm("Cancel " + fileName(task) + "? Its source goes to failed.")) return;
+        act("tasks/cancel", { customer: task.customer, profile: task.profile, relpath: task.relpath },
+          (answer) => fileName(task) + ": cancelled (" + answer.state + ")");
+      },
+    })
+    : null;
+  return el("li", { "data-job": task.job_id, "data-shape": shape },
+    el("div", { class: "file", text: fileName(task) }), bar, el("div", { class: "facts" }), cancel);
+}
+
+// What changes while a job runs: its progress bar and its facts.
+function updateTask(item, task) {
+  const progress = task.progress || {};
+  const known = typeof progress.percent === "number";
+  const bar = item.querySelector("[role=progressbar]");
+  bar.className = known ? "bar" : "bar unknown";
+  if (known) {
+    bar.setAttribute("aria-valuenow", String(Math.round(progress.percent)));
+    bar.firstChild.style.width = Math.min(100, progress.percent) + "%";
+  } else {
+    bar.removeAttribute("aria-valuenow");
+    bar.firstChild.style.width = "";
   }
+  item.querySelector(".facts").replaceChildren(...[
+    el("span", { text: known ? progress.percent.toFixed(0) + " %" : "starting" }),
+    el("span", { text: "speed " + (typeof progress.speed === "number" ? progress.speed.toFixed(1) + "×" : "–") }),
+    el("span", { text: "ETA " + seconds(progress.eta) }),
+    el("span", { text: "on " + (task.worker || "–") + (task.attempt > 1 ? " · attempt " + task.attempt : "") }),
+    progress.target ? el("span", { text: "target " + progress.target }) : null,
+    task.cancelled_by ? el("span", { text: "cancelled by " + task.cancelled_by }) : null,
+  ].filter(Boolean));
 }
 
 function drawChart(throughput) {
