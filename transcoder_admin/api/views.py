@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..times import iso
+from .schemas import FILE_STATES
 
-FILE_STATES = ("pending", "ignored", "queued", "transcoding", "done", "failed", "stuck")
 FINISHED = ("done", "failed")
 #: Rows per page of /queue and /files unless the client asks for another limit.
 PAGE_LIMIT = 100
