@@ -187,3 +187,23 @@ def test_a_cancel_click_that_spans_refreshes_still_cancels_the_job(chromium, far
     expect(page.locator("#tasks")).to_contain_text("nothing is transcoding")
     assert page.errors == []
     page.close()
+
+
+def test_an_idle_page_reads_the_database_seldom(chromium, farm, clips):
+    """Every second the page asks for the farm's state; the latest done and failed
+    files and the failing notifications (database reads) only when files finished, and
+    every 10 s otherwise. A file that fails meanwhile still shows within seconds."""
+    expect = playwright.expect
+    page = open_dashboard(chromium, farm, farm.tokens["read"])
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url.split("/api/v1/", 1)[-1]))
+    page.wait_for_timeout(5_500)
+    status = [a for a in asked if a == "status"]
+    database = [a for a in asked if a.startswith(("reports?", "notifications?"))]
+    assert len(status) >= 4, asked
+    assert len(database) <= 3, asked  # one round of three at most in 5.5 s
+
+    farm.drop("acme", "news", "late.ts", clips["text"])
+    expect(page.locator("#failed tbody")).to_contain_text("late.ts", timeout=8_000)
+    assert page.errors == []
+    page.close()

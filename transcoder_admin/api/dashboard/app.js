@@ -5,6 +5,11 @@
 
 const API = "/api/v1/";
 const REFRESH_MS = 1000;
+// The latest done and failed files and the failing notifications are database reads:
+// asked for when files finished (for a few refreshes, while their rows are saved), after
+// an action, and otherwise every SLOW_MS.
+const SLOW_MS = 10000;
+const SETTLE_REFRESHES = 3;
 const STORE_KEY = "transcoder-admin-token";
 
 const state = {
@@ -16,6 +21,9 @@ const state = {
   drawn: new Map(), // table id → the JSON it was last drawn from
   diagnoses: new Map(), // job id → its diagnosis, as text
   open: new Set(), // job ids whose diagnosis is shown
+  finished: null, // files done and failed in the last hour, as last seen
+  slowAt: 0, // when the database reads were last made
+  settle: 1, // refreshes that still make them whatever the time
 };
 
 const $ = (id) => document.getElementById(id);
@@ -66,6 +74,7 @@ async function act(path, body, done) {
   } catch (error) {
     say(path + ": " + error.message);
   }
+  state.settle = SETTLE_REFRESHES;
   refresh();
 }
 
@@ -378,17 +387,28 @@ async function load() {
       $("who").textContent = me.name ? me.name + " (" + me.role + ")" : "no token needed";
       $("logout").hidden = !state.token;
       state.drawn.clear(); // buttons depend on the role
+      state.settle = 1;
     }
-    const [status, workers, tasks, queue, done, failed, notifications, throughput] = await Promise.all([
+    const [status, workers, tasks, queue, throughput] = await Promise.all([
       api("status"),
       api("workers"),
       api("tasks"),
       api("queue?limit=20"),
-      api("reports?outcome=done&limit=10"),
-      api("reports?outcome=failed&limit=10"),
-      api("notifications?state=failed&limit=10"),
       api("throughput"),
     ]);
+    const finished = throughput.done + " " + throughput.failed;
+    if (state.finished !== null && finished !== state.finished) state.settle = SETTLE_REFRESHES;
+    state.finished = finished;
+    let slow = null;
+    if (state.settle > 0 || Date.now() - state.slowAt >= SLOW_MS) {
+      slow = await Promise.all([
+        api("reports?outcome=done&limit=10"),
+        api("reports?outcome=failed&limit=10"),
+        api("notifications?state=failed&limit=10"),
+      ]);
+      state.settle = Math.max(0, state.settle - 1);
+      state.slowAt = Date.now();
+    }
     $("login").hidden = true;
     $("farm").hidden = false;
     drawStatus(status);
@@ -396,9 +416,11 @@ async function load() {
     drawTasks(tasks);
     drawChart(throughput);
     drawQueue(queue);
-    drawDone(done);
-    drawFailed(failed);
-    drawNotifications(notifications);
+    if (slow) {
+      drawDone(slow[0]);
+      drawFailed(slow[1]);
+      drawNotifications(slow[2]);
+    }
     $("updated").textContent = new Date().toLocaleTimeString();
     if ($("message").className !== "ok") say(null);
   } catch (error) {
