@@ -115,6 +115,14 @@ class TranscoderAdmin(PartsService):
             self._input("failed")
             raise
         self._input("started")
+        # The dashboard's chart: the minutes before this start, from the database.
+        seeding = self.metrics.per_minute.seed(self.db.query, self.started_at)
+        defer.Deferred.fromCoroutine(seeding).addErrback(
+            lambda f: self.log.warn(
+                "the chart's last hour was not read from the reports database: {error}",
+                error=f.getErrorMessage(),
+            )
+        )
         self.log.info(
             "transcoder admin {version} started: {customers} customers, {slots} slots",
             version=__version__,

@@ -252,6 +252,28 @@ def test_sigterm_during_a_job_leaves_the_source_and_the_next_start_finishes_it(t
         farm.stop()
 
 
+def test_the_chart_of_the_last_hour_survives_a_restart(tmp_path, clips):
+    """A file done before a restart is still in /throughput's last hour after it (read
+    from the reports database), in the minute it ended."""
+    farm = Farm(str(tmp_path), {"acme": CUSTOMER})
+    farm.start()
+    try:
+        farm.drop("acme", "copyonly", "before.mp4", clips["av"])
+        wait_for(lambda: farm.recorded() == 1, 60, "the job")
+        wait_for(lambda: farm.get("/api/v1/reports")["total"] == 1, 20, "its row")
+        before = farm.get("/api/v1/throughput")
+        assert before["done"] == 1
+        farm.stop()
+        farm.start()
+        after = wait_for(
+            lambda: (t := farm.get("/api/v1/throughput"))["done"] == 1 and t, 20, "the seed"
+        )
+        minute = [m["minute"] for m in before["minutes"] if m["done"]]
+        assert [m["minute"] for m in after["minutes"] if m["done"]] == minute
+    finally:
+        farm.stop()
+
+
 HOSTILE = [
     "with space.m4a",
     "quo'te\"s.m4a",

@@ -100,3 +100,41 @@ def test_per_minute_counts_the_last_hour_only():
     assert sum(r["done"] for r in rows) == 1 and rows[0]["done"] == 1
     clock.advance(3600)
     assert sum(r["done"] + r["failed"] for r in counts.last()) == 0
+
+
+def test_per_minute_is_seeded_from_the_database_for_the_minutes_before_the_start():
+    """At start-up the chart reads, minute by minute, the rows an earlier run saved in
+    the last hour (none older, none after the start), and adds what ended meanwhile."""
+    from datetime import UTC, datetime
+
+    from twisted.internet import defer
+
+    clock = Clock()
+    start = 1_000_000 * 60 + 30.0  # 30 s into a minute
+    clock.advance(start)
+    rows = [  # (finish time, outcome) in the database
+        (start - 3600 - 60, "done"),  # before the hour: not shown
+        (start - 59 * 60, "done"),  # the hour's first minute
+        (start - 120, "failed"),
+        (start - 119, "done"),
+        (start - 10, "done"),  # the start's own minute, before it
+        (start + 5, "done"),  # after the start: counted live, not read
+    ]
+    asked = []
+
+    def query(*, outcome, since, until, limit):
+        asked.append((outcome, since, until, limit))
+        low, high = (datetime.fromisoformat(t).timestamp() for t in (since, until))
+        total = sum(1 for t, o in rows if o == outcome and low <= t < high)
+        return defer.succeed({"total": total, "items": []})
+
+    counts = PerMinute(clock.seconds)
+    counts.count("done")  # the file of start + 5 s, counted as it ended
+    d = defer.Deferred.fromCoroutine(counts.seed(query, start))
+    assert d.called and d.result is None
+    assert len(asked) == 120 and {a[3] for a in asked} == {0}
+    assert asked[-1][2] == datetime.fromtimestamp(start, UTC).isoformat()  # up to the start
+    shown = [(r["done"], r["failed"]) for r in counts.last()]
+    assert shown[0] == (1, 0)
+    assert shown[-3:] == [(1, 1), (0, 0), (2, 0)]
+    assert sum(d for d, _ in shown) == 4 and sum(f for _, f in shown) == 1

@@ -115,8 +115,8 @@ ROUTES: tuple[Route, ...] = (
         "throughput",
         "GET",
         "getThroughput",
-        "Files ended in each of the last 60 minutes, done and failed (since the admin "
-        "started).",
+        "Files ended in each of the last 60 minutes, done and failed (the minutes "
+        "before the admin's start as the reports database counts them).",
         handlers.throughput,
         schemas.THROUGHPUT,
     ),
