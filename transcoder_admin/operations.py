@@ -167,7 +167,7 @@ class Operations:
         return counts.addCallback(render)
 
     def throughput(self) -> dict[str, Any]:
-        """Files ended per minute over the last hour (counted since the admin started)."""
+        """Files ended per minute over the last hour (see ``metrics.PerMinute``)."""
         minutes = self.admin.metrics.per_minute.last()
         return {
             "minutes": minutes,

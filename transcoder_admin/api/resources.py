@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
-from enum import Enum
-from pathlib import PurePath
-from typing import Any, cast
+from typing import cast
 from urllib.parse import parse_qsl
 
-from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import IResource, Resource
@@ -20,47 +14,14 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from .access import Access
 from .errors import APIError, api_error_for
+from .exchange import Exchange
 from .routes import ROUTES
 from .table import MAX_BODY_BYTES, Admin, Route
 from .ui import DashboardResource
 
-CONTENT_TYPE = b"application/json; charset=utf-8"
 #: The Prometheus text exposition format, version 0.0.4.
 METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _MAX_QUERY_FIELDS = 50
-
-
-def _plain(value: Any) -> Any:
-    """Turn the value types the admin may hand out into JSON-ready ones."""
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return list(value)
-    raise TypeError(f"cannot send {type(value).__name__} as JSON")
-
-
-def encode_json(value: Any) -> bytes:
-    """Serialize ``value`` as UTF-8 JSON, escaping undecodable file names instead of failing."""
-    text = json.dumps(value, default=_plain, ensure_ascii=False, allow_nan=False)
-    try:
-        return text.encode("utf-8") + b"\n"
-    except UnicodeEncodeError:
-        # File names that are not valid UTF-8 carry lone surrogates; \u escapes keep them.
-        return json.dumps(value, default=_plain, allow_nan=False).encode("ascii") + b"\n"
 
 
 def _display_path(request: Request) -> str:
@@ -68,58 +29,10 @@ def _display_path(request: Request) -> str:
     return bytes(request.path).decode("utf-8", "replace")
 
 
-class _Exchange:
-    """One request being answered: knows whether the client is still there."""
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.gone = False
-        self._answer: Deferred[Any] | None = None
-        self._cancel_on_loss = False
-        request.notifyFinish().addErrback(self._lost)
-
-    def watch(self, answer: Deferred[Any], *, cancel: bool) -> None:
-        """Remember an unfinished admin call, cancelled if ``cancel`` and the client leaves."""
-        self._answer = answer
-        self._cancel_on_loss = cancel
-
-    def _lost(self, reason: Failure) -> None:
-        """The connection closed before the answer was sent."""
-        self.gone = True
-        answer, self._answer = self._answer, None
-        if answer is not None and self._cancel_on_loss and not answer.called:
-            answer.cancel()
-
-    def send(self, code: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        """Answer with ``body`` as JSON, unless the client has left."""
-        if self.gone:
-            return
-        data = encode_json(body)
-        request = self.request
-        request.setResponseCode(code)
-        for name, value in (headers or {}).items():
-            request.setHeader(name.encode("ascii"), value.encode("ascii"))
-        request.setHeader(b"Content-Type", CONTENT_TYPE)
-        request.setHeader(b"Content-Length", b"%d" % len(data))
-        request.setHeader(b"Cache-Control", b"no-store")
-        request.setHeader(b"X-Content-Type-Options", b"nosniff")
-        request.write(data)  # twisted.web drops the body of a HEAD answer itself
-        request.finish()
-
-    def send_error(self, error: APIError) -> None:
-        """Answer with the JSON error document of ``error``."""
-        self.send(error.code, error.body(), error.headers)
-
-    @property
-    def finished(self) -> bool:
-        """Whether an answer went out (or the client left): nothing more may be written."""
-        return self.gone or bool(self.request.finished)
-
-
 def _send_not_found(request: Request) -> int:
     """Answer 404 for a path the API does not have."""
     path = _display_path(request)
-    _Exchange(request).send_error(APIError(404, f"no such path: {path}"))
+    Exchange(request).send_error(APIError(404, f"no such path: {path}"))
     return NOT_DONE_YET
 
 
@@ -223,7 +136,7 @@ class APIResource(Resource):
 
     def render(self, request: Request) -> int:
         """Check the request, call the admin, and answer as soon as its result is there."""
-        exchange = _Exchange(request)
+        exchange = Exchange(request)
         try:
             route = self._route_for(request)
             caller = self._access.check(request, route)
@@ -256,7 +169,7 @@ class APIResource(Resource):
         answer.addErrback(self._not_sent, exchange)
         return NOT_DONE_YET
 
-    def _failed(self, failure: Failure, exchange: _Exchange, took_input: bool) -> None:
+    def _failed(self, failure: Failure, exchange: Exchange, took_input: bool) -> None:
         """Answer a failed admin call with the status its error maps to."""
         if exchange.gone and failure.check(CancelledError):
             return
@@ -271,7 +184,7 @@ class APIResource(Resource):
             error = APIError(500, "internal error; the admin's log has the details")
         exchange.send_error(error)
 
-    def _not_sent(self, failure: Failure, exchange: _Exchange) -> None:
+    def _not_sent(self, failure: Failure, exchange: Exchange) -> None:
         """Log an answer that could not be sent, and send a 500 instead if still possible."""
         self.log.failure(
             "API could not answer {path}", failure, path=_display_path(exchange.request)
@@ -293,7 +206,7 @@ class MetricsResource(Resource):
 
     def render_GET(self, request: Request) -> int:  # noqa: N802 (twisted.web API)
         """Check the caller, then answer with the metrics once rendered."""
-        exchange = _Exchange(request)
+        exchange = Exchange(request)
         try:
             self._access.check_request(request, action=False)
         except APIError as error:
@@ -307,7 +220,7 @@ class MetricsResource(Resource):
         return NOT_DONE_YET
 
     @staticmethod
-    def _send(exchange: _Exchange, text: bytes) -> None:
+    def _send(exchange: Exchange, text: bytes) -> None:
         if exchange.gone:
             return
         request = exchange.request
@@ -317,7 +230,7 @@ class MetricsResource(Resource):
         request.write(text)
         request.finish()
 
-    def _failed(self, failure: Failure, exchange: _Exchange) -> None:
+    def _failed(self, failure: Failure, exchange: Exchange) -> None:
         if exchange.gone and failure.check(CancelledError):
             return
         self.log.failure("metrics could not be rendered", failure)

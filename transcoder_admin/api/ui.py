@@ -1,22 +1,23 @@
 """The dashboard at ``/ui/``: one static page that reads the JSON API from the browser.
 
 The page, its script and its style ship inside the package (no build step, no CDN: it
-works offline) and hold no data: the script asks the API for everything, every second,
-with the token the operator typed (sent as ``Authorization: Bearer``, as any client).
+works offline) and hold no data: the script asks the API for everything (the farm's
+state every second, the database's lists when files finished or every 10 s), with the
+token the operator typed (sent as ``Authorization: Bearer``, as any client).
 So the page itself answers without a token, but only to a loopback or allowed ``Host``
 (DNS rebinding), and under a Content-Security-Policy that allows nothing but itself.
 """
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from .access import Access
 from .errors import APIError
+from .exchange import Exchange
 
 #: name under /ui/ → (asset file, content type)
 ASSETS = {
@@ -55,7 +56,7 @@ class DashboardResource(Resource):
         self._access = access
         self._assets = read_assets()
 
-    def render(self, request: Request) -> bytes:
+    def render(self, request: Request) -> bytes | int:
         """Answer GET and HEAD with an asset (405 for other methods, 404 for other names)."""
         try:
             self._access.check_request(request, action=False, public=True)
@@ -79,11 +80,7 @@ class DashboardResource(Resource):
         return body
 
 
-def _error(request: Request, error: APIError) -> bytes:
+def _error(request: Request, error: APIError) -> int:
     """An error answered as the API answers its own: JSON, never HTML."""
-    request.setResponseCode(error.code)
-    for name, value in error.headers.items():
-        request.setHeader(name.encode(), value.encode())
-    request.setHeader(b"content-type", b"application/json")
-    request.setHeader(b"x-content-type-options", b"nosniff")
-    return json.dumps(error.body()).encode()
+    Exchange(request).send_error(error)
+    return NOT_DONE_YET
