@@ -51,6 +51,16 @@ def diagnose(report: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def one_report(folder: str) -> str | None:
+    """The one report file's name once it and its diagnosis are both written (a file being
+    written has a hidden temporary name until it is complete)."""
+    names = [n for n in os.listdir(folder) if not n.startswith(".")]
+    reports = [n for n in names if not n.endswith(".diagnosis.yaml")]
+    if len(reports) == 1 and len(names) == 2:
+        return reports[0]
+    return None
+
+
 def test_a_failed_job_has_a_diagnosis_the_api_serves_and_diagnose_replays(tmp_path, clips):
     """A corrupt clip: its diagnosis names host, worker, the pasteable commands, the
     source's analysis and first bytes and the log's tail; the API serves it; diagnose
@@ -62,7 +72,7 @@ def test_a_failed_job_has_a_diagnosis_the_api_serves_and_diagnose_replays(tmp_pa
         farm.drop("acme", "web", "good.mp4", clips["av"])
         wait_for(lambda: farm.finished("acme", "web") == 2, 120, "two files")
         folder = farm.folder("acme", "reports-failed", "web")
-        [report_name] = [n for n in os.listdir(folder) if not n.endswith(".diagnosis.yaml")]
+        report_name = wait_for(lambda: one_report(folder), 10, "the report and its diagnosis")
         report_file = os.path.join(folder, report_name)
         with open(report_file) as f:
             report = yaml.safe_load(f)
@@ -104,7 +114,7 @@ def test_a_file_that_is_not_media_has_its_first_bytes_and_no_commands(tmp_path, 
         farm.drop("acme", "web", "notes.ts", clips["text"])
         wait_for(lambda: farm.finished("acme", "web") == 1, 60, "the file")
         folder = farm.folder("acme", "reports-failed", "web")
-        [report_name] = [n for n in os.listdir(folder) if not n.endswith(".diagnosis.yaml")]
+        report_name = wait_for(lambda: one_report(folder), 10, "the report and its diagnosis")
         with open(os.path.join(folder, report_name)) as f:
             report = yaml.safe_load(f)
         with open(os.path.join(folder, report["diagnosis"])) as f:

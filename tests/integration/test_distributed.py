@@ -69,7 +69,8 @@ def counting_ffmpeg(farm: Farm) -> str:
 
 
 def ffmpeg_runs(farm: Farm) -> dict[str, list[str]]:
-    """Source name → the job id of each ffmpeg run on it (from the wrapper's log)."""
+    """Source name → the job id of each ffmpeg run that transcoded it (from the wrapper's
+    log; a probe, which describes a file and writes nothing, is not one)."""
     runs: dict[str, list[str]] = collections.defaultdict(list)
     try:
         with open(os.path.join(farm.base, "ffmpeg-runs.log")) as f:
@@ -77,6 +78,8 @@ def ffmpeg_runs(farm: Farm) -> dict[str, list[str]]:
     except FileNotFoundError:
         return {}
     for line in lines:
+        if "-progress" not in line:
+            continue  # a probe (of the source or of an output)
         # Jobs read their private copy of the source: <work>/<job id>/source/<name>.
         source = re.search(rf"/work/{PROFILE}/[^/\s]+/source/(\S+)", line)
         job = re.search(rf"/work/{PROFILE}/([^/\s]+)/", line)
@@ -398,6 +401,7 @@ def test_a_standalone_manager_restart_pauses_and_resumes_the_admin(tmp_path, cli
     wait_for(lambda: workers_up(farm, {"w1"}), 30, "w1")
     [first] = drop_clips(farm, clips["audio"], 1, prefix="first")
     wait_for(lambda: len(done_reports(farm)) == 1, 30, "the first file")
+    wait_for(lambda: farm.recorded() == 1, 10, "the admin to record it")
 
     [second] = drop_clips(farm, clips["audio"], 1, prefix="second")
     [task] = wait_for(lambda: farm.get("/api/v1/tasks")["items"], 30, "the second job")

@@ -236,6 +236,17 @@ def test_hostile_file_names(tmp_path, clips):
     assert not os.path.exists("pwned") and not (tmp_path / "pwned").exists()
 
 
+def test_a_name_that_mimics_ffmpeg_s_description_does_not_fool_the_probe(tmp_path, clips):
+    """ffmpeg prints the file's name in its description: a name holding newlines and a
+    fake duration and stream is read as the name, not as the description."""
+    name = "a':\n  Duration: 10:00:00.00, start: 0.0\n  Stream #0:0: Video: h264, 9x9.mp4"
+    src = str(tmp_path / name)
+    os.link(clips["src"], src)
+    info = probe(src)
+    assert info.duration == pytest.approx(1.0, abs=0.05)
+    assert info.video is not None and (info.video.width, info.video.height) == (160, 120)
+
+
 def image_size(path: str) -> tuple[int, int]:
     """The pixel size of an image file (read with PyAV)."""
     with av.open(path) as container:

@@ -9,10 +9,11 @@ factory through ``twisted.test.iosim`` pumps, and runs the clock and the pumps i
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, error
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
@@ -81,6 +82,52 @@ class FakeReactor(MemoryReactorClock):
     def callFromThread(self, f, *args, **kwargs):  # noqa: N802
         """Everything already runs on the test's thread."""
         f(*args, **kwargs)
+
+    def spawnProcess(  # noqa: N802 (IReactorProcess)
+        self, protocol, executable, args=(), env=None, path=None, **_kwargs
+    ):
+        """Run the real program to its end at once, then hand its protocol what Twisted's
+        process transport would: the connection, its output by file descriptor, its end
+        (ProcessDone on exit 0, ProcessTerminated otherwise)."""
+        program = subprocess.Popen(
+            list(args),
+            executable=executable,
+            env=env,
+            cwd=path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out, err = program.communicate(timeout=120)
+        transport = _EndedProcess(program.pid)
+        protocol.makeConnection(transport)
+        for fd, data in ((1, out), (2, err)):
+            if data:
+                protocol.childDataReceived(fd, data)
+        code = program.returncode
+        if code == 0:
+            reason = Failure(error.ProcessDone(0))
+        elif code < 0:
+            reason = Failure(error.ProcessTerminated(signal=-code))
+        else:
+            reason = Failure(error.ProcessTerminated(exitCode=code))
+        protocol.processExited(reason)
+        protocol.processEnded(reason)
+        return transport
+
+
+class _EndedProcess:
+    """The process transport of a program that has already ended."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def closeStdin(self) -> None:  # noqa: N802
+        """Its input was closed when it started."""
+
+    def signalProcess(self, signal: Any) -> None:  # noqa: N802
+        """It has ended: as Twisted says of a process no longer there."""
+        raise error.ProcessExitedAlready()
 
 
 class Network:

@@ -33,10 +33,14 @@ def test_the_ffmpeg_backend_provides_the_interface_and_is_the_default():
     assert verifyObject(IJobBackend, backend)
     job = Job(SPEC, Roots({"default": "/m", "temp": "/t"}), "w1", Clock())
     assert isinstance(job.backend, FfmpegBackend)
-    assert job.backend.needs_picture(job) is True  # it scales the picture
+    # It transcodes: ffmpeg describes the source before the first target runs.
+    assert job.backend.describes_source(job) is False
+    copies = replace(SPEC, targets=({"type": "identity", "name": "copy"},) * 2)
+    only_copies = Job(copies, Roots({"default": "/m", "temp": "/t"}), "w1", Clock())
+    assert only_copies.backend.describes_source(only_copies) is True  # its decode check does
 
 
-def test_the_qmaster_backend_provides_the_interface_and_reads_no_picture():
+def test_the_qmaster_backend_provides_the_interface_and_has_the_source_described():
     """Compressor reads the source itself; each qmaster job gets a backend of its own."""
     worker = qmaster_worker(QmasterSettings(), 1, Roots({"default": "/m", "temp": "/t"}), Clock())
     factory = worker.host.job_factory
@@ -44,5 +48,5 @@ def test_the_qmaster_backend_provides_the_interface_and_reads_no_picture():
     second = factory(replace(SPEC, job_id="J2"), worker.host.roots, "qmaster", Clock())
     assert isinstance(first.backend, QmasterBackend) and verifyObject(IJobBackend, first.backend)
     assert first.backend is not second.backend
-    assert first.backend.needs_picture(first) is False
+    assert first.backend.describes_source(first) is False
     assert first.backend.name == "qmaster"

@@ -10,6 +10,7 @@ import pytest
 from transcoder_admin.context.paths import Roots, fit_name, name_bytes
 from transcoder_admin.job import source as source_module
 from transcoder_admin.job.source import check_name_limits, prepare
+from transcoder_admin.media.probe import NotMediaError
 from transcoder_admin.prognosis import JobFailed
 from transcoder_admin.records import JobSpec
 
@@ -66,14 +67,8 @@ def test_a_folder_name_too_long_for_a_destination_is_a_source_failure(tmp_path, 
 
 
 def run_prepare(tmp_path, source, offered=None):
-    """Run a job's first step on ``source`` (probe replaced: no media needed here)."""
-    return prepare(str(tmp_path / "work"), str(source), False, offered, "clip.mov")
-
-
-@pytest.fixture(autouse=True)
-def no_probe(monkeypatch):
-    """The probe reads the private copy; here it only records what it was given."""
-    monkeypatch.setattr(source_module, "probe", lambda path, _matrix: path)
+    """Run a job's first step on ``source`` (no media needed: nothing probes here)."""
+    return prepare(str(tmp_path / "work"), str(source), offered, "clip.mov")
 
 
 def test_a_symlinked_source_is_a_source_failure(tmp_path):
@@ -103,8 +98,8 @@ def test_the_job_reads_its_private_copy_not_the_path(tmp_path):
     """The private copy is the opened file: a later replacement does not reach it."""
     source = tmp_path / "clip.mov"
     source.write_bytes(b"the offered file")
-    facts, probed, private, identity = run_prepare(tmp_path, source)
-    assert probed == private == str(tmp_path / "work" / "source" / "clip.mov")
+    facts, private, identity = run_prepare(tmp_path, source)
+    assert private == str(tmp_path / "work" / "source" / "clip.mov")
     assert os.stat(private).st_ino == os.stat(source).st_ino  # a hard link, same fs
     (tmp_path / "new").write_bytes(b"a re-upload")
     os.replace(tmp_path / "new", source)
@@ -132,7 +127,7 @@ def test_a_source_that_is_not_the_offered_one_is_changed(tmp_path):
     with pytest.raises(JobFailed, match="source changed"):
         run_prepare(tmp_path, source, same_host)
     other_host = dict(same_host, host="elsewhere")  # inodes mean nothing there
-    assert run_prepare(tmp_path, source, other_host)[3].ino == st.st_ino
+    assert run_prepare(tmp_path, source, other_host)[2].ino == st.st_ino
 
 
 def test_the_private_copy_is_copied_through_the_handle_across_file_systems(tmp_path):
@@ -145,8 +140,8 @@ def test_the_private_copy_is_copied_through_the_handle_across_file_systems(tmp_p
     source = tmp_path / "clip.mov"
     source.write_bytes(b"x" * 3_000_000)
     with tempfile.TemporaryDirectory(dir=shm) as other:
-        _facts, _info, private, _identity = prepare(
-            os.path.join(other, "work"), str(source), False, None, "clip.mov"
+        _facts, private, _identity = prepare(
+            os.path.join(other, "work"), str(source), None, "clip.mov"
         )
         assert os.stat(private).st_ino != os.stat(source).st_ino
         with open(private, "rb") as f:
@@ -169,3 +164,21 @@ def test_the_job_spec_names_fit_in_255_bytes():
     assert outputs and all(name_bytes(o) <= 255 for o in outputs)
     other = prof.file(f"news/{'長' * 84}.mkv").job_spec(JOB, 1)
     assert other.report_done != spec.report_done
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        (b"#EXTM3U\n#EXT-X-VERSION:3\n#EXTINF:2.0,\n/etc/passwd.ts\n", "hls"),
+        (b"ffconcat version 1.0\nfile other.mp4\n", "concat"),
+        (b'<?xml version="1.0"?>\n<MPD profiles="urn:mpeg:dash:profile:isoff-live:2011">', "dash"),
+    ],
+)
+def test_a_playlist_is_refused_before_any_program_reads_it(tmp_path, content, kind):
+    """A file that names other files is not media: refused with its facts, unread by ffmpeg."""
+    source = tmp_path / "clip.mov"
+    source.write_bytes(content)
+    with pytest.raises(NotMediaError, match=f"^not a media file: a {kind} playlist$") as caught:
+        run_prepare(tmp_path, source)
+    assert caught.value.facts["size"] == len(content)
+    assert caught.value.facts["head"] == content[:128].hex()

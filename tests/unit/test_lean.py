@@ -2,8 +2,8 @@
 
 A local worker runs ``transcoder-admin worker``: the command line, the worker's daemon and
 everything a job uses.  It must not load the admin's database (SQLAlchemy, Alembic), its
-configuration models (pydantic), the API, notifications or metrics; PyAV only once it
-probes a file.  The admin never loads PyAV (probing is the workers' work).
+configuration models (pydantic), the API, notifications or metrics, nor PyAV: ffmpeg
+describes the files it probes.  The admin never loads the probe at all.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def pulled_in(loaded: set[str], forbidden: tuple[str, ...]) -> list[str]:
     return sorted(f for f in forbidden if any(m == f or m.startswith(f + ".") for m in loaded))
 
 
-def test_a_worker_loads_nothing_of_the_admin_and_no_pyav_before_its_first_probe():
+def test_a_worker_loads_nothing_of_the_admin_and_no_pyav():
     """The worker command, its daemon and its jobs' modules: none of the admin's packages."""
     loaded = loaded_after(WORKER_MODULES)
     assert "transcoder_admin.job.job" in loaded  # the check sees what a job needs
@@ -92,21 +92,25 @@ def test_a_worker_on_a_plain_link_loads_no_tls_library():
     assert pulled_in(plain, ("OpenSSL",)) == ["OpenSSL"]  # what the step avoids
 
 
-def test_a_worker_loads_pyav_when_it_probes(tmp_path):
-    """PyAV comes with the first probe (here of a file that is not media)."""
-    path = tmp_path / "notes.txt"
-    path.write_text("not a video\n" * 20)
+def test_a_worker_probing_media_and_not_media_loads_no_pyav(tmp_path):
+    """A probe runs ffmpeg: it describes a real clip and refuses a text file, and the
+    process that asked has not loaded PyAV (which would hold about 24 MiB of it)."""
+    from tests.clips import make_clip
+
+    clip = make_clip(str(tmp_path / "clip.mp4"), duration=1.0)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video\n" * 20)
     code = (
         "import sys\n"
         "from transcoder_admin.media.probe import NotMediaError, probe\n"
-        "assert 'av' not in sys.modules\n"
+        f"info = probe({clip!r})\n"
         "try:\n"
-        f"    probe({str(path)!r})\n"
+        f"    probe({str(text)!r})\n"
         "except NotMediaError as e:\n"
-        "    print('av' in sys.modules, e)\n"
+        "    print(info.video.codec, info.audio.codec, 'av' in sys.modules, e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.stdout.startswith("True not a media file"), out.stderr
+    assert out.stdout.startswith("h264 aac False not a media file"), out.stderr
 
 
 def test_the_admin_never_loads_pyav():

@@ -1,6 +1,5 @@
 """The store, customer and profile contexts: the configuration as the farm reads it."""
 
-
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

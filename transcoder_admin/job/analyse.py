@@ -3,37 +3,40 @@ it has the streams every target needs."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..context.paths import Roots
-from ..media.probe import MediaInfo
+from ..media.probe import (
+    PROBE_TIMEOUT,
+    MediaInfo,
+    NotMediaError,
+    describe,
+    probe_command,
+    undescribed,
+)
 from ..prognosis import missing_stream
 from ..records import JobSpec
 from .safefs import Identity
 from .source import check_name_limits, prepare, private_name
 
-#: Target types whose outputs are made from the decoded picture.
-PICTURE_TARGETS = ("audio-video", "video", "thumbnails")
+if TYPE_CHECKING:
+    from .job import Job
 
 
 def checked_prepare(
-    roots: Roots, spec: JobSpec, work_dir: str, source: str, needs_picture: bool
-) -> tuple[dict[str, Any], MediaInfo, str, Identity]:
+    roots: Roots, spec: JobSpec, work_dir: str, source: str
+) -> tuple[dict[str, Any], str, Identity]:
     """A job's first steps in one trip to a thread: its names' limits, then ``prepare``."""
     check_name_limits(roots, spec)
-    return prepare(
-        work_dir,
-        source,
-        needs_picture,
-        spec.source_identity,
-        private_name(spec.relpath),
-    )
+    return prepare(work_dir, source, spec.source_identity, private_name(spec.relpath))
 
 
-def needs_picture(targets: Sequence[dict[str, Any]]) -> bool:
-    """Whether a target scales or rotates the picture (the rotation must be known)."""
-    return any(t["type"] in PICTURE_TARGETS for t in targets)
+def checks_describe(targets: Sequence[dict[str, Any]]) -> bool:
+    """Whether the targets' first program (the decode check of an identity target) can
+    describe the source: no target needs it described before it runs."""
+    return bool(targets) and all(t["type"] == "identity" for t in targets)
 
 
 def check_streams(info: MediaInfo, target: dict[str, Any]) -> None:
@@ -48,3 +51,18 @@ def check_streams(info: MediaInfo, target: dict[str, Any]) -> None:
             raise missing_stream("video", kind, name)
         if info.audio is None and not target.get("allow_without_audio"):
             raise missing_stream("audio", kind, name)
+
+
+async def probe(job: Job, path: str, target: str | None, size: int | None = None) -> MediaInfo:
+    """ffmpeg's description of ``path`` (``size`` bytes), run as one of the job's programs
+    (killed with it, its CPU time counted); NotMediaError if it is not media."""
+    if size is None:
+        size = await job.thread(os.path.getsize, path)
+    if size == 0:
+        raise NotMediaError("not a media file: the file is empty")
+    result = await job.run_program(
+        probe_command(job.ffmpeg(), path), target=target, timeout=PROBE_TIMEOUT
+    )
+    if result.timed_out:
+        raise undescribed(PROBE_TIMEOUT)
+    return describe(result.stderr_head, path, size)

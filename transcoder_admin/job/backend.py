@@ -21,8 +21,9 @@ class IJobBackend(Interface):
 
     name = Attribute("The backend's name in reports: 'ffmpeg' or 'qmaster'.")
 
-    def needs_picture(job: Job) -> bool:
-        """Whether the job must know the source's picture (rotation, aspect) to run."""
+    def describes_source(job: Job) -> bool:
+        """Whether the backend's first program describes the source (``job.info``), so
+        that the job need not have ffmpeg describe it before ``make_targets``."""
 
     async def make_targets(job: Job) -> None:
         """Make and verify every target's outputs in the job's work folder.

@@ -18,6 +18,7 @@ files, leaving the source where it is.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, threads
@@ -42,7 +43,7 @@ from ..prognosis import (
 from ..reactors import IFarmReactor
 from ..records import JobSpec
 from ..times import now_iso
-from .analyse import check_streams, checked_prepare
+from .analyse import check_streams, checked_prepare, probe
 from .backend import IJobBackend
 from .commit import SourceNotFailed, Undo, fail_source, move_into, place_outputs
 from .finish import cleanup, commit_files
@@ -124,6 +125,10 @@ class Job:
         """The ffmpeg program the job runs."""
         return find_ffmpeg(self.spec.ffmpeg)
 
+    def program_stderr(self) -> bytes:
+        """The beginning of the running program's standard error (empty: none runs)."""
+        return self._process.stderr_head if self._process is not None else b""
+
     def remaining(self) -> float:
         """Seconds left before the job's deadline (transcoding-timeout)."""
         return max(0.1, self._deadline - self.reactor.seconds())
@@ -144,21 +149,26 @@ class Job:
         self,
         argv: list[str],
         *,
-        target: str,
+        target: str | None,
         timeout: float | None = None,
-        duration: float | None = None,
+        duration: float | Callable[[], float | None] | None = None,
     ) -> ProcessResult:
-        """Run one program for this job, tracking progress, within the job's deadline."""
+        """Run one program for this job, tracking progress, within the job's deadline.
+
+        ``duration`` (to show progress in percent) may be a function, asked at each
+        progress report, when it is known only once the program has described its input.
+        """
         limit = self.remaining() if timeout is None else min(timeout, self.remaining())
         job_limit = timeout is None or timeout >= self.remaining()
         self.last_progress = None
 
         def on_progress(p: Progress) -> None:
             self.last_progress = p
+            known = duration() if callable(duration) else duration
             self.progress = {
-                "percent": p.percent(duration),
+                "percent": p.percent(known),
                 "speed": p.speed,
-                "eta": p.eta(duration),
+                "eta": p.eta(known),
                 "target": target,
             }
 
@@ -207,9 +217,9 @@ class Job:
         failure: JobFailure | None = None
         try:
             await self._analyse()
-            assert self.info is not None
-            for target in self.spec.targets:
-                check_streams(self.info, target)
+            if self.info is not None:  # else the backend's first program describes it
+                for target in self.spec.targets:
+                    check_streams(self.info, target)
             await self.backend.make_targets(self)
         except JobFailed as e:
             failure = e.failure
@@ -231,26 +241,21 @@ class Job:
         return self.outcome
 
     async def _analyse(self) -> None:
-        """Make the work folder, open and copy the source, note its facts, probe it."""
+        """Make the work folder, open and copy the source, note its facts; have ffmpeg
+        describe it, unless the backend's first program does (``describes_source``)."""
         source = self.local(self.spec.source)
         try:
             (
                 self.source_file,
-                self.info,
                 self.private_source,
                 self.identity,
-            ) = await self.thread(
-                checked_prepare,
-                self.roots,
-                self.spec,
-                self.work_dir,
-                source,
-                self.backend.needs_picture(self),
-            )
+            ) = await self.thread(checked_prepare, self.roots, self.spec, self.work_dir, source)
+            if not self.backend.describes_source(self):
+                self.info = await probe(self, self.source_path, None, self.source_file["size"])
         except FileNotFoundError:
             raise source_failure("the source file disappeared before it was transcoded") from None
         except NotMediaError as e:
-            self.source_file = e.facts
+            self.source_file = e.facts or self.source_file
             raise source_failure(str(e) or "not a media file") from None
         except OSError as e:
             raise system_failure(f"cannot read the source: {e.strerror}") from None

@@ -2,8 +2,9 @@
 
 Each program runs in its own process group (started through ``setsid``) at the job's
 nice level, so a timeout or a cancel kills the program *and* everything it started.
-Standard output can be parsed as ffmpeg ``-progress`` blocks; the tail of standard
-error is kept for the report.
+Standard output can be parsed as ffmpeg ``-progress`` blocks; the head of standard
+error is kept for ffmpeg's description of its input (``media.dump``), its tail for the
+report.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from ..media.progress import Progress, ProgressParser
 from ..reactors import IFarmReactor
 
 TAIL_BYTES = 4096
+#: How much of the beginning of standard error is kept (ffmpeg describes its input there).
+HEAD_BYTES = 65536
 _SETSID = shutil.which("setsid")
 log = Logger()
 _PY_SETSID = "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])"
@@ -42,6 +45,8 @@ class ProcessResult:
     elapsed: float
     #: CPU seconds (user + system) the program used, from its own rusage; None if unknown.
     cpu_time: float | None = None
+    #: The first HEAD_BYTES of standard error.
+    stderr_head: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -75,6 +80,7 @@ class _GroupProcess(protocol.ProcessProtocol):
         self.clock = clock
         self.parser = ProgressParser() if on_progress else None
         self.stderr = bytearray()
+        self.head = bytearray()
         self.started = clock.seconds()
         self.finished: defer.Deferred[ProcessResult] = defer.Deferred()
         self.timed_out = False
@@ -97,6 +103,8 @@ class _GroupProcess(protocol.ProcessProtocol):
                 self.log.failure("progress callback failed")
 
     def errReceived(self, data: bytes) -> None:  # noqa: N802
+        if len(self.head) < HEAD_BYTES:
+            self.head += data[: HEAD_BYTES - len(self.head)]
         self.stderr += data
         if len(self.stderr) > TAIL_BYTES * 2:
             del self.stderr[: len(self.stderr) - TAIL_BYTES]
@@ -132,6 +140,7 @@ class _GroupProcess(protocol.ProcessProtocol):
                 cancelled=self.cancelled,
                 elapsed=self.clock.seconds() - self.started,
                 cpu_time=self.cpu_time,
+                stderr_head=bytes(self.head),
             )
         )
 
@@ -143,6 +152,11 @@ class RunningProcess:
         self._proto = proto
         self._timeout_call = timeout_call
         self.result = proto.finished
+
+    @property
+    def stderr_head(self) -> bytes:
+        """The beginning of the program's standard error so far."""
+        return bytes(self._proto.head)
 
     @property
     def pid(self) -> int | None:

@@ -3,7 +3,7 @@
 Runs in a thread.  The source in incoming is opened with ``O_NOFOLLOW`` (a link is a
 source failure), checked against the identity the admin offered (device, inode, size,
 mtime: a mismatch means it changed), and linked or copied from that handle into the
-work folder; probe, ffmpeg, the identity copy and the checksum read that private copy.
+work folder; ffmpeg, the identity copy and the checksum read that private copy.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import puremagic
 
 from ..context.paths import Roots, fit_name, name_bytes
-from ..media.probe import MediaInfo, NotMediaError, probe
+from ..media.probe import NotMediaError, playlist_kind
 from ..prognosis import source_changed, source_failure, system_failure
 from ..records import JobSpec
 from .safefs import (
@@ -70,15 +70,15 @@ def private_name(relpath: str) -> str:
 def prepare(
     work_dir: str,
     source: str,
-    display_matrix: bool,
     offered: Mapping[str, Any] | None,
     private_name: str,
-) -> tuple[dict[str, Any], MediaInfo, str, Identity]:
+) -> tuple[dict[str, Any], str, Identity]:
     """A job's first steps, in one trip to a thread.
 
     Make the work folder; open the source once without following a link and check it
     is the file offered; make the job's private copy from that handle (every later read
-    uses it); note size, times and checksum; probe.
+    uses it); note size, times, checksum and first bytes.  A playlist (a file that names
+    others) is not media: NotMediaError before any program reads it.
     """
     try:
         os.makedirs(os.path.join(work_dir, PRIVATE_SOURCE), 0o755, exist_ok=True)
@@ -102,27 +102,29 @@ def prepare(
             ) from None
     finally:
         os.close(fd)
-    found = {**facts(st, private), **sniff(private)}
-    try:
-        info = probe(private, display_matrix)
-    except NotMediaError as e:
-        e.facts = found  # the report still says what the file was
-        raise
-    return found, info, private, identity
+    with open(private, "rb") as f:
+        head = f.read(SNIFF_BYTES)
+    found = {**facts(st, private), **sniff(head)}
+    playlist = playlist_kind(head)
+    if playlist:
+        refused = NotMediaError(f"not a media file: a {playlist} playlist")
+        refused.facts = found  # the report still says what the file was
+        raise refused
+    return found, private, identity
 
 
-#: How much of a source's beginning its report shows (as hex) and the sniffing reads.
+#: How much of a source's beginning its report shows (as hex).
 HEAD_BYTES = 128
+#: How much of a source's beginning the sniffing reads.
+SNIFF_BYTES = 4096
 
 
-def sniff(path: str) -> dict[str, Any]:
-    """The file's first bytes (hex) and the MIME type they suggest (None: unknown).
+def sniff(head: bytes) -> dict[str, Any]:
+    """A file's first bytes (hex) and the MIME type they suggest (None: unknown).
 
     puremagic knows the magic numbers of media, images, documents and archives; text
     has none, so bytes that decode as UTF-8 without NULs are ``text/plain``.
     """
-    with open(path, "rb") as f:
-        head = f.read(4096)
     mime = None
     try:
         mime = puremagic.from_string(head, mime=True) or None

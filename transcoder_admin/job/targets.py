@@ -17,7 +17,7 @@ from zope.interface import implementer
 from ..context.paths import expand, fit_name
 from ..media.ffmpeg import target_command, target_settings, thumbnails_command
 from ..prognosis import CANCELLED, POST_PROCESS, JobFailed, JobFailure, system_failure
-from .analyse import needs_picture
+from .analyse import checks_describe
 from .backend import IJobBackend
 from .process import ProcessResult
 from .report import tail, target_result
@@ -35,9 +35,9 @@ class FfmpegBackend:
 
     name = "ffmpeg"
 
-    def needs_picture(self, job: Job) -> bool:
-        """Whether a target scales or rotates the picture."""
-        return needs_picture(job.spec.targets)
+    def describes_source(self, job: Job) -> bool:
+        """Whether only identity targets: the first one's decode check describes it."""
+        return checks_describe(job.spec.targets)
 
     async def make_targets(self, job: Job) -> None:
         """Each target in turn, in the work folder."""
@@ -53,8 +53,6 @@ class FfmpegBackend:
         """Nothing of its own runs: the job kills its programs."""
 
     async def _make_target(self, job: Job, index: int, target: dict[str, Any]) -> None:
-        info = job.info
-        assert info is not None
         source = job.source_path
         name = target["name"]
         final_folder = job.local(target["output_folder"])
@@ -72,6 +70,8 @@ class FfmpegBackend:
             elif target["type"] == "thumbnails":
                 produced = await self._thumbnails(job, tag, target, source, final_folder, result)
             else:
+                info = job.info
+                assert info is not None  # described before any target that transcodes
                 ext = target.get("extension") or "out"
                 work = os.path.join(job.work_dir, f"{tag}-{target['type']}.{ext}")
                 argv = target_command(job.ffmpeg(), source, work, target, info)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..media.ffmpeg import decode_check_command, decoded_enough
-from ..media.probe import NotMediaError, probe
-from ..prognosis import decode_failure, system_failure
+from ..media.probe import MediaInfo, NotMediaError, describe
+from ..prognosis import JobFailed, decode_failure, source_failure, system_failure
 from ..records import JobSpec
+from .analyse import probe
 
 if TYPE_CHECKING:
     from .job import Job
@@ -22,16 +23,47 @@ def tolerances(spec: JobSpec) -> tuple[float, float]:
     )
 
 
+#: What ffmpeg writes once it has described its inputs and opened its outputs.
+_DESCRIBED = b"\nOutput #0"
+
+
 async def decode_check(
     job: Job, source: str, target: str, commands: list[list[str]] | None = None
 ) -> float:
-    """Decode the whole source; raise a source failure naming where it broke."""
-    assert job.info is not None
-    duration = job.info.duration
-    argv = decode_check_command(job.ffmpeg(), source)
+    """Decode the whole source; raise a source failure naming where it broke.
+
+    When the source has not been described yet (``job.info`` is None: the backend said
+    its first program describes it), this run does it: ffmpeg logs its description of
+    the source first, read as soon as it is complete (for the progress in percent) and
+    once more at the end, before the decoding is judged.
+    """
+    describing = job.info is None
+    size = int((job.source_file or {}).get("size") or 0)
+
+    def described(stderr: bytes) -> MediaInfo:
+        try:
+            return describe(stderr, source, size)
+        except NotMediaError as e:
+            raise source_failure(str(e)) from None
+
+    def known_duration() -> float | None:
+        if job.info is None:
+            stderr = job.program_stderr()
+            if _DESCRIBED not in stderr:
+                return None
+            try:
+                job.info = described(stderr)
+            except JobFailed:
+                return None  # judged once the program has ended
+        return job.info.duration
+
+    argv = decode_check_command(job.ffmpeg(), source, describe=describing)
     if commands is not None:
         commands.append(argv)
-    result = await job.run_program(argv, target=target, duration=duration)
+    result = await job.run_program(argv, target=target, duration=known_duration)
+    if describing:
+        job.info = described(result.stderr_head)
+    duration = job.info.duration if job.info else None
     last = job.last_progress
     decoded = last.out_time if last else 0.0
     percent = last.percent(duration) if last and duration else None
@@ -49,7 +81,7 @@ async def verify_output(job: Job, work: str, target: dict[str, Any]) -> None:
     assert source is not None
     name = target["name"]
     try:
-        out = await job.thread(probe, work, False)
+        out = await probe(job, work, name)
     except NotMediaError as e:
         raise system_failure(f"output of target {name!r} is invalid: {e}", name, True) from None
     want_video = target["type"] in ("audio-video", "video") and source.video is not None

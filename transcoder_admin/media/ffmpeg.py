@@ -8,12 +8,12 @@ that no file name is ever read as an option or a protocol.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
 from .environment import command_environment
+from .locate import INPUT_OPTIONS, find_ffmpeg, input_arg
 from .probe import MediaInfo
 from .sizes import compute_size, video_filters
 
@@ -27,9 +27,13 @@ __all__ = [
     "decoded_enough",
 ]
 
-COMMON = ["-hide_banner", "-nostdin", "-y", "-v", "error", "-progress", "pipe:1", "-nostats"]
-# Demuxers such as HLS open files named inside the source: keep them to local files.
-INPUT_OPTIONS = ["-protocol_whitelist", "file"]
+
+def common_options(level: str = "error") -> list[str]:
+    """What every command starts with: quiet but for ``level``, progress on stdout."""
+    return ["-hide_banner", "-nostdin", "-y", "-v", level, "-progress", "pipe:1", "-nostats"]
+
+
+COMMON = common_options()
 MOV_MUXERS = frozenset({"mp4", "mov", "ipod"})
 
 DEFAULT_PRESET = "veryfast"
@@ -89,39 +93,8 @@ MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48
 CRF_MAX = {"libx264": 51, "libx265": 51}
 
 
-def find_ffmpeg(configured: str | None = None) -> str:
-    """The ffmpeg to run: the configured one, the PyPI wheel's, or the one on PATH."""
-    if configured:
-        path = os.path.expanduser(configured)
-        if os.sep not in path:
-            path = shutil.which(path) or path
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return os.path.abspath(path)
-        raise FileNotFoundError(f"configured ffmpeg {configured!r} is not an executable file")
-    try:
-        import imageio_ffmpeg
-
-        exe = imageio_ffmpeg.get_ffmpeg_exe()
-        if exe and os.path.isfile(exe) and os.access(exe, os.X_OK):
-            return str(exe)
-    except (ImportError, RuntimeError, OSError):
-        pass
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    raise FileNotFoundError(
-        "no ffmpeg found: set transcoding.ffmpeg in the admin config, install the "
-        "imageio-ffmpeg package, or put ffmpeg on PATH"
-    )
-
-
-def input_arg(path: str) -> str:
-    """``path`` as an ffmpeg URL that cannot be an option or another protocol."""
-    return "file:" + os.path.abspath(path)
-
-
-def _head(ffmpeg: str, source: str, *pre_input: str) -> list[str]:
-    return [ffmpeg, *COMMON, *pre_input, *INPUT_OPTIONS, "-i", input_arg(source)]
+def _head(ffmpeg: str, source: str, *pre_input: str, level: str = "error") -> list[str]:
+    return [ffmpeg, *common_options(level), *pre_input, *INPUT_OPTIONS, "-i", input_arg(source)]
 
 
 def _kbit(value: float) -> str:
@@ -355,16 +328,18 @@ def thumbnails_command(
     return cmd
 
 
-def decode_check_command(ffmpeg: str, source: str) -> list[str]:
+def decode_check_command(ffmpeg: str, source: str, describe: bool = False) -> list[str]:
     """The ffmpeg argv that decodes every audio and video stream, failing on an error.
 
     A non-zero exit means a decoding error. Exit 0 is not enough: a truncated Matroska
     file, or one whose structure is damaged, just ends early ("File ended
     prematurely"), so callers also check ``decoded_enough`` with the last progress
-    out_time and the probed duration.
+    out_time and the probed duration.  ``describe``: log at level ``info``, so that
+    standard error begins with ffmpeg's description of the source (``probe.describe``)
+    and the one run both analyses and checks it.
     """
     return [
-        *_head(ffmpeg, source, "-xerror"),
+        *_head(ffmpeg, source, "-xerror", level="info" if describe else "error"),
         *["-map", "0:v?", "-map", "0:a?", "-f", "null", "-"],
     ]
 

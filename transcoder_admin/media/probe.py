@@ -1,27 +1,40 @@
-"""Media analysis with PyAV: streams, sizes, rotation, duration, MIME type.
+"""Media analysis: what ffmpeg says of a file when it opens it.
 
-``probe`` is synchronous and may read a few packets: callers run it in a thread.
+``probe`` runs ``ffmpeg -i FILE`` with no output. FFmpeg opens the file as it would for
+a transcode, describes the container and its streams on standard error (``dump.py``
+reads that), and exits. The analysis runs in a program, not in the daemon: a worker
+does not load FFmpeg's libraries (about 24 MiB of its memory with PyAV), and a job's
+decode check can describe the source in the same run (``describe``).
+
+``probe`` blocks: callers run it in a thread. A job runs ``probe_command`` itself, as
+one of its programs (killed with it, its CPU time counted), and reads the result with
+``describe``.
 """
 
 from __future__ import annotations
 
 import mimetypes
 import os
+import subprocess
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
+from .dump import Dump, StreamDump, error_reason, read_dump
+from .environment import command_environment
+from .locate import INPUT_OPTIONS, find_ffmpeg, input_arg
 
-def _av() -> Any:
-    """PyAV, imported when first needed: a worker that has probed nothing yet does not
-    hold it (about 17 MiB of its resident memory)."""
-    import av
-    import av.error
-
-    return av
-
-
-__all__ = ["NotMediaError", "VideoInfo", "AudioInfo", "MediaInfo", "probe"]
+__all__ = [
+    "NotMediaError",
+    "VideoInfo",
+    "AudioInfo",
+    "MediaInfo",
+    "describe",
+    "playlist_kind",
+    "probe",
+    "probe_command",
+    "undescribed",
+]
 
 # Codecs of still pictures: a container holding only one of these without a duration
 # is an image, not media.
@@ -55,8 +68,8 @@ IMAGE_CODECS = frozenset(
 TEXT_FORMATS = frozenset({"tty", "ansi"})
 # Demuxers that open other files or URLs named inside the file.
 REFERENCE_FORMATS = frozenset({"hls", "applehttp", "concat", "dash"})
-# Packets read at most when looking for the first video frame (its rotation).
-MAX_PACKETS_FOR_ROTATION = 300
+#: Seconds a probe may take (FFmpeg reads at most a few megabytes to describe a file).
+PROBE_TIMEOUT = 120.0
 
 _FORMAT_MIME = {
     "matroska": ("video/x-matroska", "audio/x-matroska"),
@@ -140,50 +153,21 @@ def _normalise_rotation(degrees: float) -> int:
     return int(round(degrees / 90.0)) * 90 % 360
 
 
-def _first_frame_rotation(container: Any, stream: Any) -> float | None:
-    """Counter-clockwise display rotation of the first decoded frame, if one decodes.
-
-    PyAV exposes a stream's display matrix only on decoded frames, where FFmpeg copies
-    it from the stream's side data.
-    """
-    av = _av()
+def _rotation(stream: StreamDump) -> int:
+    """Clockwise rotation from the display matrix, else the legacy 'rotate' tag."""
+    if stream.rotation:  # counter-clockwise, as FFmpeg prints it
+        return _normalise_rotation(-stream.rotation)
     try:
-        for count, packet in enumerate(container.demux(stream)):
-            for frame in packet.decode():
-                return float(frame.rotation)
-            if count >= MAX_PACKETS_FOR_ROTATION:
-                break
-    except (av.error.FFmpegError, ValueError, OSError):
-        pass
-    return None
-
-
-def _rotation(container: Any, stream: Any, display_matrix: bool = True) -> int:
-    """Clockwise rotation from the display matrix, else the legacy 'rotate' tag.
-
-    Reading the display matrix decodes a frame; ``display_matrix=False`` skips it.
-    """
-    ccw = _first_frame_rotation(container, stream) if display_matrix else None
-    if ccw:
-        return _normalise_rotation(-ccw)
-    try:
-        return _normalise_rotation(float(stream.metadata.get("rotate", 0)))
+        return _normalise_rotation(float(stream.tags.get("rotate", 0)))
     except (ValueError, OverflowError):
         return 0
 
 
-def _fraction(value: Any) -> Fraction | None:
-    if value is None:
-        return None
-    frac = Fraction(value)
-    return frac if frac > 0 else None
-
-
-def _video_info(container: Any, stream: Any, display_matrix: bool = True) -> VideoInfo:
-    width, height = int(stream.width or 0), int(stream.height or 0)
-    sar = _fraction(stream.sample_aspect_ratio) or Fraction(1)
-    rate = _fraction(stream.average_rate) or _fraction(stream.guessed_rate)
-    rotation = _rotation(container, stream, display_matrix)
+def _video_info(stream: StreamDump) -> VideoInfo:
+    width, height, ratio = stream.size()
+    sar = Fraction(*ratio) if ratio and ratio[0] > 0 and ratio[1] > 0 else Fraction(1)
+    rate = stream.rate("fps") or stream.rate("tbr")
+    rotation = _rotation(stream)
     display_width = max(1, round(width * sar)) if width else 0
     display_height = height
     if rotation in (90, 270):
@@ -194,35 +178,21 @@ def _video_info(container: Any, stream: Any, display_matrix: bool = True) -> Vid
         height=height,
         sar=sar,
         rotation=rotation,
-        fps=float(rate) if rate else None,
+        fps=rate or None,
         display_width=display_width,
         display_height=display_height,
     )
 
 
-def _codec_name(stream: Any) -> str:
+def _codec_name(stream: StreamDump) -> str:
     """The codec's canonical name (h264, mp3), not the decoder's (mp3float)."""
-    av = _av()
-    try:
-        return str(stream.codec_context.codec.canonical_name)
-    except (AttributeError, av.error.FFmpegError):
-        return "unknown"
+    return "unknown" if stream.codec in ("", "none") else stream.codec
 
 
-def _duration(container: Any) -> float | None:
-    if container.duration is not None and container.duration > 0:
-        return container.duration / 1_000_000
-    longest = 0.0
-    for stream in container.streams:
-        if stream.duration and stream.time_base:
-            longest = max(longest, float(stream.duration * stream.time_base))
-    return longest or None
-
-
-def _mime_type(path: str, format_name: str, container: Any, has_video: bool) -> str:
+def _mime_type(path: str, format_name: str, dump: Dump, has_video: bool) -> str:
     first = format_name.split(",")[0]
     if first == "mov":
-        brand = container.metadata.get("major_brand", "").strip().lower()
+        brand = dump.tags.get("major_brand", "").strip().lower()
         if brand == "qt":
             return "video/quicktime"
         if brand in ("m4a", "m4b") or not has_video:
@@ -239,63 +209,97 @@ def _mime_type(path: str, format_name: str, container: Any, has_video: bool) -> 
     return guessed or "application/octet-stream"
 
 
-def probe(path: str, display_matrix: bool = True) -> MediaInfo:
-    """Analyse ``path``; raise NotMediaError unless it has an audio or video stream.
+def probe_command(ffmpeg: str, path: str) -> list[str]:
+    """The argv that makes ffmpeg describe ``path`` and exit (it says "At least one
+    output file must be specified" and exits 1: the description is what counts)."""
+    return [
+        ffmpeg,
+        *("-hide_banner", "-nostdin", "-v", "info"),
+        *INPUT_OPTIONS,
+        *("-i", input_arg(path)),
+    ]
 
-    The rotation of the picture comes from the display matrix, which costs the decode
-    of the first frame; callers that do not scale or rotate the picture (an identity
-    copy, checking an output's streams) pass ``display_matrix=False`` and get the
-    legacy 'rotate' tag only.
+
+def describe(stderr: bytes, path: str, size: int) -> MediaInfo:
+    """What ffmpeg's standard error says of ``path`` (``size`` bytes) after it opened it
+    (``probe_command``, or a decode check at log level ``info``).
+
+    Raise NotMediaError unless it has an audio or video stream.
     """
-    av = _av()
-    size = os.stat(path).st_size  # a missing file is an OSError, not "not media"
     if size == 0:
         raise NotMediaError("not a media file: the file is empty")
+    dump = read_dump(stderr, input_arg(path))
+    if dump is None:
+        reason = error_reason(stderr, input_arg(path))
+        raise NotMediaError(f"not a media file: unrecognised format ({reason})")
+    format_name = dump.format_name
+    if set(format_name.split(",")) & TEXT_FORMATS:
+        raise NotMediaError("not a media file: a text file")
+    if set(format_name.split(",")) & REFERENCE_FORMATS:
+        raise NotMediaError(f"not a media file: a {format_name} playlist")
+    videos = [s for s in dump.streams if s.kind == "Video" and not s.attached_pic]
+    audios = [s for s in dump.streams if s.kind == "Audio"]
+    if not videos and not audios:
+        raise NotMediaError("not a media file: no audio or video stream")
+    duration = dump.duration or None
+    if (
+        not audios
+        and all(_codec_name(s) in IMAGE_CODECS or _codec_name(s) == "ansi" for s in videos)
+        and (duration is None or format_name.endswith("_pipe") or format_name == "image2")
+    ):
+        raise NotMediaError("not a media file: a still image")
+    video = _video_info(videos[0]) if videos else None
+    audio = None
+    if audios:
+        audio = AudioInfo(
+            codec=_codec_name(audios[0]),
+            rate=audios[0].sample_rate(),
+            channels=audios[0].channels(),
+        )
+    return MediaInfo(
+        format_name=format_name,
+        duration=duration,
+        size=size,
+        bit_rate=dump.bit_rate,
+        video=video,
+        audio=audio,
+        mime_type=_mime_type(path, format_name, dump, video is not None),
+    )
+
+
+def probe(path: str, ffmpeg: str | None = None, timeout: float = PROBE_TIMEOUT) -> MediaInfo:
+    """Analyse ``path`` with ffmpeg (blocking); raise NotMediaError unless it has an audio
+    or video stream, OSError if it cannot be read (a missing file is not "not media")."""
+    size = os.stat(path).st_size
+    if size == 0:
+        raise NotMediaError("not a media file: the file is empty")
+    argv = probe_command(ffmpeg or find_ffmpeg(), path)
     try:
-        container = av.open(
-            "file:" + os.path.abspath(path),
-            options={"protocol_whitelist": "file"},
+        ran = subprocess.run(
+            argv, capture_output=True, timeout=timeout, env=command_environment(), check=False
         )
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise NotMediaError(f"not a media file: unrecognised format ({reason})") from exc
-    with container:
-        format_name = container.format.name
-        if set(format_name.split(",")) & TEXT_FORMATS:
-            raise NotMediaError("not a media file: a text file")
-        if set(format_name.split(",")) & REFERENCE_FORMATS:
-            raise NotMediaError(f"not a media file: a {format_name} playlist")
-        videos = [
-            s
-            for s in container.streams.video
-            if not s.disposition & av.stream.Disposition.attached_pic
-        ]
-        audios = list(container.streams.audio)
-        if not videos and not audios:
-            raise NotMediaError("not a media file: no audio or video stream")
-        duration = _duration(container)
-        if (
-            not audios
-            and all(_codec_name(s) in IMAGE_CODECS or _codec_name(s) == "ansi" for s in videos)
-            and (duration is None or format_name.endswith("_pipe") or format_name == "image2")
-        ):
-            raise NotMediaError("not a media file: a still image")
-        video = _video_info(container, videos[0], display_matrix) if videos else None
-        audio = None
-        if audios:
-            stream = audios[0]
-            audio = AudioInfo(
-                codec=_codec_name(stream),
-                rate=int(stream.sample_rate or 0),
-                channels=int(stream.channels or 0),
-            )
-        bit_rate = container.bit_rate or None
-        return MediaInfo(
-            format_name=format_name,
-            duration=duration,
-            size=size,
-            bit_rate=int(bit_rate) if bit_rate else None,
-            video=video,
-            audio=audio,
-            mime_type=_mime_type(path, format_name, container, video is not None),
-        )
+    except subprocess.TimeoutExpired:
+        raise undescribed(timeout) from None
+    return describe(ran.stderr, path, size)
+
+
+def undescribed(timeout: float) -> NotMediaError:
+    """The error of a probe that took longer than ``timeout`` seconds."""
+    return NotMediaError(f"not a media file: ffmpeg could not describe it in {timeout:g} s")
+
+
+def playlist_kind(head: bytes) -> str | None:
+    """The kind of playlist a file's first bytes show ("hls", "concat", "dash"), as
+    FFmpeg's demuxers recognise them; None for anything else.
+
+    A playlist names other files: it is refused before any program reads it (and,
+    should one go unrecognised here, once ffmpeg has described it).
+    """
+    if head.startswith(b"#EXTM3U"):
+        return "hls"
+    if head.startswith(b"ffconcat version"):
+        return "concat"
+    lowered = head.lower()
+    if b"<mpd" in lowered and b"dash:profile" in lowered:
+        return "dash"
+    return None

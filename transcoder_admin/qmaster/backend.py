@@ -56,8 +56,8 @@ class QmasterBackend:
         self.submission: Submission | None = None
         self._batch: defer.Deferred[Any] | None = None
 
-    def needs_picture(self, job: Job) -> bool:
-        """Compressor reads the source itself."""
+    def describes_source(self, job: Job) -> bool:
+        """Compressor does not say what it read: the job has ffmpeg describe the source."""
         return False
 
     async def make_targets(self, job: Job) -> None:
