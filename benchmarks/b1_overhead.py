@@ -59,8 +59,8 @@ def baseline_script(folder: str) -> str:
     """Write the per-file shell script of the baseline; return its path."""
     src = "/__SOURCE__"
     check = shell_command(
-        decode_check_command(FFMPEG, src), {"file:" + src: '"file:$1"'}
-    )  # the admin's exact argv, with the file as $1
+        decode_check_command(FFMPEG, src, describe=True), {"file:" + src: '"file:$1"'}
+    )  # the admin's exact argv for an identity-only profile, with the file as $1
     work, out, done = (os.path.join(folder, d) for d in ("work", "outgoing", "done"))
     for d in (work, out, done):
         os.makedirs(d, exist_ok=True)
@@ -71,7 +71,7 @@ def baseline_script(folder: str) -> str:
             "# The identity target's work for one file ($1), as a plain script.\n"
             "set -e\n"
             'name="${1##*/}"\n'
-            f"{check} >/dev/null\n"
+            f"{check} >/dev/null 2>&1\n"
             f'cp "$1" "{work}/$name"\n'
             f'mv "{work}/$name" "{out}/$name"\n'
             f'mv "$1" "{done}/$name"\n'

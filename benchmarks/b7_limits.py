@@ -80,7 +80,7 @@ IMPORTS = {
         "yaml",
         "transcoder_admin.worker.daemon",
         "transcoder_admin.job.job",
-        "av",
+        "transcoder_admin.media.probe",  # ffmpeg describes the files: no PyAV
     ),
     "admin": (
         "OpenSSL",

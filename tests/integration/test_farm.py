@@ -496,6 +496,38 @@ def test_running_task_shows_progress(tmp_path, clips):
         farm.stop()
 
 
+def test_an_identity_only_check_shows_its_progress_in_percent(tmp_path, clips):
+    """An identity-only job's decode check describes the source as it starts: the
+    running job shows its progress in percent before the check ends. (The ffmpeg here
+    reads its input at the clip's own pace, ``-re``, so that the 6 s check is seen.)"""
+    from transcoder_admin.media.locate import find_ffmpeg
+
+    paced = os.path.join(str(tmp_path), "paced-ffmpeg")
+    with open(paced, "w") as f:
+        f.write(f'#!/bin/sh\nexec "{find_ffmpeg()}" -re "$@"\n')
+    os.chmod(paced, 0o755)
+    farm = Farm(str(tmp_path), {"acme": CUSTOMER})
+    farm.configure("transcoding", ffmpeg=paced)
+    farm.start()
+    try:
+        farm.drop("acme", "copyonly", "long.ts", clips["long"])
+        [task] = wait_for(
+            lambda: [
+                t
+                for t in farm.get("/api/v1/tasks")["items"]
+                if (t["progress"] or {}).get("percent")
+            ],
+            30,
+            "the check's progress in percent",
+        )
+        assert 0 < task["progress"]["percent"] < 100
+        wait_for(lambda: farm.recorded() == 1, 60, "the job to end")
+        [report] = farm.reports("acme", "copyonly", "done")
+        assert report["source_info"]["duration"] == pytest.approx(6.0, abs=0.1)
+    finally:
+        farm.stop()
+
+
 def test_reports_land_in_postgresql(tmp_path, clips, postgres_url):
     """With a postgresql+psycopg2 URL the admin creates the schema and writes rows there."""
     import sqlalchemy as sa

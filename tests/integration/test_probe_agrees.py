@@ -62,9 +62,12 @@ GENERATED: dict[str, list[str]] = {
         "-f",
         "dv",
     ],  # fmt: skip
+    # Both read DV's average frame rate as 60000 (ffmpeg: "60k fps, 25 tbr"): its time
+    # base is 1/60000 and the demuxer knows no frame count. Compared all the same.
     "gif": [*V, "-c:v", "gif"],
     "video-only-mp4": [*V, *X264],
     "mono": [*A, "-c:a", "aac", "-ac", "1"],
+    "stereo": [*V, *A, *X264, "-c:a", "aac", "-ac", "2"],
     "5.1": [*A, "-c:a", "aac", "-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0"],
     "7.1-wav": [
         *A,
@@ -75,6 +78,22 @@ GENERATED: dict[str, list[str]] = {
     ],
     "2.1-wav": [*A, "-c:a", "pcm_s16le", "-af", "pan=2.1|c0=c0|c1=c0|c2=c0"],
     "4-channels-wav": [*A, "-c:a", "pcm_s16le", "-ac", "4"],
+    # Layouts without a name: ffmpeg prints "3 channels (FL+LFE+BR)".
+    "custom-3ch-wav": [*A, "-c:a", "pcm_s16le", "-af", "pan=FL+LFE+BR|c0=c0|c1=c0|c2=c0"],
+    "channelmap-3ch-caf": [
+        *A,
+        "-c:a",
+        "pcm_s16le",
+        "-af",
+        "channelmap=map=0|0|0:channel_layout=FL+FR+TC",
+    ],  # fmt: skip
+    "5.1-side-ac3-mka": [
+        *A,
+        "-c:a",
+        "ac3",
+        "-af",
+        "pan=5.1(side)|" + "|".join(f"c{i}=c0" for i in range(6)),
+    ],
     "ntsc-30000-1001": [
         "-f",
         "lavfi",
@@ -101,6 +120,10 @@ EXTENSIONS = {
     "7.1-wav": "wav",
     "2.1-wav": "wav",
     "4-channels-wav": "wav",
+    "stereo": "mp4",
+    "custom-3ch-wav": "wav",
+    "channelmap-3ch-caf": "caf",
+    "5.1-side-ac3-mka": "mka",
     "ntsc-30000-1001": "mp4",
     "film-24000-1001-mkv": "mkv",
     "50-fps": "mp4",
@@ -203,6 +226,19 @@ def test_what_is_not_media_is_refused_by_both(folder, name, content):
     path = os.path.join(folder, name)
     with open(path, "wb") as f:
         f.write(content)
+    with pytest.raises(NotMediaError):
+        probe(path)
+    with pytest.raises(NotMediaError):
+        pyav_probe(path)
+
+
+def test_a_still_picture_is_refused_by_both(folder):
+    """A single PNG picture is an image, not media."""
+    path = os.path.join(folder, "still.png")
+    subprocess.run(
+        [*BASE, "-f", "lavfi", "-i", "testsrc2=size=64x64", "-frames:v", "1", path],
+        check=True, env=ENV, capture_output=True, timeout=60,
+    )  # fmt: skip
     with pytest.raises(NotMediaError):
         probe(path)
     with pytest.raises(NotMediaError):
