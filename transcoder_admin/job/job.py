@@ -50,7 +50,7 @@ from .finish import cleanup, commit_files
 from .process import ProcessResult, RunningProcess, spawn
 from .report import build_report
 from .safefs import Folders, Identity, current_identity
-from .source import file_checksum, source_facts
+from .source import ChecksumStopped, file_checksum, source_facts
 from .targets import FfmpegBackend
 
 Made = list[tuple[str, str]]  # (work path, final local path)
@@ -100,6 +100,7 @@ class Job:
         self._started_at = 0.0
         self._cpu_time = 0.0
         self._committed = False
+        self._checksum: defer.Deferred[str] | None = None
 
     # -- what the stages use ------------------------------------------------------------
 
@@ -237,8 +238,21 @@ class Job:
         ):
             # The file's fault only if it is still the file that was judged.
             failure = source_changed().failure
+        await self._add_checksum()
         self.outcome = self._report(failure)
         return self.outcome
+
+    async def _add_checksum(self) -> None:
+        """The checksum made beside the job's programs, into the source's facts."""
+        pending, self._checksum = self._checksum, None
+        if pending is None or self.source_file is None:
+            return
+        try:
+            self.source_file["checksum"] = await pending
+        except (ChecksumStopped, OSError) as e:
+            self.log.warn(
+                "job {job_id}: no checksum of the source: {error}", job_id=self.job_id, error=e
+            )
 
     async def _analyse(self) -> None:
         """Make the work folder, open and copy the source, note its facts; have ffmpeg
@@ -250,6 +264,10 @@ class Job:
                 self.private_source,
                 self.identity,
             ) = await self.thread(checked_prepare, self.roots, self.spec, self.work_dir, source)
+            if self.source_file["checksum"] is None:  # a big one: hashed beside the programs
+                self._checksum = self.thread(
+                    file_checksum, self.private_source, lambda: self.aborted
+                )
             if not self.backend.describes_source(self):
                 self.info = await probe(self, self.source_path, None, self.source_file["size"])
         except FileNotFoundError:

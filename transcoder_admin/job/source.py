@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,13 +31,23 @@ from .safefs import (
 )
 
 CHECKSUM_CHUNK = 1 << 20
+#: Sources up to this size are hashed in the analysis' own trip to a thread; a bigger one
+#: is hashed in a thread of its own while the job's programs read it (``Job``).
+INLINE_CHECKSUM_BYTES = 4 << 20
 
 
-def file_checksum(path: str) -> str:
-    """``sha256:<hex>`` of a file (run off the reactor thread)."""
+class ChecksumStopped(Exception):
+    """The checksum was abandoned (its job was aborted)."""
+
+
+def file_checksum(path: str, stop: Callable[[], bool] | None = None) -> str:
+    """``sha256:<hex>`` of a file (run off the reactor thread); ``stop`` is asked
+    between chunks and ends the reading with ChecksumStopped when it says so."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHECKSUM_CHUNK):
+            if stop is not None and stop():
+                raise ChecksumStopped(path)
             digest.update(chunk)
     return "sha256:" + digest.hexdigest()
 
@@ -77,7 +87,8 @@ def prepare(
 
     Make the work folder; open the source once without following a link and check it
     is the file offered; make the job's private copy from that handle (every later read
-    uses it); note size, times, checksum and first bytes.  A playlist (a file that names
+    uses it); note size, times, first bytes and (up to INLINE_CHECKSUM_BYTES) checksum.
+    A playlist (a file that names
     others) is not media: NotMediaError before any program reads it.
     """
     try:
@@ -104,7 +115,8 @@ def prepare(
         os.close(fd)
     with open(private, "rb") as f:
         head = f.read(SNIFF_BYTES)
-    found = {**facts(st, private), **sniff(head)}
+    inline = private if st.st_size <= INLINE_CHECKSUM_BYTES else None
+    found = {**facts(st, inline), **sniff(head)}
     playlist = playlist_kind(head)
     if playlist:
         refused = NotMediaError(f"not a media file: a {playlist} playlist")
