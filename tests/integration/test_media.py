@@ -247,6 +247,26 @@ def test_a_name_that_mimics_ffmpeg_s_description_does_not_fool_the_probe(tmp_pat
     assert info.video is not None and (info.video.width, info.video.height) == (160, 120)
 
 
+def test_a_file_with_a_quarter_megabyte_of_tags_is_described(tmp_path, clips):
+    """FFmpeg prints a file's tags before its duration and streams: thousands of them
+    (lyrics, long descriptions) still leave the streams to be read."""
+    meta = tmp_path / "tags.txt"
+    meta.write_text(";FFMETADATA1\n" + "".join(f"tag{i}=" + "x" * 40 + "\n" for i in range(6000)))
+    path = str(tmp_path / "tagged.mkv")
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-i", clips["src"], "-f", "ffmetadata", "-i", str(meta),
+         "-map", "0", "-map_metadata", "1", "-c", "copy", path],
+        check=True,
+    )  # fmt: skip
+    described = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", path], capture_output=True, check=False
+    ).stderr
+    assert len(described) > 250_000  # the tags come first, and they are long
+    info = probe(path)
+    assert info.video is not None and info.audio is not None
+    assert info.duration == pytest.approx(1.0, abs=0.05)
+
+
 def image_size(path: str) -> tuple[int, int]:
     """The pixel size of an image file (read with PyAV)."""
     with av.open(path) as container:

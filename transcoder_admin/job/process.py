@@ -25,8 +25,9 @@ from ..media.progress import Progress, ProgressParser
 from ..reactors import IFarmReactor
 
 TAIL_BYTES = 4096
-#: How much of the beginning of standard error is kept (ffmpeg describes its input there).
-HEAD_BYTES = 65536
+#: How much of the beginning of standard error is kept: ffmpeg describes its input there,
+#: metadata first (a file's tags, such as an MP3's lyrics, can take hundreds of lines).
+HEAD_BYTES = 1 << 20
 _SETSID = shutil.which("setsid")
 log = Logger()
 _PY_SETSID = "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])"

@@ -1,20 +1,26 @@
-"""A big source's checksum is made while the job's programs read it, not before them.
+"""Real jobs on the real reactor, with real ffmpeg.
 
-A real job (real reactor, real ffmpeg) on a clip counted as big: the checksum may start
-only once one of the job's programs runs. Were the checksum made in the analysis, as
-for small files, no program would start before it ended and the job would fail here.
+A big source's checksum is made while the job's programs read it, not before them: on
+a clip counted as big, the checksum may start only once one of the job's programs runs.
+Were it made in the analysis, as for small files, no program would start before it
+ended and the job would fail here.
+
+A source whose tags fill a quarter of a megabyte of ffmpeg's description is still
+described by its decode check (the description is read from the program's standard
+error, tags first).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import time
 
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from tests.clips import make_clip
+from tests.clips import FFMPEG, make_clip
 from tests.unit.pbpairs import job_spec, scratch
 from transcoder_admin.context.paths import Roots
 from transcoder_admin.job import job as job_module
@@ -24,7 +30,7 @@ from transcoder_admin.job.job import Job
 WAIT = 10.0  # seconds the checksum waits for a program of the job to run
 
 
-class BigSourceChecksumTests(unittest.TestCase):
+class RealJobTests(unittest.TestCase):
     timeout = 60
 
     def setUp(self) -> None:
@@ -37,7 +43,7 @@ class BigSourceChecksumTests(unittest.TestCase):
         self.patch(source_module, "INLINE_CHECKSUM_BYTES", 0)  # every source is big
         self.seen: list[bool] = []
 
-    def _job(self, ready=lambda job: job._process is not None) -> Job:
+    def _job(self, ready=lambda job: job._process is not None, relpath="in/clip.mp4") -> Job:
         """The job; its checksum starts once ``ready(job)`` (by default: once one of its
         programs runs), or after WAIT seconds."""
         target = {
@@ -46,7 +52,7 @@ class BigSourceChecksumTests(unittest.TestCase):
             "output_folder": "default:/out",
             "output_name": "clip.mp4",
         }
-        spec = job_spec("J1", 1, relpath="in/clip.mp4", targets=[target])
+        spec = job_spec("J1", 1, relpath=relpath, targets=[target])
         job = Job(spec, self.roots, "w1", reactor)
         real = job_module.file_checksum
 
@@ -83,6 +89,25 @@ class BigSourceChecksumTests(unittest.TestCase):
         self.assertEqual(outcome["failure"]["reason"], "cancelled")
         self.assertEqual(self.seen, [True])
         self.assertIsNone(outcome["file"]["checksum"])  # abandoned at its first chunk
+
+    @defer.inlineCallbacks
+    def test_a_source_with_a_quarter_megabyte_of_tags_is_described_by_its_check(self):
+        meta = os.path.join(self.media, "tags.txt")
+        with open(meta, "w") as f:
+            f.write(";FFMETADATA1\n" + "".join(f"tag{i}=" + "x" * 40 + "\n" for i in range(6000)))
+        tagged = os.path.join(self.media, "in", "tagged.mkv")
+        subprocess.run(
+            [FFMPEG, "-v", "error", "-i", self.source, "-f", "ffmetadata", "-i", meta,
+             "-map", "0", "-map_metadata", "1", "-c", "copy", tagged],
+            check=True,
+        )  # fmt: skip
+        self.patch(source_module, "INLINE_CHECKSUM_BYTES", 4 << 20)
+        job = self._job(relpath="in/tagged.mkv")
+        outcome = yield job.run()
+        self.assertEqual(outcome["outcome"], "done", outcome.get("failure"))
+        info = outcome["source_info"]
+        self.assertEqual((info["video"]["width"], info["audio"]["channels"]), (320, 1))
+        yield job.abort()
 
 
 def deferLater(seconds: float) -> defer.Deferred[None]:  # noqa: N802 (Twisted's name)
