@@ -528,6 +528,55 @@ def test_an_identity_only_check_shows_its_progress_in_percent(tmp_path, clips):
         farm.stop()
 
 
+def test_a_job_checks_all_its_outputs_in_one_ffmpeg_and_names_the_invalid_one(tmp_path, clips):
+    """The transcoded outputs of a job are described by one ffmpeg run (after the one
+    that described the source); an output that is not media fails the job naming its
+    target. (The ffmpeg here empties the audio target's output after making it.)"""
+    from transcoder_admin.media.locate import find_ffmpeg
+
+    log = os.path.join(str(tmp_path), "ffmpeg-runs.log")
+    tampering = os.path.join(str(tmp_path), "tampering-ffmpeg")
+    with open(tampering, "w") as f:
+        f.write(
+            "#!/bin/sh\n"
+            f'echo "$*" >> "{log}"\n'
+            f'"{find_ffmpeg()}" "$@"\n'
+            "code=$?\n"
+            "for last; do :; done\n"
+            'case "$last" in *-audio.mp3) : > "${last#file:}" ;; esac\n'
+            "exit $code\n"
+        )
+    os.chmod(tampering, 0o755)
+    customer = {
+        "name": "ACME",
+        "profiles": {"all": {**CUSTOMER["profiles"]["all"], "max-attempts": 1}},
+    }
+    farm = Farm(str(tmp_path), {"acme": customer})
+    farm.configure("transcoding", ffmpeg=tampering)
+    farm.start()
+    try:
+        farm.drop("acme", "all", "clip.mp4", clips["av"])
+        wait_for(lambda: farm.recorded() == 1, 120, "the job")
+        [report] = farm.reports("acme", "all", "failed")
+        assert report["failure"]["kind"] == "system"
+        assert report["failure"]["reason"] == (
+            "output of target 'sound' is invalid: not a media file: the file is empty"
+        )
+        entries = {t["name"]: t for t in report["targets"]}
+        assert entries["sound"]["invalid_output"] and entries["sound"]["reason"]
+        assert not entries["high"]["invalid_output"] and entries["high"]["reason"] is None
+        with open(log) as f:
+            probes = [line.split() for line in f if "-progress" not in line]
+        assert len(probes) == 2, probes  # the source, then every transcoded output
+        outputs = [arg for arg in probes[1] if arg.startswith("file:")]
+        kinds = sorted(o.rsplit("/", 1)[1].split("-", 1)[1] for o in outputs)
+        assert kinds == ["audio-video.mp4", "audio.mp3", "video.webm"], outputs
+        assert farm.finished("acme", "all") == 1 and farm.folder("acme", "work", "all")
+        assert os.listdir(farm.folder("acme", "work", "all")) == []
+    finally:
+        farm.stop()
+
+
 def test_reports_land_in_postgresql(tmp_path, clips, postgres_url):
     """With a postgresql+psycopg2 URL the admin creates the schema and writes rows there."""
     import sqlalchemy as sa

@@ -220,3 +220,25 @@ def test_channel_counts_of_ffmpeg_layout_names(layout, count):
 )
 def test_playlists_are_known_by_their_first_bytes(head, kind):
     assert playlist_kind(head) == kind
+
+
+def test_each_of_several_inputs_is_found_by_its_name():
+    """One ffmpeg describing two outputs: each description is read by its file's name; a
+    file after the one ffmpeg could not open has none."""
+    first, second, third = "/w/00-audio-video.mp4", "/w/01-audio.mp3", "/w/02-video.webm"
+    text = f"""Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'file:{first}':
+  Duration: 00:00:02.00, start: 0.000000, bitrate: 300 kb/s
+  Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p, 320x180, 25 fps
+  Stream #0:1[0x2](und): Audio: aac (LC) (mp4a / 0x6134706D), 48000 Hz, stereo, fltp
+Input #1, mp3, from 'file:{second}':
+  Duration: 00:00:02.04, start: 0.025057, bitrate: 129 kb/s
+  Stream #1:0: Audio: mp3 (mp3float), 48000 Hz, stereo, fltp, 128 kb/s
+[in#2 @ 0x1] Error opening input: Invalid data found when processing input
+Error opening input file file:{third}.
+""".encode()
+    video = describe(text, first, 10)
+    assert video.video is not None and video.audio is not None and video.duration == 2.0
+    audio = describe(text, second, 10)
+    assert audio.video is None and audio.audio is not None and audio.duration == 2.04
+    with pytest.raises(NotMediaError, match="Invalid data found when processing input"):
+        describe(text, third, 10)

@@ -3,7 +3,6 @@ it has the streams every target needs."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from ..media.probe import (
 )
 from ..prognosis import missing_stream
 from ..records import JobSpec
+from .process import ProcessResult
 from .safefs import Identity
 from .source import check_name_limits, prepare, private_name
 
@@ -53,16 +53,19 @@ def check_streams(info: MediaInfo, target: dict[str, Any]) -> None:
             raise missing_stream("audio", kind, name)
 
 
-async def probe(job: Job, path: str, target: str | None, size: int | None = None) -> MediaInfo:
-    """ffmpeg's description of ``path`` (``size`` bytes), run as one of the job's programs
-    (killed with it, its CPU time counted); NotMediaError if it is not media."""
-    if size is None:
-        size = await job.thread(os.path.getsize, path)
-    if size == 0:
-        raise NotMediaError("not a media file: the file is empty")
-    result = await job.run_program(
-        probe_command(job.ffmpeg(), path), target=target, timeout=PROBE_TIMEOUT
-    )
+async def run_probe(job: Job, paths: Sequence[str], target: str | None) -> ProcessResult:
+    """ffmpeg describing ``paths``, run as one of the job's programs (killed with it, its
+    CPU time counted); NotMediaError if it takes too long."""
+    argv = probe_command(job.ffmpeg(), *paths)
+    result = await job.run_program(argv, target=target, timeout=PROBE_TIMEOUT)
     if result.timed_out:
         raise undescribed(PROBE_TIMEOUT)
-    return describe(result.stderr_head, path, size)
+    return result
+
+
+async def probe(job: Job, path: str, size: int) -> MediaInfo:
+    """ffmpeg's description of the source ``path`` (``size`` bytes); NotMediaError if it
+    is not media."""
+    if size == 0:
+        raise NotMediaError("not a media file: the file is empty")
+    return describe((await run_probe(job, [path], None)).stderr_head, path, size)

@@ -269,7 +269,7 @@ class Job:
                     file_checksum, self.private_source, lambda: self.aborted
                 )
             if not self.backend.describes_source(self):
-                self.info = await probe(self, self.source_path, None, self.source_file["size"])
+                self.info = await probe(self, self.source_path, self.source_file["size"])
         except FileNotFoundError:
             raise source_failure("the source file disappeared before it was transcoded") from None
         except NotMediaError as e:

@@ -7,7 +7,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from ..prognosis import JobFailure
+from ..prognosis import JobFailed, JobFailure
 from ..records import JobSpec
 from ..times import now_iso
 from .process import ProcessResult
@@ -58,6 +58,12 @@ def target_result(target: dict[str, Any], **extra: Any) -> dict[str, Any]:
         "invalid_output": False,
         **extra,
     }
+
+
+def note_failure(result: dict[str, Any], failed: JobFailed) -> None:
+    """A target's report entry says why the job failed on it."""
+    result["reason"] = failed.failure.reason
+    result["invalid_output"] = failed.failure.invalid_output
 
 
 def tail(run: ProcessResult, limit: int = 400) -> str:

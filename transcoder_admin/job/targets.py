@@ -1,8 +1,9 @@
 """The ffmpeg backend: each target made by ffmpeg on this worker, one after another.
 
 An identity target copies the (fully decoded) source; a thumbnails target writes
-numbered images; the others transcode.  Every output is verified, then handed to the
-target's post-process command, before it counts.
+numbered images; the others transcode, and their outputs are verified together by one
+ffmpeg once every target is made.  Each output is then handed to its target's
+post-process command before it counts.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from ..prognosis import CANCELLED, POST_PROCESS, JobFailed, JobFailure, system_f
 from .analyse import checks_describe
 from .backend import IJobBackend
 from .process import ProcessResult
-from .report import tail, target_result
-from .verify import decode_check, verify_output
+from .report import note_failure, tail, target_result
+from .verify import decode_check, verify_outputs
 
 if TYPE_CHECKING:
     from .job import Job
@@ -40,11 +41,30 @@ class FfmpegBackend:
         return checks_describe(job.spec.targets)
 
     async def make_targets(self, job: Job) -> None:
-        """Each target in turn, in the work folder."""
+        """Each target in turn, in the work folder; then one check of every output that
+        ffmpeg transcoded (``verify_outputs``); then each target's post-process."""
+        made: list[tuple[dict[str, Any], dict[str, Any], Made, bool]] = []
         for index, target in enumerate(job.spec.targets):
-            if job.aborted:
-                raise JobFailed(JobFailure(CANCELLED, "cancelled"))
-            await self._make_target(job, index, target)
+            _stop_if_aborted(job)
+            made.append(await self._make_target(job, index, target))
+        transcoded = [(produced[0][0], target) for target, _r, produced, check in made if check]
+        try:
+            await verify_outputs(job, transcoded)
+        except JobFailed as e:
+            for target, result, _produced, _check in made:
+                if target["name"] == e.failure.target:
+                    note_failure(result, e)
+            raise
+        for target, result, produced, _check in made:
+            _stop_if_aborted(job)
+            try:
+                for work, _final in produced:
+                    await _post_process(job, target, work, result)
+            except JobFailed as e:
+                note_failure(result, e)
+                raise
+            result["outcome"] = "done"
+            job.add_outputs(target, produced, result)
 
     def add_to_report(self, job: Job, report: dict[str, Any]) -> None:
         """Nothing to add: the commands are in each target's entry."""
@@ -52,7 +72,11 @@ class FfmpegBackend:
     def abort(self, job: Job) -> None:
         """Nothing of its own runs: the job kills its programs."""
 
-    async def _make_target(self, job: Job, index: int, target: dict[str, Any]) -> None:
+    async def _make_target(
+        self, job: Job, index: int, target: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any], Made, bool]:
+        """Make one target's outputs: (target, its report entry, what it made, whether
+        its output is to be checked)."""
         source = job.source_path
         name = target["name"]
         final_folder = job.local(target["output_folder"])
@@ -60,36 +84,30 @@ class FfmpegBackend:
         job.results.append(result)
         tag = f"{index:02d}"
         try:
-            produced: Made = []
             if target["type"] == "identity":
                 await decode_check(job, source, name, result["commands"])
                 ext = os.path.splitext(target["output_name"])[1]
                 work = os.path.join(job.work_dir, fit_name(f"{tag}-identity{ext}"))
                 await job.thread(shutil.copyfile, source, work)
-                produced.append((work, os.path.join(final_folder, target["output_name"])))
-            elif target["type"] == "thumbnails":
-                produced = await self._thumbnails(job, tag, target, source, final_folder, result)
-            else:
-                info = job.info
-                assert info is not None  # described before any target that transcodes
-                ext = target.get("extension") or "out"
-                work = os.path.join(job.work_dir, f"{tag}-{target['type']}.{ext}")
-                argv = target_command(job.ffmpeg(), source, work, target, info)
-                result["settings"] = target_settings(target)
-                result["commands"].append(argv)
-                run = await job.run_program(argv, target=name, duration=info.duration)
-                if not run.ok:
-                    await _explain_ffmpeg_failure(job, source, name, run)
-                await verify_output(job, work, target)
-                produced.append((work, os.path.join(final_folder, target["output_name"])))
-            for work, _final in produced:
-                await _post_process(job, target, work, result)
+                made = [(work, os.path.join(final_folder, target["output_name"]))]
+                return target, result, made, False
+            if target["type"] == "thumbnails":
+                made = await self._thumbnails(job, tag, target, source, final_folder, result)
+                return target, result, made, False
+            info = job.info
+            assert info is not None  # described before any target that transcodes
+            ext = target.get("extension") or "out"
+            work = os.path.join(job.work_dir, f"{tag}-{target['type']}.{ext}")
+            argv = target_command(job.ffmpeg(), source, work, target, info)
+            result["settings"] = target_settings(target)
+            result["commands"].append(argv)
+            run = await job.run_program(argv, target=name, duration=info.duration)
+            if not run.ok:
+                await _explain_ffmpeg_failure(job, source, name, run)
+            return target, result, [(work, os.path.join(final_folder, target["output_name"]))], True
         except JobFailed as e:
-            result["reason"] = e.failure.reason
-            result["invalid_output"] = e.failure.invalid_output
+            note_failure(result, e)
             raise
-        result["outcome"] = "done"
-        job.add_outputs(target, produced, result)
 
     async def _thumbnails(
         self,
@@ -132,6 +150,11 @@ class FfmpegBackend:
             name = fit_name(expand(target["output_template"], variables))
             produced.append((path, os.path.join(final_folder, name)))
         return produced
+
+
+def _stop_if_aborted(job: Job) -> None:
+    if job.aborted:
+        raise JobFailed(JobFailure(CANCELLED, "cancelled"))
 
 
 async def _explain_ffmpeg_failure(job: Job, source: str, target: str, run: ProcessResult) -> None:

@@ -3,13 +3,15 @@ output opens, has the streams its target asks for and lasts as long as the sourc
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..media.ffmpeg import decode_check_command, decoded_enough
 from ..media.probe import MediaInfo, NotMediaError, describe
 from ..prognosis import JobFailed, decode_failure, source_failure, system_failure
 from ..records import JobSpec
-from .analyse import probe
+from .analyse import run_probe
 
 if TYPE_CHECKING:
     from .job import Job
@@ -75,15 +77,43 @@ async def decode_check(
     return decoded
 
 
-async def verify_output(job: Job, work: str, target: dict[str, Any]) -> None:
-    """An output must open, have the expected streams and the source's duration."""
+async def verify_outputs(job: Job, outputs: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Each output must open, have the streams its target asks for and the source's
+    duration; a system failure naming the first that does not.
+
+    One ffmpeg describes them all (``ffmpeg -i A -i B``): starting the program is most of
+    a probe's cost. It stops at the first output it cannot open, the one named invalid.
+    """
+    if not outputs:
+        return
+    paths = [work for work, _target in outputs]
+    sizes = await job.thread(_sizes, paths)
+    only = outputs[0][1]["name"] if len(outputs) == 1 else None
+    try:
+        stderr = (await run_probe(job, paths, only)).stderr_head
+    except NotMediaError as e:  # it took too long: no output is known to be good
+        raise _invalid(outputs[0][1]["name"], e) from None
+    for (work, target), size in zip(outputs, sizes, strict=True):
+        try:
+            out = describe(stderr, work, size)
+        except NotMediaError as e:
+            raise _invalid(target["name"], e) from None
+        _check_output(job, out, target)
+
+
+def _invalid(name: str, error: NotMediaError) -> JobFailed:
+    return system_failure(f"output of target {name!r} is invalid: {error}", name, True)
+
+
+def _sizes(paths: Sequence[str]) -> list[int]:
+    return [os.path.getsize(path) for path in paths]
+
+
+def _check_output(job: Job, out: MediaInfo, target: dict[str, Any]) -> None:
+    """The streams and the duration of an output, against its target and the source."""
     source = job.info
     assert source is not None
     name = target["name"]
-    try:
-        out = await probe(job, work, name)
-    except NotMediaError as e:
-        raise system_failure(f"output of target {name!r} is invalid: {e}", name, True) from None
     want_video = target["type"] in ("audio-video", "video") and source.video is not None
     want_audio = target["type"] in ("audio-video", "audio") and source.audio is not None
     if want_video and out.video is None:

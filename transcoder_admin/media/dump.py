@@ -34,7 +34,7 @@ _DURATION = re.compile(
     r"^  Duration: (?:(\d+):(\d\d):(\d\d(?:\.\d+)?)|N/A)"
     r"(?:, start: [^,]*)?(?:, bitrate: (?:(\d+) kb/s|N/A))?"
 )
-_STREAM = re.compile(r"^  Stream #0:(\d+)(?:\[0x[0-9a-fA-F]+\])?(?:\(.*?\))?: (\w+): (.*)$")
+_STREAM = re.compile(r"^  Stream #\d+:(\d+)(?:\[0x[0-9a-fA-F]+\])?(?:\(.*?\))?: (\w+): (.*)$")
 _CONTAINER_TAG = re.compile(r"^    (\w+) *: (.*)$")
 _STREAM_TAG = re.compile(r"^      (\w+) *: (.*)$")
 _ROTATION = re.compile(
@@ -47,6 +47,7 @@ _RATE = re.compile(r"^(\d+(?:\.\d+)?)(k?) (fps|tbr)\b")
 _HZ = re.compile(r"^(\d+) Hz$")
 _CHANNELS = re.compile(r"^(\d+) channels\b")
 _FORMAT_NAME = re.compile(r"^[\w,.-]+$")
+_INPUT = re.compile(rb"Input #\d+, ")
 _ERROR = re.compile(r"Error opening input(?: files?)?: (.+)$")
 
 # FFmpeg's named channel layouts (libavutil/channel_layout.c) and their channel counts;
@@ -98,7 +99,7 @@ _LAYOUTS = {
 
 @dataclass
 class StreamDump:
-    """One ``Stream #0:N`` entry: its type, codec, description fields and side data."""
+    """One ``Stream #I:N`` entry: its type, codec, description fields and side data."""
 
     kind: str  # Video, Audio, Subtitle, Data, Attachment
     codec: str
@@ -196,17 +197,20 @@ def _ffmpeg_log_text(raw: bytes) -> bytes:
 
 
 def _header(stderr: bytes, url: str) -> tuple[str, bytes] | None:
-    """The format name and the text after ``Input #0, FORMAT, from 'URL':``."""
+    """The format name and the text after ``Input #N, FORMAT, from 'URL':``."""
     raw = os.fsencode(url)
     for name in (raw, _ffmpeg_log_text(raw)):
         end_marker = b", from '" + name + b"':\n"
         end = stderr.find(end_marker)
         if end < 0:
             continue
-        start = stderr.rfind(b"Input #0, ", 0, end)
+        start = stderr.rfind(b"Input #", 0, end)
         if start < 0 or (start and stderr[start - 1 : start] != b"\n"):
             continue
-        format_name = stderr[start + len(b"Input #0, ") : end].decode("ascii", "replace")
+        index = _INPUT.match(stderr, start, end)
+        if index is None:
+            continue
+        format_name = stderr[index.end() : end].decode("ascii", "replace")
         if _FORMAT_NAME.match(format_name):
             return format_name, stderr[end + len(end_marker) :]
     return None

@@ -209,15 +209,12 @@ def _mime_type(path: str, format_name: str, dump: Dump, has_video: bool) -> str:
     return guessed or "application/octet-stream"
 
 
-def probe_command(ffmpeg: str, path: str) -> list[str]:
-    """The argv that makes ffmpeg describe ``path`` and exit (it says "At least one
-    output file must be specified" and exits 1: the description is what counts)."""
-    return [
-        ffmpeg,
-        *("-hide_banner", "-nostdin", "-v", "info"),
-        *INPUT_OPTIONS,
-        *("-i", input_arg(path)),
-    ]
+def probe_command(ffmpeg: str, *paths: str) -> list[str]:
+    """The argv that makes ffmpeg describe each of ``paths`` and exit (it says "At least
+    one output file must be specified" and exits 1: the descriptions are what count; it
+    stops at the first file it cannot open)."""
+    inputs = [arg for path in paths for arg in (*INPUT_OPTIONS, "-i", input_arg(path))]
+    return [ffmpeg, "-hide_banner", "-nostdin", "-v", "info", *inputs]
 
 
 def describe(stderr: bytes, path: str, size: int) -> MediaInfo:

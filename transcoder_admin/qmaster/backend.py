@@ -21,8 +21,8 @@ from zope.interface import implementer
 from ..context.paths import Roots
 from ..job.backend import IJobBackend
 from ..job.job import Job
-from ..job.report import target_result
-from ..job.verify import verify_output
+from ..job.report import note_failure, target_result
+from ..job.verify import verify_outputs
 from ..prognosis import CANCELLED, JobFailed, JobFailure, source_failure, system_failure
 from ..reactors import IFarmReactor
 from ..records import JobSpec
@@ -91,13 +91,16 @@ class QmasterBackend:
             raise self._failure(job, e) from None
         finally:
             self._batch = None
-        for (work, _final), target, result in zip(produced, targets, job.results, strict=True):
-            try:
-                await verify_output(job, work, target)
-            except JobFailed as e:
-                result["reason"] = e.failure.reason
-                result["invalid_output"] = e.failure.invalid_output
-                raise
+        try:
+            await verify_outputs(
+                job, [(work, t) for (work, _f), t in zip(produced, targets, strict=True)]
+            )
+        except JobFailed as e:
+            for result in job.results:
+                if result["name"] == e.failure.target:
+                    note_failure(result, e)
+            raise
+        for result in job.results:
             result["outcome"] = "done"
         for made, target, result in zip(produced, targets, job.results, strict=True):
             job.add_outputs(target, [made], result)
