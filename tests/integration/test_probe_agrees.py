@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 
 import pytest
 
@@ -62,8 +63,8 @@ GENERATED: dict[str, list[str]] = {
         "-f",
         "dv",
     ],  # fmt: skip
-    # Both read DV's average frame rate as 60000 (ffmpeg: "60k fps, 25 tbr"): its time
-    # base is 1/60000 and the demuxer knows no frame count. Compared all the same.
+    # PyAV reads DV's average frame rate as 60000 (ffmpeg: "60k fps, 25 tbr"): its time
+    # base is 1/60000 and the demuxer knows no frame count. The probe takes the 25.
     "gif": [*V, "-c:v", "gif"],
     "video-only-mp4": [*V, *X264],
     "mono": [*A, "-c:a", "aac", "-ac", "1"],
@@ -198,7 +199,12 @@ def folder(tmp_path_factory) -> str:
 @pytest.mark.parametrize("name", [*GENERATED, *MADE])
 def test_the_probe_agrees_with_pyav(folder, name):
     path = _make(folder, name)
-    assert_agree(probe(path), pyav_probe(path))
+    mine, oracle = probe(path), pyav_probe(path)
+    if name == "dv":  # where the probe is right and PyAV is not (see GENERATED)
+        assert mine.video is not None and oracle.video is not None
+        assert (mine.video.fps, oracle.video.fps) == (25.0, 60000.0)
+        oracle = replace(oracle, video=replace(oracle.video, fps=25.0))
+    assert_agree(mine, oracle)
 
 
 def test_a_cover_picture_is_ignored_by_both(folder):

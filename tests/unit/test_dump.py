@@ -242,3 +242,15 @@ Error opening input file file:{third}.
     assert audio.video is None and audio.audio is not None and audio.duration == 2.04
     with pytest.raises(NotMediaError, match="Invalid data found when processing input"):
         describe(text, third, 10)
+
+
+def test_a_frame_rate_that_is_the_time_base_s_is_not_taken():
+    """DV's average rate is its time base's (60k): the guessed rate (tbr) is the picture's."""
+    text = f"""Input #0, dv, from '{URL}':
+  Duration: 00:00:01.00, start: 0.000000, bitrate: 28800 kb/s
+  Stream #0:0: Video: dvvideo, yuv420p, 720x576 [SAR 16:15 DAR 4:3], 25000 kb/s, 60k fps, \
+25 tbr, 60k tbn
+  Stream #0:1: Audio: pcm_s16le, 48000 Hz, stereo, s16, 1536 kb/s
+""".encode()
+    info = describe(text, PATH, 10)
+    assert info.video is not None and info.video.fps == 25.0

@@ -166,7 +166,7 @@ def _rotation(stream: StreamDump) -> int:
 def _video_info(stream: StreamDump) -> VideoInfo:
     width, height, ratio = stream.size()
     sar = Fraction(*ratio) if ratio and ratio[0] > 0 and ratio[1] > 0 else Fraction(1)
-    rate = stream.rate("fps") or stream.rate("tbr")
+    rate = _frame_rate(stream.rate("fps"), stream.rate("tbr"))
     rotation = _rotation(stream)
     display_width = max(1, round(width * sar)) if width else 0
     display_height = height
@@ -182,6 +182,14 @@ def _video_info(stream: StreamDump) -> VideoInfo:
         display_width=display_width,
         display_height=display_height,
     )
+
+
+def _frame_rate(average: float | None, guessed: float | None) -> float | None:
+    """The average frame rate, unless it is more than twice the guessed one: then it is
+    the time base's, not the picture's (DV: "60k fps, 25 tbr")."""
+    if average and guessed and average > 2 * guessed:
+        return guessed
+    return average or guessed
 
 
 def _codec_name(stream: StreamDump) -> str:
