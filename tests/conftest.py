@@ -27,6 +27,9 @@ def clips(tmp_path_factory):
     paths["text"] = str(text)
     for path in paths.values():
         assert os.path.getsize(path) > 0
+    empty = folder / "empty.mp4"
+    empty.write_bytes(b"")
+    paths["empty"] = str(empty)
     return paths
 
 

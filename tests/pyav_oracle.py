@@ -7,7 +7,6 @@ clips. PyAV is a test dependency only.
 
 from __future__ import annotations
 
-import mimetypes
 import os
 from fractions import Fraction
 from typing import Any
@@ -16,7 +15,6 @@ import av
 import av.error
 
 from transcoder_admin.media.probe import (
-    _FORMAT_MIME,
     IMAGE_CODECS,
     REFERENCE_FORMATS,
     TEXT_FORMATS,
@@ -24,6 +22,7 @@ from transcoder_admin.media.probe import (
     MediaInfo,
     NotMediaError,
     VideoInfo,
+    mime_type,
 )
 
 # Packets read at most when looking for the first video frame (its rotation).
@@ -119,23 +118,8 @@ def _duration(container: Any) -> float | None:
 
 
 def _mime_type(path: str, format_name: str, container: Any, has_video: bool) -> str:
-    first = format_name.split(",")[0]
-    if first == "mov":
-        brand = container.metadata.get("major_brand", "").strip().lower()
-        if brand == "qt":
-            return "video/quicktime"
-        if brand in ("m4a", "m4b") or not has_video:
-            return "audio/mp4"
-        if brand.startswith("3g"):
-            return "video/3gpp"
-        return "video/mp4"
-    if first == "matroska":
-        first = "webm" if path.lower().endswith(".webm") else "matroska"
-    if first in _FORMAT_MIME:
-        video_type, audio_type = _FORMAT_MIME[first]
-        return video_type if has_video else audio_type
-    guessed, _ = mimetypes.guess_type(path, strict=False)
-    return guessed or "application/octet-stream"
+    """The product's rule (not what this oracle checks), from PyAV's reading of the brand."""
+    return mime_type(path, format_name, container.metadata.get("major_brand", ""), has_video)
 
 
 def pyav_probe(path: str, display_matrix: bool = True) -> MediaInfo:

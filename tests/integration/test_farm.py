@@ -157,6 +157,8 @@ def test_an_identity_only_profile_decodes_the_source_once(farm, clips):
         ("all", "corrupt", "decode error at "),
         ("copyonly", "text", "not a media file"),
         ("copyonly", "corrupt", "decode error at "),
+        ("all", "empty", "not a media file: the file is empty"),
+        ("copyonly", "empty", "not a media file: the file is empty"),
         ("slow", "audio", "timed out after 2 s"),
         ("post", "audio", "post-process exited 3: boom: disk full"),
     ],
@@ -168,6 +170,8 @@ def test_failures_say_why_and_leave_nothing_behind(farm, clips, profile, clip, r
     wait_for(lambda: farm.finished("acme", profile) == 1, 120, "the job to end")
     [report] = farm.reports("acme", profile, "failed")
     assert reason in report["failure"]["reason"], report["failure"]
+    if clip == "empty":  # refused before any program: no target was started
+        assert report["targets"] == [], report["targets"]
     assert os.path.exists(os.path.join(farm.folder("acme", "failed", profile), name))
     assert os.listdir(farm.folder("acme", "incoming", profile)) == []
     outgoing = farm.folder("acme", "outgoing", profile)

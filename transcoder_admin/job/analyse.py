@@ -10,7 +10,6 @@ from ..context.paths import Roots
 from ..media.probe import (
     PROBE_TIMEOUT,
     MediaInfo,
-    NotMediaError,
     describe,
     probe_command,
     undescribed,
@@ -64,8 +63,6 @@ async def run_probe(job: Job, paths: Sequence[str], target: str | None) -> Proce
 
 
 async def probe(job: Job, path: str, size: int) -> MediaInfo:
-    """ffmpeg's description of the source ``path`` (``size`` bytes); NotMediaError if it
-    is not media."""
-    if size == 0:
-        raise NotMediaError("not a media file: the file is empty")
+    """ffmpeg's description of the source ``path`` (``size`` bytes, not empty);
+    NotMediaError if it is not media."""
     return describe((await run_probe(job, [path], None)).stderr_head, path, size)

@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from ..context.paths import PathEscapeError, Roots
 from ..janitor import KeptSnapshot, record_process
 from ..media.ffmpeg import command_environment, find_ffmpeg, input_arg
-from ..media.probe import MediaInfo, NotMediaError
+from ..media.probe import MediaInfo, NotMediaError, refuse_empty
 from ..media.progress import Progress
 from ..prognosis import (
     CANCELLED,
@@ -268,6 +268,7 @@ class Job:
                 self._checksum = self.thread(
                     file_checksum, self.private_source, lambda: self.aborted
                 )
+            refuse_empty(self.source_file["size"])
             if not self.backend.describes_source(self):
                 self.info = await probe(self, self.source_path, self.source_file["size"])
         except FileNotFoundError:

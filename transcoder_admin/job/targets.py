@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from .job import Job
 
 Made = list[tuple[str, str]]  # (work path, final local path)
+#: Target types whose outputs ``verify_outputs`` does not describe: an identity copy is
+#: the source its decode check read, thumbnails are counted.
+UNDESCRIBED = frozenset({"identity", "thumbnails"})
 
 
 @implementer(IJobBackend)
@@ -43,19 +46,14 @@ class FfmpegBackend:
     async def make_targets(self, job: Job) -> None:
         """Each target in turn, in the work folder; then one check of every output that
         ffmpeg transcoded (``verify_outputs``); then each target's post-process."""
-        made: list[tuple[dict[str, Any], dict[str, Any], Made, bool]] = []
+        made: list[tuple[dict[str, Any], dict[str, Any], Made]] = []
         for index, target in enumerate(job.spec.targets):
             _stop_if_aborted(job)
-            made.append(await self._make_target(job, index, target))
-        transcoded = [(produced[0][0], target) for target, _r, produced, check in made if check]
-        try:
-            await verify_outputs(job, transcoded)
-        except JobFailed as e:
-            for target, result, _produced, _check in made:
-                if target["name"] == e.failure.target:
-                    note_failure(result, e)
-            raise
-        for target, result, produced, _check in made:
+            made.append((target, *await self._make_target(job, index, target)))
+        await verify_outputs(
+            job, [(produced[0][0], t) for t, _r, produced in made if t["type"] not in UNDESCRIBED]
+        )
+        for target, result, produced in made:
             _stop_if_aborted(job)
             try:
                 for work, _final in produced:
@@ -74,9 +72,8 @@ class FfmpegBackend:
 
     async def _make_target(
         self, job: Job, index: int, target: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any], Made, bool]:
-        """Make one target's outputs: (target, its report entry, what it made, whether
-        its output is to be checked)."""
+    ) -> tuple[dict[str, Any], Made]:
+        """Make one target's outputs: (its entry in the report, what it made)."""
         source = job.source_path
         name = target["name"]
         final_folder = job.local(target["output_folder"])
@@ -89,11 +86,11 @@ class FfmpegBackend:
                 ext = os.path.splitext(target["output_name"])[1]
                 work = os.path.join(job.work_dir, fit_name(f"{tag}-identity{ext}"))
                 await job.thread(shutil.copyfile, source, work)
-                made = [(work, os.path.join(final_folder, target["output_name"]))]
-                return target, result, made, False
+                return result, [(work, os.path.join(final_folder, target["output_name"]))]
             if target["type"] == "thumbnails":
-                made = await self._thumbnails(job, tag, target, source, final_folder, result)
-                return target, result, made, False
+                return result, await self._thumbnails(
+                    job, tag, target, source, final_folder, result
+                )
             info = job.info
             assert info is not None  # described before any target that transcodes
             ext = target.get("extension") or "out"
@@ -104,7 +101,7 @@ class FfmpegBackend:
             run = await job.run_program(argv, target=name, duration=info.duration)
             if not run.ok:
                 await _explain_ffmpeg_failure(job, source, name, run)
-            return target, result, [(work, os.path.join(final_folder, target["output_name"]))], True
+            return result, [(work, os.path.join(final_folder, target["output_name"]))]
         except JobFailed as e:
             note_failure(result, e)
             raise

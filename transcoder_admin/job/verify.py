@@ -3,6 +3,7 @@ output opens, has the streams its target asks for and lasts as long as the sourc
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from ..media.probe import MediaInfo, NotMediaError, describe
 from ..prognosis import JobFailed, decode_failure, source_failure, system_failure
 from ..records import JobSpec
 from .analyse import run_probe
+from .report import note_failure
 
 if TYPE_CHECKING:
     from .job import Job
@@ -42,29 +44,21 @@ async def decode_check(
     describing = job.info is None
     size = int((job.source_file or {}).get("size") or 0)
 
-    def described(stderr: bytes) -> MediaInfo:
-        try:
-            return describe(stderr, source, size)
-        except NotMediaError as e:
-            raise source_failure(str(e)) from None
-
     def known_duration() -> float | None:
-        if job.info is None:
-            stderr = job.program_stderr()
-            if _DESCRIBED not in stderr:
-                return None
-            try:
-                job.info = described(stderr)
-            except JobFailed:
-                return None  # judged once the program has ended
-        return job.info.duration
+        if job.info is None and _DESCRIBED in (stderr := job.program_stderr()):
+            with contextlib.suppress(NotMediaError):  # judged once the program has ended
+                job.info = describe(stderr, source, size)
+        return job.info.duration if job.info else None
 
     argv = decode_check_command(job.ffmpeg(), source, describe=describing)
     if commands is not None:
         commands.append(argv)
     result = await job.run_program(argv, target=target, duration=known_duration)
     if describing:
-        job.info = described(result.stderr_head)
+        try:
+            job.info = describe(result.stderr_head, source, size)
+        except NotMediaError as e:
+            raise source_failure(str(e)) from None
     duration = job.info.duration if job.info else None
     last = job.last_progress
     decoded = last.out_time if last else 0.0
@@ -79,13 +73,24 @@ async def decode_check(
 
 async def verify_outputs(job: Job, outputs: Sequence[tuple[str, dict[str, Any]]]) -> None:
     """Each output must open, have the streams its target asks for and the source's
-    duration; a system failure naming the first that does not.
+    duration; a system failure naming the first that does not (its target's entry in
+    ``job.results`` says why).
 
     One ffmpeg describes them all (``ffmpeg -i A -i B``): starting the program is most of
     a probe's cost. It stops at the first output it cannot open, the one named invalid.
     """
     if not outputs:
         return
+    try:
+        await _verify(job, outputs)
+    except JobFailed as e:
+        for result in job.results:
+            if result["name"] == e.failure.target:
+                note_failure(result, e)
+        raise
+
+
+async def _verify(job: Job, outputs: Sequence[tuple[str, dict[str, Any]]]) -> None:
     paths = [work for work, _target in outputs]
     sizes = await job.thread(_sizes, paths)
     only = outputs[0][1]["name"] if len(outputs) == 1 else None

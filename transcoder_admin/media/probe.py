@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
-from .dump import Dump, StreamDump, error_reason, read_dump
+from .dump import StreamDump, error_reason, read_dump
 from .environment import command_environment
 from .locate import INPUT_OPTIONS, find_ffmpeg, input_arg
 
@@ -30,9 +30,11 @@ __all__ = [
     "AudioInfo",
     "MediaInfo",
     "describe",
+    "mime_type",
     "playlist_kind",
     "probe",
     "probe_command",
+    "refuse_empty",
     "undescribed",
 ]
 
@@ -197,10 +199,12 @@ def _codec_name(stream: StreamDump) -> str:
     return "unknown" if stream.codec in ("", "none") else stream.codec
 
 
-def _mime_type(path: str, format_name: str, dump: Dump, has_video: bool) -> str:
+def mime_type(path: str, format_name: str, major_brand: str, has_video: bool) -> str:
+    """The MIME type of a file FFmpeg read as ``format_name`` (``major_brand``: its MP4
+    or QuickTime brand, else empty)."""
     first = format_name.split(",")[0]
     if first == "mov":
-        brand = dump.tags.get("major_brand", "").strip().lower()
+        brand = major_brand.strip().lower()
         if brand == "qt":
             return "video/quicktime"
         if brand in ("m4a", "m4b") or not has_video:
@@ -225,14 +229,19 @@ def probe_command(ffmpeg: str, *paths: str) -> list[str]:
     return [ffmpeg, "-hide_banner", "-nostdin", "-v", "info", *inputs]
 
 
+def refuse_empty(size: int) -> None:
+    """An empty file is not media (and no program need read it to say so)."""
+    if size == 0:
+        raise NotMediaError("not a media file: the file is empty")
+
+
 def describe(stderr: bytes, path: str, size: int) -> MediaInfo:
     """What ffmpeg's standard error says of ``path`` (``size`` bytes) after it opened it
     (``probe_command``, or a decode check at log level ``info``).
 
     Raise NotMediaError unless it has an audio or video stream.
     """
-    if size == 0:
-        raise NotMediaError("not a media file: the file is empty")
+    refuse_empty(size)
     dump = read_dump(stderr, input_arg(path))
     if dump is None:
         reason = error_reason(stderr, input_arg(path))
@@ -268,7 +277,7 @@ def describe(stderr: bytes, path: str, size: int) -> MediaInfo:
         bit_rate=dump.bit_rate,
         video=video,
         audio=audio,
-        mime_type=_mime_type(path, format_name, dump, video is not None),
+        mime_type=mime_type(path, format_name, dump.tags.get("major_brand", ""), bool(video)),
     )
 
 
@@ -276,8 +285,7 @@ def probe(path: str, ffmpeg: str | None = None, timeout: float = PROBE_TIMEOUT) 
     """Analyse ``path`` with ffmpeg (blocking); raise NotMediaError unless it has an audio
     or video stream, OSError if it cannot be read (a missing file is not "not media")."""
     size = os.stat(path).st_size
-    if size == 0:
-        raise NotMediaError("not a media file: the file is empty")
+    refuse_empty(size)
     argv = probe_command(ffmpeg or find_ffmpeg(), path)
     try:
         ran = subprocess.run(

@@ -21,7 +21,7 @@ from zope.interface import implementer
 from ..context.paths import Roots
 from ..job.backend import IJobBackend
 from ..job.job import Job
-from ..job.report import note_failure, target_result
+from ..job.report import target_result
 from ..job.verify import verify_outputs
 from ..prognosis import CANCELLED, JobFailed, JobFailure, source_failure, system_failure
 from ..reactors import IFarmReactor
@@ -91,15 +91,9 @@ class QmasterBackend:
             raise self._failure(job, e) from None
         finally:
             self._batch = None
-        try:
-            await verify_outputs(
-                job, [(work, t) for (work, _f), t in zip(produced, targets, strict=True)]
-            )
-        except JobFailed as e:
-            for result in job.results:
-                if result["name"] == e.failure.target:
-                    note_failure(result, e)
-            raise
+        await verify_outputs(
+            job, [(work, t) for (work, _f), t in zip(produced, targets, strict=True)]
+        )
         for result in job.results:
             result["outcome"] = "done"
         for made, target, result in zip(produced, targets, job.results, strict=True):
