@@ -28,8 +28,17 @@ def _load(path: str) -> Configuration | None:
         return None
 
 
-def _api_problem(config: Configuration) -> str | None:
-    """What is wrong with the API's settings (listen endpoint, tokens file), if anything."""
+def settings_problem(config: Configuration) -> str | None:
+    """What is wrong with the files the settings name (the mail server's trust roots,
+    the API's tokens) or with the API's listen endpoint, if anything."""
+    trust_roots = config.smtp_settings().trust_roots
+    if trust_roots:
+        from .notify.mail import TrustRootsError, read_trust_roots
+
+        try:
+            read_trust_roots(trust_roots)
+        except TrustRootsError as e:
+            return f"{config.path}: notifications.smtp.trust-roots: {e}"
     if not config.admin.api.enabled:
         return None
     from .api import check_listen
@@ -53,7 +62,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
-    problem = _api_problem(config)
+    problem = settings_problem(config)
     if problem is not None:
         print(problem, file=sys.stderr)
         return 1
@@ -127,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
-    problem = _api_problem(config)
+    problem = settings_problem(config)
     if problem is not None:
         print(problem, file=sys.stderr)
         return 1

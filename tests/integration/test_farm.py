@@ -640,6 +640,18 @@ def test_twistd_runs_the_same_service(tmp_path, clips):
         # twistd re-raises the signal it stopped on once the shutdown is complete
         assert farm.stop() in (0, -signal.SIGTERM)
     assert "admin stopped" in farm.log()
+    # Files the settings name are checked as `run` checks them: twistd says why, starts nothing.
+    farm.configure("notifications", smtp={"trust-roots": "missing-ca.pem"})
+    refused = subprocess.run(
+        [twistd, "-n", "--pidfile=", "transcoder-admin", "--config", farm.config_path],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "notifications.smtp.trust-roots" in refused.stderr + refused.stdout
+    assert "missing-ca.pem" in refused.stderr + refused.stdout
 
 
 def test_poll_mode_without_inotify_takes_files(tmp_path, clips):

@@ -360,8 +360,13 @@ class SecureMailTests(unittest.TestCase):
         pki = make_ca(os.path.join(self.folder, "pki"))
         with open(pki["cert"]) as c, open(pki["key"]) as k:
             self.certificate = ssl.PrivateCertificate.loadPEM(c.read() + k.read())
-        with open(pki["ca"]) as f:
-            self.trust = ssl.Certificate.loadPEM(f.read())
+        # The trust-roots file as an operator writes it: another CA first, then the farm's.
+        other = make_ca(os.path.join(self.folder, "other"))
+        self.trust_roots = os.path.join(self.folder, "smtp-cas.pem")
+        with open(self.trust_roots, "w") as out:
+            for path in (other["ca"], pki["ca"]):
+                with open(path) as f:
+                    out.write(f.read())
         self.password_file = os.path.join(self.folder, "smtp.password")
         with open(self.password_file, "w") as f:
             f.write("s3cret\n")
@@ -373,10 +378,11 @@ class SecureMailTests(unittest.TestCase):
                 "starttls": "required",
                 "username": "farm",
                 "password_file": self.password_file,
+                "trust_roots": self.trust_roots,
                 **smtp,
             }
         )
-        return MailSender(reactor, settings, "farm@example.com", trust_root=self.trust)
+        return MailSender(reactor, settings, "farm@example.com")
 
     async def test_a_mail_goes_over_starttls_after_a_login(self) -> None:
         """starttls required, username and password file: the server sees TLS and the
@@ -413,3 +419,48 @@ class SecureMailTests(unittest.TestCase):
         await settle()
         assert not no_tls.exception.retryable, no_tls.exception.reason
         assert server.box.mails == [] and plain.box.mails == []
+
+    async def test_a_server_the_trust_roots_do_not_vouch_for_gets_no_mail(self) -> None:
+        """Without trust-roots the system's authorities decide, and they do not know the
+        test CA: the mail is not sent (no login, no password over an unchecked link), and
+        the reason says what to mend."""
+        from tests.integration.notify_servers import SecureSmtpServer
+        from transcoder_admin.notify.delivery import DeliveryFailed
+
+        server = SecureSmtpServer(self.certificate, {"farm": "s3cret"})
+        self.addCleanup(server.close)
+        port = server.listen()
+        message = render(MailNotification(mail=["ops@example.com"]), variables())
+        with self.assertRaises(DeliveryFailed) as refused:
+            await self.sender(port, trust_roots=None).send(message.id, dict(message.payload))
+        await settle()
+        reason = refused.exception.reason
+        assert "certificate verify failed" in reason and "trust-roots" in reason, reason
+        assert refused.exception.retryable, "mending the trust-roots file is enough"
+        assert server.box.mails == [] and server.logins == []
+
+    async def test_a_trust_roots_file_that_is_missing_or_not_pem_gives_up_and_says_so(
+        self,
+    ) -> None:
+        """The key and the file are named, and no connection is made."""
+        from tests.integration.notify_servers import SecureSmtpServer
+        from transcoder_admin.notify.delivery import DeliveryFailed
+
+        server = SecureSmtpServer(self.certificate, {"farm": "s3cret"})
+        self.addCleanup(server.close)
+        port = server.listen()
+        message = render(MailNotification(mail=["ops@example.com"]), variables())
+        not_pem = os.path.join(self.folder, "not.pem")
+        with open(not_pem, "w") as f:
+            f.write("just some text\n")
+        for path, why in (
+            (os.path.join(self.folder, "missing.pem"), "cannot read"),
+            (not_pem, "holds no PEM certificate"),
+        ):
+            with self.assertRaises(DeliveryFailed) as refused:
+                await self.sender(port, trust_roots=path).send(message.id, dict(message.payload))
+            reason = refused.exception.reason
+            assert not refused.exception.retryable, reason
+            assert "trust-roots" in reason and path in reason and why in reason, reason
+        await settle()
+        assert server.box.mails == [] and server.tls == []

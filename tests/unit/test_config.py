@@ -373,6 +373,47 @@ def test_check_config_refuses_a_public_api_without_authentication(farm):
     assert "api.listen" in bad.stderr
 
 
+def test_check_config_reads_the_smtp_trust_roots(farm):
+    """notifications.smtp.trust-roots is taken from the config's folder; check-config
+    names a file that is missing, holds no certificate or a broken one, and accepts a
+    bundle of several authorities or a folder of them."""
+    from tests.pki import make_ca
+
+    first, second = make_ca(str(farm / "pki1")), make_ca(str(farm / "pki2"))
+    bundle = ""
+    for paths in (first, second):
+        with open(paths["ca"]) as f:
+            bundle += f.read()
+    admin = (farm / "admin.yaml").read_text()
+    write(farm, "admin.yaml", admin + "notifications: {smtp: {trust-roots: mail-cas.pem}}\n")
+    cmd = [sys.executable, "-m", "transcoder_admin", "check-config", "--config"]
+    broken = bundle.replace(bundle.splitlines()[3], "A" * len(bundle.splitlines()[3]), 1)
+    for text, says in (
+        (None, "cannot read"),
+        ("not a certificate\n", "holds no PEM certificate"),
+        (broken, "certificate 1 cannot be read"),
+        (bundle, None),
+    ):
+        if text is not None:
+            write(farm, "mail-cas.pem", text)
+        done = subprocess.run([*cmd, str(farm / "admin.yaml")], capture_output=True, text=True)
+        if says is None:
+            assert done.returncode == 0, done.stderr
+            continue
+        assert done.returncode == 1
+        assert "notifications.smtp.trust-roots" in done.stderr and says in done.stderr
+        assert str(farm / "mail-cas.pem") in done.stderr, "the relative path resolved"
+    config = load_configuration(str(farm / "admin.yaml"))
+    assert config.smtp_settings().trust_roots == str(farm / "mail-cas.pem")
+    # A folder of *.pem files, as the PB endpoints' trustRoots= takes.
+    write(farm, "admin.yaml", admin + "notifications: {smtp: {trust-roots: pki1/ca}}\n")
+    done = subprocess.run([*cmd, str(farm / "admin.yaml")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    write(farm, "admin.yaml", admin + "notifications: {smtp: {trust-roots: customers}}\n")
+    done = subprocess.run([*cmd, str(farm / "admin.yaml")], capture_output=True, text=True)
+    assert done.returncode == 1 and "holds no *.pem file" in done.stderr
+
+
 @pytest.mark.parametrize(
     "listen",
     ["tcp:7632", "tcp:7632:interface=0.0.0.0", "tcp:7632:interface=10.0.0.5", "tcp6:7632"],

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from .endpoints import resolve_endpoint
 from .errors import ConfigError, ConfigProblem
 from .model import AdminConfig, AdminSection, CustomerConfig, ManagerSection
+from .notify import SmtpSettings
 
 CUSTOMER_SUFFIXES = (".yaml", ".yml", ".ini")
 _LIST_KEYS = {
@@ -61,6 +62,16 @@ class Configuration:
         """The API's tokens file, absolute (``None``: the API has no tokens)."""
         path = self.admin.api.tokens_file
         return resolve_path(self.base_dir, path) if path else None
+
+    def smtp_settings(self) -> SmtpSettings:
+        """The mail server's settings, with its files' paths absolute."""
+        smtp = self.admin.notifications.smtp
+        files = {
+            key: resolve_path(self.base_dir, path)
+            for key in ("password_file", "trust_roots")
+            if (path := getattr(smtp, key))
+        }
+        return smtp.model_copy(update=files)
 
     def state_dir(self) -> str:
         """The admin's own state (local workers' pid files, secret, job journal)."""

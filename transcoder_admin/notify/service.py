@@ -328,7 +328,7 @@ def create_notifications(
     queue = NotificationStore(os.path.join(config.state_dir(), "notifications.sqlite"), reactor)
     senders: dict[str, Sender] = {
         "http": HttpSender(reactor, settings.http_timeout),
-        "mail": MailSender(reactor, _smtp(settings, config.base_dir), settings.sender),
+        "mail": MailSender(reactor, config.smtp_settings(), settings.sender),
         "sql": SqlSender(reactor),
     }
     notifier = Notifier(queue, settings, senders, reactor)
@@ -344,14 +344,6 @@ def create_notifications(
         customers_dir=config.customers_dir(),
         alarms=alarms,
     )
-
-
-def _smtp(settings: NotificationsSection, base_dir: str) -> Any:
-    smtp = settings.smtp
-    if smtp.password_file and not os.path.isabs(smtp.password_file):
-        path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(smtp.password_file)))
-        return smtp.model_copy(update={"password_file": path})
-    return smtp
 
 
 __all__ = ["AdminMails", "Notifications", "create_notifications"]

@@ -29,6 +29,7 @@ class AdminServiceMaker:
         import sys
 
         from transcoder_admin.admin import create_admin
+        from transcoder_admin.cli import settings_problem
         from transcoder_admin.config.errors import ConfigError
         from transcoder_admin.context.checks import load_configuration
 
@@ -36,6 +37,9 @@ class AdminServiceMaker:
             config = load_configuration(options["config"])
         except ConfigError as e:
             sys.exit(e.render())
+        problem = settings_problem(config)
+        if problem is not None:
+            sys.exit(problem)
         admin = create_admin(config)
         admin.install_sighup()
         return admin
