@@ -77,6 +77,18 @@ def test_probe_without_audio(clips):
     assert info.video is not None and info.audio is None
 
 
+def test_an_apple_core_audio_file_has_its_mime_type(tmp_path):
+    """A .caf (Core Audio Format, which Python's mimetypes does not know) is audio/x-caf,
+    not application/octet-stream in its report and diagnosis."""
+    path = str(tmp_path / "take.caf")
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-f", "lavfi", "-i", "sine=d=0.5", "-c:a", "pcm_s16le", path],
+        check=True,
+    )
+    info = probe(path)
+    assert info.mime_type == "audio/x-caf" and info.audio is not None
+
+
 def test_probe_rotation(clips):
     """A display-matrix rotation is reported and the display size swapped."""
     video = probe(clips["rotated"]).video

@@ -88,6 +88,7 @@ _FORMAT_MIME = {
     "aac": ("audio/aac", "audio/aac"),
     "ac3": ("audio/ac3", "audio/ac3"),
     "aiff": ("audio/aiff", "audio/aiff"),
+    "caf": ("audio/x-caf", "audio/x-caf"),  # Apple's Core Audio Format (mimetypes lacks it)
     "gif": ("image/gif", "image/gif"),
     "mxf": ("application/mxf", "application/mxf"),
     "dv": ("video/x-dv", "video/x-dv"),
