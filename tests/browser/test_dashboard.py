@@ -207,3 +207,22 @@ def test_an_idle_page_reads_the_database_seldom(chromium, farm, clips):
     expect(page.locator("#failed tbody")).to_contain_text("late.ts", timeout=8_000)
     assert page.errors == []
     page.close()
+
+
+def test_a_file_name_made_of_markup_is_shown_as_text(chromium, farm, clips):
+    """An upload named like HTML (a folder and a file whose names are tags with event
+    handlers) is listed among the failed as the characters it is made of: no element of
+    it reaches the page, no handler of it runs, in the row or in its diagnosis."""
+    expect = playwright.expect
+    folder, name = "<svg onload=window.pwned=1>", "<img src=x onerror=window.pwned=2>.ts"
+    page = open_dashboard(chromium, farm, farm.tokens["admin"])
+    farm.drop("acme", "news", f"{folder}/{name}", clips["text"])
+    row = page.locator("#failed tbody tr", has_text=name)
+    expect(row).to_contain_text(f"ACME / news / {folder}/{name}", timeout=60_000)
+    row.locator("summary").click()
+    expect(row.locator("details pre")).to_contain_text(name, timeout=10_000)
+    injected = "() => document.querySelectorAll('img[src=x], svg[onload], [onerror]').length"
+    assert page.evaluate(injected) == 0
+    assert page.evaluate("() => window.pwned") is None
+    assert page.errors == []
+    page.close()
