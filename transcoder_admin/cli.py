@@ -1,5 +1,5 @@
 """The ``transcoder-admin`` command: run, manager, worker, check-config, upgrade-db,
-replay-reports, token, qmaster, diagnose."""
+replay-reports, token, status, qmaster, diagnose."""
 
 from __future__ import annotations
 
@@ -231,6 +231,23 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """The farm at a glance, from the running admin's API; 0 healthy, 1 degraded, 2 not
+    asked."""
+    from .config.errors import ConfigError
+    from .config.loader import load_api_settings
+    from .status import Unanswered, run
+
+    def listen() -> str | None:
+        try:
+            api = load_api_settings(args.config)
+        except ConfigError as e:
+            raise Unanswered(f"{e.render()}\n(or give --url)") from None
+        return api.listen if api.enabled else None
+
+    return run(args, listen)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="transcoder-admin", description=__doc__)
@@ -271,6 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
         # also after the action; SUPPRESS: a sub-parser's default would hide the other's value
         p.add_argument("--tokens-file", default=argparse.SUPPRESS, help="as before the action")
         p.add_argument("--config", default=argparse.SUPPRESS, help="as before the action")
+    from .status import add_arguments as add_status_arguments
+
+    add_status_arguments(
+        add(
+            "status",
+            cmd_status,
+            "the running farm at a glance, from its API (exit 0 healthy, 1 degraded, "
+            "2 not answered)",
+        )
+    )
     from .qmaster.shell import add_arguments as add_qmaster_arguments
 
     qmaster_help = "submit, query or wait for Compressor batches (Qmaster) from the shell"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from twisted.python.failure import Failure
@@ -129,6 +131,52 @@ def bound_interfaces(endpoint: str) -> list[str] | None:
         return None
     interfaces = [server[3] for server in reactor.tcpServers]
     return interfaces + [server[4] for server in reactor.sslServers]
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How a client on this host reaches a server endpoint: a URL's scheme, host and
+    port, or a UNIX socket's path."""
+
+    scheme: str
+    host: str = ""
+    port: int = 0
+    unix: str | None = None
+
+    @property
+    def url(self) -> str:
+        """Its root URL (for a UNIX socket: ``http+unix://`` and the quoted path)."""
+        if self.unix is not None:
+            return f"http+unix://{quote(self.unix, safe='')}/"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}/"
+
+
+def reach(endpoint: str) -> Reach:
+    """How to reach a ``tcp:``, ``tcp6:``, ``ssl:`` or ``unix:`` server endpoint from this
+    host (every interface: through loopback); ValueError for any other kind."""
+    kind, *parts = _split(endpoint)
+    kind = kind.strip().lower()
+    positional = [_unescape(p) for p in parts if "=" not in p.replace("\\=", "")]
+    named = dict(
+        (key, _unescape(value))
+        for key, _, value in (p.partition("=") for p in parts if p not in positional)
+    )
+    if kind == "unix":
+        path = named.get("address") or (positional[0] if positional else "")
+        if not path:
+            raise ValueError(f"{endpoint!r} names no socket")
+        return Reach("http", unix=path)
+    if kind not in ("tcp", "tcp6", "ssl"):
+        raise ValueError(f"{endpoint!r}: only tcp:, tcp6:, ssl: and unix: can be reached")
+    try:
+        port = int(named.get("port") or positional[0])
+    except (IndexError, ValueError):
+        raise ValueError(f"{endpoint!r} names no port") from None
+    interface = named.get("interface", "")
+    if interface in ("", "0.0.0.0", "::"):
+        interface = "::1" if kind == "tcp6" or interface == "::" else "127.0.0.1"
+    return Reach("https" if kind == "ssl" else "http", interface, port)
 
 
 #: Client endpoint kinds that never speak TLS.

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from .endpoints import resolve_endpoint
 from .errors import ConfigError, ConfigProblem
-from .model import AdminConfig, AdminSection, CustomerConfig, ManagerSection
+from .model import AdminConfig, AdminSection, APISection, CustomerConfig, ManagerSection
 from .notify import SmtpSettings
 
 CUSTOMER_SUFFIXES = (".yaml", ".yml", ".ini")
@@ -345,6 +345,19 @@ class ManagerConfiguration:
         """The credentials file, absolute."""
         path = self.manager.credentials
         return resolve_path(os.path.dirname(self.path), path) if path else None
+
+
+class _APIFile(BaseModel):
+    api: APISection = APISection()
+
+
+def load_api_settings(path: str) -> APISection:
+    """The admin file's ``api`` section alone (``status`` asks the API even when a
+    customer file is broken); raise ConfigError naming every problem."""
+    path = os.path.abspath(path)
+    data = read_mapping(path, "admin")
+    api: APISection = validate(path, _APIFile, {"api": data.get("api") or {}}).api
+    return api.model_copy(update={"listen": resolve_endpoint(api.listen, os.path.dirname(path))})
 
 
 class _ManagerFile(BaseModel):
