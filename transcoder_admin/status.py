@@ -286,8 +286,11 @@ def _where(args: argparse.Namespace, listen: Callable[[], str | None]) -> Reach:
         parts = urlsplit(args.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise Unanswered(f"--url {args.url!r}: give http://HOST:PORT/ or https://HOST:PORT/")
-        default = 443 if parts.scheme == "https" else 80
-        return Reach(parts.scheme, parts.hostname, parts.port or default)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise Unanswered(f"--url {args.url!r}: the port is not a number in 1-65535") from None
+        return Reach(parts.scheme, parts.hostname, port)
     endpoint = listen()
     if endpoint is None:
         raise Unanswered("the admin's API is disabled (api.enabled: false)")
@@ -299,14 +302,20 @@ def _where(args: argparse.Namespace, listen: Callable[[], str | None]) -> Reach:
 
 def _token(args: argparse.Namespace) -> str | None:
     if not args.token_file:
-        return os.environ.get(TOKEN_VARIABLE) or None
-    try:
-        with open(args.token_file, encoding="utf-8") as f:
-            token = f.read().strip()
-    except OSError as e:
-        raise Unanswered(f"--token-file {args.token_file}: {e.strerror}") from None
-    if not token:
-        raise Unanswered(f"--token-file {args.token_file} is empty")
+        where, token = TOKEN_VARIABLE, (os.environ.get(TOKEN_VARIABLE) or "").strip()
+        if not token:
+            return None
+    else:
+        where = f"--token-file {args.token_file}"
+        try:
+            with open(args.token_file, encoding="utf-8", errors="replace") as f:
+                token = f.read(4096).strip()
+        except OSError as e:
+            raise Unanswered(f"{where}: {e.strerror}") from None
+        if not token:
+            raise Unanswered(f"{where} is empty")
+    if not all(" " < c < "\x7f" for c in token):
+        raise Unanswered(f"{where} holds something that is not a token (one line, no spaces)")
     return token
 
 

@@ -136,3 +136,28 @@ def test_degraded_when_a_check_fails_or_a_file_is_stuck():
 def test_a_url_of_its_own_is_kept_whole():
     """Reach for --url: the https host name is the certificate's, the port the URL's."""
     assert Reach("https", "farm.example.com", 8443).url == "https://farm.example.com:8443/"
+
+
+def test_a_bad_url_or_token_is_refused_before_any_request(tmp_path, capsys):
+    """A port out of range, a scheme other than http(s), a token file with two lines:
+    exit 2 and why, nothing asked."""
+    import argparse
+
+    from transcoder_admin.status import UNREACHABLE, add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    two_lines = tmp_path / "token"
+    two_lines.write_text("tk_abc\nInjected: header\n")
+
+    def asked() -> str:
+        raise AssertionError("the configuration is not read when --url is given")
+
+    for argv, why in (
+        (["--url", "http://127.0.0.1:99999/"], "port is not a number"),
+        (["--url", "ftp://127.0.0.1/"], "give http://HOST:PORT/"),
+        (["--url", "http://127.0.0.1:9/", "--token-file", str(two_lines)], "not a token"),
+        (["--url", "http://127.0.0.1:9/", "--token-file", str(tmp_path / "no")], "No such"),
+    ):
+        assert run(parser.parse_args(argv), asked) == UNREACHABLE
+        assert why in capsys.readouterr().err
