@@ -57,14 +57,23 @@ def settings_problem(config: Configuration) -> str | None:
     return None
 
 
-def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate the admin config and every customer file; 0 when valid."""
-    config = _load(args.config)
+def _load_checked(path: str) -> Configuration | None:
+    """The configuration, with the files its settings name readable; None (the problem
+    printed) otherwise."""
+    config = _load(path)
     if config is None:
-        return 1
+        return None
     problem = settings_problem(config)
     if problem is not None:
         print(problem, file=sys.stderr)
+        return None
+    return config
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate the admin config and every customer file; 0 when valid."""
+    config = _load_checked(args.config)
+    if config is None:
         return 1
     profiles = sum(len(c.profiles) for c in config.customers.values())
     print(f"{config.path}: OK ({len(config.customers)} customers, {profiles} profiles)")
@@ -133,12 +142,8 @@ def tune_garbage_collection() -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the admin until SIGTERM/SIGINT; SIGHUP reloads the customers."""
-    config = _load(args.config)
+    config = _load_checked(args.config)
     if config is None:
-        return 1
-    problem = settings_problem(config)
-    if problem is not None:
-        print(problem, file=sys.stderr)
         return 1
     from .logs import start_logging
 
