@@ -164,8 +164,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_manager(args: argparse.Namespace) -> int:
     """Run a standalone manager on ``manager.listen`` with ``manager.credentials``."""
+    from .config.alone import load_manager_configuration
     from .config.errors import ConfigError
-    from .config.loader import load_manager_configuration
     from .logs import start_logging
 
     try:
@@ -239,8 +239,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """The farm at a glance, from the running admin's API; 0 healthy, 1 degraded, 2 not
     asked."""
+    from .config.alone import load_api_settings
     from .config.errors import ConfigError
-    from .config.loader import load_api_settings
     from .status import Unanswered, run
 
     def listen() -> str | None:

@@ -464,7 +464,7 @@ def test_shipped_configuration_is_valid():
 
 def test_a_standalone_manager_reads_only_its_sections(tmp_path):
     """manager.yaml needs no roots or customers; the admin's own file works as well."""
-    from transcoder_admin.config.loader import load_manager_configuration
+    from transcoder_admin.config.alone import load_manager_configuration
 
     path = write(
         tmp_path,

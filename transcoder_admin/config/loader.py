@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from .endpoints import resolve_endpoint
 from .errors import ConfigError, ConfigProblem
-from .model import AdminConfig, AdminSection, APISection, CustomerConfig, ManagerSection
+from .model import AdminConfig, CustomerConfig, ManagerSection
 from .notify import SmtpSettings
 
 CUSTOMER_SUFFIXES = (".yaml", ".yml", ".ini")
@@ -329,53 +329,7 @@ def read_configuration(
     return config
 
 
-@dataclass(frozen=True)
-class ManagerConfiguration:
-    """What a standalone manager reads: the ``manager`` (and ``admin``) sections.
-
-    Its file may be a manager-only file or the admin's own config: other sections are
-    neither needed nor checked here.
-    """
-
-    path: str
-    admin: AdminSection
-    manager: ManagerSection
-
-    def manager_credentials(self) -> str | None:
-        """The credentials file, absolute."""
-        path = self.manager.credentials
-        return resolve_path(os.path.dirname(self.path), path) if path else None
-
-
-class _APIFile(BaseModel):
-    api: APISection = APISection()
-
-
-def load_api_settings(path: str) -> APISection:
-    """The admin file's ``api`` section alone (``status`` asks the API even when a
-    customer file is broken); raise ConfigError naming every problem."""
-    path = os.path.abspath(path)
-    data = read_mapping(path, "admin")
-    api: APISection = validate(path, _APIFile, {"api": data.get("api") or {}}).api
-    return api.model_copy(update={"listen": resolve_endpoint(api.listen, os.path.dirname(path))})
-
-
-class _ManagerFile(BaseModel):
-    admin: AdminSection = AdminSection()
-    manager: ManagerSection = ManagerSection()
-
-
-def load_manager_configuration(path: str) -> ManagerConfiguration:
-    """Load a standalone manager's settings; raise ConfigError naming every problem."""
-    path = os.path.abspath(path)
-    data = read_mapping(path, "admin")
-    picked: dict[str, Any] = {k: data[k] for k in ("admin", "manager") if k in data}
-    loaded = validate(path, _ManagerFile, picked)
-    manager = _absolute_manager_endpoints(loaded.manager, os.path.dirname(path))
-    return ManagerConfiguration(path, loaded.admin, manager)
-
-
-def _absolute_manager_endpoints(manager: ManagerSection, base_dir: str) -> ManagerSection:
+def absolute_manager_endpoints(manager: ManagerSection, base_dir: str) -> ManagerSection:
     """Key and certificate files named in ``listen``/``connect``, from ``base_dir``."""
     connect = resolve_endpoint(manager.connect, base_dir) if manager.connect else None
     listen = resolve_endpoint(manager.listen, base_dir)
@@ -386,7 +340,7 @@ def _with_absolute_endpoints(admin: AdminConfig, path: str) -> AdminConfig:
     """Files named in the admin's endpoints, taken from the config file's folder."""
     base_dir = os.path.dirname(path)
     api = admin.api.model_copy(update={"listen": resolve_endpoint(admin.api.listen, base_dir)})
-    manager = _absolute_manager_endpoints(admin.manager, base_dir)
+    manager = absolute_manager_endpoints(admin.manager, base_dir)
     return admin.model_copy(update={"api": api, "manager": manager})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..config.loader import ManagerConfiguration
+from ..config.alone import ManagerConfiguration
 from ..credentials import ADMIN_USER, CredentialsError, load_credentials
 
 
