@@ -118,3 +118,53 @@ def test_a_job_whose_commit_was_undone_can_be_cancelled_on_its_next_attempt():
     report = result_of(t.cancel(item.key, "alice", "fail"))
     assert report.failure.reason == "cancelled by alice"
     assert result_of(task_end) is report
+
+
+def test_a_job_on_a_worker_whose_link_is_down_is_given_back_only_once_it_is_killed():
+    """The worker's link drops while its job runs (it may still be running there): a
+    cancel "incoming" holds the file until the worker is back and has killed the job, so
+    that a new job cannot run beside the old one; then the file is given back."""
+    from transcoder_admin.transcoding import Transcoding
+
+    from .test_transcoding import item_spec
+    from .test_workers import Cluster, row
+
+    c = Cluster()
+    w = c.login(max_jobs=1)
+    t = Transcoding(lambda item, job_id, attempt: item_spec(item, job_id, attempt, 2), c.clock)
+    t.add_worker(c.proxy())
+    item = QueueItem(("c", "p", "in/clip.mov"), 1, 0.0)
+    task_end = t.run(item)
+    [start] = w.mind.named("start_job")
+    start.deferred.callback(True)
+    job_id = t.tasks[item.key].job_id
+    c.logout(w)
+    answer = t.cancel(item.key, "alice", "incoming")
+    c.wait(5)
+    assert not answer.called and not task_end.called, "given back while it may still run"
+    assert item.key in t.tasks
+    back = c.login(jobs=[row(job_id, "running")], max_jobs=1)
+    c.clock.advance(0)
+    cancels = back.mind.named("cancel_job")
+    assert cancels and {call.args for call in cancels} == {(job_id,)}
+    assert not answer.called, "given back before the worker said the job is dead"
+    for call in cancels:
+        call.deferred.callback(True)
+    c.clock.advance(0)
+    assert isinstance(result_of(answer), JobAbandoned)
+    assert isinstance(result_of(task_end), JobAbandoned)
+    assert item.attempts == 0 and t.tasks == {}
+
+
+def test_a_stopping_admin_waits_for_its_workers_kills_a_bounded_time():
+    """Shutdown cancels every job; a worker that does not answer (its link is down) does
+    not hold the stop longer than STOP_GRACE seconds."""
+    from transcoder_admin.transcoding import STOP_GRACE
+
+    t, w, item, task_end = running()
+    w.cancel_job = lambda job_id: defer.Deferred()  # never answers
+    stopped = t.cancel_all()
+    t.clock.advance(STOP_GRACE - 0.5)
+    assert not stopped.called
+    t.clock.advance(1)
+    assert result_of(stopped) is None

@@ -512,6 +512,41 @@ class AcknowledgeTests(SynchronousTestCase):
         self.assertEqual(proxy.running_jobs(), [])
 
 
+    def test_cancel_while_the_link_is_down_waits_for_the_worker_or_its_loss(self):
+        """The job may still run on a worker whose link dropped: the cancel fires only
+        once the worker is back and says it is killed, or once it is declared lost."""
+        c = Cluster()
+        w = c.login()
+        proxy = c.proxy()
+        outcome = proxy.start_job(spec("J1"))
+        w.mind.named("start_job")[0].deferred.callback(True)
+        c.logout(w)
+        done = proxy.cancel_job("J1")
+        self.failureResultOf(outcome, WorkerGone)
+        c.wait(5)
+        self.assertNoResult(done)
+        back = c.login(jobs=[row("J1", "running")])
+        c.clock.advance(0)
+        cancels = back.mind.named("cancel_job")
+        self.assertTrue(cancels)
+        self.assertEqual({call.args for call in cancels}, {("J1",)})
+        self.assertNoResult(done)
+        for call in cancels:
+            call.deferred.callback(True)
+        self.assertIsNone(self.successResultOf(done))
+
+        away = proxy.start_job(spec("J2"))
+        back.mind.named("start_job")[-1].deferred.callback(True)
+        c.logout(back)
+        gone = proxy.cancel_job("J2")
+        self.failureResultOf(away, WorkerGone)
+        c.wait(LOST_TIMEOUT - 1)
+        self.assertNoResult(gone)
+        c.wait(2)
+        self.assertEqual(c.removed, ["w1"])
+        self.assertIsNone(self.successResultOf(gone))
+
+
 class ManagerRelayTests(SynchronousTestCase):
     """The manager relays calls and news, and knows nothing of jobs."""
 

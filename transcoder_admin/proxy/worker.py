@@ -203,13 +203,19 @@ class WorkerProxy:
         return d.addBoth(over)
 
     def cancel_job(self, job_id: str) -> defer.Deferred[None]:
-        """Kill the job on the worker and remove its work files."""
+        """Kill the job on the worker and remove its work files; fires when it is quiet.
+
+        A worker whose link is down may still be running the job: it is told once it is
+        back, and the Deferred fires then, or when it is declared lost (its jobs end
+        with it, as every lost worker's do).
+        """
         record = self.records.pop(job_id, None)
         if record is not None:
             record.fail(WorkerGone(f"job {job_id} was cancelled on {self.name}"))
-        if not self.attached:
+        if self.lost:
             return defer.succeed(None)
-        return self._call("cancel_job", job_id).addBoth(lambda _: None)
+        told = defer.Deferred.fromCoroutine(self._call_until_done("cancel_job", job_id))
+        return told.addBoth(lambda _: None)
 
     def fail_source(self, spec: JobSpec, failure: JobFailure) -> defer.Deferred[Report]:
         """Have the worker move a dead job's source to failed."""

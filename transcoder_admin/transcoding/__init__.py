@@ -36,6 +36,9 @@ from .tasks import Task, new_job_id
 
 SpecFactory = Callable[[QueueItem, str, int], JobSpec]
 
+#: Seconds a stopping admin waits for its workers to kill their jobs.
+STOP_GRACE = 10.0
+
 
 class Transcoding:
     """Workers, their load, and the transcoding tasks."""
@@ -362,7 +365,11 @@ class Transcoding:
         return await self.rescue.fail_source(task, cancel.failure())
 
     def cancel_all(self) -> defer.Deferred[Any]:
-        """Shutdown: stop every running job; their files stay in incoming."""
+        """Shutdown: stop every running job; their files stay in incoming.
+
+        Waits at most STOP_GRACE seconds: a worker whose link is down hears of it when
+        it is back, from the next admin (which adopts or cancels what it still runs).
+        """
         calls = []
         for task in list(self.tasks.values()):
             task.stopping = True
@@ -370,7 +377,9 @@ class Transcoding:
             if worker is not None and task.job_id:
                 calls.append(worker.cancel_job(task.job_id))
         self.slots.close()
-        return defer.gatherResults(calls, consumeErrors=True).addBoth(lambda _: None)
+        stopped = defer.gatherResults(calls, consumeErrors=True)
+        stopped.addTimeout(STOP_GRACE, self.clock)
+        return stopped.addBoth(lambda _: None)
 
     def describe(self) -> list[dict[str, Any]]:
         """Running tasks with worker, attempt and progress (for the API)."""
