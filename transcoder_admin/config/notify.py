@@ -271,7 +271,8 @@ class SmtpSettings(Section):
     starttls: Literal["none", "optional", "required"] = "optional"
     username: str | None = None
     password_file: str | None = None
-    #: A PEM file of the certificate authorities STARTTLS trusts (None: the system's).
+    #: The certificate authorities STARTTLS trusts: a PEM file of one or more, or a
+    #: folder of ``*.pem`` files (None: the system's).
     trust_roots: str | None = None
     timeout: PositiveFloat = 30.0
 

@@ -4,8 +4,8 @@
 (when the server offers it) or ``required``; with a ``username`` the client logs in
 (the password is read from ``password-file`` at each attempt, never kept or logged).
 STARTTLS checks the server's certificate against the system's certificate authorities,
-or against those of ``trust-roots`` (a PEM file, also read at each attempt, so a renewed
-file is taken without a restart).
+or against those of ``trust-roots`` (a PEM file, or a folder of them, also read at each
+attempt, so a renewed file is taken without a restart).
 A temporary refusal (4xx), a timeout or a connection that fails is tried again; a
 permanent one (5xx) gives up.  The notification's id is the mail's Message-ID, so a
 mail sent twice can be recognised.
