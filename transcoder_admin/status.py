@@ -328,11 +328,16 @@ def run(args: argparse.Namespace, listen: Callable[[], str | None]) -> int:
     except Unanswered as e:
         print(f"status: {e}", file=sys.stderr)
         return UNREACHABLE
-    if args.json:
-        json.dump(found, sys.stdout, indent=2, ensure_ascii=True)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(render(found, where.url))
+    text = (
+        json.dumps(found, indent=2, ensure_ascii=True) + "\n"
+        if args.json
+        else render(found, where.url)
+    )
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return verdict(found)
 
 

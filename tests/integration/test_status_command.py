@@ -60,6 +60,18 @@ def test_status_shows_the_farm_and_says_when_the_admin_is_not_there(tmp_path, cl
         found = json.loads(as_json.stdout)
         assert found["health"]["status"] == "ok" and found["failed"]["items"][0]["job_id"] == job
         assert [w["name"] for w in found["workers"]["items"]] == ["test-local-1"]
+        # Read through a pipe its reader closed before the answer (`status --json | head`,
+        # here `| true`, which reads nothing): no traceback.
+        command = [sys.executable, "-m", "transcoder_admin", "status", "--json", "--config"]
+        piped = subprocess.run(
+            f"{' '.join(command)} {farm.config_path} | true",
+            shell=True,  # the pipe is the point: a shell's, as an operator types it
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+        assert piped.returncode == 0 and "Traceback" not in piped.stderr, piped.stderr
     finally:
         assert farm.stop() == 0
     gone = status(farm)
