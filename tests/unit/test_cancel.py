@@ -156,6 +156,34 @@ def test_a_job_on_a_worker_whose_link_is_down_is_given_back_only_once_it_is_kill
     assert item.attempts == 0 and t.tasks == {}
 
 
+def test_a_stop_does_not_wait_for_a_cancel_whose_worker_is_away():
+    """The admin stops while an operator's cancel waits for a worker whose link is down:
+    the file stays in incoming (as every running file at a stop) and the stop is quick."""
+    from transcoder_admin.transcoding import Transcoding
+
+    from .test_transcoding import item_spec
+    from .test_workers import Cluster
+
+    c = Cluster()
+    w = c.login(max_jobs=1)
+    t = Transcoding(lambda item, job_id, attempt: item_spec(item, job_id, attempt, 2), c.clock)
+    t.add_worker(c.proxy())
+    item = QueueItem(("c", "p", "in/clip.mov"), 1, 0.0)
+    task_end = t.run(item)
+    w.mind.named("start_job")[0].deferred.callback(True)
+    c.logout(w)
+    answer = t.cancel(item.key, "alice", "fail")
+    c.wait(1)
+    assert not answer.called
+    stopped = t.cancel_all()
+    c.clock.advance(0)
+    assert isinstance(result_of(task_end), JobAbandoned)
+    assert isinstance(result_of(answer), JobAbandoned)
+    assert t.tasks == {}
+    c.wait(11)
+    assert result_of(stopped) is None
+
+
 def test_a_stopping_admin_waits_for_its_workers_kills_a_bounded_time():
     """Shutdown cancels every job; a worker that does not answer (its link is down) does
     not hold the stop longer than STOP_GRACE seconds."""

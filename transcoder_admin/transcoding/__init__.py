@@ -16,6 +16,7 @@ never costs a slot: a slot taken is freed whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -371,12 +372,16 @@ class Transcoding:
         it is back, from the next admin (which adopts or cancels what it still runs).
         """
         calls = []
-        for task in list(self.tasks.values()):
+        tasks = list(self.tasks.values())
+        for task in tasks:
             task.stopping = True
             worker = self.workers.get(task.worker or "")
             if worker is not None and task.job_id:
                 calls.append(worker.cancel_job(task.job_id))
         self.slots.close()
+        for task in tasks:
+            if task.cancel is not None:
+                task.cancel.abandon()
         stopped = defer.gatherResults(calls, consumeErrors=True)
         stopped.addTimeout(STOP_GRACE, self.clock)
         return stopped.addBoth(lambda _: None)
@@ -388,10 +393,8 @@ class Transcoding:
 
 async def _quietly(d: defer.Deferred[Any]) -> None:
     """Wait for a best-effort call (cancelling a job): its error changes nothing here."""
-    try:
+    with contextlib.suppress(Exception):
         await d
-    except Exception:
-        pass
 
 
 __all__ = ["Task", "Transcoding", "WorkerSlots", "backend_of", "new_job_id"]

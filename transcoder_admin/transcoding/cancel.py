@@ -49,6 +49,12 @@ class Cancel:
         """The source's failure when it is failed."""
         return JobFailure(CANCELLED, f"cancelled by {self.by}")
 
+    def abandon(self) -> None:
+        """The admin stops: stop waiting for a worker that is away to kill the job (the
+        source then stays in incoming, as every running file's does at a stop)."""
+        if self.killed is not None:
+            self.killed.cancel()
+
     def end(self, result: Any) -> None:
         """The task ended: tell the caller (once) how."""
         if self.ended.called:
