@@ -29,6 +29,8 @@ TAIL_BYTES = 4096
 #: metadata first (a file's tags, such as an MP3's lyrics, can take hundreds of lines).
 HEAD_BYTES = 1 << 20
 _SETSID = shutil.which("setsid")
+#: Looked up once (a PATH walk per program would cost a stat per folder).
+_NICE = shutil.which("nice")
 log = Logger()
 _PY_SETSID = "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])"
 
@@ -58,10 +60,8 @@ class ProcessResult:
 def group_argv(argv: Sequence[str], nice: int = 0) -> list[str]:
     """The argv that runs ``argv`` in a new session (and process group) at ``nice``."""
     inner = list(argv)
-    if nice:
-        nice_bin = shutil.which("nice")
-        if nice_bin:
-            inner = [nice_bin, "-n", str(nice), *inner]
+    if nice and _NICE:
+        inner = [_NICE, "-n", str(nice), *inner]
     if _SETSID:
         return [_SETSID, *inner]
     return [sys.executable, "-c", _PY_SETSID, *inner]
