@@ -3,9 +3,11 @@
 ``python -m tests.schemathesis_run [EXTRA ST RUN OPTIONS…]`` (what ``.ci/schemathesis``
 runs) starts an admin on a temporary folder the way the integration tests do, with an
 admin token, a customer, files that finished done and failed and notifications that
-gave up; then runs ``st run`` on ``/api/v1/openapi.json`` with that token and every
-check, a bounded number of examples per operation and a fixed seed.  It exits with
-schemathesis's status (non-zero on any failure) and stops the admin whatever happens.
+gave up, a job running and files queued behind it; then runs ``st run`` on
+``/api/v1/openapi.json`` with that token and every check, a bounded number of examples
+per operation and a fixed seed.  It exits with schemathesis's status (non-zero on any
+failure, or when the actions on one file never reached a real one) and stops the admin
+whatever happens.
 """
 
 from __future__ import annotations
@@ -34,15 +36,22 @@ SEED = 20250301
 CHECKS = "all"
 
 
+#: The post-process that keeps the slow profile's job running through the whole run.
+HOLD = ["sleep", "900"]
+
+
 def customer(dead_port: int) -> dict[str, Any]:
-    """A customer whose audio profile notifies a port nobody listens on (so they fail)."""
+    """A customer whose audio profile notifies a port nobody listens on (so they fail),
+    and a slow profile whose job runs until it is cancelled (or the admin stops)."""
+    sound = {"type": "audio", "extension": "m4a"}
     return {
         "name": "ACME",
         "profiles": {
             "web": {
                 "notify-done": [f"http://127.0.0.1:{dead_port}/done?file=%(inputRelPath)s"],
-                "targets": {"sound": {"type": "audio", "extension": "m4a"}},
-            }
+                "targets": {"sound": sound},
+            },
+            "slow": {"targets": {"held": {**sound, "post-process": HOLD}}},
         },
     }
 
@@ -82,14 +91,43 @@ def finish_files(farm: Farm, base: str) -> None:
     )
 
 
-def write_config(farm: Farm, path: str) -> str:
-    """A ``schemathesis.toml`` that asks for the diagnosis of the farm's real jobs half the
-    time (nothing in the document leads to a job id); returns its path."""
+def hold_files(farm: Farm, base: str) -> list[str]:
+    """A job that runs on (the only slot) and three files queued behind it, so that
+    cancelling a job and changing a queued file's priority reach real files; returns
+    the files' paths."""
+    clip = make_clip(os.path.join(base, "held.m4a"), duration=1.0, video=False)
+    farm.drop("acme", "slow", "held.m4a", clip)
+    wait_for(lambda: farm.get("/api/v1/tasks")["total"] == 1, 60, "the held job to run")
+    queued = ["q1.m4a", "deep/q2.m4a", "q3.m4a"]
+    for name in queued:
+        farm.drop("acme", "web", name, clip)
+    wait_for(lambda: farm.get("/api/v1/queue")["total"] == 3, 60, "three files queued")
+    return ["held.m4a", *queued]
+
+
+def write_config(farm: Farm, path: str, relpaths: list[str]) -> str:
+    """A ``schemathesis.toml`` that, half the time, asks for the diagnosis of the farm's
+    real jobs and names its real files in actions on one file (besides the values
+    schemathesis picks up from the answers it gets); returns its path."""
     job_ids = [row["job_id"] for row in farm.get("/api/v1/reports")["items"]]
+    names = {"job_ids": job_ids, "customers": ["ACME"], "profiles": ["web", "slow"]}
+    names["relpaths"] = relpaths
     with open(path, "w") as f:
-        f.write(f"[dictionaries.job_ids]\nvalues = {json.dumps(job_ids)}\n\n")
+        for name, values in names.items():
+            f.write(f"[dictionaries.{name}]\nvalues = {json.dumps(values)}\n\n")
         f.write('[[operations]]\ninclude-operation-id = "getDiagnosis"\n')
         f.write('parameters = { "query.job_id" = { dictionary = "job_ids", probability = 0.5 } }\n')
+        for operation in ("setPriority", "cancelTask", "retryFile"):
+            bound = ", ".join(
+                f'"body.{field}" = {{ dictionary = "{name}", probability = 0.5 }}'
+                for field, name in (
+                    ("customer", "customers"),
+                    ("profile", "profiles"),
+                    ("relpath", "relpaths"),
+                )
+            )
+            f.write(f'\n[[operations]]\ninclude-operation-id = "{operation}"\n')
+            f.write(f"parameters = {{ {bound} }}\n")
     return path
 
 
@@ -133,6 +171,22 @@ def stop(farm: Farm) -> bool:
     return clean
 
 
+#: What the admin logs when an action reached a real file: each must have happened.
+REACHED = {
+    "a queued file's priority changed": "priority of ACME/web: ",
+    "the running job cancelled": "cancelled by schemathesis",
+}
+
+
+def reached(log: str) -> int:
+    """0 when the fuzzing reached real files through each action on one file (the
+    dictionaries name them), else 1 and what it missed."""
+    missed = [what for what, mark in REACHED.items() if mark not in log]
+    for what in missed:
+        print(f"the fuzzing never reached a real file: {what}", file=sys.stderr)
+    return 1 if missed else 0
+
+
 _ENTRY = re.compile(r"^\d{4}-\d{2}-\d{2}T")
 
 
@@ -159,10 +213,12 @@ def main(extra: list[str]) -> int:
             farm.start()
             farm.token = token
             finish_files(farm, base)
+            relpaths = hold_files(farm, base)
             print(f"admin ready in {time.monotonic() - began:.0f} s", flush=True)
-            config = write_config(farm, os.path.join(base, "schemathesis.toml"))
+            config = write_config(farm, os.path.join(base, "schemathesis.toml"), relpaths)
             argv = schemathesis_argv(farm, token, config, extra)
             code = subprocess.run(argv, cwd=base).returncode
+            code = code or reached(farm.log())
         finally:
             clean = stop(farm)
             if code != 0 or not clean:

@@ -591,3 +591,24 @@ def test_failing_a_source_on_a_gone_worker_waits_for_another_instead_of_spinning
     other = FakeWorker("v", 1)
     t.add_worker(other)
     assert ended(d).outcome == "failed" and len(other.failed_sources) == 1
+
+
+def test_a_running_job_without_progress_yet_is_described_as_the_api_promises():
+    """Before ffmpeg reports (or while a post-process runs) the worker knows no progress:
+    the task still has every progress field, null, as GET tasks documents (a generated
+    client would refuse an empty object); a partial progress keeps what is known."""
+    import jsonschema
+
+    from transcoder_admin.api import schemas
+
+    t = make()
+    w = FakeWorker("w", 1)
+    t.add_worker(w)
+    t.run(ITEM)
+    [task] = t.describe()
+    assert task["progress"] == {"percent": None, "speed": None, "eta": None, "target": None}
+    jsonschema.validate(task, schemas.TASK)
+    w.job_progress = lambda job_id: {"percent": 12.5, "target": "web"}
+    [task] = t.describe()
+    assert task["progress"] == {"percent": 12.5, "speed": None, "eta": None, "target": "web"}
+    jsonschema.validate(task, schemas.TASK)

@@ -15,6 +15,10 @@ from ..times import iso
 from ..worker.interfaces import IWorkerConnection
 from .cancel import Cancel
 
+#: A job's progress while nothing is known of it (not started, between programs, a
+#: post-process running): every field the API promises, null.
+UNKNOWN_PROGRESS = {"percent": None, "speed": None, "eta": None, "target": None}
+
 
 def new_job_id(clock: IReactorTime) -> str:
     """A sortable, unique job id: UTC time plus random hex."""
@@ -56,6 +60,9 @@ class Task:
             "worker": self.worker,
             "attempt": self.attempt,
             "started": iso(self.started_at),
-            "progress": worker.job_progress(self.job_id) if worker and self.job_id else {},
+            "progress": {
+                **UNKNOWN_PROGRESS,
+                **(worker.job_progress(self.job_id) if worker and self.job_id else {}),
+            },
             "cancelled_by": self.cancel.by if self.cancel is not None else None,
         }
