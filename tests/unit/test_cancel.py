@@ -120,14 +120,13 @@ def test_a_job_whose_commit_was_undone_can_be_cancelled_on_its_next_attempt():
     assert result_of(task_end) is report
 
 
-def test_a_job_on_a_worker_whose_link_is_down_is_given_back_only_once_it_is_killed():
-    """The worker's link drops while its job runs (it may still be running there): a
-    cancel "incoming" holds the file until the worker is back and has killed the job, so
-    that a new job cannot run beside the old one; then the file is given back."""
+def away_job():
+    """A job on a real worker proxy (one slot) whose link then drops; returns the
+    cluster, the Transcoding part, the item, its task's end and the job id."""
     from transcoder_admin.transcoding import Transcoding
 
     from .test_transcoding import item_spec
-    from .test_workers import Cluster, row
+    from .test_workers import Cluster
 
     c = Cluster()
     w = c.login(max_jobs=1)
@@ -135,10 +134,19 @@ def test_a_job_on_a_worker_whose_link_is_down_is_given_back_only_once_it_is_kill
     t.add_worker(c.proxy())
     item = QueueItem(("c", "p", "in/clip.mov"), 1, 0.0)
     task_end = t.run(item)
-    [start] = w.mind.named("start_job")
-    start.deferred.callback(True)
+    w.mind.named("start_job")[0].deferred.callback(True)
     job_id = t.tasks[item.key].job_id
     c.logout(w)
+    return c, t, item, task_end, job_id
+
+
+def test_a_job_on_a_worker_whose_link_is_down_is_given_back_only_once_it_is_killed():
+    """The worker's link drops while its job runs (it may still be running there): a
+    cancel "incoming" holds the file until the worker is back and has killed the job, so
+    that a new job cannot run beside the old one; then the file is given back."""
+    from .test_workers import row
+
+    c, t, item, task_end, job_id = away_job()
     answer = t.cancel(item.key, "alice", "incoming")
     c.wait(5)
     assert not answer.called and not task_end.called, "given back while it may still run"
@@ -159,19 +167,7 @@ def test_a_job_on_a_worker_whose_link_is_down_is_given_back_only_once_it_is_kill
 def test_a_stop_does_not_wait_for_a_cancel_whose_worker_is_away():
     """The admin stops while an operator's cancel waits for a worker whose link is down:
     the file stays in incoming (as every running file at a stop) and the stop is quick."""
-    from transcoder_admin.transcoding import Transcoding
-
-    from .test_transcoding import item_spec
-    from .test_workers import Cluster
-
-    c = Cluster()
-    w = c.login(max_jobs=1)
-    t = Transcoding(lambda item, job_id, attempt: item_spec(item, job_id, attempt, 2), c.clock)
-    t.add_worker(c.proxy())
-    item = QueueItem(("c", "p", "in/clip.mov"), 1, 0.0)
-    task_end = t.run(item)
-    w.mind.named("start_job")[0].deferred.callback(True)
-    c.logout(w)
+    c, t, item, task_end, _job_id = away_job()
     answer = t.cancel(item.key, "alice", "fail")
     c.wait(1)
     assert not answer.called
