@@ -18,6 +18,9 @@ import pytest
 
 from tests.farm import Farm, wait_for
 
+#: The generated package's name (nothing else in the tests is called so).
+PACKAGE = "generated_transcoder_admin_client"
+
 CUSTOMER = {
     "name": "ACME",
     "profiles": {"web": {"targets": {"sound": {"type": "audio", "extension": "m4a"}}}},
@@ -33,7 +36,7 @@ def generate(document: dict, folder: str) -> str:
     path = os.path.join(folder, "openapi.json")
     with open(path, "w") as f:
         json.dump(document, f)
-    out = os.path.join(folder, "client")
+    out = os.path.join(folder, PACKAGE)
     done = subprocess.run(
         [generator, "generate", "--path", path, "--meta", "none", "--output-path", out],
         capture_output=True,
@@ -43,7 +46,7 @@ def generate(document: dict, folder: str) -> str:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Unable to" not in done.stdout + done.stderr, done.stdout + done.stderr
     sys.path.insert(0, folder)
-    return "client"
+    return PACKAGE
 
 
 def test_a_client_generated_from_the_document_reads_every_view_and_acts(
@@ -116,4 +119,6 @@ def test_a_client_generated_from_the_document_reads_every_view_and_acts(
         assert call(actions, "resume").state == "started"
         wait_for(lambda: farm.get("/api/v1/status")["files"]["done"] == 2, 60, "the later file")
     finally:
+        for name in [n for n in sys.modules if n.split(".")[0] == PACKAGE]:
+            del sys.modules[name]
         assert farm.stop() == 0
