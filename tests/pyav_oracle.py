@@ -81,20 +81,13 @@ def _video_info(container: Any, stream: Any, display_matrix: bool = True) -> Vid
     width, height = int(stream.width or 0), int(stream.height or 0)
     sar = _fraction(stream.sample_aspect_ratio) or Fraction(1)
     rate = _fraction(stream.average_rate) or _fraction(stream.guessed_rate)
-    rotation = _rotation(container, stream, display_matrix)
-    display_width = max(1, round(width * sar)) if width else 0
-    display_height = height
-    if rotation in (90, 270):
-        display_width, display_height = display_height, display_width
     return VideoInfo(
         codec=_codec_name(stream),
         width=width,
         height=height,
         sar=sar,
-        rotation=rotation,
+        rotation=_rotation(container, stream, display_matrix),
         fps=float(rate) if rate else None,
-        display_width=display_width,
-        display_height=display_height,
     )
 
 

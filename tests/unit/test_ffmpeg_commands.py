@@ -22,7 +22,7 @@ from transcoder_admin.media.ffmpeg import (
 from transcoder_admin.media.probe import AudioInfo, MediaInfo, VideoInfo
 
 FF = "/opt/ffmpeg"
-VIDEO = VideoInfo("h264", 1920, 1080, Fraction(1), 0, 25.0, 1920, 1080)
+VIDEO = VideoInfo("h264", 1920, 1080, Fraction(1), 0, 25.0)
 AUDIO = AudioInfo("aac", 44100, 2)
 INFO = MediaInfo("mov,mp4,m4a,3gp,3g2,mj2", 10.0, 1000, 800000, VIDEO, AUDIO, "video/mp4")
 
@@ -274,7 +274,7 @@ def test_impossible_targets_refused():
 
 def test_scaling_uses_display_size():
     """A rotated anamorphic source is scaled from its display size to square pixels."""
-    video = VideoInfo("h264", 720, 576, Fraction(16, 15), 90, 25.0, 576, 768)
+    video = VideoInfo("h264", 720, 576, Fraction(16, 15), 90, 25.0)
     info = MediaInfo("x", 1.0, 1, None, video, AUDIO, "video/mp4")
     cmd = target_command(FF, "/a", "/b", spec(video={"height": 384}), info)
     assert option(cmd, "-vf") == "scale=288:384,setsar=1"
@@ -288,7 +288,7 @@ def test_letterbox_filters():
 
 def test_requested_pixel_aspect_ratio():
     """A 16:15 output PAR stores a 4:3 display as 720x576 with that SAR."""
-    video = VideoInfo("h264", 768, 576, Fraction(1), 0, 25.0, 768, 576)
+    video = VideoInfo("h264", 768, 576, Fraction(1), 0, 25.0)
     info = MediaInfo("x", 1.0, 1, None, video, AUDIO, "video/mp4")
     cmd = target_command(FF, "/a", "/b", spec(video={"pixel_aspect_ratio": "16:15"}), info)
     assert option(cmd, "-vf") == "scale=720:576,setsar=16/15"

@@ -48,8 +48,6 @@ MEDIA = MediaInfo(
         sar=Fraction(1, 1),
         rotation=0,
         fps=25.0,
-        display_width=640,
-        display_height=360,
     ),
     audio=AudioInfo(codec="aac", rate=48000, channels=2),
     mime_type="video/mp4",

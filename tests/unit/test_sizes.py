@@ -97,7 +97,7 @@ def test_compute_size_table(source, kwargs, content, frame):
 
 def test_video_info_display_size_feeds_compute_size():
     """A rotated anamorphic VideoInfo's display size yields an upright square-pixel size."""
-    info = VideoInfo("h264", 720, 576, Fraction(16, 15), 90, 25.0, 576, 768)
+    info = VideoInfo("h264", 720, 576, Fraction(16, 15), 90, 25.0)
     size = compute_size(info.display_width, info.display_height, height=384)
     assert (size.content_width, size.content_height) == (288, 384)
 

@@ -113,8 +113,21 @@ class VideoInfo:
     sar: Fraction
     rotation: int  # clockwise degrees to turn the picture upright, as the 'rotate' tag
     fps: float | None
-    display_width: int
-    display_height: int
+
+    @property
+    def display_width(self) -> int:
+        """The width the picture is shown at (its pixels widened by the SAR, turned)."""
+        return self.display_size()[0]
+
+    @property
+    def display_height(self) -> int:
+        """The height the picture is shown at."""
+        return self.display_size()[1]
+
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as shown: the SAR applied to the width, then the rotation."""
+        width = max(1, round(self.width * self.sar)) if self.width else 0
+        return (self.height, width) if self.rotation in (90, 270) else (width, self.height)
 
 
 @dataclass(frozen=True)
@@ -148,7 +161,11 @@ class MediaInfo:
                 return {k: plain(v) for k, v in value.items()}
             return value
 
-        return plain(asdict(self))  # type: ignore[no-any-return]
+        data: dict[str, Any] = plain(asdict(self))
+        if self.video is not None:
+            width, height = self.video.display_size()
+            data["video"].update(display_width=width, display_height=height)
+        return data
 
 
 def _normalise_rotation(degrees: float) -> int:
@@ -170,20 +187,13 @@ def _video_info(stream: StreamDump) -> VideoInfo:
     width, height, ratio = stream.size()
     sar = Fraction(*ratio) if ratio and ratio[0] > 0 and ratio[1] > 0 else Fraction(1)
     rate = _frame_rate(stream.rate("fps"), stream.rate("tbr"))
-    rotation = _rotation(stream)
-    display_width = max(1, round(width * sar)) if width else 0
-    display_height = height
-    if rotation in (90, 270):
-        display_width, display_height = display_height, display_width
     return VideoInfo(
         codec=_codec_name(stream),
         width=width,
         height=height,
         sar=sar,
-        rotation=rotation,
+        rotation=_rotation(stream),
         fps=rate or None,
-        display_width=display_width,
-        display_height=display_height,
     )
 
 
