@@ -12,7 +12,9 @@ from openapi_spec_validator import validate as validate_openapi
 from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
@@ -891,6 +893,12 @@ class ClientGoneTests(APITestCase):
         self.assertEqual(self.flushLoggedErrors(), [])
 
 
+def _hang_up(protocol: Any) -> None:
+    """End a memory connection of the site: its idle timeout, set on the global
+    reactor, is cancelled (left, it would make a later test's reactor unclean)."""
+    protocol.connectionLost(Failure(ConnectionDone()))
+
+
 class SiteTests(SynchronousTestCase):
     """The site from build_site, spoken to in raw HTTP over a memory transport."""
 
@@ -902,6 +910,7 @@ class SiteTests(SynchronousTestCase):
         transport = StringTransport()
         protocol.makeConnection(transport)
         protocol.dataReceived(raw)
+        _hang_up(protocol)
         return bytes(transport.value())
 
     def test_large_body_is_refused_without_being_stored(self) -> None:
@@ -928,6 +937,7 @@ class SiteTests(SynchronousTestCase):
         protocol.dataReceived(head + body[:200_000])
         self.assertLessEqual(requests[0].content.tell(), 64 * 1024)
         protocol.dataReceived(body[200_000:])
+        _hang_up(protocol)
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 413 "))
 
     def test_json_404_at_site_root(self) -> None:
