@@ -44,9 +44,13 @@ async def decode_check(
     describing = job.info is None
     size = int((job.source_file or {}).get("size") or 0)
 
+    tried = False
+
     def known_duration() -> float | None:
-        if job.info is None and _DESCRIBED in (stderr := job.program_stderr()):
-            with contextlib.suppress(NotMediaError):  # judged once the program has ended
+        nonlocal tried
+        if job.info is None and not tried and _DESCRIBED in (stderr := job.program_stderr()):
+            tried = True  # once: a description that does not read is judged at the end
+            with contextlib.suppress(NotMediaError):
                 job.info = describe(stderr, source, size)
         return job.info.duration if job.info else None
 
